@@ -1,0 +1,360 @@
+//! scheduled-backup: event → plan → effects → report.
+//!
+//! One AMI per node and schedule slot, named `<node>-<YYYYMMDD>-<HHMM>` after
+//! the slot. The name is the idempotency key: EC2 refuses a second image of
+//! the same name (`InvalidAMIName.Duplicate`), so a redelivered event finds
+//! its backup already made and reports it as such.
+
+use crate::config::Config;
+use crate::model::{CloudError, Instance, InstanceState, Tags, tag};
+use crate::ports::{Ec2, ImageSpec};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Images created at once; CreateImage is cheap to call but rate limited.
+const CONCURRENCY: usize = 8;
+/// The error code EC2 answers a second CreateImage of the same name with.
+const DUPLICATE_NAME: &str = "InvalidAMIName.Duplicate";
+/// `-YYYYMMDD-HHMM`, appended to the node name.
+const SLOT_SUFFIX_LEN: usize = 14;
+/// EC2 limits AMI names to 128 characters.
+const MAX_AMI_NAME: usize = 128;
+
+/// What an invocation asks for, whatever shape the event had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupRequest {
+    /// The schedule slot the AMI names are derived from.
+    pub slot: DateTime<Utc>,
+    /// Only this node (manual invocations); every node when `None`.
+    pub node: Option<String>,
+    pub dry_run: bool,
+    pub trigger: Trigger,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// An EventBridge rule's "Scheduled Event": the slot is the event's time.
+    ScheduledEvent,
+    /// EventBridge Scheduler's bare `{}`: the slot is the invocation time.
+    Scheduler,
+    /// `{"node": ..., "dry_run": ...}` sent by a person.
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("invalid event: expected a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("invalid event: not an EventBridge event: {0}")]
+    Envelope(String),
+    #[error(
+        "invalid event: scheduled-backup accepts EventBridge \"Scheduled Event\" from aws.events, got detail-type {detail_type:?} from {event_source:?}"
+    )]
+    WrongEventType { detail_type: String, event_source: String },
+    #[error("invalid event: the Scheduled Event has no time")]
+    NoTime,
+    #[error(
+        "invalid event: {0} (expected an EventBridge Scheduled Event, {{}}, or {{\"node\": \"<name>\", \"dry_run\": true}})"
+    )]
+    Manual(String),
+    #[error("invalid event: node {node:?}: {reason}")]
+    NodeName { node: String, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualRequest {
+    node: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// Parses what scheduled-backup was invoked with. `now` is the slot of
+/// invocations that carry no time of their own.
+pub fn parse_event(event: &Value, now: DateTime<Utc>) -> Result<BackupRequest, EventError> {
+    let Some(object) = event.as_object() else {
+        return Err(EventError::NotAnObject(json_kind(event)));
+    };
+    if object.contains_key("detail-type") {
+        let envelope: aws_lambda_events::eventbridge::EventBridgeEvent =
+            serde_json::from_value(event.clone()).map_err(|e| EventError::Envelope(e.to_string()))?;
+        if envelope.detail_type != "Scheduled Event" || envelope.source != "aws.events" {
+            return Err(EventError::WrongEventType {
+                detail_type: envelope.detail_type,
+                event_source: envelope.source,
+            });
+        }
+        let slot = envelope.time.ok_or(EventError::NoTime)?;
+        return Ok(BackupRequest { slot, node: None, dry_run: false, trigger: Trigger::ScheduledEvent });
+    }
+    let manual: ManualRequest = serde_json::from_value(event.clone()).map_err(|e| EventError::Manual(e.to_string()))?;
+    if let Some(node) = &manual.node {
+        check_node_name(node).map_err(|reason| EventError::NodeName { node: node.clone(), reason })?;
+    }
+    let trigger = if object.is_empty() { Trigger::Scheduler } else { Trigger::Manual };
+    Ok(BackupRequest { slot: now, node: manual.node, dry_run: manual.dry_run.unwrap_or(false), trigger })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A node name must make a valid AMI name once the slot is appended:
+/// 1 to 114 characters from letters, digits and `()[] ./-'@_`.
+pub fn check_node_name(node: &str) -> Result<(), String> {
+    if node.is_empty() {
+        return Err("is empty".into());
+    }
+    if node.len() + SLOT_SUFFIX_LEN > MAX_AMI_NAME {
+        return Err(format!("is longer than {} characters", MAX_AMI_NAME - SLOT_SUFFIX_LEN));
+    }
+    if let Some(c) = node.chars().find(|c| !(c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(*c))) {
+        return Err(format!("character {c:?} is not allowed in an AMI name"));
+    }
+    Ok(())
+}
+
+/// `<node>-<YYYYMMDD>-<HHMM>` of the slot in UTC.
+pub fn image_name(node: &str, slot: DateTime<Utc>) -> String {
+    format!("{node}-{}", slot.format("%Y%m%d-%H%M"))
+}
+
+/// The tags of a scheduled backup, for the image and for its snapshots.
+pub fn backup_tags(node_tag: &str, node: &str, instance_id: &str, name: &str) -> Tags {
+    Tags::from([
+        (tag::NAME.to_string(), name.to_string()),
+        (node_tag.to_string(), node.to_string()),
+        (tag::SOURCE_INSTANCE.to_string(), instance_id.to_string()),
+        (tag::KIND.to_string(), "scheduled".to_string()),
+        (tag::AUTO_BACKUP.to_string(), "true".to_string()),
+    ])
+}
+
+/// What to do for one tagged instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedBackup {
+    pub node: String,
+    pub instance_id: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Create(ImageSpec),
+    Skip(String),
+}
+
+/// Decides which instances to back up: every instance carrying the node tag
+/// (restricted to `only_node` when given) that is running or stopped, one per
+/// node. When a node has several candidates (a replacement beside an old
+/// instance that was stopped, say) the running one launched last is backed up
+/// and the others are skipped with the reason.
+pub fn plan(
+    instances: &[Instance],
+    node_tag: &str,
+    only_node: Option<&str>,
+    slot: DateTime<Utc>,
+) -> Vec<PlannedBackup> {
+    let mut planned = Vec::new();
+    let mut candidates: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
+    for instance in instances {
+        let Some(node) = instance.tags.get(node_tag) else { continue };
+        if only_node.is_some_and(|only| only != node) {
+            continue;
+        }
+        let skip = |reason: String| PlannedBackup {
+            node: node.clone(),
+            instance_id: instance.id.clone(),
+            action: Action::Skip(reason),
+        };
+        if let Err(reason) = check_node_name(node) {
+            planned.push(skip(format!("node name {reason}")));
+        } else if !matches!(instance.state, InstanceState::Running | InstanceState::Stopped) {
+            planned.push(skip(format!("instance is {}", instance.state)));
+        } else {
+            candidates.entry(node).or_default().push(instance);
+        }
+    }
+    for (node, mut instances) in candidates {
+        // Running before stopped, then the newest launch, then the id for a stable order.
+        instances.sort_by(|a, b| {
+            (b.state == InstanceState::Running)
+                .cmp(&(a.state == InstanceState::Running))
+                .then(b.launch_time.cmp(&a.launch_time))
+                .then(a.id.cmp(&b.id))
+        });
+        let chosen = instances[0];
+        let name = image_name(node, slot);
+        planned.push(PlannedBackup {
+            node: node.to_string(),
+            instance_id: chosen.id.clone(),
+            action: Action::Create(ImageSpec {
+                instance_id: chosen.id.clone(),
+                description: format!(
+                    "lifeboat backup of node {node} ({}) for slot {}",
+                    chosen.id,
+                    slot.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+                tags: backup_tags(node_tag, node, &chosen.id, &name),
+                name,
+            }),
+        });
+        for other in &instances[1..] {
+            planned.push(PlannedBackup {
+                node: node.to_string(),
+                instance_id: other.id.clone(),
+                action: Action::Skip(format!("node {node} is backed up from {} instead", chosen.id)),
+            });
+        }
+    }
+    planned.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
+    planned
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupReport {
+    pub slot: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    pub node_tag: String,
+    pub nodes: Vec<NodeResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub instance: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Created,
+    AlreadyExisted,
+    WouldCreate,
+    Skipped,
+    Failed,
+}
+
+impl BackupReport {
+    pub fn failures(&self) -> impl Iterator<Item = &NodeResult> {
+        self.nodes.iter().filter(|n| n.outcome == Outcome::Failed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("listing the tagged instances failed: {0}")]
+    Describe(CloudError),
+    #[error("no instance carries the tag {tag}={node}")]
+    NodeNotFound { tag: String, node: String },
+    #[error("{} of {} backups failed: {}", .0.failures().count(), .0.nodes.len(),
+        .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance, f.reason.as_deref().unwrap_or(""))).collect::<Vec<_>>().join("; "))]
+    Failed(Box<BackupReport>),
+}
+
+/// Parses the event and runs the backup. An invalid event fails before any
+/// AWS call.
+pub async fn handle(
+    ec2: &impl Ec2,
+    config: &Config,
+    event: &Value,
+    now: DateTime<Utc>,
+) -> Result<BackupReport, BackupError> {
+    let request = parse_event(event, now)?;
+    run(ec2, config, &request).await
+}
+
+/// Lists the tagged instances, plans, creates the images, and reports. A
+/// failure to create one image does not stop the others; the invocation then
+/// returns [`BackupError::Failed`] with the whole report, so Lambda's retry and
+/// the alarms see it, and the retry redoes only what failed.
+pub async fn run(ec2: &impl Ec2, config: &Config, request: &BackupRequest) -> Result<BackupReport, BackupError> {
+    let instances = ec2.instances_with_tag(&config.node_tag).await.map_err(BackupError::Describe)?;
+    let planned = plan(&instances, &config.node_tag, request.node.as_deref(), request.slot);
+    if let Some(node) = &request.node
+        && planned.is_empty()
+    {
+        return Err(BackupError::NodeNotFound { tag: config.node_tag.clone(), node: node.clone() });
+    }
+    let dry_run = request.dry_run || config.dry_run;
+    let nodes = stream::iter(planned).map(|p| execute(ec2, p, dry_run)).buffered(CONCURRENCY).collect::<Vec<_>>().await;
+    let report = BackupReport {
+        slot: request.slot,
+        trigger: request.trigger,
+        dry_run,
+        node_tag: config.node_tag.clone(),
+        nodes,
+    };
+    if report.failures().next().is_some() {
+        return Err(BackupError::Failed(Box::new(report)));
+    }
+    Ok(report)
+}
+
+async fn execute(ec2: &impl Ec2, planned: PlannedBackup, dry_run: bool) -> NodeResult {
+    let mut result = NodeResult {
+        node: planned.node,
+        instance: planned.instance_id,
+        outcome: Outcome::Skipped,
+        image_id: None,
+        name: None,
+        reason: None,
+    };
+    let spec = match planned.action {
+        Action::Skip(reason) => {
+            result.reason = Some(reason);
+            return result;
+        }
+        Action::Create(spec) => spec,
+    };
+    result.name = Some(spec.name.clone());
+    if dry_run {
+        result.outcome = Outcome::WouldCreate;
+        return result;
+    }
+    match ec2.create_image(&spec).await {
+        Ok(image_id) => {
+            tracing::info!(node = %result.node, instance = %result.instance, image = %image_id, name = %spec.name, "backup image created");
+            result.outcome = Outcome::Created;
+            result.image_id = Some(image_id);
+        }
+        Err(e) if e.has_code(DUPLICATE_NAME) => match ec2.image_named(&spec.name).await {
+            Ok(existing) => {
+                result.outcome = Outcome::AlreadyExisted;
+                result.image_id = existing.map(|i| i.id);
+                result.reason =
+                    Some(format!("an image named {} exists already: this slot was backed up before", spec.name));
+            }
+            Err(e) => {
+                result.outcome = Outcome::Failed;
+                result.reason = Some(e.to_string());
+            }
+        },
+        Err(e) => {
+            tracing::error!(node = %result.node, instance = %result.instance, error = %e, "backup failed");
+            result.outcome = Outcome::Failed;
+            result.reason = Some(e.to_string());
+        }
+    }
+    result
+}

@@ -1,0 +1,243 @@
+//! Configuration from environment variables. Every variable is optional; an
+//! invalid value is an error that names the variable, raised at startup before
+//! any AWS call.
+
+use std::fmt;
+
+/// The tag that opts an instance in, and that every lifeboat image and
+/// snapshot carries: `lifeboat:node=<node name>`.
+pub const DEFAULT_NODE_TAG: &str = "lifeboat:node";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `LIFEBOAT_NODE_TAG`: the tag key that names a node.
+    pub node_tag: String,
+    /// `LIFEBOAT_RETENTION_DAYS`: backups older than this may be pruned.
+    pub retention_days: u32,
+    /// `LIFEBOAT_KEEP_MIN`: the newest `available` backups of a node that are
+    /// kept whatever their age. At least 1.
+    pub keep_min: u32,
+    /// `LIFEBOAT_DRY_RUN`: plan and report, change nothing.
+    pub dry_run: bool,
+    /// `LIFEBOAT_INSTANCE_TYPES`: types to try for a relaunch, in order.
+    /// Empty means "the old instance's type".
+    pub instance_types: Vec<String>,
+    /// `LIFEBOAT_CAPACITY`: which purchase options a relaunch may use.
+    pub capacity: Capacity,
+    /// `LIFEBOAT_NOTIFY_TOPIC_ARN`: SNS topic for notifications.
+    pub notify_topic_arn: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_tag: DEFAULT_NODE_TAG.to_string(),
+            retention_days: 7,
+            keep_min: 3,
+            dry_run: false,
+            instance_types: Vec::new(),
+            capacity: Capacity::SpotThenOnDemand,
+            notify_topic_arn: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capacity {
+    SpotThenOnDemand,
+    Spot,
+    OnDemand,
+}
+
+impl fmt::Display for Capacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capacity::SpotThenOnDemand => "spot-then-on-demand",
+            Capacity::Spot => "spot",
+            Capacity::OnDemand => "on-demand",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in
+    /// tests). An empty value counts as unset, as CloudFormation passes empty
+    /// parameters through as empty strings.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = Config::default();
+
+        if let Some(v) = get("LIFEBOAT_NODE_TAG") {
+            config.node_tag = parse_tag_key("LIFEBOAT_NODE_TAG", &v)?;
+        }
+        if let Some(v) = get("LIFEBOAT_RETENTION_DAYS") {
+            config.retention_days = parse_number("LIFEBOAT_RETENTION_DAYS", &v, 0, 36_500)?;
+        }
+        if let Some(v) = get("LIFEBOAT_KEEP_MIN") {
+            config.keep_min = parse_number("LIFEBOAT_KEEP_MIN", &v, 1, 1_000)?;
+        }
+        if let Some(v) = get("LIFEBOAT_DRY_RUN") {
+            config.dry_run = parse_bool("LIFEBOAT_DRY_RUN", &v)?;
+        }
+        if let Some(v) = get("LIFEBOAT_INSTANCE_TYPES") {
+            config.instance_types = parse_instance_types("LIFEBOAT_INSTANCE_TYPES", &v)?;
+        }
+        if let Some(v) = get("LIFEBOAT_CAPACITY") {
+            config.capacity = match v.trim() {
+                "spot-then-on-demand" => Capacity::SpotThenOnDemand,
+                "spot" => Capacity::Spot,
+                "on-demand" => Capacity::OnDemand,
+                _ => {
+                    return Err(invalid(
+                        "LIFEBOAT_CAPACITY",
+                        &v,
+                        "expected one of spot-then-on-demand, spot, on-demand",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get("LIFEBOAT_NOTIFY_TOPIC_ARN") {
+            let v = v.trim();
+            if !(v.starts_with("arn:") && v.split(':').nth(2) == Some("sns") && v.split(':').count() == 6) {
+                return Err(invalid(
+                    "LIFEBOAT_NOTIFY_TOPIC_ARN",
+                    v,
+                    "expected an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)",
+                ));
+            }
+            config.notify_topic_arn = Some(v.to_string());
+        }
+        Ok(config)
+    }
+}
+
+fn invalid(variable: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { variable, value: value.to_string(), reason: reason.into() }
+}
+
+fn parse_tag_key(variable: &'static str, v: &str) -> Result<String, ConfigError> {
+    let v = v.trim();
+    if v.len() > 128 {
+        return Err(invalid(variable, v, "a tag key has at most 128 characters"));
+    }
+    if v.to_ascii_lowercase().starts_with("aws:") {
+        return Err(invalid(variable, v, "tag keys starting with aws: are reserved by AWS"));
+    }
+    if let Some(c) = v.chars().find(|c| !(c.is_alphanumeric() || " +-=._:/@".contains(*c))) {
+        return Err(invalid(variable, v, format!("character {c:?} is not allowed in an EC2 tag key")));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_number(variable: &'static str, v: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(variable, v, format!("expected a whole number from {min} to {max}"))),
+    }
+}
+
+fn parse_bool(variable: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(invalid(variable, v, "expected true or false")),
+    }
+}
+
+fn parse_instance_types(variable: &'static str, v: &str) -> Result<Vec<String>, ConfigError> {
+    let types: Vec<String> = v.split(',').map(|t| t.trim().to_string()).collect();
+    for t in &types {
+        let valid = matches!(t.split_once('.'), Some((family, size))
+            if !family.is_empty() && !size.is_empty()
+                && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'));
+        if !valid {
+            return Err(invalid(
+                variable,
+                v,
+                format!("{t:?} is not an instance type (expected a comma-separated list like m6i.large,m5.large)"),
+            ));
+        }
+    }
+    Ok(types)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.node_tag, "lifeboat:node");
+        assert_eq!((c.retention_days, c.keep_min, c.dry_run), (7, 3, false));
+        assert_eq!(c.capacity, Capacity::SpotThenOnDemand);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = config(&[
+            ("LIFEBOAT_NODE_TAG", "backup:node"),
+            ("LIFEBOAT_RETENTION_DAYS", "14"),
+            ("LIFEBOAT_KEEP_MIN", "5"),
+            ("LIFEBOAT_DRY_RUN", "TRUE"),
+            ("LIFEBOAT_INSTANCE_TYPES", "m6i.large, m5.large"),
+            ("LIFEBOAT_CAPACITY", "on-demand"),
+            ("LIFEBOAT_NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:lifeboat"),
+        ])
+        .unwrap();
+        assert_eq!(c.node_tag, "backup:node");
+        assert_eq!((c.retention_days, c.keep_min, c.dry_run), (14, 5, true));
+        assert_eq!(c.instance_types, vec!["m6i.large", "m5.large"]);
+        assert_eq!(c.capacity, Capacity::OnDemand);
+        assert_eq!(c.notify_topic_arn.as_deref(), Some("arn:aws:sns:eu-west-1:123456789012:lifeboat"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        assert_eq!(
+            config(&[("LIFEBOAT_KEEP_MIN", ""), ("LIFEBOAT_NOTIFY_TOPIC_ARN", " ")]).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (var, value) in [
+            ("LIFEBOAT_NODE_TAG", "aws:node"),
+            ("LIFEBOAT_NODE_TAG", "node{}"),
+            ("LIFEBOAT_RETENTION_DAYS", "seven"),
+            ("LIFEBOAT_RETENTION_DAYS", "-1"),
+            ("LIFEBOAT_KEEP_MIN", "0"),
+            ("LIFEBOAT_DRY_RUN", "maybe"),
+            ("LIFEBOAT_INSTANCE_TYPES", "m6i.large,,"),
+            ("LIFEBOAT_INSTANCE_TYPES", "large"),
+            ("LIFEBOAT_CAPACITY", "spot-only"),
+            ("LIFEBOAT_NOTIFY_TOPIC_ARN", "lifeboat-topic"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! lifeboat's core: typed events, configuration, and every decision as a pure
+//! function; the cloud only through the small traits in [`ports`].
+//!
+//! Data flows one way: event → plan → effects → report.
+
+pub mod backup;
+pub mod config;
+pub mod memory;
+pub mod model;
+pub mod ports;
+
+pub use config::Config;

@@ -1,0 +1,19 @@
+//! scheduled-backup: on a schedule, one no-reboot AMI of every node.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lifeboat_aws::AwsEc2;
+use lifeboat_core::{Config, backup};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let ec2 = AwsEc2::new(&lifeboat_aws::sdk_config().await);
+    run(service_fn(async |event: LambdaEvent<Value>| {
+        let report = backup::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await?;
+        tracing::info!(report = %serde_json::to_string(&report)?, "backup done");
+        Ok::<_, Error>(report)
+    }))
+    .await
+}
