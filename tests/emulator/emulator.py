@@ -1,0 +1,219 @@
+"""lifeboat's AWS emulator: moto, patched to answer as AWS does, on 127.0.0.1.
+
+    python emulator.py [--port N]    (0 picks a free port; the first line
+                                       printed is "listening on <url>")
+
+Accounts isolate tests that share one emulator: a request signed with an
+access key `LB<12 digits>...` acts in that account (moto's x-moto-account-id),
+so parallel tests never see each other's instances.
+
+Control API (JSON; `account` query parameter, default moto's 123456789012):
+    POST /moto-api/reset            moto's reset, plus every lifeboat setting
+    POST /lifeboat/faults           {"operation": "CreateImage" | "*", "code":
+                                     "RequestLimitExceeded", "status": 503,
+                                     "count": N | "rate": 0.3, "seed": 1}:
+                                     fail the next N calls, or a share of them
+    DELETE /lifeboat/faults         clear the account's faults
+    GET  /lifeboat/calls            {"CreateImage": 2, ...}: calls that reached
+                                     the emulator (faulted ones included)
+    POST /lifeboat/config           {"ami_pending_seconds": 0,
+                                     "ssm_online_seconds": 5,
+                                     "ssm_command_seconds": 1,
+                                     "offline_instances": ["i-..."],
+                                     "command_results": [{"status": "Failed",
+                                     "response_code": 3, "stdout": "..."}]}
+    POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
+                                     "2026-11-01T01:00:00Z"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import re
+import sys
+import threading
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+import patches
+
+DEFAULT_ACCOUNT = "123456789012"
+ACCOUNT_KEY = re.compile(r"Credential=LB(\d{12})")
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: dict[str, list[dict[str, Any]]] = {}
+        self.calls: dict[str, Counter] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.rules.clear()
+            self.calls.clear()
+
+    def add(self, account: str, rule: dict[str, Any]) -> None:
+        for key in ("operation", "code"):
+            if not isinstance(rule.get(key), str):
+                raise ValueError(f"a fault needs a string {key!r}")
+        if ("count" in rule) == ("rate" in rule):
+            raise ValueError("a fault needs exactly one of 'count' or 'rate'")
+        rule = dict(rule)
+        rule.setdefault("status", 503 if rule["code"] in ("RequestLimitExceeded", "ThrottlingException") else 500)
+        rule["random"] = random.Random(rule.get("seed", 0))
+        with self.lock:
+            self.rules.setdefault(account, []).append(rule)
+
+    def clear(self, account: str) -> None:
+        with self.lock:
+            self.rules.pop(account, None)
+
+    def hit(self, account: str, operation: str) -> dict[str, Any] | None:
+        """Counts the call; returns the fault to answer it with, if any."""
+        with self.lock:
+            self.calls.setdefault(account, Counter())[operation] += 1
+            for rule in self.rules.get(account, []):
+                if rule["operation"] not in (operation, "*"):
+                    continue
+                if "count" in rule:
+                    if rule["count"] > 0:
+                        rule["count"] -= 1
+                        return rule
+                elif rule["random"].random() < rule["rate"]:
+                    return rule
+        return None
+
+
+FAULTS = Faults()
+
+
+def error_response(json_protocol: bool, code: str, status: int, start_response: Any) -> list[bytes]:
+    message = f"{code} injected by the lifeboat emulator"
+    if json_protocol:
+        body = json.dumps({"__type": code, "message": message}).encode()
+        content_type = "application/x-amz-json-1.1"
+    else:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            "<RequestID>lifeboat-emulator</RequestID></Response>"
+        ).encode()
+        content_type = "text/xml"
+    start_response(f"{status} Injected", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def json_response(start_response: Any, value: Any, status: str = "200 OK") -> list[bytes]:
+    body = json.dumps(value).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    from moto.ec2.models import ec2_backends
+
+    for region, backend in ec2_backends[account].items():
+        ami = backend.amis.get(image_id)
+        if ami is None:
+            continue
+        if "state" in values:
+            ami.state = values["state"]
+        if "creation_date" in values:
+            when = datetime.fromisoformat(values["creation_date"].replace("Z", "+00:00"))
+            ami.creation_date = when.astimezone(timezone.utc).replace(tzinfo=None)
+        return {"image_id": image_id, "region": region, "state": ami.state}
+    raise KeyError(image_id)
+
+
+class Emulator:
+    """WSGI middleware: the control API, account selection and fault injection
+    in front of moto's own application."""
+
+    def __init__(self, moto_app: Any) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        account = query.get("account", [DEFAULT_ACCOUNT])[0]
+        if path.startswith("/lifeboat/"):
+            try:
+                return self.control(method, path, account, environ, start_response)
+            except (ValueError, KeyError, TypeError) as e:
+                return json_response(start_response, {"error": f"{type(e).__name__}: {e}"}, "400 Bad Request")
+        if path == "/moto-api/reset" and method == "POST":
+            FAULTS.reset()
+            patches.reset()
+            return self.moto_app(environ, start_response)
+
+        match = ACCOUNT_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match:
+            account = match.group(1)
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = account
+        body = self.read_body(environ)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            operation = target.rsplit(".", 1)[-1]
+        else:
+            operation = parse_qs(body.decode("utf-8", "replace")).get("Action", query.get("Action", [""]))[0]
+        if operation:
+            fault = FAULTS.hit(account, operation)
+            if fault is not None:
+                return error_response(bool(target), fault["code"], int(fault["status"]), start_response)
+        return self.moto_app(environ, start_response)
+
+    @staticmethod
+    def read_body(environ: dict[str, Any]) -> bytes:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def control(self, method: str, path: str, account: str, environ: dict[str, Any], start_response: Any) -> Any:
+        body = self.read_body(environ)
+        payload = json.loads(body) if body else {}
+        if path == "/lifeboat/faults" and method == "POST":
+            FAULTS.add(account, payload)
+            return json_response(start_response, {"ok": True})
+        if path == "/lifeboat/faults" and method == "DELETE":
+            FAULTS.clear(account)
+            return json_response(start_response, {"ok": True})
+        if path == "/lifeboat/calls" and method == "GET":
+            with FAULTS.lock:
+                calls = dict(FAULTS.calls.get(account, {}))
+            return json_response(start_response, calls)
+        if path == "/lifeboat/config" and method == "POST":
+            patches.configure(account, payload)
+            return json_response(start_response, {"ok": True})
+        if path.startswith("/lifeboat/images/") and method == "POST":
+            return json_response(start_response, set_image(account, path.rsplit("/", 1)[-1], payload))
+        return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+
+    patches.apply()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = Emulator(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
