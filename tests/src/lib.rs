@@ -1,0 +1,194 @@
+//! Test harness: the emulator in tests/emulator, reached with the real AWS SDK
+//! over real HTTP.
+//!
+//! `make test` starts one emulator and passes its address in
+//! `LIFEBOAT_EMULATOR_URL`; without it (a bare `cargo test`), the first test of
+//! a process starts a private one from the Makefile's venv. Each [`Emulator`]
+//! acts in an account of its own, so tests run in parallel on one emulator
+//! without seeing each other's instances.
+
+pub mod runtime;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const REGION: &str = "eu-west-1";
+/// An AMI id moto knows, to launch the seed instances from.
+pub const BASE_AMI: &str = "ami-12c6146b";
+
+pub struct Emulator {
+    pub url: String,
+    pub account: String,
+}
+
+struct Private {
+    url: String,
+    _child: Child,
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn private_emulator() -> &'static Private {
+    static PRIVATE: OnceLock<Private> = OnceLock::new();
+    PRIVATE.get_or_init(|| {
+        let root = workspace_root();
+        let python = root.join(".venv/bin/python");
+        assert!(python.exists(), "{} is missing: run `make venv` (or `make test`, which makes it)", python.display());
+        let mut child = Command::new(python)
+            .arg(root.join("tests/emulator/emulator.py"))
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").expect("the emulator's first line").to_string();
+        Private { url, _child: child }
+    })
+}
+
+impl Emulator {
+    /// A fresh account on the shared emulator.
+    pub fn new() -> Emulator {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let url = std::env::var("LIFEBOAT_EMULATOR_URL").unwrap_or_else(|_| private_emulator().url.clone());
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let account = format!("{:07}{:05}", std::process::id() % 10_000_000, n % 100_000);
+        Emulator { url, account }
+    }
+
+    /// SDK configuration that reaches this emulator account. Retries are the
+    /// product's own ([`lifeboat_aws::retry_config`]).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(
+                format!("LB{}EMULATOR", self.account),
+                "secret",
+                None,
+                None,
+                "tests",
+            ))
+            .retry_config(lifeboat_aws::retry_config())
+            .load()
+            .await
+    }
+
+    /// The environment that points a lifeboat binary at this account.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", format!("LB{}EMULATOR", self.account)),
+            ("AWS_SECRET_ACCESS_KEY", "secret".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub async fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.sdk_config().await)
+    }
+
+    /// A control API call (see tests/emulator/emulator.py); panics on an error.
+    pub fn control(&self, method: &str, path: &str, body: &Value) -> Value {
+        let (status, response) = self.http(method, &format!("{path}?account={}", self.account), body);
+        assert_eq!(status, 200, "{method} {path}: {response}");
+        serde_json::from_str(&response).unwrap()
+    }
+
+    /// Calls per operation that reached this account so far.
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.control("GET", "/lifeboat/calls", &Value::Null)[operation].as_u64().unwrap_or(0)
+    }
+
+    fn http(&self, method: &str, path: &str, body: &Value) -> (u16, String) {
+        let address = self.url.trim_start_matches("http://");
+        let body = if body.is_null() { String::new() } else { body.to_string() };
+        let mut stream = TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// A subnet in a new VPC.
+    pub async fn subnet(&self) -> String {
+        let ec2 = self.ec2().await;
+        let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap();
+        let subnet = ec2.create_subnet().vpc_id(vpc_id).cidr_block("10.0.1.0/24").send().await.unwrap();
+        subnet.subnet().unwrap().subnet_id().unwrap().to_string()
+    }
+
+    /// Launches a spot instance with these tags and returns its id.
+    pub async fn launch(&self, subnet: &str, tags: &[(&str, &str)]) -> String {
+        let ec2 = self.ec2().await;
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+        let out = ec2
+            .run_instances()
+            .image_id(BASE_AMI)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(subnet)
+            .instance_market_options(
+                aws_sdk_ec2::types::InstanceMarketOptionsRequest::builder()
+                    .market_type(aws_sdk_ec2::types::MarketType::Spot)
+                    .build(),
+            )
+            .set_tag_specifications((!tags.is_empty()).then(|| {
+                vec![TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build()]
+            }))
+            .send()
+            .await
+            .unwrap();
+        out.instances()[0].instance_id().unwrap().to_string()
+    }
+}
+
+impl Default for Emulator {
+    fn default() -> Self {
+        Emulator::new()
+    }
+}
+
+/// The tags of an EC2 resource as (key, value) pairs, sorted.
+pub fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = tags
+        .iter()
+        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// A JSON file under events/.
+pub fn fixture(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}

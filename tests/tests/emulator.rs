@@ -1,0 +1,218 @@
+//! Each emulator patch, checked with the real AWS SDK for Rust: the emulator
+//! answers as AWS does where moto alone would not (tests/emulator/patches.py).
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use lifeboat_tests::{BASE_AMI, Emulator, tag_pairs};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn tag_spec(resource: ResourceType, key: &str, value: &str) -> TagSpecification {
+    TagSpecification::builder().resource_type(resource).tags(Tag::builder().key(key).value(value).build()).build()
+}
+
+async fn image_state(ec2: &aws_sdk_ec2::Client, image: &str) -> String {
+    let out = ec2.describe_images().image_ids(image).send().await.unwrap();
+    out.images()[0].state().unwrap().as_str().to_string()
+}
+
+#[tokio::test]
+async fn create_image_tags_snapshots_refuses_duplicate_names_and_starts_pending() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0.5}));
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ec2 = emu.ec2().await;
+    let image = ec2
+        .create_image()
+        .instance_id(&instance)
+        .name("node-20261126-0100")
+        .no_reboot(true)
+        .tag_specifications(tag_spec(ResourceType::Image, "k", "image"))
+        .tag_specifications(tag_spec(ResourceType::Snapshot, "k", "snapshot"))
+        .send()
+        .await
+        .expect("a snapshot TagSpecification is accepted")
+        .image_id()
+        .unwrap()
+        .to_string();
+    assert_eq!(image_state(&ec2, &image).await, "pending");
+
+    let described = ec2.describe_images().image_ids(&image).send().await.unwrap();
+    let snapshot = described.images()[0].block_device_mappings()[0].ebs().unwrap().snapshot_id().unwrap().to_string();
+    let snapshots = ec2.describe_snapshots().snapshot_ids(&snapshot).send().await.unwrap();
+    assert_eq!(tag_pairs(snapshots.snapshots()[0].tags()), [("k".to_string(), "snapshot".to_string())]);
+
+    let err = ec2.create_image().instance_id(&instance).name("node-20261126-0100").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidAMIName.Duplicate"));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while image_state(&ec2, &image).await == "pending" {
+        assert!(Instant::now() < deadline, "the image never became available");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(image_state(&ec2, &image).await, "available");
+}
+
+#[tokio::test]
+async fn deregister_image_deletes_associated_snapshots_when_asked() {
+    let emu = Emulator::new();
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ec2 = emu.ec2().await;
+    let snapshot_of = async |image: &str| {
+        let out = ec2.describe_images().image_ids(image).send().await.unwrap();
+        out.images()[0].block_device_mappings()[0].ebs().unwrap().snapshot_id().unwrap().to_string()
+    };
+    let keep = ec2.create_image().instance_id(&instance).name("keep-snapshot").send().await.unwrap();
+    let keep = keep.image_id().unwrap();
+    let drop = ec2.create_image().instance_id(&instance).name("drop-snapshot").send().await.unwrap();
+    let drop = drop.image_id().unwrap();
+    let (kept_snapshot, dropped_snapshot) = (snapshot_of(keep).await, snapshot_of(drop).await);
+
+    ec2.deregister_image().image_id(keep).send().await.unwrap();
+    let out = ec2.deregister_image().image_id(drop).delete_associated_snapshots(true).send().await.unwrap();
+    let results: Vec<(String, String)> = out
+        .delete_snapshot_results()
+        .iter()
+        .map(|r| (r.snapshot_id().unwrap().to_string(), r.return_code().unwrap().as_str().to_string()))
+        .collect();
+    assert_eq!(results, [(dropped_snapshot.clone(), "success".to_string())]);
+
+    let remaining = ec2.describe_snapshots().owner_ids("self").send().await.unwrap();
+    let remaining: Vec<&str> = remaining.snapshots().iter().filter_map(|s| s.snapshot_id()).collect();
+    assert!(remaining.contains(&kept_snapshot.as_str()));
+    assert!(!remaining.contains(&dropped_snapshot.as_str()));
+}
+
+#[tokio::test]
+async fn run_instances_honours_client_token_and_refuses_a_taken_ip() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let ec2 = emu.ec2().await;
+    let launch = || {
+        ec2.run_instances()
+            .image_id(BASE_AMI)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(&subnet)
+            .private_ip_address("10.0.1.10")
+    };
+    let first = launch().client_token("replace-i-1").send().await.unwrap();
+    let again = launch().client_token("replace-i-1").send().await.unwrap();
+    assert_eq!(first.instances()[0].instance_id(), again.instances()[0].instance_id());
+
+    let err = launch().client_token("another-token").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidIPAddress.InUse"));
+
+    let all = ec2.describe_instances().send().await.unwrap();
+    let count: usize = all.reservations().iter().map(|r| r.instances().len()).sum();
+    assert_eq!(count, 1, "one launch, whatever the retries and the refused IP");
+}
+
+#[tokio::test]
+async fn ssm_sees_online_instances_and_sends_only_to_the_requested_one() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let target = emu.launch(&subnet, &[]).await;
+    let bystander = emu.launch(&subnet, &[]).await;
+    let offline = emu.launch(&subnet, &[]).await;
+    emu.control("POST", "/lifeboat/config", &json!({"offline_instances": [offline]}));
+    let ssm = emu.ssm().await;
+
+    let info = ssm.describe_instance_information().send().await.unwrap();
+    let mut online: Vec<(String, String)> = info
+        .instance_information_list()
+        .iter()
+        .map(|i| (i.instance_id().unwrap().to_string(), i.ping_status().unwrap().as_str().to_string()))
+        .collect();
+    online.sort();
+    let mut expected = vec![(target.clone(), "Online".to_string()), (bystander.clone(), "Online".to_string())];
+    expected.sort();
+    assert_eq!(online, expected);
+
+    let err = ssm
+        .send_command()
+        .instance_ids(&offline)
+        .document_name("AWS-RunShellScript")
+        .parameters("commands", vec!["true".to_string()])
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidInstanceId"));
+
+    emu.control(
+        "POST",
+        "/lifeboat/config",
+        &json!({"command_results": [{"status": "Failed", "response_code": 3, "stdout": "{\"result\":\"failed\"}"}]}),
+    );
+    let sent = ssm
+        .send_command()
+        .instance_ids(&target)
+        .document_name("AWS-RunShellScript")
+        .parameters("commands", vec!["true".to_string()])
+        .send()
+        .await
+        .unwrap();
+    let command = sent.command().unwrap();
+    assert_eq!(command.instance_ids(), std::slice::from_ref(&target));
+    let invocation = ssm
+        .get_command_invocation()
+        .command_id(command.command_id().unwrap())
+        .instance_id(&target)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invocation.status().unwrap().as_str(), "Failed");
+    assert_eq!(invocation.response_code(), 3);
+    assert_eq!(invocation.standard_output_content(), Some("{\"result\":\"failed\"}"));
+    let err = ssm
+        .get_command_invocation()
+        .command_id(command.command_id().unwrap())
+        .instance_id(&bystander)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvocationDoesNotExist"));
+}
+
+#[tokio::test]
+async fn injected_faults_are_retried_by_the_sdk_or_surface_with_their_code() {
+    let emu = Emulator::new();
+    let ec2 = emu.ec2().await;
+    emu.control(
+        "POST",
+        "/lifeboat/faults",
+        &json!({"operation": "DescribeVpcs", "code": "RequestLimitExceeded", "count": 2}),
+    );
+    ec2.describe_vpcs().send().await.expect("throttling is retried");
+    assert_eq!(emu.calls("DescribeVpcs"), 3);
+
+    emu.control(
+        "POST",
+        "/lifeboat/faults",
+        &json!({"operation": "DescribeSubnets", "code": "UnauthorizedOperation", "status": 403, "count": 1}),
+    );
+    let err = ec2.describe_subnets().send().await.unwrap_err();
+    assert_eq!(err.code(), Some("UnauthorizedOperation"));
+    assert_eq!(emu.calls("DescribeSubnets"), 1, "a client error is not retried");
+}
+
+#[tokio::test]
+async fn control_api_sets_image_state_and_age() {
+    let emu = Emulator::new();
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ec2 = emu.ec2().await;
+    let image = ec2.create_image().instance_id(&instance).name("aged-image").send().await.unwrap();
+    let image = image.image_id().unwrap();
+    emu.control(
+        "POST",
+        &format!("/lifeboat/images/{image}"),
+        &json!({"state": "failed", "creation_date": "2026-11-01T01:00:00Z"}),
+    );
+    let out = ec2.describe_images().image_ids(image).send().await.unwrap();
+    assert_eq!(out.images()[0].state().unwrap().as_str(), "failed");
+    assert!(
+        out.images()[0].creation_date().unwrap().starts_with("2026-11-01T01:00:00"),
+        "{:?}",
+        out.images()[0].creation_date()
+    );
+}

@@ -1,0 +1,116 @@
+//! scheduled-backup end to end: the real binary, the real SDK, the emulator.
+
+use lifeboat_tests::runtime::{Invocation, invoke};
+use lifeboat_tests::{Emulator, fixture, tag_pairs};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+async fn images(emu: &Emulator) -> Vec<aws_sdk_ec2::types::Image> {
+    emu.ec2().await.describe_images().owners("self").send().await.unwrap().images().to_vec()
+}
+
+#[tokio::test]
+async fn backs_up_the_tagged_node_once_per_slot() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let master = emu.launch(&subnet, &[("lifeboat:node", "k8s-master"), ("Name", "k8s-master")]).await;
+    let web = emu.launch(&subnet, &[("Name", "web")]).await;
+
+    let event = fixture("scheduled-backup.json");
+    let run = invoke("scheduled-backup", &emu.env(), &[event.clone(), event], TIMEOUT);
+    assert_eq!(run.invocations.len(), 2, "{}", run.stderr);
+    let mut results = run.invocations.into_iter();
+    let first = results.next().unwrap().response();
+    let second = results.next().unwrap().response();
+
+    // One image, named after the slot, from the tagged instance only.
+    let images = images(&emu).await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    let image = &images[0];
+    let image_id = image.image_id().unwrap();
+    assert_eq!(image.name(), Some("k8s-master-20261126-0100"));
+    assert_eq!(image.source_instance_id(), Some(master.as_str()));
+    assert_ne!(image.source_instance_id(), Some(web.as_str()));
+    let expected_tags = pairs(&[
+        ("AutoBackup", "true"),
+        ("Name", "k8s-master-20261126-0100"),
+        ("lifeboat:kind", "scheduled"),
+        ("lifeboat:node", "k8s-master"),
+        ("lifeboat:source-instance", &master),
+    ]);
+    assert_eq!(tag_pairs(image.tags()), expected_tags);
+
+    // Its snapshots carry the same tags.
+    let snapshot_ids: Vec<String> =
+        image.block_device_mappings().iter().filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string)).collect();
+    assert!(!snapshot_ids.is_empty());
+    let snapshots = emu.ec2().await.describe_snapshots().set_snapshot_ids(Some(snapshot_ids)).send().await.unwrap();
+    for snapshot in snapshots.snapshots() {
+        assert_eq!(tag_pairs(snapshot.tags()), expected_tags, "{snapshot:?}");
+    }
+
+    // The reports: created, then already done; the untagged instance is not in them.
+    assert_eq!(first["nodes"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["nodes"][0]["outcome"], "created");
+    assert_eq!(first["nodes"][0]["instance"], master.as_str());
+    assert_eq!(first["nodes"][0]["image_id"], image_id);
+    assert_eq!(first["slot"], "2026-11-26T01:00:00Z");
+    assert_eq!(second["nodes"][0]["outcome"], "already-existed");
+    assert_eq!(second["nodes"][0]["image_id"], image_id);
+    assert_eq!(emu.calls("CreateImage"), 2);
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_an_error_and_creates_nothing() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    emu.launch(&subnet, &[("lifeboat:node", "k8s-master")]).await;
+
+    let events: Vec<Value> = vec![
+        fixture("aws-docs-samples/scheduled-event.json"),
+        fixture("spot-interruption-warning.json"),
+        json!({"node": "k8s-master", "dryrun": true}),
+        json!("2026-11-26T01:00:00Z"),
+    ];
+    let run = invoke("scheduled-backup", &emu.env(), &events, TIMEOUT);
+    let messages: Vec<String> = run.invocations.into_iter().map(Invocation::error_message).collect();
+    assert_eq!(messages.len(), 4, "{}", run.stderr);
+    assert!(messages[0].contains("not an EventBridge event"), "{}", messages[0]);
+    assert!(messages[1].contains("EC2 Spot Instance Interruption Warning"), "{}", messages[1]);
+    assert!(messages[2].contains("unknown field `dryrun`"), "{}", messages[2]);
+    assert!(messages[3].contains("expected a JSON object, got a string"), "{}", messages[3]);
+    assert!(images(&emu).await.is_empty());
+    assert_eq!(emu.calls("CreateImage"), 0);
+    assert_eq!(emu.calls("DescribeInstances"), 0, "a bad event makes no AWS call at all");
+}
+
+#[tokio::test]
+async fn dry_run_reports_the_plan_and_creates_nothing() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let master = emu.launch(&subnet, &[("lifeboat:node", "k8s-master")]).await;
+    let run = invoke("scheduled-backup", &emu.env(), &[fixture("manual-backup.json")], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["nodes"][0]["outcome"], "would-create");
+    assert_eq!(report["nodes"][0]["instance"], master.as_str());
+    assert!(images(&emu).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_invalid_setting_stops_the_function_before_any_call() {
+    let emu = Emulator::new();
+    let mut env = emu.env();
+    env.push(("LIFEBOAT_KEEP_MIN".into(), "none".into()));
+    let run = invoke("scheduled-backup", &env, &[json!({})], TIMEOUT);
+    assert!(run.invocations.is_empty());
+    assert_ne!(run.exit_code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("LIFEBOAT_KEEP_MIN"), "{}", run.stderr);
+    assert_eq!(emu.calls("DescribeInstances"), 0);
+}
