@@ -1,0 +1,45 @@
+# lifeboat: `make demo` and `make test` on a new machine install what they need.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+VENV := $(CURDIR)/.venv
+PYTHON := $(VENV)/bin/python
+EMULATOR_PORT ?= 5000
+FN ?= scheduled-backup
+EVENT ?= scheduled-backup.json
+
+.PHONY: build test lint venv emulator demo watch invoke
+
+build:
+	cargo build --workspace --bins
+
+# The emulator's Python environment, remade when its pins change.
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/emulator/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	touch $@
+
+# Unit and flow tests, then the integration tests: the real binaries and SDK
+# against one emulator shared by every test (each in its own account).
+test: venv
+	cargo build --workspace --bins --tests
+	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# The emulator in the foreground on $(EMULATOR_PORT), for cargo lambda watch/invoke.
+emulator: venv
+	$(PYTHON) tests/emulator/emulator.py --port $(EMULATOR_PORT)
+
+demo: venv
+	cargo build --workspace --bins
+	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin demo
+
+# Local Lambda emulation with cargo-lambda (pip install cargo-lambda); point the
+# functions at `make emulator` with AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT).
+watch:
+	cargo lambda watch --invoke-address 127.0.0.1
+invoke:
+	cargo lambda invoke --invoke-address 127.0.0.1 $(FN) --data-file events/$(EVENT)
