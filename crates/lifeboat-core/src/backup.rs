@@ -6,6 +6,8 @@
 //! its backup already made and reports it as such.
 
 use crate::config::Config;
+pub use crate::event::{EventError, Trigger};
+use crate::event::{Scheduled, parse_scheduled};
 use crate::model::{CloudError, Instance, InstanceState, Tags, tag};
 use crate::ports::{Ec2, ImageSpec};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -34,38 +36,7 @@ pub struct BackupRequest {
     pub trigger: Trigger,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trigger {
-    /// An EventBridge rule's "Scheduled Event": the slot is the event's time.
-    ScheduledEvent,
-    /// EventBridge Scheduler's bare `{}`: the slot is the invocation time.
-    Scheduler,
-    /// `{"node": ..., "dry_run": ...}` sent by a person.
-    Manual,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventError {
-    #[error("invalid event: expected a JSON object, got {0}")]
-    NotAnObject(&'static str),
-    #[error("invalid event: not an EventBridge event: {0}")]
-    Envelope(String),
-    #[error(
-        "invalid event: scheduled-backup accepts EventBridge \"Scheduled Event\" from aws.events, got detail-type {detail_type:?} from {event_source:?}"
-    )]
-    WrongEventType { detail_type: String, event_source: String },
-    #[error("invalid event: the Scheduled Event has no time")]
-    NoTime,
-    #[error(
-        "invalid event: {0} (expected an EventBridge Scheduled Event, {{}}, or {{\"node\": \"<name>\", \"dry_run\": true}})"
-    )]
-    Manual(String),
-    #[error("invalid event: node {node:?}: {reason}")]
-    NodeName { node: String, reason: String },
-}
-
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManualRequest {
     node: Option<String>,
@@ -75,38 +46,13 @@ struct ManualRequest {
 /// Parses what scheduled-backup was invoked with. `now` is the slot of
 /// invocations that carry no time of their own.
 pub fn parse_event(event: &Value, now: DateTime<Utc>) -> Result<BackupRequest, EventError> {
-    let Some(object) = event.as_object() else {
-        return Err(EventError::NotAnObject(json_kind(event)));
-    };
-    if object.contains_key("detail-type") {
-        let envelope: aws_lambda_events::eventbridge::EventBridgeEvent =
-            serde_json::from_value(event.clone()).map_err(|e| EventError::Envelope(e.to_string()))?;
-        if envelope.detail_type != "Scheduled Event" || envelope.source != "aws.events" {
-            return Err(EventError::WrongEventType {
-                detail_type: envelope.detail_type,
-                event_source: envelope.source,
-            });
-        }
-        let slot = envelope.time.ok_or(EventError::NoTime)?;
-        return Ok(BackupRequest { slot, node: None, dry_run: false, trigger: Trigger::ScheduledEvent });
-    }
-    let manual: ManualRequest = serde_json::from_value(event.clone()).map_err(|e| EventError::Manual(e.to_string()))?;
-    if let Some(node) = &manual.node {
+    let scheduled: Scheduled<ManualRequest> =
+        parse_scheduled(event, now, "scheduled-backup", "{\"node\": \"<name>\", \"dry_run\": true}")?;
+    let ManualRequest { node, dry_run } = scheduled.request;
+    if let Some(node) = &node {
         check_node_name(node).map_err(|reason| EventError::NodeName { node: node.clone(), reason })?;
     }
-    let trigger = if object.is_empty() { Trigger::Scheduler } else { Trigger::Manual };
-    Ok(BackupRequest { slot: now, node: manual.node, dry_run: manual.dry_run.unwrap_or(false), trigger })
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    Ok(BackupRequest { slot: scheduled.time, node, dry_run: dry_run.unwrap_or(false), trigger: scheduled.trigger })
 }
 
 /// A node name must make a valid AMI name once the slot is appended:

@@ -168,7 +168,7 @@ async fn invalid_event_makes_no_call() {
     let cloud = MemoryCloud::new();
     cloud.add_instance(InstanceState::Running, &[("lifeboat:node", "k8s-master")]);
     let err = backup::handle(&cloud, &Config::default(), &json!({"dry-run": true}), now()).await.unwrap_err();
-    assert!(matches!(err, BackupError::Event(EventError::Manual(_))), "{err}");
+    assert!(matches!(err, BackupError::Event(EventError::Manual { .. })), "{err}");
     assert!(cloud.calls().is_empty());
 }
 
