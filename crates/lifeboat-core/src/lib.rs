@@ -5,8 +5,10 @@
 
 pub mod backup;
 pub mod config;
+pub mod event;
 pub mod memory;
 pub mod model;
 pub mod ports;
+pub mod prune;
 
 pub use config::Config;

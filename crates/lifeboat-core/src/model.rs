@@ -119,3 +119,31 @@ impl CloudError {
         self.code.as_deref() == Some(code)
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+    Other,
+}
+
+impl SnapshotState {
+    pub fn parse(s: &str) -> SnapshotState {
+        match s {
+            "pending" => SnapshotState::Pending,
+            "completed" => SnapshotState::Completed,
+            "error" => SnapshotState::Error,
+            _ => SnapshotState::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: String,
+    pub state: SnapshotState,
+    pub start_time: Option<DateTime<Utc>>,
+    pub tags: Tags,
+}

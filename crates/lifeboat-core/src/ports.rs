@@ -1,7 +1,7 @@
 //! The cloud as lifeboat needs it: small traits the adapters crate implements
 //! with the AWS SDK, and the tests with in-memory fakes.
 
-use crate::model::{CloudError, Image, Instance, Tags};
+use crate::model::{CloudError, Image, Instance, Snapshot, Tags};
 use std::future::Future;
 
 /// What a backup image is made of: the source instance, the AMI name, and the
@@ -26,4 +26,23 @@ pub trait Ec2: Send + Sync {
 
     /// The image of this account with exactly this name, if any.
     fn image_named(&self, name: &str) -> impl Future<Output = Result<Option<Image>, CloudError>> + Send;
+
+    /// Every image this account owns, tagged or not (a snapshot in use by any
+    /// of them must survive a prune).
+    fn own_images(&self) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
+
+    /// The snapshots this account owns that carry the tag key `tag_key`.
+    fn snapshots_with_tag(&self, tag_key: &str) -> impl Future<Output = Result<Vec<Snapshot>, CloudError>> + Send;
+
+    /// Those of `ids` that still exist (missing ones are simply absent).
+    fn snapshots_by_id(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Snapshot>, CloudError>> + Send;
+
+    /// DeregisterImage with DeleteAssociatedSnapshots as asked.
+    fn deregister_image(
+        &self,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    fn delete_snapshot(&self, snapshot_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }

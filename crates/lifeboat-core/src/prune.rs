@@ -1,0 +1,392 @@
+//! retention-pruner: event → plan → effects → report.
+//!
+//! Only images that carry the node tag are ever considered, grouped by node
+//! name (never by source instance: a replacement must not orphan the older
+//! backups of its node). Per node, the newest `keep_min` available images are
+//! kept whatever their age, so a week of failed backups cannot prune the last
+//! good one away; pending images are never deleted and never count as kept.
+
+use crate::config::Config;
+use crate::event::{EventError, Trigger, parse_scheduled};
+use crate::model::{CloudError, Image, ImageState, Snapshot, SnapshotState};
+use crate::ports::Ec2;
+use chrono::{DateTime, Duration, Utc};
+use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Deletions in flight at once: well under EC2's mutating-call rate.
+const CONCURRENCY: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub retention_days: u32,
+    pub keep_min: u32,
+}
+
+impl Policy {
+    pub fn from_config(config: &Config) -> Policy {
+        Policy { retention_days: config.retention_days, keep_min: config.keep_min }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepReason {
+    /// One of the newest `keep_min` available images of the node.
+    NewestK,
+    /// Younger than the retention.
+    WithinRetention,
+    /// Still being created: never deleted, never counted as a good backup.
+    Pending,
+    /// A state lifeboat never deletes (`invalid`, `deregistered`, `disabled`, ...).
+    OtherState,
+    /// No creation date to compute an age from.
+    UnknownAge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    pub image_id: String,
+    pub name: String,
+    pub state: ImageState,
+    pub created: Option<DateTime<Utc>>,
+}
+
+impl ImageRef {
+    fn of(image: &Image) -> ImageRef {
+        ImageRef {
+            image_id: image.id.clone(),
+            name: image.name.clone(),
+            state: image.state,
+            created: image.creation_date,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    #[serde(flatten)]
+    pub image: ImageRef,
+    pub reason: KeepReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub image: ImageRef,
+    /// The image's snapshots that no surviving image uses: deleted with the
+    /// image, and checked (then deleted if still there) afterwards.
+    pub snapshot_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodePlan {
+    pub keep: Vec<Kept>,
+    pub delete: Vec<Deletion>,
+    /// Snapshots with the node tag that no image uses, older than the retention.
+    pub orphans: Vec<String>,
+    /// Orphans left alone, and why.
+    pub orphans_kept: Vec<(String, String)>,
+}
+
+/// The whole plan, per node name.
+pub type Plan = BTreeMap<String, NodePlan>;
+
+fn older_than(created: Option<DateTime<Utc>>, now: DateTime<Utc>, days: u32) -> Option<bool> {
+    created.map(|c| now - c > Duration::days(i64::from(days)))
+}
+
+/// Decides what to delete. Pure: the images (all the account owns, tagged or
+/// not), the snapshots carrying the node tag, the policy and the time in; the
+/// plan out.
+pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Policy, now: DateTime<Utc>) -> Plan {
+    let mut plan = Plan::new();
+    let mut by_node: BTreeMap<&str, Vec<&Image>> = BTreeMap::new();
+    for image in images {
+        if let Some(node) = image.tags.get(node_tag) {
+            by_node.entry(node).or_default().push(image);
+        }
+    }
+    let mut deleted: BTreeSet<&str> = BTreeSet::new();
+    for (node, mut node_images) in by_node {
+        // Newest first; images without a date after those with one; ties by id.
+        node_images.sort_by(|a, b| b.creation_date.cmp(&a.creation_date).then(a.id.cmp(&b.id)));
+        let node_plan = plan.entry(node.to_string()).or_default();
+        let mut good_kept = 0;
+        for image in node_images {
+            let keep = |reason| Kept { image: ImageRef::of(image), reason };
+            let old = older_than(image.creation_date, now, policy.retention_days);
+            match image.state {
+                ImageState::Pending => node_plan.keep.push(keep(KeepReason::Pending)),
+                ImageState::Other => node_plan.keep.push(keep(KeepReason::OtherState)),
+                ImageState::Failed => {
+                    deleted.insert(&image.id);
+                    node_plan.delete.push(Deletion { image: ImageRef::of(image), snapshot_ids: Vec::new() });
+                }
+                ImageState::Available if good_kept < policy.keep_min => {
+                    good_kept += 1;
+                    node_plan.keep.push(keep(KeepReason::NewestK));
+                }
+                ImageState::Available => match old {
+                    None => node_plan.keep.push(keep(KeepReason::UnknownAge)),
+                    Some(false) => node_plan.keep.push(keep(KeepReason::WithinRetention)),
+                    Some(true) => {
+                        deleted.insert(&image.id);
+                        node_plan.delete.push(Deletion { image: ImageRef::of(image), snapshot_ids: Vec::new() });
+                    }
+                },
+            }
+        }
+    }
+
+    // A snapshot is used while any image that is not being deleted refers to it.
+    let surviving: BTreeSet<&str> = images
+        .iter()
+        .filter(|i| !deleted.contains(i.id.as_str()))
+        .flat_map(|i| i.snapshot_ids.iter().map(String::as_str))
+        .collect();
+    let by_id: BTreeMap<&str, &Image> = images.iter().map(|i| (i.id.as_str(), i)).collect();
+    for node_plan in plan.values_mut() {
+        for deletion in &mut node_plan.delete {
+            let image = by_id[deletion.image.image_id.as_str()];
+            deletion.snapshot_ids =
+                image.snapshot_ids.iter().filter(|s| !surviving.contains(s.as_str())).cloned().collect();
+        }
+    }
+
+    // Orphans: tagged snapshots no image refers to at all.
+    let referenced: BTreeSet<&str> = images.iter().flat_map(|i| i.snapshot_ids.iter().map(String::as_str)).collect();
+    for snapshot in snapshots {
+        let Some(node) = snapshot.tags.get(node_tag) else { continue };
+        if referenced.contains(snapshot.id.as_str()) {
+            continue;
+        }
+        let node_plan = plan.entry(node.clone()).or_default();
+        let reason = match (snapshot.state, older_than(snapshot.start_time, now, policy.retention_days)) {
+            (SnapshotState::Pending, _) => Some("pending"),
+            (_, None) => Some("unknown age"),
+            (_, Some(false)) => Some("within retention"),
+            (_, Some(true)) => None,
+        };
+        match reason {
+            Some(reason) => node_plan.orphans_kept.push((snapshot.id.clone(), reason.to_string())),
+            None => node_plan.orphans.push(snapshot.id.clone()),
+        }
+    }
+    plan
+}
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneRequest {
+    /// Ages are computed against this: the event's time, or now.
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub trigger: Trigger,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualRequest {
+    dry_run: Option<bool>,
+}
+
+pub fn parse_event(event: &Value, now: DateTime<Utc>) -> Result<PruneRequest, EventError> {
+    let scheduled = parse_scheduled::<ManualRequest>(event, now, "retention-pruner", "{\"dry_run\": true}")?;
+    Ok(PruneRequest {
+        now: scheduled.time,
+        dry_run: scheduled.request.dry_run.unwrap_or(false),
+        trigger: scheduled.trigger,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub time: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    pub node_tag: String,
+    pub policy: Policy,
+    pub nodes: Vec<NodeReport>,
+}
+
+impl PruneReport {
+    pub fn failure_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.failures.len()).sum()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub kept: Vec<Kept>,
+    pub deleted: Vec<Deleted>,
+    /// Snapshots deleted after their image (those DeleteAssociatedSnapshots left).
+    pub snapshots_deleted: Vec<String>,
+    pub orphans_deleted: Vec<String>,
+    pub orphans_kept: Vec<OrphanKept>,
+    /// Snapshots still `pending`: left for the next run.
+    pub snapshots_pending: Vec<String>,
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    #[serde(flatten)]
+    pub image: ImageRef,
+    pub status: DeleteStatus,
+    pub snapshot_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeleteStatus {
+    Deleted,
+    WouldDelete,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrphanKept {
+    pub snapshot_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub resource: String,
+    pub error: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("listing images and snapshots failed, nothing was deleted: {0}")]
+    Describe(CloudError),
+    #[error("{} failures while pruning: {}", .0.failure_count(),
+        .0.nodes.iter().flat_map(|n| n.failures.iter().map(move |f| format!("{} {}: {}", n.node, f.resource, f.error))).collect::<Vec<_>>().join("; "))]
+    Failed(Box<PruneReport>),
+}
+
+pub async fn handle(
+    ec2: &impl Ec2,
+    config: &Config,
+    event: &Value,
+    now: DateTime<Utc>,
+) -> Result<PruneReport, PruneError> {
+    let request = parse_event(event, now)?;
+    run(ec2, config, &request).await
+}
+
+/// Lists, plans, deletes, verifies, reports. A failure on one image or
+/// snapshot does not stop the others; the invocation then fails with the whole
+/// report, so the retry and the alarms see it.
+pub async fn run(ec2: &impl Ec2, config: &Config, request: &PruneRequest) -> Result<PruneReport, PruneError> {
+    let images = ec2.own_images().await.map_err(PruneError::Describe)?;
+    let snapshots = ec2.snapshots_with_tag(&config.node_tag).await.map_err(PruneError::Describe)?;
+    let policy = Policy::from_config(config);
+    let plan = plan(&images, &snapshots, &config.node_tag, policy, request.now);
+    let dry_run = request.dry_run || config.dry_run;
+
+    let mut nodes = Vec::new();
+    for (node, node_plan) in plan {
+        nodes.push(execute(ec2, node, node_plan, dry_run).await);
+    }
+    let report = PruneReport {
+        time: request.now,
+        trigger: request.trigger,
+        dry_run,
+        node_tag: config.node_tag.clone(),
+        policy,
+        nodes,
+    };
+    if report.failure_count() > 0 {
+        return Err(PruneError::Failed(Box::new(report)));
+    }
+    Ok(report)
+}
+
+async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) -> NodeReport {
+    let mut report = NodeReport {
+        node,
+        kept: plan.keep,
+        orphans_kept: plan
+            .orphans_kept
+            .into_iter()
+            .map(|(snapshot_id, reason)| OrphanKept { snapshot_id, reason })
+            .collect(),
+        ..NodeReport::default()
+    };
+    if dry_run {
+        report.deleted = plan
+            .delete
+            .into_iter()
+            .map(|d| Deleted { image: d.image, status: DeleteStatus::WouldDelete, snapshot_ids: d.snapshot_ids })
+            .collect();
+        report.orphans_deleted = plan.orphans;
+        return report;
+    }
+
+    let results: Vec<(Deletion, Result<(), CloudError>)> = stream::iter(plan.delete)
+        .map(async |d| {
+            let result = ec2.deregister_image(&d.image.image_id, true).await;
+            (d, result)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    // Snapshots to verify: those of the deregistered images, and the orphans.
+    let mut leftovers: Vec<String> = Vec::new();
+    for (deletion, result) in results {
+        let status = match result {
+            Ok(()) => {
+                tracing::info!(node = %report.node, image = %deletion.image.image_id, "image deregistered");
+                leftovers.extend(deletion.snapshot_ids.iter().cloned());
+                DeleteStatus::Deleted
+            }
+            Err(e) => {
+                tracing::error!(node = %report.node, image = %deletion.image.image_id, error = %e, "deregister failed");
+                report.failures.push(Failure { resource: deletion.image.image_id.clone(), error: e.to_string() });
+                DeleteStatus::Failed
+            }
+        };
+        report.deleted.push(Deleted { image: deletion.image, status, snapshot_ids: deletion.snapshot_ids });
+    }
+    let orphans: BTreeSet<String> = plan.orphans.iter().cloned().collect();
+    leftovers.extend(plan.orphans);
+    if leftovers.is_empty() {
+        return report;
+    }
+    let remaining = match ec2.snapshots_by_id(&leftovers).await {
+        Ok(remaining) => remaining,
+        Err(e) => {
+            report.failures.push(Failure { resource: "DescribeSnapshots".into(), error: e.to_string() });
+            return report;
+        }
+    };
+    let outcomes: Vec<(Snapshot, Option<Result<(), CloudError>>)> = stream::iter(remaining)
+        .map(async |s| {
+            if s.state == SnapshotState::Pending {
+                return (s, None);
+            }
+            let result = ec2.delete_snapshot(&s.id).await;
+            (s, Some(result))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for (snapshot, outcome) in outcomes {
+        match outcome {
+            None => report.snapshots_pending.push(snapshot.id),
+            Some(Err(e)) if !e.has_code("InvalidSnapshot.NotFound") => {
+                report.failures.push(Failure { resource: snapshot.id, error: e.to_string() });
+            }
+            // Deleted now, or gone by itself in the meantime.
+            Some(_) if orphans.contains(&snapshot.id) => report.orphans_deleted.push(snapshot.id),
+            Some(_) => report.snapshots_deleted.push(snapshot.id),
+        }
+    }
+    report
+}

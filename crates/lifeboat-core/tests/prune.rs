@@ -1,0 +1,301 @@
+//! retention-pruner: the pure plan (unit and property tests) and the flow
+//! against the in-memory cloud.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use lifeboat_core::Config;
+use lifeboat_core::memory::MemoryCloud;
+use lifeboat_core::model::{Image, ImageState, Snapshot, SnapshotState, Tags};
+use lifeboat_core::prune::{self, DeleteStatus, KeepReason, Policy, PruneError};
+use proptest::prelude::*;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+const TAG: &str = "lifeboat:node";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
+}
+
+fn days_ago(days: i64) -> Option<DateTime<Utc>> {
+    Some(now() - Duration::days(days))
+}
+
+fn image(id: &str, node: Option<&str>, state: ImageState, created: Option<DateTime<Utc>>, snapshots: &[&str]) -> Image {
+    Image {
+        id: id.to_string(),
+        name: format!("name-{id}"),
+        state,
+        creation_date: created,
+        snapshot_ids: snapshots.iter().map(|s| s.to_string()).collect(),
+        tags: node.map(|n| Tags::from([(TAG.to_string(), n.to_string())])).unwrap_or_default(),
+    }
+}
+
+const POLICY: Policy = Policy { retention_days: 7, keep_min: 3 };
+
+#[test]
+fn keeps_newest_k_and_recent_deletes_old_and_failed_never_pending_or_untagged() {
+    use ImageState::*;
+    let images = vec![
+        image("a1", Some("a"), Available, days_ago(1), &["s1"]),
+        image("a2", Some("a"), Pending, days_ago(30), &["s2"]),
+        image("a3", Some("a"), Available, days_ago(9), &["s3"]),
+        image("a4", Some("a"), Available, days_ago(10), &["s4"]),
+        image("a5", Some("a"), Available, days_ago(11), &["s5"]),
+        image("a6", Some("a"), Failed, days_ago(0), &[]),
+        image("a7", Some("a"), Available, days_ago(2), &["s7"]),
+        image("a8", Some("a"), Available, days_ago(3), &["s8"]),
+        image("a9", Some("a"), Available, days_ago(5), &["s9"]),
+        image("x1", None, Available, days_ago(300), &["sx"]),
+        image("b1", Some("b"), Other, days_ago(300), &["sb"]),
+    ];
+    let plan = prune::plan(&images, &[], TAG, POLICY, now());
+    let a = &plan["a"];
+    let kept: Vec<(&str, KeepReason)> = a.keep.iter().map(|k| (k.image.image_id.as_str(), k.reason)).collect();
+    assert_eq!(
+        kept,
+        [
+            ("a1", KeepReason::NewestK),
+            ("a7", KeepReason::NewestK),
+            ("a8", KeepReason::NewestK),
+            ("a9", KeepReason::WithinRetention),
+            ("a2", KeepReason::Pending),
+        ]
+    );
+    let deleted: Vec<&str> = a.delete.iter().map(|d| d.image.image_id.as_str()).collect();
+    assert_eq!(deleted, ["a6", "a3", "a4", "a5"]);
+    assert_eq!(a.delete[1].snapshot_ids, ["s3"]);
+    assert_eq!(plan["b"].keep[0].reason, KeepReason::OtherState);
+    assert!(plan["b"].delete.is_empty());
+    assert_eq!(plan.len(), 2, "the untagged image is not in the plan at all");
+}
+
+#[test]
+fn when_everything_is_old_exactly_the_newest_k_available_remain() {
+    let images: Vec<Image> =
+        (0..10).map(|i| image(&format!("i{i}"), Some("n"), ImageState::Available, days_ago(20 + i), &[])).collect();
+    let plan = prune::plan(&images, &[], TAG, POLICY, now());
+    let kept: Vec<&str> = plan["n"].keep.iter().map(|k| k.image.image_id.as_str()).collect();
+    assert_eq!(kept, ["i0", "i1", "i2"]);
+    assert_eq!(plan["n"].delete.len(), 7);
+}
+
+#[test]
+fn a_snapshot_another_image_uses_is_not_deleted_with_the_image() {
+    let images = vec![
+        image("new1", Some("n"), ImageState::Available, days_ago(0), &[]),
+        image("new2", Some("n"), ImageState::Available, days_ago(0), &[]),
+        image("new3", Some("n"), ImageState::Available, days_ago(0), &[]),
+        image("old", Some("n"), ImageState::Available, days_ago(30), &["shared", "own"]),
+        image("copy", None, ImageState::Available, days_ago(30), &["shared"]),
+    ];
+    let plan = prune::plan(&images, &[], TAG, POLICY, now());
+    assert_eq!(plan["n"].delete[0].snapshot_ids, ["own"]);
+}
+
+#[test]
+fn orphans_are_swept_by_the_same_age_rule() {
+    let snapshot = |id: &str, state, age, node: Option<&str>| Snapshot {
+        id: id.to_string(),
+        state,
+        start_time: days_ago(age),
+        tags: node.map(|n| Tags::from([(TAG.to_string(), n.to_string())])).unwrap_or_default(),
+    };
+    let images = vec![image("img", Some("n"), ImageState::Available, days_ago(1), &["used"])];
+    let snapshots = vec![
+        snapshot("used", SnapshotState::Completed, 30, Some("n")),
+        snapshot("old-orphan", SnapshotState::Completed, 30, Some("n")),
+        snapshot("young-orphan", SnapshotState::Completed, 2, Some("n")),
+        snapshot("pending-orphan", SnapshotState::Pending, 30, Some("n")),
+        snapshot("other-node", SnapshotState::Error, 30, Some("m")),
+    ];
+    let plan = prune::plan(&images, &snapshots, TAG, POLICY, now());
+    assert_eq!(plan["n"].orphans, ["old-orphan"]);
+    let kept: Vec<(&str, &str)> = plan["n"].orphans_kept.iter().map(|(id, why)| (id.as_str(), why.as_str())).collect();
+    assert_eq!(kept, [("young-orphan", "within retention"), ("pending-orphan", "pending")]);
+    assert_eq!(plan["m"].orphans, ["other-node"]);
+}
+
+fn arb_images() -> impl Strategy<Value = Vec<Image>> {
+    let one = (
+        prop::option::weighted(0.85, 0..3u8),
+        prop_oneof![
+            Just(ImageState::Available),
+            Just(ImageState::Pending),
+            Just(ImageState::Failed),
+            Just(ImageState::Other)
+        ],
+        prop::option::weighted(0.95, 0..40i64),
+        prop::collection::vec(0..12u8, 0..3),
+    );
+    prop::collection::vec(one, 0..40).prop_map(|specs| {
+        specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (node, state, age, snaps))| {
+                let node = node.map(|n| format!("node-{n}"));
+                let snaps: Vec<String> = snaps.into_iter().map(|s| format!("snap-{s}")).collect();
+                let snaps: Vec<&str> = snaps.iter().map(String::as_str).collect();
+                image(&format!("ami-{i:03}"), node.as_deref(), state, age.and_then(days_ago), &snaps)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_plan_never_deletes_what_the_policy_protects_and_deletes_all_it_names(
+        images in arb_images(), retention_days in 0..15u32, keep_min in 1..5u32,
+    ) {
+        let policy = Policy { retention_days, keep_min };
+        let plan = prune::plan(&images, &[], TAG, policy, now());
+        let deleted: BTreeSet<&str> =
+            plan.values().flat_map(|p| p.delete.iter().map(|d| d.image.image_id.as_str())).collect();
+        let kept: BTreeSet<&str> =
+            plan.values().flat_map(|p| p.keep.iter().map(|k| k.image.image_id.as_str())).collect();
+        let by_id: BTreeMap<&str, &Image> = images.iter().map(|i| (i.id.as_str(), i)).collect();
+
+        for id in &deleted {
+            let image = by_id[id];
+            prop_assert!(image.tags.contains_key(TAG), "untagged {id} planned for deletion");
+            prop_assert!(image.state != ImageState::Pending, "pending {id} planned for deletion");
+            prop_assert!(image.state != ImageState::Other, "{id} in a state lifeboat never deletes");
+        }
+        prop_assert!(deleted.is_disjoint(&kept));
+
+        let mut nodes: BTreeMap<&str, Vec<&Image>> = BTreeMap::new();
+        for image in &images {
+            match image.tags.get(TAG) {
+                Some(node) => nodes.entry(node).or_default().push(image),
+                None => prop_assert!(!kept.contains(image.id.as_str()) && !deleted.contains(image.id.as_str())),
+            }
+        }
+        for (node, mut node_images) in nodes {
+            // The newest K available images of the node survive.
+            node_images.sort_by(|a, b| b.creation_date.cmp(&a.creation_date).then(a.id.cmp(&b.id)));
+            let newest: Vec<&str> = node_images.iter()
+                .filter(|i| i.state == ImageState::Available)
+                .take(keep_min as usize)
+                .map(|i| i.id.as_str())
+                .collect();
+            for id in &newest {
+                prop_assert!(!deleted.contains(id), "{id}, one of the newest {keep_min} of {node}, planned for deletion");
+            }
+            // Everything old and unprotected is planned, and failed images too.
+            for image in node_images {
+                let old = image.creation_date.is_some_and(|c| now() - c > Duration::days(retention_days.into()));
+                let unprotected = image.state == ImageState::Available && !newest.contains(&image.id.as_str());
+                if image.state == ImageState::Failed || (unprotected && old) {
+                    prop_assert!(deleted.contains(image.id.as_str()), "{} should be deleted", image.id);
+                } else {
+                    prop_assert!(kept.contains(image.id.as_str()), "{} should be kept", image.id);
+                }
+            }
+        }
+
+        // No snapshot a surviving image uses is ever on the list.
+        let in_use: BTreeSet<&str> = images.iter()
+            .filter(|i| !deleted.contains(i.id.as_str()))
+            .flat_map(|i| i.snapshot_ids.iter().map(String::as_str))
+            .collect();
+        for deletion in plan.values().flat_map(|p| &p.delete) {
+            for snapshot in &deletion.snapshot_ids {
+                prop_assert!(!in_use.contains(snapshot.as_str()), "{snapshot} is still used");
+            }
+        }
+    }
+}
+
+fn seeded() -> (MemoryCloud, Vec<String>) {
+    let cloud = MemoryCloud::new();
+    let mut ids = Vec::new();
+    for age in [1, 2, 3, 10, 12] {
+        ids.push(cloud.add_image(&format!("n-{age}"), ImageState::Available, days_ago(age), &[(TAG, "n")]).0);
+    }
+    cloud.add_image("someone-elses", ImageState::Available, days_ago(100), &[]);
+    (cloud, ids)
+}
+
+#[tokio::test]
+async fn prune_deletes_the_old_images_and_their_snapshots() {
+    let (cloud, ids) = seeded();
+    let orphan = cloud.add_snapshot(SnapshotState::Completed, days_ago(40), &[(TAG, "n")]);
+    let report = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    let remaining: Vec<String> = cloud.images().iter().map(|i| i.name.clone()).collect();
+    assert_eq!(remaining, ["n-1", "n-2", "n-3", "someone-elses"]);
+    assert_eq!(cloud.snapshots().len(), 4, "each remaining image keeps its one snapshot; the orphan is gone");
+    let node = &report.nodes[0];
+    let deleted: Vec<(&str, DeleteStatus)> =
+        node.deleted.iter().map(|d| (d.image.image_id.as_str(), d.status)).collect();
+    assert_eq!(deleted, [(ids[3].as_str(), DeleteStatus::Deleted), (ids[4].as_str(), DeleteStatus::Deleted)]);
+    assert_eq!(node.orphans_deleted, [orphan]);
+    assert!(node.snapshots_deleted.is_empty(), "DeleteAssociatedSnapshots did it");
+}
+
+#[tokio::test]
+async fn snapshots_left_by_deregistration_are_deleted_after() {
+    let (cloud, _) = seeded();
+    cloud.keep_snapshots_on_deregister(true);
+    let report = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    assert_eq!(cloud.snapshots().len(), 4);
+    assert_eq!(report.nodes[0].snapshots_deleted.len(), 2);
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let (cloud, _) = seeded();
+    let report = prune::handle(&cloud, &Config::default(), &json!({"dry_run": true}), now()).await.unwrap();
+    assert_eq!(cloud.images().len(), 6);
+    assert!(report.nodes[0].deleted.iter().all(|d| d.status == DeleteStatus::WouldDelete));
+    assert_eq!(report.nodes[0].deleted.len(), 2);
+    assert!(!cloud.calls().iter().any(|c| c == "DeregisterImage" || c == "DeleteSnapshot"));
+}
+
+#[tokio::test]
+async fn one_failure_does_not_stop_the_rest_and_fails_the_invocation() {
+    let (cloud, ids) = seeded();
+    cloud.fail_next("DeregisterImage", "InternalError", 1);
+    let err = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
+    let PruneError::Failed(report) = &err else { panic!("{err}") };
+    assert_eq!(report.failure_count(), 1);
+    assert!(err.to_string().contains(&format!("n {}: DeregisterImage failed: InternalError", ids[3])), "{err}");
+    // The other old image went; the failed one is still there for the retry.
+    let remaining: Vec<String> = cloud.images().iter().map(|i| i.id.clone()).collect();
+    assert!(remaining.contains(&ids[3]) && !remaining.contains(&ids[4]));
+    prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    assert_eq!(cloud.images().len(), 4);
+}
+
+#[tokio::test]
+async fn a_listing_failure_deletes_nothing() {
+    let (cloud, _) = seeded();
+    cloud.fail_next("DescribeSnapshots", "UnauthorizedOperation", 1);
+    let err = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
+    assert!(matches!(err, PruneError::Describe(_)), "{err}");
+    assert_eq!(cloud.images().len(), 6);
+}
+
+#[tokio::test]
+async fn ages_come_from_the_event_time() {
+    let (cloud, _) = seeded();
+    let event = json!({
+        "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+        "time": "2026-11-16T02:00:00Z", "region": "eu-west-1", "resources": [], "detail": {}
+    });
+    // Ten days earlier, nothing is old yet (the images would be from the future).
+    let report = prune::handle(&cloud, &Config::default(), &event, now()).await.unwrap();
+    assert!(report.nodes[0].deleted.is_empty());
+    assert_eq!(cloud.images().len(), 6);
+}
+
+#[test]
+fn bad_events_are_rejected() {
+    for (event, expected) in [
+        (json!({"dryrun": true}), "unknown field `dryrun`"),
+        (json!({"dry_run": "yes"}), "invalid type: string"),
+        (json!(null), "expected a JSON object, got null"),
+    ] {
+        let err = prune::parse_event(&event, now()).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+}
