@@ -24,6 +24,7 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "response_code": 3, "stdout": "..."}]}
     POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
                                      "2026-11-01T01:00:00Z"}
+    POST /lifeboat/snapshots/<id>   {"state": "pending", "start_time": "..."}
 """
 
 from __future__ import annotations
@@ -130,6 +131,22 @@ def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, 
     raise KeyError(image_id)
 
 
+def set_snapshot(account: str, snapshot_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    from moto.ec2.models import ec2_backends
+
+    for region, backend in ec2_backends[account].items():
+        snapshot = backend.snapshots.get(snapshot_id)
+        if snapshot is None:
+            continue
+        if "state" in values:
+            snapshot.status = values["state"]
+        if "start_time" in values:
+            when = datetime.fromisoformat(values["start_time"].replace("Z", "+00:00"))
+            snapshot.start_time = when.astimezone(timezone.utc).replace(tzinfo=None)
+        return {"snapshot_id": snapshot_id, "region": region, "state": snapshot.status}
+    raise KeyError(snapshot_id)
+
+
 class Emulator:
     """WSGI middleware: the control API, account selection and fault injection
     in front of moto's own application."""
@@ -193,6 +210,8 @@ class Emulator:
             return json_response(start_response, {"ok": True})
         if path.startswith("/lifeboat/images/") and method == "POST":
             return json_response(start_response, set_image(account, path.rsplit("/", 1)[-1], payload))
+        if path.startswith("/lifeboat/snapshots/") and method == "POST":
+            return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")
 
 

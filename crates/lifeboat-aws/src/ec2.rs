@@ -3,7 +3,7 @@
 use crate::{cloud_error, to_chrono};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use lifeboat_core::model::{CloudError, Image, ImageState, Instance, InstanceState, Tags};
+use lifeboat_core::model::{CloudError, Image, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Tags};
 use lifeboat_core::ports::{Ec2, ImageSpec};
 
 #[derive(Debug, Clone)]
@@ -62,6 +62,34 @@ fn image_of(i: &aws_sdk_ec2::types::Image) -> Option<Image> {
     })
 }
 
+fn snapshot_of(s: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
+    Some(Snapshot {
+        id: s.snapshot_id()?.to_string(),
+        state: SnapshotState::parse(s.state().map(|x| x.as_str()).unwrap_or_default()),
+        start_time: s.start_time().and_then(to_chrono),
+        tags: tags_of(s.tags()),
+    })
+}
+
+/// Values per filter in one Describe call.
+const FILTER_VALUES: usize = 200;
+
+impl AwsEc2 {
+    async fn snapshots_matching(&self, filter: Filter) -> Result<Vec<Snapshot>, CloudError> {
+        let pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(filter)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("DescribeSnapshots", e))?;
+        Ok(pages.iter().flat_map(|p| p.snapshots()).filter_map(snapshot_of).collect())
+    }
+}
+
 impl Ec2 for AwsEc2 {
     async fn instances_with_tag(&self, tag_key: &str) -> Result<Vec<Instance>, CloudError> {
         let pages = self
@@ -107,5 +135,54 @@ impl Ec2 for AwsEc2 {
             .await
             .map_err(|e| cloud_error("DescribeImages", e))?;
         Ok(out.images().iter().find_map(image_of))
+    }
+
+    async fn own_images(&self) -> Result<Vec<Image>, CloudError> {
+        let pages = self
+            .client
+            .describe_images()
+            .owners("self")
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("DescribeImages", e))?;
+        Ok(pages.iter().flat_map(|p| p.images()).filter_map(image_of).collect())
+    }
+
+    async fn snapshots_with_tag(&self, tag_key: &str) -> Result<Vec<Snapshot>, CloudError> {
+        self.snapshots_matching(filter("tag-key", tag_key)).await
+    }
+
+    async fn snapshots_by_id(&self, ids: &[String]) -> Result<Vec<Snapshot>, CloudError> {
+        // A filter, not SnapshotIds: a missing id is then simply absent
+        // instead of failing the whole call with InvalidSnapshot.NotFound.
+        let mut found = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let filter = Filter::builder().name("snapshot-id").set_values(Some(chunk.to_vec())).build();
+            found.extend(self.snapshots_matching(filter).await?);
+        }
+        Ok(found)
+    }
+
+    async fn deregister_image(&self, image_id: &str, delete_snapshots: bool) -> Result<(), CloudError> {
+        self.client
+            .deregister_image()
+            .image_id(image_id)
+            .delete_associated_snapshots(delete_snapshots)
+            .send()
+            .await
+            .map_err(|e| cloud_error("DeregisterImage", e))?;
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CloudError> {
+        self.client
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error("DeleteSnapshot", e))?;
+        Ok(())
     }
 }

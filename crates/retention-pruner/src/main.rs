@@ -1,13 +1,20 @@
-//! Not built yet: see the README's status section.
+//! retention-pruner: on a schedule, deletes old backups and their snapshots,
+//! never the newest good ones.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lifeboat_aws::AwsEc2;
+use lifeboat_core::{Config, prune};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    run(service_fn(async |_: LambdaEvent<Value>| {
-        Err::<Value, Error>(format!("{} is not implemented yet", env!("CARGO_PKG_NAME")).into())
+    let config = Config::from_env()?;
+    let ec2 = AwsEc2::new(&lifeboat_aws::sdk_config().await);
+    run(service_fn(async |event: LambdaEvent<Value>| {
+        let report = prune::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await?;
+        tracing::info!(report = %serde_json::to_string(&report)?, "prune done");
+        Ok::<_, Error>(report)
     }))
     .await
 }
