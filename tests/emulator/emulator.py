@@ -11,8 +11,11 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /moto-api/reset            moto's reset, plus every lifeboat setting
     POST /lifeboat/faults           {"operation": "CreateImage" | "*", "code":
                                      "RequestLimitExceeded", "status": 503,
-                                     "count": N | "rate": 0.3, "seed": 1}:
-                                     fail the next N calls, or a share of them
+                                     "count": N | "rate": 0.3, "seed": 1,
+                                     "body_contains": "MarketType=spot"}:
+                                     fail the next N calls, or a share of
+                                     them (only requests whose decoded body
+                                     contains body_contains, if given)
     DELETE /lifeboat/faults         clear the account's faults
     GET  /lifeboat/calls            {"CreateImage": 2, ...}: calls that reached
                                      the emulator (faulted ones included)
@@ -25,6 +28,9 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
                                      "2026-11-01T01:00:00Z"}
     POST /lifeboat/snapshots/<id>   {"state": "pending", "start_time": "..."}
+    POST /lifeboat/seed-images      {"instance_id": "i-...", "images": [{"name":
+                                     ..., "tags": {...}, "creation_date": ...,
+                                     "state": "available"}]}: many at once
 """
 
 from __future__ import annotations
@@ -32,14 +38,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import re
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 import patches
 
@@ -74,12 +82,14 @@ class Faults:
         with self.lock:
             self.rules.pop(account, None)
 
-    def hit(self, account: str, operation: str) -> dict[str, Any] | None:
+    def hit(self, account: str, operation: str, body: str) -> dict[str, Any] | None:
         """Counts the call; returns the fault to answer it with, if any."""
         with self.lock:
             self.calls.setdefault(account, Counter())[operation] += 1
             for rule in self.rules.get(account, []):
                 if rule["operation"] not in (operation, "*"):
+                    continue
+                if rule.get("body_contains") and rule["body_contains"] not in body:
                     continue
                 if "count" in rule:
                     if rule["count"] > 0:
@@ -131,6 +141,25 @@ def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, 
     raise KeyError(image_id)
 
 
+def seed_images(account: str, region: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Creates many images at once, in-process (benchmarks): each as CreateImage
+    would, then aged and set to the given state."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account][region]
+    created = []
+    for spec in payload["images"]:
+        tags = [{"Key": k, "Value": v} for k, v in spec.get("tags", {}).items()]
+        specs = [{"ResourceType": r, "Tags": tags} for r in ("image", "snapshot")] if tags else []
+        ami = backend.create_image(payload["instance_id"], spec["name"], "", tag_specifications=specs)
+        ami.state = spec.get("state", "available")
+        when = datetime.fromisoformat(spec["creation_date"].replace("Z", "+00:00"))
+        ami.creation_date = when.astimezone(timezone.utc).replace(tzinfo=None)
+        ami.ebs_snapshot.start_time = ami.creation_date
+        created.append(ami.id)
+    return {"created": len(created)}
+
+
 def set_snapshot(account: str, snapshot_id: str, values: dict[str, Any]) -> dict[str, Any]:
     from moto.ec2.models import ec2_backends
 
@@ -175,12 +204,13 @@ class Emulator:
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = account
         body = self.read_body(environ)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        text = body.decode("utf-8", "replace")
         if target:
             operation = target.rsplit(".", 1)[-1]
         else:
-            operation = parse_qs(body.decode("utf-8", "replace")).get("Action", query.get("Action", [""]))[0]
+            operation = parse_qs(text).get("Action", query.get("Action", [""]))[0]
         if operation:
-            fault = FAULTS.hit(account, operation)
+            fault = FAULTS.hit(account, operation, unquote_plus(text))
             if fault is not None:
                 return error_response(bool(target), fault["code"], int(fault["status"]), start_response)
         return self.moto_app(environ, start_response)
@@ -193,6 +223,7 @@ class Emulator:
         return body
 
     def control(self, method: str, path: str, account: str, environ: dict[str, Any], start_response: Any) -> Any:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
         body = self.read_body(environ)
         payload = json.loads(body) if body else {}
         if path == "/lifeboat/faults" and method == "POST":
@@ -210,6 +241,9 @@ class Emulator:
             return json_response(start_response, {"ok": True})
         if path.startswith("/lifeboat/images/") and method == "POST":
             return json_response(start_response, set_image(account, path.rsplit("/", 1)[-1], payload))
+        if path == "/lifeboat/seed-images" and method == "POST":
+            region = query.get("region", ["eu-west-1"])[0]
+            return json_response(start_response, seed_images(account, region, payload))
         if path.startswith("/lifeboat/snapshots/") and method == "POST":
             return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")
@@ -218,7 +252,17 @@ class Emulator:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     args = parser.parse_args()
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
 
     patches.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app

@@ -16,9 +16,13 @@ from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.instances import Instance
 from moto.ec2.models.subnets import Subnet
 from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
 from moto.ec2.responses.instances import InstanceResponse
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.ssm.exceptions import SSMException
 from moto.ssm.models import Command
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -71,6 +75,22 @@ def _now() -> float:
     return time.time()
 
 
+# --- Speed -------------------------------------------------------------------
+
+
+def _get_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
+    # Not a behaviour fix: moto finds a resource's tags by matching a regular
+    # expression against every tag of the account, so filtering N resources by
+    # tag is quadratic (10,000 snapshots: tens of minutes). A direct lookup
+    # gives the same answer.
+    resource_id = getattr(self, "id", None)
+    if not resource_id:
+        return []
+    resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+    tags = self.ec2_backend.tags.get(resource_id, {})
+    return [{"resource_id": resource_id, "key": k, "value": v, "resource_type": resource_type} for k, v in tags.items()]
+
+
 # --- AMIs -------------------------------------------------------------------
 
 # AWS: a new AMI is `pending` until its snapshots complete, then `available`.
@@ -117,13 +137,15 @@ def _deregister_image(self: AmisResponse) -> ActionResult:
     delete_snapshots = str(self._get_param("DeleteAssociatedSnapshots", "false")).lower() == "true"
     self.error_on_dryrun()
     backend = self.ec2_backend
-    ami = backend.amis.get(ami_id)
-    backend.deregister_image(ami_id)
+    with _lock:
+        ami = backend.amis.get(ami_id)
+        backend.deregister_image(ami_id)
+        others = list(backend.amis.values())
     result: dict[str, Any] = {"Return": True}
     if delete_snapshots and ami is not None:
         results = []
         snap_id = ami.ebs_snapshot.id
-        if any(other.ebs_snapshot.id == snap_id for other in backend.amis.values()):
+        if any(other.ebs_snapshot.id == snap_id for other in others):
             results.append({"SnapshotId": snap_id, "ReturnCode": "skipped"})
         elif snap_id in backend.snapshots:
             backend.snapshots.pop(snap_id)
@@ -166,6 +188,72 @@ def _request_ip(self: Subnet, ip: str, instance: Any) -> None:
         raise EC2ClientError("InvalidIPAddress.InUse", f"Address {ip} is in use.")
     self._unused_ips.discard(ip)
     self._subnet_ips[ip] = instance
+
+
+# --- Network interfaces ------------------------------------------------------
+
+_original_prep_nics = Instance.prep_nics
+
+
+def _prep_nics(self: Instance, nic_spec: list, *args: Any, **kwargs: Any) -> None:
+    # AWS: an interface named by NetworkInterfaceId must be `available`;
+    # attaching one in use is InvalidNetworkInterface.InUse. moto moves it.
+    for nic in nic_spec:
+        if nic.get("NetworkInterfaceId"):
+            eni = self.ec2_backend.get_network_interface(nic["NetworkInterfaceId"])
+            if eni.status != "available":
+                raise EC2ClientError("InvalidNetworkInterface.InUse", f"Interface: [{eni.id}] in use.")
+    existing = {nic.get("NetworkInterfaceId") for nic in nic_spec}
+    wanted = {int(n.get("DeviceIndex", 0)): n.get("DeleteOnTermination") for n in nic_spec}
+    _original_prep_nics(self, nic_spec, *args, **kwargs)
+    # AWS: an interface created by the launch is deleted on termination unless
+    # the request says otherwise. moto defaults to keeping it.
+    for index, eni in self.nics.items():
+        if eni.id not in existing:
+            choice = wanted.get(index)
+            eni.delete_on_termination = True if choice is None else str(choice).lower() == "true"
+
+
+_original_terminate = Instance.terminate
+
+
+def _terminate(self: Instance) -> Any:
+    # AWS: an interface kept on termination is detached and `available`, its
+    # private IP still its own. moto leaves it attached to the dead instance.
+    kept = [eni for eni in self.nics.values() if not eni.delete_on_termination]
+    previous = _original_terminate(self)
+    for eni in kept:
+        self.detach_eni(eni)
+    return previous
+
+
+def _without_primary_interface(name: str) -> property:
+    # AWS: a terminated instance whose interface was kept (and detached) has
+    # no private IP or DNS name left. moto reads them from interface 0 and
+    # fails (HTTP 500) once it is gone.
+    original = Instance.__dict__[name]
+    return property(lambda self: original.fget(self) if 0 in self.nics else None)
+
+
+_original_modify_eni = ElasticNetworkInterfaces.modify_network_interface_attribute
+
+
+def _modify_eni(self: ElasticNetworkInterfaces) -> Any:
+    # AWS: Attachment.DeleteOnTermination changes whether the interface outlives
+    # its instance. moto ignores it.
+    attachment = self._get_param("Attachment") or {}
+    if attachment:
+        eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+        if eni.attachment_id != attachment.get("AttachmentId"):
+            raise EC2ClientError(
+                "InvalidAttachmentID.NotFound", f"The attachment ID '{attachment.get('AttachmentId')}' does not exist"
+            )
+        eni.delete_on_termination = str(attachment.get("DeleteOnTermination")).lower() == "true"
+        self.error_on_dryrun()
+        from moto.core.responses import EmptyResult
+
+        return EmptyResult()
+    return _original_modify_eni(self)
 
 
 # --- SSM --------------------------------------------------------------------
@@ -283,11 +371,17 @@ def _get_invocation(self: Command, instance_id: str, plugin_name: str | None) ->
 
 
 def apply() -> None:
+    TaggedEC2Resource.get_tags = _get_tags
     Ami.state = property(_get_state, _set_state)
     AmiBackend.create_image = _create_image
     AmisResponse.deregister_image = _deregister_image
     InstanceResponse.run_instances = _run_instances
     Subnet.request_ip = _request_ip
+    Instance.prep_nics = _prep_nics
+    Instance.terminate = _terminate
+    for name in ("private_ip", "private_ip_address", "private_dns_name", "public_ip", "public_ip_address"):
+        setattr(Instance, name, _without_primary_interface(name))
+    ElasticNetworkInterfaces.modify_network_interface_attribute = _modify_eni
     SimpleSystemManagerResponse.describe_instance_information = _describe_instance_information
     SimpleSystemManagerResponse.send_command = _send_command
     Command._get_instance_ids_from_targets = _targets_instance_ids
