@@ -8,8 +8,9 @@
 use crate::config::Config;
 pub use crate::event::{EventError, Trigger};
 use crate::event::{Scheduled, parse_scheduled};
-use crate::model::{CloudError, Instance, InstanceState, Tags, tag};
+use crate::model::{Attachment, CloudError, Instance, InstanceState, Tags, tag};
 use crate::ports::{Ec2, ImageSpec};
+use crate::spec::LaunchSpec;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
@@ -92,6 +93,9 @@ pub struct PlannedBackup {
     pub node: String,
     pub instance_id: String,
     pub action: Action,
+    /// The primary interface, whatever its DeleteOnTermination: preparing the
+    /// node means making sure it survives the instance (see [`prepare`]).
+    pub interface: Option<Attachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +126,7 @@ pub fn plan(
             node: node.clone(),
             instance_id: instance.id.clone(),
             action: Action::Skip(reason),
+            interface: None,
         };
         if let Err(reason) = check_node_name(node) {
             planned.push(skip(format!("node name {reason}")));
@@ -152,14 +157,24 @@ pub fn plan(
                     slot.to_rfc3339_opts(SecondsFormat::Secs, true)
                 ),
                 tags: backup_tags(node_tag, node, &chosen.id, &name),
+                image_tags: LaunchSpec::from_instance(chosen)
+                    .map(|mut spec| {
+                        // This run keeps the interface (see `prepare`), so the
+                        // image records it even when the description predates that.
+                        spec.interface_id = chosen.primary_interface.as_ref().map(|a| a.interface_id.clone());
+                        spec.to_tags()
+                    })
+                    .unwrap_or_default(),
                 name,
             }),
+            interface: chosen.primary_interface.clone(),
         });
         for other in &instances[1..] {
             planned.push(PlannedBackup {
                 node: node.to_string(),
                 instance_id: other.id.clone(),
                 action: Action::Skip(format!("node {node} is backed up from {} instead", chosen.id)),
+                interface: None,
             });
         }
     }
@@ -187,6 +202,27 @@ pub struct NodeResult {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What preparing the node's primary interface for a relaunch did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<InterfaceResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InterfaceResult {
+    pub interface_id: String,
+    pub outcome: Prepared,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prepared {
+    /// DeleteOnTermination was true and is now false.
+    Kept,
+    AlreadyKept,
+    WouldKeep,
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -200,8 +236,11 @@ pub enum Outcome {
 }
 
 impl BackupReport {
+    /// Nodes whose backup or preparation failed.
     pub fn failures(&self) -> impl Iterator<Item = &NodeResult> {
-        self.nodes.iter().filter(|n| n.outcome == Outcome::Failed)
+        self.nodes.iter().filter(|n| {
+            n.outcome == Outcome::Failed || n.interface.as_ref().is_some_and(|i| i.outcome == Prepared::Failed)
+        })
     }
 }
 
@@ -214,7 +253,8 @@ pub enum BackupError {
     #[error("no instance carries the tag {tag}={node}")]
     NodeNotFound { tag: String, node: String },
     #[error("{} of {} backups failed: {}", .0.failures().count(), .0.nodes.len(),
-        .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance, f.reason.as_deref().unwrap_or(""))).collect::<Vec<_>>().join("; "))]
+        .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance,
+            f.reason.as_deref().or(f.interface.as_ref().and_then(|i| i.error.as_deref())).unwrap_or(""))).collect::<Vec<_>>().join("; "))]
     Failed(Box<BackupReport>),
 }
 
@@ -258,29 +298,50 @@ pub async fn run(ec2: &impl Ec2, config: &Config, request: &BackupRequest) -> Re
 }
 
 async fn execute(ec2: &impl Ec2, planned: PlannedBackup, dry_run: bool) -> NodeResult {
+    let interface = match &planned.interface {
+        Some(attachment) => Some(prepare(ec2, attachment, dry_run).await),
+        None => None,
+    };
+    let mut result = match planned.action {
+        Action::Skip(reason) => NodeResult {
+            node: planned.node,
+            instance: planned.instance_id,
+            outcome: Outcome::Skipped,
+            image_id: None,
+            name: None,
+            reason: Some(reason),
+            interface: None,
+        },
+        Action::Create(spec) if dry_run => NodeResult {
+            node: planned.node,
+            instance: planned.instance_id,
+            outcome: Outcome::WouldCreate,
+            image_id: None,
+            name: Some(spec.name),
+            reason: None,
+            interface: None,
+        },
+        Action::Create(spec) => create(ec2, &planned.node, &planned.instance_id, &spec).await,
+    };
+    result.interface = interface;
+    result
+}
+
+/// CreateImage, where an image of the same name means this backup was made
+/// before (a redelivered event): reported as such with its id.
+pub async fn create(ec2: &impl Ec2, node: &str, instance: &str, spec: &ImageSpec) -> NodeResult {
     let mut result = NodeResult {
-        node: planned.node,
-        instance: planned.instance_id,
-        outcome: Outcome::Skipped,
+        node: node.to_string(),
+        instance: instance.to_string(),
+        outcome: Outcome::Failed,
         image_id: None,
-        name: None,
+        name: Some(spec.name.clone()),
         reason: None,
+        interface: None,
     };
-    let spec = match planned.action {
-        Action::Skip(reason) => {
-            result.reason = Some(reason);
-            return result;
-        }
-        Action::Create(spec) => spec,
-    };
-    result.name = Some(spec.name.clone());
-    if dry_run {
-        result.outcome = Outcome::WouldCreate;
-        return result;
-    }
-    match ec2.create_image(&spec).await {
+    match ec2.create_image(spec).await {
         Ok(image_id) => {
-            tracing::info!(node = %result.node, instance = %result.instance, image = %image_id, name = %spec.name, "backup image created");
+            tracing::info!(node, instance, image = %image_id, name = %spec.name, "backup image created");
             result.outcome = Outcome::Created;
             result.image_id = Some(image_id);
         }
@@ -291,16 +352,29 @@ async fn execute(ec2: &impl Ec2, planned: PlannedBackup, dry_run: bool) -> NodeR
                 result.reason =
                     Some(format!("an image named {} exists already: this slot was backed up before", spec.name));
             }
-            Err(e) => {
-                result.outcome = Outcome::Failed;
-                result.reason = Some(e.to_string());
-            }
+            Err(e) => result.reason = Some(e.to_string()),
         },
         Err(e) => {
-            tracing::error!(node = %result.node, instance = %result.instance, error = %e, "backup failed");
-            result.outcome = Outcome::Failed;
+            tracing::error!(node, instance, error = %e, "backup failed");
             result.reason = Some(e.to_string());
         }
     }
     result
+}
+
+/// Makes the node's primary interface outlive the instance
+/// (DeleteOnTermination=false), so its private IP, security groups and any
+/// Elastic IP association can be handed to the replacement. Idempotent.
+pub async fn prepare(ec2: &impl Ec2, attachment: &Attachment, dry_run: bool) -> InterfaceResult {
+    let (outcome, error) = if !attachment.delete_on_termination {
+        (Prepared::AlreadyKept, None)
+    } else if dry_run {
+        (Prepared::WouldKeep, None)
+    } else {
+        match ec2.keep_interface_on_termination(attachment).await {
+            Ok(()) => (Prepared::Kept, None),
+            Err(e) => (Prepared::Failed, Some(e.to_string())),
+        }
+    };
+    InterfaceResult { interface_id: attachment.interface_id.clone(), outcome, error }
 }

@@ -26,6 +26,9 @@ pub struct Config {
     pub capacity: Capacity,
     /// `LIFEBOAT_NOTIFY_TOPIC_ARN`: SNS topic for notifications.
     pub notify_topic_arn: Option<String>,
+    /// `LIFEBOAT_FINAL_BACKUP`: on an interruption, start one last image of
+    /// the node before it goes (its snapshots are point-in-time at the call).
+    pub final_backup: bool,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             instance_types: Vec::new(),
             capacity: Capacity::SpotThenOnDemand,
             notify_topic_arn: None,
+            final_backup: true,
         }
     }
 }
@@ -92,6 +96,9 @@ impl Config {
         }
         if let Some(v) = get("LIFEBOAT_DRY_RUN") {
             config.dry_run = parse_bool("LIFEBOAT_DRY_RUN", &v)?;
+        }
+        if let Some(v) = get("LIFEBOAT_FINAL_BACKUP") {
+            config.final_backup = parse_bool("LIFEBOAT_FINAL_BACKUP", &v)?;
         }
         if let Some(v) = get("LIFEBOAT_INSTANCE_TYPES") {
             config.instance_types = parse_instance_types("LIFEBOAT_INSTANCE_TYPES", &v)?;
@@ -230,6 +237,7 @@ mod tests {
             ("LIFEBOAT_RETENTION_DAYS", "-1"),
             ("LIFEBOAT_KEEP_MIN", "0"),
             ("LIFEBOAT_DRY_RUN", "maybe"),
+            ("LIFEBOAT_FINAL_BACKUP", "sometimes"),
             ("LIFEBOAT_INSTANCE_TYPES", "m6i.large,,"),
             ("LIFEBOAT_INSTANCE_TYPES", "large"),
             ("LIFEBOAT_CAPACITY", "spot-only"),

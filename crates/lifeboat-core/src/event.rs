@@ -24,10 +24,10 @@ pub enum EventError {
     NotAnObject(&'static str),
     #[error("invalid event: not an EventBridge event: {0}")]
     Envelope(String),
-    #[error(
-        "invalid event: {function} accepts EventBridge \"Scheduled Event\" from aws.events, got detail-type {detail_type:?} from {event_source:?}"
-    )]
-    WrongEventType { function: &'static str, detail_type: String, event_source: String },
+    #[error("invalid event: {function} accepts {accepted}, got detail-type {detail_type:?} from {event_source:?}")]
+    WrongEventType { function: &'static str, accepted: &'static str, detail_type: String, event_source: String },
+    #[error("invalid event: {0}")]
+    Detail(String),
     #[error("invalid event: the Scheduled Event has no time")]
     NoTime,
     #[error("invalid event: {message} (expected an EventBridge Scheduled Event, {{}}, or {expected})")]
@@ -63,6 +63,7 @@ pub fn parse_scheduled<T: DeserializeOwned + Default>(
         if envelope.detail_type != "Scheduled Event" || envelope.source != "aws.events" {
             return Err(EventError::WrongEventType {
                 function,
+                accepted: "EventBridge \"Scheduled Event\" from aws.events",
                 detail_type: envelope.detail_type,
                 event_source: envelope.source,
             });

@@ -10,5 +10,7 @@ pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod prune;
+pub mod relaunch;
+pub mod spec;
 
 pub use config::Config;

@@ -18,9 +18,10 @@ pub mod tag {
     pub const AUTO_BACKUP: &str = "AutoBackup";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
+    #[default]
     Pending,
     Running,
     ShuttingDown,
@@ -60,12 +61,41 @@ impl fmt::Display for InstanceState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,
     pub state: InstanceState,
     pub launch_time: Option<DateTime<Utc>>,
     pub tags: Tags,
+    pub instance_type: String,
+    pub subnet_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub security_group_ids: Vec<String>,
+    /// The interface at device index 0.
+    pub primary_interface: Option<Attachment>,
+    pub key_name: Option<String>,
+    pub instance_profile_arn: Option<String>,
+    /// `required` (IMDSv2 only) or `optional`.
+    pub http_tokens: Option<String>,
+    pub http_put_response_hop_limit: Option<i32>,
+    pub spot: bool,
+}
+
+/// A network interface as attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub interface_id: String,
+    pub attachment_id: String,
+    pub delete_on_termination: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInterface {
+    pub id: String,
+    /// `available`, `in-use`, `attaching`, `detaching`, ...
+    pub status: String,
+    pub subnet_id: String,
+    pub private_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -65,6 +65,7 @@ fn instance(id: &str, state: InstanceState, node: Option<&str>, launched: i64) -
         state,
         launch_time: Some(Utc.timestamp_opt(launched, 0).unwrap()),
         tags: node.map(|n| ("lifeboat:node".to_string(), n.to_string())).into_iter().collect(),
+        ..Instance::default()
     }
 }
 
