@@ -46,7 +46,7 @@ fn private_emulator() -> &'static Private {
         assert!(python.exists(), "{} is missing: run `make venv` (or `make test`, which makes it)", python.display());
         let mut child = Command::new(python)
             .arg(root.join("tests/emulator/emulator.py"))
-            .args(["--port", "0"])
+            .args(["--port", "0", "--exit-with-parent"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -91,6 +91,7 @@ impl Emulator {
         [
             ("AWS_ENDPOINT_URL", self.url.clone()),
             ("AWS_REGION", REGION.to_string()),
+            ("AWS_DEFAULT_REGION", REGION.to_string()),
             ("AWS_ACCESS_KEY_ID", format!("LB{}EMULATOR", self.account)),
             ("AWS_SECRET_ACCESS_KEY", "secret".to_string()),
         ]

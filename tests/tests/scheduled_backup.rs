@@ -44,7 +44,21 @@ async fn backs_up_the_tagged_node_once_per_slot() {
         ("lifeboat:node", "k8s-master"),
         ("lifeboat:source-instance", &master),
     ]);
-    assert_eq!(tag_pairs(image.tags()), expected_tags);
+    // The image carries the backup tags, plus the launch spec a relaunch reads back.
+    let image_tags = tag_pairs(image.tags());
+    let (spec, backup): (Vec<_>, Vec<_>) = image_tags.into_iter().partition(|(k, _)| k.starts_with("lifeboat:spec-"));
+    assert_eq!(backup, expected_tags);
+    let spec_keys: Vec<&str> = spec.iter().map(|(k, _)| k.as_str()).collect();
+    for key in [
+        "lifeboat:spec-instance-type",
+        "lifeboat:spec-subnet",
+        "lifeboat:spec-private-ip",
+        "lifeboat:spec-interface",
+        "lifeboat:spec-market",
+    ] {
+        assert!(spec_keys.contains(&key), "{key} missing from {spec:?}");
+    }
+    assert!(spec.contains(&("lifeboat:spec-market".to_string(), "spot".to_string())));
 
     // Its snapshots carry the same tags.
     let snapshot_ids: Vec<String> =
@@ -64,6 +78,14 @@ async fn backs_up_the_tagged_node_once_per_slot() {
     assert_eq!(second["nodes"][0]["outcome"], "already-existed");
     assert_eq!(second["nodes"][0]["image_id"], image_id);
     assert_eq!(emu.calls("CreateImage"), 2);
+
+    // The node was prepared: its interface now outlives the instance, once.
+    assert_eq!(first["nodes"][0]["interface"]["outcome"], "kept");
+    assert_eq!(second["nodes"][0]["interface"]["outcome"], "already-kept");
+    let described = emu.ec2().await.describe_instances().instance_ids(&master).send().await.unwrap();
+    let attachment = described.reservations()[0].instances()[0].network_interfaces()[0].attachment().unwrap().clone();
+    assert_eq!(attachment.delete_on_termination(), Some(false));
+    assert_eq!(emu.calls("ModifyNetworkInterfaceAttribute"), 1);
 }
 
 #[tokio::test]

@@ -1,13 +1,36 @@
-//! Not built yet: see the README's status section.
+//! interruption-handler: on a spot interruption (or the node's instance going
+//! away), relaunches the node from its newest backup on the same private IP,
+//! exactly once, and checks it over SSM.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lifeboat_aws::{AwsEc2, AwsSsm};
+use lifeboat_core::Config;
+use lifeboat_core::relaunch::{self, Timing};
 use serde_json::Value;
+use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    run(service_fn(async |_: LambdaEvent<Value>| {
-        Err::<Value, Error>(format!("{} is not implemented yet", env!("CARGO_PKG_NAME")).into())
+    let config = Config::from_env()?;
+    let sdk = lifeboat_aws::sdk_config().await;
+    let (ec2, ssm) = (AwsEc2::new(&sdk), AwsSsm::new(&sdk));
+    run(service_fn(async |event: LambdaEvent<Value>| {
+        // The Lambda deadline on tokio's clock, so waits stop short of it.
+        let left = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        let deadline = tokio::time::Instant::now() + left;
+        let report = relaunch::handle(
+            &ec2,
+            &ssm,
+            &config,
+            Timing::default(),
+            &event.payload,
+            chrono::Utc::now(),
+            Some(deadline),
+        )
+        .await?;
+        tracing::info!(report = %serde_json::to_string(&report)?, "interruption handled");
+        Ok::<_, Error>(report)
     }))
     .await
 }

@@ -2,9 +2,15 @@
 
 use crate::{cloud_error, to_chrono};
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
-use lifeboat_core::model::{CloudError, Image, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Tags};
-use lifeboat_core::ports::{Ec2, ImageSpec};
+use aws_sdk_ec2::types::{
+    Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceLifecycleType, InstanceMarketOptionsRequest,
+    InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceType, MarketType,
+    NetworkInterfaceAttachmentChanges, ResourceType, Tag, TagSpecification,
+};
+use lifeboat_core::model::{
+    Attachment, CloudError, Image, ImageState, Instance, InstanceState, NetworkInterface, Snapshot, SnapshotState, Tags,
+};
+use lifeboat_core::ports::{Ec2, ImageSpec, LaunchRequest, Market, Network};
 
 #[derive(Debug, Clone)]
 pub struct AwsEc2 {
@@ -36,11 +42,29 @@ fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecification {
 
 fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let state = i.state()?.name()?.as_str();
+    let primary = i.network_interfaces().iter().find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0));
     Some(Instance {
         id: i.instance_id()?.to_string(),
         state: InstanceState::parse(state)?,
         launch_time: i.launch_time().and_then(to_chrono),
         tags: tags_of(i.tags()),
+        instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        subnet_id: i.subnet_id().map(str::to_string),
+        private_ip: i.private_ip_address().map(str::to_string),
+        security_group_ids: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+        primary_interface: primary.and_then(|n| {
+            let attachment = n.attachment()?;
+            Some(Attachment {
+                interface_id: n.network_interface_id()?.to_string(),
+                attachment_id: attachment.attachment_id()?.to_string(),
+                delete_on_termination: attachment.delete_on_termination().unwrap_or(true),
+            })
+        }),
+        key_name: i.key_name().map(str::to_string),
+        instance_profile_arn: i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string),
+        http_tokens: i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str().to_string()),
+        http_put_response_hop_limit: i.metadata_options().and_then(|m| m.http_put_response_hop_limit()),
+        spot: i.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
     })
 }
 
@@ -117,7 +141,10 @@ impl Ec2 for AwsEc2 {
             .name(&spec.name)
             .description(&spec.description)
             .no_reboot(true)
-            .tag_specifications(tag_specification(ResourceType::Image, &spec.tags))
+            .tag_specifications(tag_specification(
+                ResourceType::Image,
+                &spec.tags.iter().chain(&spec.image_tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ))
             .tag_specifications(tag_specification(ResourceType::Snapshot, &spec.tags))
             .send()
             .await
@@ -184,5 +211,94 @@ impl Ec2 for AwsEc2 {
             .await
             .map_err(|e| cloud_error("DeleteSnapshot", e))?;
         Ok(())
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, CloudError> {
+        match self.client.describe_instances().instance_ids(instance_id).send().await {
+            Ok(out) => Ok(out.reservations().iter().flat_map(|r| r.instances()).find_map(instance_of)),
+            Err(e) => {
+                let e = cloud_error("DescribeInstances", e);
+                if e.has_code("InvalidInstanceID.NotFound") || e.has_code("InvalidInstanceID.Malformed") {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn network_interface(&self, interface_id: &str) -> Result<Option<NetworkInterface>, CloudError> {
+        match self.client.describe_network_interfaces().network_interface_ids(interface_id).send().await {
+            Ok(out) => Ok(out.network_interfaces().iter().find_map(|n| {
+                Some(NetworkInterface {
+                    id: n.network_interface_id()?.to_string(),
+                    status: n.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    subnet_id: n.subnet_id().unwrap_or_default().to_string(),
+                    private_ip: n.private_ip_address().map(str::to_string),
+                })
+            })),
+            Err(e) => {
+                let e = cloud_error("DescribeNetworkInterfaces", e);
+                if e.has_code("InvalidNetworkInterfaceID.NotFound") { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    async fn keep_interface_on_termination(&self, attachment: &Attachment) -> Result<(), CloudError> {
+        self.client
+            .modify_network_interface_attribute()
+            .network_interface_id(&attachment.interface_id)
+            .attachment(
+                NetworkInterfaceAttachmentChanges::builder()
+                    .attachment_id(&attachment.attachment_id)
+                    .delete_on_termination(false)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| cloud_error("ModifyNetworkInterfaceAttribute", e))?;
+        Ok(())
+    }
+
+    async fn run_instance(&self, request: &LaunchRequest) -> Result<Instance, CloudError> {
+        let mut call = self
+            .client
+            .run_instances()
+            .client_token(&request.client_token)
+            .image_id(&request.image_id)
+            .instance_type(InstanceType::from(request.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .set_key_name(request.key_name.clone())
+            .tag_specifications(tag_specification(ResourceType::Instance, &request.tags));
+        call = match &request.network {
+            Network::Interface(eni) => call.network_interfaces(
+                InstanceNetworkInterfaceSpecification::builder().device_index(0).network_interface_id(eni).build(),
+            ),
+            Network::Address { subnet_id, private_ip, security_group_ids } => call
+                .subnet_id(subnet_id)
+                .set_private_ip_address(private_ip.clone())
+                .set_security_group_ids((!security_group_ids.is_empty()).then(|| security_group_ids.clone())),
+        };
+        if request.market == Market::Spot {
+            call = call
+                .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build());
+        }
+        if let Some(arn) = &request.instance_profile_arn {
+            call = call.iam_instance_profile(IamInstanceProfileSpecification::builder().arn(arn).build());
+        }
+        if request.http_tokens.is_some() || request.http_put_response_hop_limit.is_some() {
+            call = call.metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .set_http_tokens(request.http_tokens.as_deref().map(HttpTokensState::from))
+                    .set_http_put_response_hop_limit(request.http_put_response_hop_limit)
+                    .build(),
+            );
+        }
+        let out = call.send().await.map_err(|e| cloud_error("RunInstances", e))?;
+        out.instances()
+            .iter()
+            .find_map(instance_of)
+            .ok_or_else(|| CloudError::new("RunInstances", None, "no instance in the reservation"))
     }
 }

@@ -3,8 +3,10 @@
 //! makes no decision of its own.
 
 mod ec2;
+mod ssm;
 
 pub use ec2::AwsEc2;
+pub use ssm::AwsSsm;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -42,6 +44,6 @@ where
 }
 
 /// The SDK's timestamps as chrono's.
-pub(crate) fn to_chrono(t: &aws_sdk_ec2::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }

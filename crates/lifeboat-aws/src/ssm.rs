@@ -1,0 +1,113 @@
+//! The [`Ssm`] port over aws-sdk-ssm.
+
+use crate::{cloud_error, to_chrono};
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter, PingStatus};
+use lifeboat_core::model::CloudError;
+use lifeboat_core::ports::{CommandState, Ssm};
+
+#[derive(Debug, Clone)]
+pub struct AwsSsm {
+    client: Client,
+}
+
+impl AwsSsm {
+    pub fn new(config: &aws_config::SdkConfig) -> AwsSsm {
+        AwsSsm { client: Client::new(config) }
+    }
+}
+
+/// Wraps the script so AWS-RunShellScript runs it with bash whatever the
+/// agent's default shell.
+fn bash_command(script: &str) -> String {
+    format!("bash <<'LIFEBOAT_SCRIPT'\n{script}\nLIFEBOAT_SCRIPT")
+}
+
+impl Ssm for AwsSsm {
+    async fn is_online(&self, instance_id: &str) -> Result<bool, CloudError> {
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .values(instance_id)
+            .build()
+            .map_err(|e| CloudError::new("DescribeInstanceInformation", None, e.to_string()))?;
+        let out = self
+            .client
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| cloud_error("DescribeInstanceInformation", e))?;
+        Ok(out
+            .instance_information_list()
+            .iter()
+            .any(|i| i.instance_id() == Some(instance_id) && i.ping_status() == Some(&PingStatus::Online)))
+    }
+
+    async fn send_script(
+        &self,
+        instance_id: &str,
+        comment: &str,
+        script: &str,
+        timeout_seconds: i32,
+    ) -> Result<String, CloudError> {
+        let out = self
+            .client
+            .send_command()
+            .instance_ids(instance_id)
+            .document_name("AWS-RunShellScript")
+            .comment(comment)
+            .parameters("commands", vec![bash_command(script)])
+            .parameters("executionTimeout", vec![timeout_seconds.to_string()])
+            .send()
+            .await
+            .map_err(|e| cloud_error("SendCommand", e))?;
+        out.command()
+            .and_then(|c| c.command_id())
+            .map(str::to_string)
+            .ok_or_else(|| CloudError::new("SendCommand", None, "no command id returned"))
+    }
+
+    async fn command_state(&self, command_id: &str, instance_id: &str) -> Result<CommandState, CloudError> {
+        let out = self
+            .client
+            .get_command_invocation()
+            .command_id(command_id)
+            .instance_id(instance_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error("GetCommandInvocation", e))?;
+        let output = out.standard_output_content().unwrap_or_default().to_string();
+        Ok(match out.status() {
+            Some(CommandInvocationStatus::Success) => CommandState::Success { output },
+            None
+            | Some(CommandInvocationStatus::Pending)
+            | Some(CommandInvocationStatus::InProgress)
+            | Some(CommandInvocationStatus::Delayed)
+            | Some(CommandInvocationStatus::Cancelling) => CommandState::InProgress,
+            Some(other) => CommandState::Failed {
+                ssm_status: other.as_str().to_string(),
+                exit_code: out.response_code(),
+                output,
+                error: out.standard_error_content().unwrap_or_default().to_string(),
+            },
+        })
+    }
+
+    async fn last_command(&self, instance_id: &str, comment: &str) -> Result<Option<String>, CloudError> {
+        let pages = self
+            .client
+            .list_commands()
+            .instance_id(instance_id)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("ListCommands", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.commands())
+            .filter(|c| c.comment() == Some(comment))
+            .max_by_key(|c| c.requested_date_time().and_then(to_chrono))
+            .and_then(|c| c.command_id().map(str::to_string)))
+    }
+}
