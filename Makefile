@@ -7,7 +7,7 @@ EMULATOR_PORT ?= 5000
 FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
-.PHONY: build test lint venv emulator demo watch invoke
+.PHONY: build test lint venv bench-venv bench-prune emulator demo watch invoke
 
 build:
 	cargo build --workspace --bins
@@ -24,6 +24,18 @@ $(VENV)/.installed: tests/emulator/requirements.txt
 test: venv
 	cargo build --workspace --bins --tests
 	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast
+
+# The aws CLI for running the original script beside lifeboat in benchmarks.
+bench-venv: $(CURDIR)/.venv-bench/.installed
+$(CURDIR)/.venv-bench/.installed: tests/bench/requirements.txt
+	python3 -m venv $(CURDIR)/.venv-bench
+	$(CURDIR)/.venv-bench/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
+	touch $@
+
+# retention-pruner on 1,000 and 10,000 images, beside the original script.
+bench-prune: venv bench-venv
+	cargo build --workspace --bins
+	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_prune
 
 lint:
 	cargo fmt --all -- --check

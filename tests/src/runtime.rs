@@ -44,6 +44,8 @@ pub struct Run {
     pub init_error: Option<Value>,
     /// The exit code if the binary exited by itself.
     pub exit_code: Option<i32>,
+    /// The binary's peak resident memory (VmHWM), in KiB, when it was stopped.
+    pub peak_rss_kib: Option<u64>,
     pub stderr: String,
 }
 
@@ -115,12 +117,22 @@ pub fn invoke(name: &str, env: &[(String, String)], events: &[Value], timeout: D
         std::thread::sleep(Duration::from_millis(20));
     }
     let exit_code = child.try_wait().unwrap().and_then(|status| status.code());
+    let peak_rss_kib = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok().and_then(|status| {
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    });
     let _ = child.kill();
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     let _ = child.wait();
     let mut s = state.lock().unwrap();
-    Run { invocations: std::mem::take(&mut s.results), init_error: s.init_error.take(), exit_code, stderr }
+    Run {
+        invocations: std::mem::take(&mut s.results),
+        init_error: s.init_error.take(),
+        exit_code,
+        peak_rss_kib,
+        stderr,
+    }
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) {
