@@ -7,7 +7,7 @@ EMULATOR_PORT ?= 5000
 FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
-.PHONY: build test lint venv bench-venv bench-prune emulator demo watch invoke
+.PHONY: build test lint deps venv bench-venv bench-prune emulator demo watch invoke
 
 build:
 	cargo build --workspace --bins
@@ -19,9 +19,24 @@ $(VENV)/.installed: tests/emulator/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
 	touch $@
 
-# Unit and flow tests, then the integration tests: the real binaries and SDK
-# against one emulator shared by every test (each in its own account).
-test: venv
+# Debian packages for the shell tests and lint, installed when missing (as root).
+DEB_PACKAGES := bats shellcheck etcd-server etcd-client openssl
+deps:
+	@missing=""; for c in bats shellcheck etcd etcdctl openssl; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(DEB_PACKAGES)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	  else echo "missing:$$missing; install the Debian packages $(DEB_PACKAGES)" >&2; exit 1; fi; \
+	fi
+
+SHELL_SCRIPTS := crates/lifeboat-core/scripts/*.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
+	tests/emulator/*.sh tests/bench/*.sh .ci/run
+
+# The repair script against fixture trees and a real etcd (bats), then unit,
+# flow and integration tests: the real binaries and SDK against one emulator
+# shared by every test (each in its own account).
+test: venv deps
+	bats tests/repair
 	cargo build --workspace --bins --tests
 	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast
 
@@ -37,9 +52,10 @@ bench-prune: venv bench-venv
 	cargo build --workspace --bins
 	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_prune
 
-lint:
+lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	shellcheck -x -P SCRIPTDIR/../.. $(SHELL_SCRIPTS)
 
 # The emulator in the foreground on $(EMULATOR_PORT), for cargo lambda watch/invoke.
 emulator: venv
