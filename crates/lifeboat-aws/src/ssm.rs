@@ -18,9 +18,9 @@ impl AwsSsm {
 }
 
 /// Wraps the script so AWS-RunShellScript runs it with bash whatever the
-/// agent's default shell.
+/// agent's default shell (reading it from stdin: `bash -s`).
 fn bash_command(script: &str) -> String {
-    format!("bash <<'LIFEBOAT_SCRIPT'\n{script}\nLIFEBOAT_SCRIPT")
+    format!("bash -s <<'LIFEBOAT_SCRIPT'\n{script}\nLIFEBOAT_SCRIPT")
 }
 
 impl Ssm for AwsSsm {

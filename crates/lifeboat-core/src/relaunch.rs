@@ -24,8 +24,9 @@ use tokio::time::{Instant, sleep};
 pub const REPLACES: &str = "lifeboat:replaces";
 /// On a replacement: the image it was launched from.
 pub const RESTORED_FROM: &str = "lifeboat:restored-from";
-/// What the replacement runs over SSM once it is online.
-pub const NODE_SCRIPT: &str = include_str!("../scripts/node-check.sh");
+/// What the replacement runs over SSM once it is online: the on-node repair
+/// (see the script's header for what it does and its result line).
+pub const REPAIR_SCRIPT: &str = include_str!("../scripts/lifeboat-repair.sh");
 
 /// RunInstances errors that mean "not this type or market now": the launch
 /// moves on to the next choice instead of failing.
@@ -206,14 +207,42 @@ pub struct Step {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CommandReport {
     pub command_id: String,
     #[serde(flatten)]
     pub state: CommandState,
+    /// The repair script's result line, parsed.
+    pub result: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Whether the repair left the node healthy, from its command's state. The
+/// script's last JSON line decides (`ok` or `repaired`: healthy, `failed`:
+/// not), since SSM calls every non-zero exit `Failed`, the "repaired" exit
+/// code 3 included. Without a result line, SSM's own status decides.
+pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), String>) {
+    let output = match state {
+        CommandState::InProgress => return (None, Err("the repair command has not finished".into())),
+        CommandState::Success { output } | CommandState::Failed { output, .. } => output,
+    };
+    let line = output.lines().rev().find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object));
+    let verdict = match (line.as_ref().and_then(|l| l["result"].as_str()), state) {
+        (Some("ok" | "repaired"), _) => Ok(()),
+        (Some(result), _) => Err(format!(
+            "the repair reported {result} at step {}: {}",
+            line.as_ref().and_then(|l| l["step"].as_str()).unwrap_or("?"),
+            line.as_ref().and_then(|l| l["message"].as_str()).unwrap_or("")
+        )),
+        (None, CommandState::Success { .. }) => Ok(()),
+        (None, CommandState::Failed { ssm_status, exit_code, .. }) => {
+            Err(format!("the repair command ended {ssm_status} (exit {exit_code}) without a result line"))
+        }
+        (None, CommandState::InProgress) => unreachable!("handled above"),
+    };
+    (line, verdict)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RelaunchReport {
     pub trigger: String,
     pub time: DateTime<Utc>,
@@ -643,17 +672,18 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
             None => None,
         };
         let command_id = match previous {
-            Some((CommandState::Success { output }, id)) => {
+            Some((CommandState::InProgress, id)) => id,
+            Some((state, id)) if repair_verdict(&state).1.is_ok() => {
                 self.step("repaired", format!("{id} succeeded before: nothing left to do"));
                 self.report.outcome = Outcome::AlreadyDone;
-                self.report.command = Some(CommandReport { command_id: id, state: CommandState::Success { output } });
+                let result = repair_verdict(&state).0;
+                self.report.command = Some(CommandReport { command_id: id, state, result });
                 return Ok(());
             }
-            Some((CommandState::InProgress, id)) => id,
             _ => {
                 let id = self
                     .ssm
-                    .send_script(replacement, &comment, NODE_SCRIPT, self.timing.command_timeout_seconds)
+                    .send_script(replacement, &comment, REPAIR_SCRIPT, self.timing.command_timeout_seconds)
                     .await
                     .map_err(|e| e.to_string())?;
                 self.step("command-sent", id.clone());
@@ -669,16 +699,11 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
             }
         })
         .await?;
-        self.report.command = Some(CommandReport { command_id: command_id.clone(), state: state.clone() });
-        match state {
-            CommandState::Failed { ssm_status, exit_code, .. } => {
-                Err(format!("the repair command {command_id} ended {ssm_status} (exit {exit_code})"))
-            }
-            _ => {
-                self.step("repaired", format!("{command_id} succeeded"));
-                Ok(())
-            }
-        }
+        let (result, verdict) = repair_verdict(&state);
+        self.report.command = Some(CommandReport { command_id: command_id.clone(), state, result });
+        verdict.map_err(|e| format!("{e} (command {command_id})"))?;
+        self.step("repaired", format!("{command_id} succeeded"));
+        Ok(())
     }
 }
 

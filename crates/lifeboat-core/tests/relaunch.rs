@@ -151,17 +151,63 @@ async fn a_failed_command_fails_the_invocation_and_the_retry_sends_it_again() {
     cloud.terminate_in(&old, Duration::from_secs(10));
     cloud.command_results(vec![CommandState::Failed {
         ssm_status: "Failed".into(),
-        exit_code: 3,
-        output: "{\"result\":\"failed\",\"step\":\"etcd\"}".into(),
+        exit_code: 17,
+        output: "log lines\n{\"result\":\"failed\",\"step\":\"etcd\",\"message\":\"cannot move the etcd member\"}"
+            .into(),
         error: String::new(),
     }]);
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
-    assert!(report.reason.as_deref().unwrap().contains("ended Failed (exit 3)"), "{report:?}");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("the repair reported failed at step etcd: cannot move the etcd member"),
+        "{report:?}"
+    );
 
     let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Resumed);
     assert_eq!(cloud.commands().len(), 2);
     assert_eq!(replacements(&cloud, &old).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repair_that_changed_the_ip_exits_3_and_counts_as_healthy() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    cloud.command_results(vec![CommandState::Failed {
+        ssm_status: "Failed".into(),
+        exit_code: 3,
+        output: "{\"result\":\"repaired\",\"step\":\"verify\",\"old_ip\":\"10.0.1.10\",\"new_ip\":\"10.0.1.77\"}"
+            .into(),
+        error: String::new(),
+    }]);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    assert_eq!(report.command.unwrap().result.unwrap()["new_ip"], "10.0.1.77");
+    // A retry sees that repair as done.
+    let again = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    assert_eq!(cloud.commands().len(), 1);
+}
+
+#[test]
+fn the_verdict_comes_from_the_result_line() {
+    use lifeboat_core::relaunch::repair_verdict;
+    let failed = |code, output: &str| CommandState::Failed {
+        ssm_status: "Failed".into(),
+        exit_code: code,
+        output: output.into(),
+        error: String::new(),
+    };
+    assert!(repair_verdict(&CommandState::Success { output: "{\"result\":\"ok\"}".into() }).1.is_ok());
+    assert!(repair_verdict(&CommandState::Success { output: String::new() }).1.is_ok());
+    assert!(repair_verdict(&failed(3, "{\"result\":\"repaired\"}")).1.is_ok());
+    assert!(repair_verdict(&failed(1, "bash: line 1: curl: command not found")).1.is_err());
+    assert!(repair_verdict(&failed(15, "{\"result\":\"failed\",\"step\":\"certificates\"}")).1.is_err());
+    assert!(repair_verdict(&CommandState::InProgress).1.is_err());
 }
 
 #[tokio::test(start_paused = true)]
