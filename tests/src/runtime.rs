@@ -46,6 +46,8 @@ pub struct Run {
     pub exit_code: Option<i32>,
     /// The binary's peak resident memory (VmHWM), in KiB, when it was stopped.
     pub peak_rss_kib: Option<u64>,
+    /// What the binary printed: its logs and EMF metric lines.
+    pub stdout: String,
     pub stderr: String,
 }
 
@@ -101,10 +103,17 @@ pub fn invoke(name: &str, env: &[(String, String)], events: &[Value], timeout: D
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drained as it comes, so a chatty binary never blocks on a full pipe.
+    let stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        BufReader::new(stdout).read_to_string(&mut text).unwrap_or_default();
+        text
+    });
     let deadline = Instant::now() + timeout;
     loop {
         let done = {
@@ -125,12 +134,14 @@ pub fn invoke(name: &str, env: &[(String, String)], events: &[Value], timeout: D
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     let _ = child.wait();
+    let stdout = stdout.join().unwrap_or_default();
     let mut s = state.lock().unwrap();
     Run {
         invocations: std::mem::take(&mut s.results),
         init_error: s.init_error.take(),
         exit_code,
         peak_rss_kib,
+        stdout,
         stderr,
     }
 }

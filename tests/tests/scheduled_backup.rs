@@ -25,6 +25,15 @@ async fn backs_up_the_tagged_node_once_per_slot() {
     let event = fixture("scheduled-backup.json");
     let run = invoke("scheduled-backup", &emu.env(), &[event.clone(), event], TIMEOUT);
     assert_eq!(run.invocations.len(), 2, "{}", run.stderr);
+    // Both invocations tell CloudWatch the node has its backup (EMF lines).
+    let metrics: Vec<Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(metrics.len(), 2, "{}", run.stdout);
+    assert!(metrics.iter().all(|m| m["BackupSucceeded"] == 1 && m["Node"] == "k8s-master"));
     let mut results = run.invocations.into_iter();
     let first = results.next().unwrap().response();
     let second = results.next().unwrap().response();

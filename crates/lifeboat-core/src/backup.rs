@@ -236,6 +236,16 @@ pub enum Outcome {
 }
 
 impl BackupReport {
+    /// EMF lines for the nodes whose backup for this slot exists
+    /// (`BackupSucceeded`): the "no backup in 26 hours" alarm watches them.
+    pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.outcome, Outcome::Created | Outcome::AlreadyExisted))
+            .map(|n| crate::metrics::count("BackupSucceeded", &n.node, at))
+            .collect()
+    }
+
     /// Nodes whose backup or preparation failed.
     pub fn failures(&self) -> impl Iterator<Item = &NodeResult> {
         self.nodes.iter().filter(|n| {
@@ -256,6 +266,16 @@ pub enum BackupError {
         .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance,
             f.reason.as_deref().or(f.interface.as_ref().and_then(|i| i.error.as_deref())).unwrap_or(""))).collect::<Vec<_>>().join("; "))]
     Failed(Box<BackupReport>),
+}
+
+impl BackupError {
+    /// The report of an invocation that ran (and failed on some nodes).
+    pub fn report(&self) -> Option<&BackupReport> {
+        match self {
+            BackupError::Failed(report) => Some(report),
+            _ => None,
+        }
+    }
 }
 
 /// Parses the event and runs the backup. An invalid event fails before any

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod config;
 pub mod event;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod prune;

@@ -270,6 +270,16 @@ pub enum PruneError {
     Failed(Box<PruneReport>),
 }
 
+impl PruneError {
+    /// The report of an invocation that ran (and failed on some resources).
+    pub fn report(&self) -> Option<&PruneReport> {
+        match self {
+            PruneError::Failed(report) => Some(report),
+            _ => None,
+        }
+    }
+}
+
 pub async fn handle(
     ec2: &impl Ec2,
     config: &Config,

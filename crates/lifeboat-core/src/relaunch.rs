@@ -266,12 +266,35 @@ pub struct RelaunchReport {
     pub timeline: Vec<Step>,
 }
 
+impl RelaunchReport {
+    /// An EMF line for a relaunch that happened (`Relaunched`) or failed
+    /// (`RelaunchFailed`, which an alarm watches).
+    pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
+        let metric = match self.outcome {
+            Outcome::Relaunched => "Relaunched",
+            Outcome::Failed => "RelaunchFailed",
+            _ => return Vec::new(),
+        };
+        vec![crate::metrics::count(metric, self.node.as_deref().unwrap_or("unknown"), at)]
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelaunchError {
     #[error(transparent)]
     Event(#[from] EventError),
     #[error("relaunch of node {} failed: {}", .0.node.as_deref().unwrap_or("?"), .0.reason.as_deref().unwrap_or("?"))]
     Failed(Box<RelaunchReport>),
+}
+
+impl RelaunchError {
+    /// The report of an invocation that ran (and failed).
+    pub fn report(&self) -> Option<&RelaunchReport> {
+        match self {
+            RelaunchError::Failed(report) => Some(report),
+            RelaunchError::Event(_) => None,
+        }
+    }
 }
 
 // --- Flow ---------------------------------------------------------------------

@@ -12,9 +12,11 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let ec2 = AwsEc2::new(&lifeboat_aws::sdk_config().await);
     run(service_fn(async |event: LambdaEvent<Value>| {
-        let report = prune::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await?;
-        tracing::info!(report = %serde_json::to_string(&report)?, "prune done");
-        Ok::<_, Error>(report)
+        let result = prune::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await;
+        if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
+            tracing::info!(report = %serde_json::to_string(report)?, "prune done");
+        }
+        Ok::<_, Error>(result?)
     }))
     .await
 }

@@ -11,9 +11,13 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let ec2 = AwsEc2::new(&lifeboat_aws::sdk_config().await);
     run(service_fn(async |event: LambdaEvent<Value>| {
-        let report = backup::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await?;
-        tracing::info!(report = %serde_json::to_string(&report)?, "backup done");
-        Ok::<_, Error>(report)
+        let now = chrono::Utc::now();
+        let result = backup::handle(&ec2, &config, &event.payload, now).await;
+        if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
+            report.metrics(now).iter().for_each(|line| println!("{line}"));
+            tracing::info!(report = %serde_json::to_string(report)?, "backup done");
+        }
+        Ok::<_, Error>(result?)
     }))
     .await
 }

@@ -1,0 +1,43 @@
+//! CloudWatch metrics as Embedded Metric Format log lines: printed to stdout
+//! by the Lambda binaries, turned into metrics by CloudWatch Logs, watched by
+//! the alarms in infra/template.yaml. Namespace `lifeboat`, each metric with
+//! and without the `Node` dimension.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+pub const NAMESPACE: &str = "lifeboat";
+
+/// One EMF line: `metric` = 1 for `node`.
+pub fn count(metric: &str, node: &str, at: DateTime<Utc>) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Node"], []],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        },
+        "Node": node,
+        metric: 1,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn an_emf_line_names_the_metric_its_dimensions_and_value() {
+        let line = count("BackupSucceeded", "k8s-master", Utc.timestamp_millis_opt(1_764_118_800_000).unwrap());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["Timestamp"], 1_764_118_800_000i64);
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "lifeboat");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "BackupSucceeded");
+        assert_eq!(v["Node"], "k8s-master");
+        assert_eq!(v["BackupSucceeded"], 1);
+    }
+}
