@@ -7,7 +7,8 @@ EMULATOR_PORT ?= 5000
 FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
-.PHONY: build test lint deps venv bench-venv bench-prune emulator demo watch invoke
+.PHONY: build test lint lint-infra infra deps venv deploy-venv bench-venv bench-prune emulator demo watch invoke \
+	build-lambda deploy deploy-lambda invoke-remote
 
 build:
 	cargo build --workspace --bins
@@ -52,10 +53,53 @@ bench-prune: venv bench-venv
 	cargo build --workspace --bins
 	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_prune
 
-lint: deps
+lint: deps lint-infra
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck -x -P SCRIPTDIR/../.. $(SHELL_SCRIPTS)
+
+# The deploy tools, offline: cfn-lint, sam validate --lint, checkov, cargo-lambda, zig.
+DEPLOY_VENV := $(CURDIR)/.venv-deploy
+deploy-venv: $(DEPLOY_VENV)/.installed
+$(DEPLOY_VENV)/.installed: infra/requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+lint-infra: deploy-venv
+	python3 infra/sync-repair-document.py --check
+	$(DEPLOY_VENV)/bin/cfn-lint infra/template.yaml
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(DEPLOY_VENV)/bin/sam validate --lint -t infra/template.yaml
+	$(DEPLOY_VENV)/bin/checkov --skip-download --quiet --compact -f infra/template.yaml
+
+# Copies the repair script into the SSM Command document of the template.
+infra:
+	python3 infra/sync-repair-document.py
+
+# Release builds of the three functions for Lambda (arm64, as the template
+# deploys them), once for the whole workspace: target/lambda/<fn>/bootstrap.
+build-lambda: deploy-venv
+	@rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || { \
+	  echo "the aarch64-unknown-linux-gnu Rust target is missing: rustup target add aarch64-unknown-linux-gnu" >&2; \
+	  echo "(or build for x86_64 with: PATH=$(DEPLOY_VENV)/bin:\$$PATH cargo lambda build --release --workspace," >&2; \
+	  echo " and set Architectures: [x86_64] in infra/template.yaml)" >&2; exit 1; }
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release --arm64 --workspace --lambda-dir $(CURDIR)/target/lambda
+
+# sam deploy of infra/template.yaml (asks for the parameters the first time).
+deploy: build-lambda
+	SAM_CLI_TELEMETRY=0 $(DEPLOY_VENV)/bin/sam deploy --guided -t infra/template.yaml --capabilities CAPABILITY_IAM
+
+# cargo lambda deploy, function by function, with a role you made from
+# infra/iam-policy.json (plus AWSLambdaBasicExecutionRole): ROLE=arn:aws:iam::...
+deploy-lambda: build-lambda
+	@test -n "$(ROLE)" || { echo "ROLE=<arn of the role with infra/iam-policy.json> is required" >&2; exit 1; }
+	for fn in scheduled-backup retention-pruner interruption-handler; do \
+	  PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $$fn --iam-role $(ROLE) --lambda-dir $(CURDIR)/target/lambda || exit 1; \
+	done
+
+# Invoke a deployed function: make invoke-remote FN=scheduled-backup EVENT=manual-backup.json
+invoke-remote: deploy-venv
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote $(FN) --data-file events/$(EVENT)
 
 # The emulator in the foreground on $(EMULATOR_PORT), for cargo lambda watch/invoke.
 emulator: venv
