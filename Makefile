@@ -8,7 +8,7 @@ FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
 .PHONY: build test lint lint-infra infra deps venv deploy-venv bench-venv bench-prune emulator demo watch invoke \
-	build-lambda deploy deploy-lambda invoke-remote
+	build-lambda deploy deploy-lambda invoke-remote drill
 
 build:
 	cargo build --workspace --bins
@@ -96,6 +96,12 @@ deploy-lambda: build-lambda
 	for fn in scheduled-backup retention-pruner interruption-handler; do \
 	  PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $$fn --iam-role $(ROLE) --lambda-dir $(CURDIR)/target/lambda || exit 1; \
 	done
+
+# A restore drill of a deployed lifeboat: make drill NODE=k8s-master [KEEP=true]
+drill: deploy-venv
+	@test -n "$(NODE)" || { echo "NODE=<node name> is required" >&2; exit 1; }
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote interruption-handler \
+	  --data-ascii '{"action": "test-restore", "node": "$(NODE)", "keep": $(or $(KEEP),false)}'
 
 # Invoke a deployed function: make invoke-remote FN=scheduled-backup EVENT=manual-backup.json
 invoke-remote: deploy-venv

@@ -69,7 +69,7 @@ fn the_scan_finds_the_operations_the_adapters_call() {
     for op in ["ec2:CreateImage", "ec2:RunInstances", "ec2:DeregisterImage", "ssm:SendCommand"] {
         assert!(ops.contains(op), "{op} not found in {ops:?}");
     }
-    assert_eq!(ops.len(), 13, "{ops:?}");
+    assert_eq!(ops.len(), 14, "{ops:?}");
 }
 
 fn check(file: &str) {

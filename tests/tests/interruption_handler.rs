@@ -148,3 +148,50 @@ async fn a_malformed_event_is_an_error_and_launches_nothing() {
     assert!(messages[2].contains("got detail-type \"Scheduled Event\""), "{}", messages[2]);
     assert_eq!(emu.calls("DescribeInstances") + emu.calls("RunInstances"), 0);
 }
+
+#[tokio::test]
+async fn a_restore_drill_checks_a_quarantined_clone_on_a_new_ip_and_removes_it() {
+    let emu = Emulator::new();
+    let (node, ip, newest) = backed_up_node(&emu).await;
+    let node_before = instance(&emu, &node).await;
+    let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
+    let run = invoke("interruption-handler", &emu.env(), &[drill], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["outcome"], "drill-passed", "{report}");
+
+    let filter = aws_sdk_ec2::types::Filter::builder().name("tag:lifeboat:drill-of").values("k8s-master").build();
+    let out = emu.ec2().await.describe_instances().filters(filter).send().await.unwrap();
+    let clones: Vec<_> = out.reservations().iter().flat_map(|r| r.instances()).collect();
+    assert_eq!(clones.len(), 1);
+    let clone = clones[0];
+    assert_eq!(clone.state().unwrap().name().unwrap().as_str(), "terminated");
+    assert_eq!(clone.image_id(), Some(newest.as_str()));
+    assert!(!lifeboat_tests::tag_pairs(clone.tags()).iter().any(|(k, _)| k == "lifeboat:node"));
+    let clone_ip = report["private_ip"].as_str().unwrap();
+    assert_ne!(clone_ip, ip, "the clone has an IP of its own");
+
+    // The repair went to the clone in quarantine, then the health check.
+    let commands = emu.ssm().await.list_commands().send().await.unwrap();
+    let sent: Vec<(Vec<String>, String)> = commands
+        .commands()
+        .iter()
+        .map(|c| {
+            (c.instance_ids().to_vec(), c.parameters().unwrap()["commands"][0].lines().next().unwrap().to_string())
+        })
+        .collect();
+    let clone_id = clone.instance_id().unwrap().to_string();
+    assert_eq!(
+        sent,
+        [
+            (vec![clone_id.clone()], "bash -s -- '--quarantine' <<'LIFEBOAT_SCRIPT'".to_string()),
+            (vec![clone_id], "bash -s -- 'k8s-master' <<'LIFEBOAT_SCRIPT'".to_string()),
+        ]
+    );
+
+    // The real node is untouched.
+    let node_after = instance(&emu, &node).await;
+    assert_eq!(node_after.state(), node_before.state());
+    assert_eq!(node_after.private_ip_address(), node_before.private_ip_address());
+    assert_eq!(lifeboat_tests::tag_pairs(node_after.tags()), lifeboat_tests::tag_pairs(node_before.tags()));
+    assert_eq!(emu.calls("TerminateInstances"), 1);
+}

@@ -301,4 +301,14 @@ impl Ec2 for AwsEc2 {
             .find_map(instance_of)
             .ok_or_else(|| CloudError::new("RunInstances", None, "no instance in the reservation"))
     }
+
+    async fn terminate_instance(&self, instance_id: &str) -> Result<(), CloudError> {
+        self.client
+            .terminate_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error("TerminateInstances", e))?;
+        Ok(())
+    }
 }

@@ -18,9 +18,12 @@ impl AwsSsm {
 }
 
 /// Wraps the script so AWS-RunShellScript runs it with bash whatever the
-/// agent's default shell (reading it from stdin: `bash -s`).
-fn bash_command(script: &str) -> String {
-    format!("bash -s <<'LIFEBOAT_SCRIPT'\n{script}\nLIFEBOAT_SCRIPT")
+/// agent's default shell (reading it from stdin: `bash -s -- ARGS`). The
+/// arguments are lifeboat's own (flags, node names checked by the core), each
+/// single-quoted.
+fn bash_command(script: &str, args: &[String]) -> String {
+    let args: String = args.iter().map(|a| format!(" '{}'", a.replace('\'', "'\\''"))).collect();
+    format!("bash -s --{args} <<'LIFEBOAT_SCRIPT'\n{script}\nLIFEBOAT_SCRIPT")
 }
 
 impl Ssm for AwsSsm {
@@ -48,6 +51,7 @@ impl Ssm for AwsSsm {
         instance_id: &str,
         comment: &str,
         script: &str,
+        args: &[String],
         timeout_seconds: i32,
     ) -> Result<String, CloudError> {
         let out = self
@@ -56,7 +60,7 @@ impl Ssm for AwsSsm {
             .instance_ids(instance_id)
             .document_name("AWS-RunShellScript")
             .comment(comment)
-            .parameters("commands", vec![bash_command(script)])
+            .parameters("commands", vec![bash_command(script, args)])
             .parameters("executionTimeout", vec![timeout_seconds.to_string()])
             .send()
             .await

@@ -29,6 +29,9 @@ pub struct Config {
     /// `LIFEBOAT_FINAL_BACKUP`: on an interruption, start one last image of
     /// the node before it goes (its snapshots are point-in-time at the call).
     pub final_backup: bool,
+    /// `LIFEBOAT_DRILL_SECURITY_GROUP`: the only security group of restore
+    /// drill clones (instead of the node's), to cut them off.
+    pub drill_security_group: Option<String>,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             capacity: Capacity::SpotThenOnDemand,
             notify_topic_arn: None,
             final_backup: true,
+            drill_security_group: None,
         }
     }
 }
@@ -116,6 +120,13 @@ impl Config {
                     ));
                 }
             };
+        }
+        if let Some(v) = get("LIFEBOAT_DRILL_SECURITY_GROUP") {
+            let v = v.trim();
+            if !(v.starts_with("sg-") && v.len() > 3 && v[3..].chars().all(|c| c.is_ascii_hexdigit())) {
+                return Err(invalid("LIFEBOAT_DRILL_SECURITY_GROUP", v, "expected a security group id (sg-...)"));
+            }
+            config.drill_security_group = Some(v.to_string());
         }
         if let Some(v) = get("LIFEBOAT_NOTIFY_TOPIC_ARN") {
             let v = v.trim();
@@ -238,6 +249,7 @@ mod tests {
             ("LIFEBOAT_KEEP_MIN", "0"),
             ("LIFEBOAT_DRY_RUN", "maybe"),
             ("LIFEBOAT_FINAL_BACKUP", "sometimes"),
+            ("LIFEBOAT_DRILL_SECURITY_GROUP", "quarantine"),
             ("LIFEBOAT_INSTANCE_TYPES", "m6i.large,,"),
             ("LIFEBOAT_INSTANCE_TYPES", "large"),
             ("LIFEBOAT_CAPACITY", "spot-only"),

@@ -60,6 +60,7 @@ struct Command {
     id: String,
     instance_id: String,
     comment: String,
+    args: Vec<String>,
     ready_at: Instant,
     result: CommandState,
 }
@@ -219,6 +220,11 @@ impl MemoryCloud {
     /// (instance, comment) of every command sent.
     pub fn commands(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().commands.iter().map(|c| (c.instance_id.clone(), c.comment.clone())).collect()
+    }
+
+    /// The arguments of every command sent, in order.
+    pub fn command_args(&self) -> Vec<Vec<String>> {
+        self.state.lock().unwrap().commands.iter().map(|c| c.args.clone()).collect()
     }
 
     /// Applies the transitions that are due.
@@ -510,6 +516,22 @@ impl Ec2 for MemoryCloud {
         s.instances.insert(id.clone(), instance.clone());
         Ok(instance)
     }
+
+    async fn terminate_instance(&self, instance_id: &str) -> Result<(), CloudError> {
+        let mut s = self.call("TerminateInstances")?;
+        if !s.instances.contains_key(instance_id) {
+            return Err(CloudError::new("TerminateInstances", Some("InvalidInstanceID.NotFound"), instance_id));
+        }
+        Self::terminate_now(&mut s, instance_id);
+        Ok(())
+    }
+}
+
+impl MemoryCloud {
+    fn terminate_now(s: &mut State, instance_id: &str) {
+        s.schedule.push((Instant::now(), instance_id.to_string(), InstanceState::Terminated));
+        Self::advance(s);
+    }
 }
 
 impl Ssm for MemoryCloud {
@@ -523,6 +545,7 @@ impl Ssm for MemoryCloud {
         instance_id: &str,
         comment: &str,
         _script: &str,
+        args: &[String],
         _timeout_seconds: i32,
     ) -> Result<String, CloudError> {
         let mut s = self.call("SendCommand")?;
@@ -539,6 +562,7 @@ impl Ssm for MemoryCloud {
             id: id.clone(),
             instance_id: instance_id.into(),
             comment: comment.into(),
+            args: args.to_vec(),
             ready_at,
             result,
         });

@@ -98,6 +98,9 @@ pub trait Ec2: Send + Sync {
 
     /// RunInstances for one instance; returns it as launched.
     fn run_instance(&self, request: &LaunchRequest) -> impl Future<Output = Result<Instance, CloudError>> + Send;
+
+    /// TerminateInstances for one instance (restore drill clones only).
+    fn terminate_instance(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// The state of a Run Command invocation on one instance.
@@ -123,12 +126,14 @@ pub trait Ssm: Send + Sync {
     /// Whether the instance's agent reports `Online`.
     fn is_online(&self, instance_id: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
 
-    /// AWS-RunShellScript with `script` on this one instance; returns the command id.
+    /// AWS-RunShellScript with `script` (run by bash with `args`) on this one
+    /// instance; returns the command id.
     fn send_script(
         &self,
         instance_id: &str,
         comment: &str,
         script: &str,
+        args: &[String],
         timeout_seconds: i32,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 

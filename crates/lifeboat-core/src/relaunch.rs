@@ -27,6 +27,11 @@ pub const RESTORED_FROM: &str = "lifeboat:restored-from";
 /// What the replacement runs over SSM once it is online: the on-node repair
 /// (see the script's header for what it does and its result line).
 pub const REPAIR_SCRIPT: &str = include_str!("../scripts/lifeboat-repair.sh");
+/// What a restore drill runs on its clone after the repair.
+pub const HEALTH_SCRIPT: &str = include_str!("../scripts/lifeboat-health.sh");
+/// On a restore drill's clone: the node it is a drill of. Never the node tag,
+/// so a clone is never backed up, pruned as a node or taken for a replacement.
+pub const DRILL_OF: &str = "lifeboat:drill-of";
 
 /// RunInstances errors that mean "not this type or market now": the launch
 /// moves on to the next choice instead of failing.
@@ -55,6 +60,9 @@ pub enum Request {
     Rebalance { instance_id: String },
     /// Relaunch a node whose instance is gone.
     Restore { node: String },
+    /// Launch a clone of the node from its newest image on a new IP, repair
+    /// and check it in quarantine, then terminate it unless `keep`.
+    Drill { node: String, keep: bool },
     /// Acknowledged, nothing to do.
     Ignore { reason: String },
 }
@@ -71,6 +79,7 @@ struct Ec2Detail {
 struct Manual {
     action: String,
     node: String,
+    keep: Option<bool>,
 }
 
 /// Parses what interruption-handler was invoked with; the time is the event's
@@ -82,12 +91,16 @@ pub fn parse_event(event: &Value, now: DateTime<Utc>) -> Result<(Request, DateTi
     if !object.contains_key("detail-type") {
         let manual: Manual = serde_json::from_value(event.clone()).map_err(|e| EventError::Manual {
             message: e.to_string(),
-            expected: "{\"action\": \"restore\", \"node\": \"<name>\"}",
+            expected: "{\"action\": \"restore\" or \"test-restore\", \"node\": \"<name>\"}",
         })?;
         check_node_name(&manual.node).map_err(|reason| EventError::NodeName { node: manual.node.clone(), reason })?;
-        return match manual.action.as_str() {
-            "restore" => Ok((Request::Restore { node: manual.node }, now)),
-            other => Err(EventError::Detail(format!("unknown action {other:?} (expected \"restore\")"))),
+        return match (manual.action.as_str(), manual.keep) {
+            ("restore", None) => Ok((Request::Restore { node: manual.node }, now)),
+            ("restore", Some(_)) => Err(EventError::Detail("\"keep\" goes with \"test-restore\" only".into())),
+            ("test-restore", keep) => Ok((Request::Drill { node: manual.node, keep: keep.unwrap_or(false) }, now)),
+            (other, _) => {
+                Err(EventError::Detail(format!("unknown action {other:?} (expected \"restore\" or \"test-restore\")")))
+            }
         };
     }
     let envelope: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
@@ -188,6 +201,8 @@ pub enum Outcome {
     AlreadyDone,
     /// A rebalance recommendation: an early backup, no relaunch.
     BackupTaken,
+    /// A restore drill whose clone came up healthy.
+    DrillPassed,
     Ignored,
     Failed,
 }
@@ -387,6 +402,7 @@ pub async fn handle<E: Ec2, S: Ssm>(
         Request::Relaunch { trigger, .. } => trigger.clone(),
         Request::Rebalance { .. } => "rebalance-recommendation".into(),
         Request::Restore { .. } => "restore".into(),
+        Request::Drill { .. } => "test-restore".into(),
         Request::Ignore { .. } => "state-change".into(),
     };
     let mut flow = Flow {
@@ -459,6 +475,10 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
                 None => return Ok(()),
             },
             Request::Restore { node } => (self.restorable(&node).await?, node, false),
+            Request::Drill { node, keep } => {
+                self.report.node = Some(node.clone());
+                return self.drill(&node, keep, time).await;
+            }
         };
         self.report.node = Some(node.clone());
         self.report.old_instance = old.as_ref().map(|o| o.id.clone());
@@ -487,30 +507,8 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
         };
         self.report.replacement = Some(replacement.clone());
 
-        let running = wait_for("the replacement to run", self.timing.running, &self.timing, self.deadline, || async {
-            match self.ec2.instance(&replacement).await? {
-                Some(i) if i.state == InstanceState::Running => Ok(Some(Ok(i))),
-                Some(i) if matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated) => {
-                    Ok(Some(Err(format!("the replacement {} is {}", i.id, i.state))))
-                }
-                _ => Ok(None),
-            }
-        })
-        .await??;
-        self.report.private_ip = running.private_ip.clone();
-        self.report.instance_type = Some(running.instance_type.clone());
-        self.report.market = Some(if running.spot { Market::Spot } else { Market::OnDemand });
-        self.report.same_ip = match (&self.report.old_private_ip, &running.private_ip) {
-            (Some(old), Some(new)) => Some(old == new),
-            _ => None,
-        };
-        self.step("running", format!("{} running with {}", running.id, running.private_ip.as_deref().unwrap_or("?")));
-
-        wait_for("the SSM agent to come online", self.timing.online, &self.timing, self.deadline, || async {
-            Ok(self.ssm.is_online(&replacement).await?.then_some(()))
-        })
-        .await?;
-        self.step("ssm-online", format!("{replacement} is a managed node"));
+        let running = self.wait_managed(&replacement).await?;
+        self.record_running(&running);
 
         self.repair(&replacement, &node).await
     }
@@ -656,11 +654,25 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
 
         let origin = old.map(|o| o.id.clone()).unwrap_or_else(|| image.id.clone());
         let tags = replacement_tags(old, node_tag, node, &image.id);
+        self.launch_instance(&spec, &image.id, network, tags, &origin).await
+    }
+
+    /// RunInstances through the capacity plan: the next type or market on a
+    /// capacity error, a failure on anything else.
+    async fn launch_instance(
+        &mut self,
+        spec: &LaunchSpec,
+        image_id: &str,
+        network: Network,
+        tags: Tags,
+        origin: &str,
+    ) -> Result<String, String> {
+        let node = self.report.node.clone().unwrap_or_default();
         for (attempt, (instance_type, market)) in launch_plan(&spec.instance_type, self.config).into_iter().enumerate()
         {
             let request = LaunchRequest {
-                client_token: client_token(&origin, &spec.subnet_id, attempt),
-                image_id: image.id.clone(),
+                client_token: client_token(origin, &spec.subnet_id, attempt),
+                image_id: image_id.to_string(),
                 instance_type: instance_type.clone(),
                 market,
                 network: network.clone(),
@@ -685,6 +697,146 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
         Err(format!("no capacity for node {node} in any allowed type and market ({})", self.config.capacity))
     }
 
+    fn record_running(&mut self, running: &Instance) {
+        self.report.private_ip = running.private_ip.clone();
+        self.report.instance_type = Some(running.instance_type.clone());
+        self.report.market = Some(if running.spot { Market::Spot } else { Market::OnDemand });
+        self.report.same_ip = match (&self.report.old_private_ip, &running.private_ip) {
+            (Some(old), Some(new)) => Some(old == new),
+            _ => None,
+        };
+    }
+
+    /// Waits for the instance to run, then for its SSM agent.
+    async fn wait_managed(&mut self, instance_id: &str) -> Result<Instance, String> {
+        let running = wait_for("the instance to run", self.timing.running, &self.timing, self.deadline, || async {
+            match self.ec2.instance(instance_id).await? {
+                Some(i) if i.state == InstanceState::Running => Ok(Some(Ok(i))),
+                Some(i) if matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated) => {
+                    Ok(Some(Err(format!("instance {} is {}", i.id, i.state))))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await??;
+        self.step("running", format!("{} running with {}", running.id, running.private_ip.as_deref().unwrap_or("?")));
+        wait_for("the SSM agent to come online", self.timing.online, &self.timing, self.deadline, || async {
+            Ok(self.ssm.is_online(instance_id).await?.then_some(()))
+        })
+        .await?;
+        self.step("ssm-online", format!("{instance_id} is a managed node"));
+        Ok(running)
+    }
+
+    /// Runs a script over SSM and waits for its result line.
+    async fn run_script(
+        &mut self,
+        instance_id: &str,
+        comment: &str,
+        script: &str,
+        args: &[String],
+    ) -> Result<(String, CommandState), String> {
+        let id = self
+            .ssm
+            .send_script(instance_id, comment, script, args, self.timing.command_timeout_seconds)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.step("command-sent", format!("{comment}: {id}"));
+        let state = self.command_result(&id, instance_id).await?;
+        Ok((id, state))
+    }
+
+    async fn command_result(&self, command_id: &str, instance_id: &str) -> Result<CommandState, String> {
+        wait_for("the command to finish", self.timing.command, &self.timing, self.deadline, || async {
+            match self.ssm.command_state(command_id, instance_id).await {
+                Ok(CommandState::InProgress) => Ok(None),
+                // Visible a moment after SendCommand returns.
+                Err(e) if e.has_code("InvocationDoesNotExist") => Ok(None),
+                other => other.map(Some),
+            }
+        })
+        .await
+    }
+
+    /// A restore drill: a clone of the node from its newest image, on a new
+    /// IP, repaired in quarantine and checked; terminated unless `keep`,
+    /// whatever happened.
+    async fn drill(&mut self, node: &str, keep: bool, time: DateTime<Utc>) -> Result<(), String> {
+        let node_tag = self.config.node_tag.clone();
+        let tagged = self.ec2.instances_with_tag(&node_tag).await.map_err(|e| e.to_string())?;
+        let live = tagged
+            .into_iter()
+            .filter(|i| i.tags.get(&node_tag).map(String::as_str) == Some(node) && i.state == InstanceState::Running)
+            .max_by_key(|i| i.launch_time);
+        self.report.old_instance = live.as_ref().map(|i| i.id.clone());
+        self.report.old_private_ip = live.as_ref().and_then(|i| i.private_ip.clone());
+        let images = self.ec2.own_images().await.map_err(|e| e.to_string())?;
+        let image = newest_available(&images, &node_tag, node)
+            .ok_or_else(|| format!("node {node} has no available backup image to drill with"))?
+            .clone();
+        self.report.image_id = Some(image.id.clone());
+        self.step("image", format!("{} ({})", image.id, image.name));
+        let spec = live
+            .as_ref()
+            .and_then(LaunchSpec::from_instance)
+            .or_else(|| LaunchSpec::from_tags(&image.tags))
+            .ok_or_else(|| {
+                format!("no launch spec for node {node}: no running instance and image {} records none", image.id)
+            })?;
+        // A new IP in the node's subnet: the real node keeps its own.
+        let network = Network::Address {
+            subnet_id: spec.subnet_id.clone(),
+            private_ip: None,
+            security_group_ids: match &self.config.drill_security_group {
+                Some(group) => vec![group.clone()],
+                None => spec.security_group_ids.clone(),
+            },
+        };
+        self.report.network = Some(network.clone());
+        let tags = Tags::from([
+            (tag::NAME.to_string(), format!("{node}-drill")),
+            (DRILL_OF.to_string(), node.to_string()),
+            (RESTORED_FROM.to_string(), image.id.clone()),
+        ]);
+        let origin = format!("drill-{}-{}", image.id, time.format("%Y%m%d%H%M"));
+        let clone = self.launch_instance(&spec, &image.id, network, tags, &origin).await?;
+        self.report.replacement = Some(clone.clone());
+
+        let checked = self.check_clone(&clone, node).await;
+        if keep {
+            self.step("kept", format!("{clone} left running (keep)"));
+        } else {
+            match self.ec2.terminate_instance(&clone).await {
+                Ok(()) => self.step("cleaned-up", format!("{clone} terminated")),
+                Err(e) => {
+                    let cleanup = format!("the clone {clone} could not be terminated: {e}");
+                    return Err(checked.err().map(|c| format!("{c}; {cleanup}")).unwrap_or(cleanup));
+                }
+            }
+        }
+        checked?;
+        self.report.outcome = Outcome::DrillPassed;
+        Ok(())
+    }
+
+    async fn check_clone(&mut self, clone: &str, node: &str) -> Result<(), String> {
+        let running = self.wait_managed(clone).await?;
+        self.record_running(&running);
+        let (id, state) = self
+            .run_script(clone, &format!("lifeboat drill repair of {node}"), REPAIR_SCRIPT, &["--quarantine".into()])
+            .await?;
+        let (result, verdict) = repair_verdict(&state);
+        self.report.command = Some(CommandReport { command_id: id, state, result });
+        verdict?;
+        self.step("repaired", "the clone was repaired in quarantine");
+        let (_, health) = self
+            .run_script(clone, &format!("lifeboat drill health of {node}"), HEALTH_SCRIPT, &[node.to_string()])
+            .await?;
+        repair_verdict(&health).1.map_err(|e| format!("the clone is not healthy: {e}"))?;
+        self.step("healthy", "apiserver ready, etcd healthy, node present");
+        Ok(())
+    }
+
     /// Sends the node script (unless an earlier invocation did) and waits
     /// for its result.
     async fn repair(&mut self, replacement: &str, node: &str) -> Result<(), String> {
@@ -704,24 +856,15 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
                 return Ok(());
             }
             _ => {
-                let id = self
-                    .ssm
-                    .send_script(replacement, &comment, REPAIR_SCRIPT, self.timing.command_timeout_seconds)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.step("command-sent", id.clone());
-                id
+                let (id, state) = self.run_script(replacement, &comment, REPAIR_SCRIPT, &[]).await?;
+                return self.finish_repair(id, state);
             }
         };
-        let state = wait_for("the repair command", self.timing.command, &self.timing, self.deadline, || async {
-            match self.ssm.command_state(&command_id, replacement).await {
-                Ok(CommandState::InProgress) => Ok(None),
-                // Visible a moment after SendCommand returns.
-                Err(e) if e.has_code("InvocationDoesNotExist") => Ok(None),
-                other => other.map(Some),
-            }
-        })
-        .await?;
+        let state = self.command_result(&command_id, replacement).await?;
+        self.finish_repair(command_id, state)
+    }
+
+    fn finish_repair(&mut self, command_id: String, state: CommandState) -> Result<(), String> {
         let (result, verdict) = repair_verdict(&state);
         self.report.command = Some(CommandReport { command_id: command_id.clone(), state, result });
         verdict.map_err(|e| format!("{e} (command {command_id})"))?;

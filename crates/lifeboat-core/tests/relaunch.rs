@@ -344,3 +344,107 @@ fn bad_events_are_rejected_with_the_reason() {
         assert!(err.to_string().contains(expected), "{event}: {err}");
     }
 }
+
+// --- Restore drills -----------------------------------------------------------
+
+fn drill(keep: bool) -> Value {
+    json!({"action": "test-restore", "node": "k8s-master", "keep": keep})
+}
+
+fn clones(cloud: &MemoryCloud) -> Vec<Instance> {
+    cloud.instances().into_iter().filter(|i| i.tags.contains_key(relaunch::DRILL_OF)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_drill_passes_on_a_new_ip_in_quarantine_and_cleans_up() {
+    let cloud = MemoryCloud::new();
+    let node = prepared_node(&cloud).await;
+    let node_before = cloud.instances().into_iter().find(|i| i.id == node).unwrap();
+    let config = Config { drill_security_group: Some("sg-0drill".into()), ..Config::default() };
+    let report = run(&cloud, &config, &drill(false)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::DrillPassed);
+    let clone = &clones(&cloud)[0];
+    assert_eq!(report.replacement.as_deref(), Some(clone.id.as_str()));
+    assert_eq!(clone.state, InstanceState::Terminated, "cleaned up");
+    assert_eq!(report.same_ip, Some(false));
+    assert!(!clone.tags.contains_key("lifeboat:node"), "a clone is never a node");
+    assert!(!clone.tags.contains_key(REPLACES));
+    assert!(
+        matches!(&report.network, Some(Network::Address { private_ip: None, security_group_ids, .. }) if security_group_ids == &["sg-0drill"])
+    );
+    // The repair ran in quarantine, then the health check; both on the clone.
+    assert_eq!(cloud.command_args(), [vec!["--quarantine".to_string()], vec!["k8s-master".to_string()]]);
+    assert!(cloud.commands().iter().all(|(instance, _)| *instance == clone.id));
+    // The real node is untouched.
+    assert_eq!(cloud.instances().into_iter().find(|i| i.id == node).unwrap(), node_before);
+    let steps: Vec<&str> = report.timeline.iter().map(|s| s.step).collect();
+    assert_eq!(
+        steps,
+        [
+            "image",
+            "launched",
+            "running",
+            "ssm-online",
+            "command-sent",
+            "repaired",
+            "command-sent",
+            "healthy",
+            "cleaned-up"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_drill_fails_and_still_cleans_up() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.command_results(vec![
+        CommandState::Failed {
+            ssm_status: "Failed".into(),
+            exit_code: 3,
+            output: "{\"result\":\"repaired\"}".into(),
+            error: String::new(),
+        },
+        CommandState::Failed {
+            ssm_status: "Failed".into(),
+            exit_code: 1,
+            output: "{\"result\":\"failed\",\"step\":\"health\",\"readyz\":false,\"message\":\"node k8s-master\"}"
+                .into(),
+            error: String::new(),
+        },
+    ]);
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().starts_with("the clone is not healthy"), "{report:?}");
+    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_whose_clone_never_reaches_ssm_fails_and_cleans_up() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.agents_never_online();
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().starts_with("the SSM agent to come online"), "{report:?}");
+    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
+    assert!(cloud.commands().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_that_cannot_launch_fails_with_nothing_left_running() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.refuse_capacity(None, None, "InsufficientInstanceCapacity");
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().starts_with("no capacity"), "{report:?}");
+    assert!(clones(&cloud).is_empty());
+    assert_eq!(report.launch_attempts.len(), 2, "spot, then on-demand");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_drill_clone_stays_running() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    let report = run(&cloud, &Config::default(), &drill(true)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::DrillPassed);
+    assert_eq!(clones(&cloud)[0].state, InstanceState::Running);
+}
