@@ -90,4 +90,25 @@ async fn main() {
             text(&step["detail"])
         );
     }
+
+    println!("\n== restore drill: {{\"action\": \"test-restore\", \"node\": \"k8s-master\"}}");
+    let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
+    let report = answer("interruption-handler", &emu, &[drill]).remove(0);
+    println!(
+        "  {}: clone {} from {} on {} (node keeps {}), repaired in quarantine, checked, terminated",
+        text(&report["outcome"]),
+        text(&report["replacement"]),
+        text(&report["image_id"]),
+        text(&report["private_ip"]),
+        text(&report["old_private_ip"]),
+    );
+    println!("  timeline:");
+    for step in report["timeline"].as_array().unwrap() {
+        println!(
+            "    {:>7.1} s  {:<18} {}",
+            step["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            text(&step["step"]),
+            text(&step["detail"])
+        );
+    }
 }
