@@ -252,7 +252,10 @@ impl MemoryCloud {
                 }
                 InstanceState::Terminated => {
                     s.online_at.remove(&id);
-                    if let Some(attachment) = instance.primary_interface.clone() {
+                    // EC2 describes a terminated instance without its network.
+                    instance.private_ip = None;
+                    instance.security_group_ids.clear();
+                    if let Some(attachment) = instance.primary_interface.take() {
                         let keep = s.interfaces.get(&attachment.interface_id).is_some_and(|i| !i.delete_on_termination);
                         if keep {
                             let interface = s.interfaces.get_mut(&attachment.interface_id).unwrap();
@@ -367,8 +370,12 @@ impl Ec2 for MemoryCloud {
 
     async fn create_image(&self, spec: &ImageSpec) -> Result<String, CloudError> {
         let mut s = self.call("CreateImage")?;
-        if !s.instances.contains_key(&spec.instance_id) {
-            return Err(CloudError::new("CreateImage", Some("InvalidInstanceID.NotFound"), &spec.instance_id));
+        match s.instances.get(&spec.instance_id).map(|i| i.state) {
+            None => return Err(CloudError::new("CreateImage", Some("InvalidInstanceID.NotFound"), &spec.instance_id)),
+            Some(InstanceState::Running | InstanceState::Stopping | InstanceState::Stopped) => {}
+            Some(state) => {
+                return Err(CloudError::new("CreateImage", Some("IncorrectState"), format!("instance is {state}")));
+            }
         }
         if s.images.values().any(|i| i.name == spec.name) {
             return Err(CloudError::new("CreateImage", Some("InvalidAMIName.Duplicate"), &spec.name));
@@ -386,7 +393,7 @@ impl Ec2 for MemoryCloud {
             state: ImageState::Pending,
             creation_date: now,
             snapshot_ids: vec![snapshot],
-            tags: spec.tags.clone(),
+            tags: spec.tags.iter().chain(&spec.image_tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         s.images.insert(id.clone(), image);
         Ok(id)

@@ -486,6 +486,10 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
 
         if rebalance {
             let old = old.expect("a rebalance names its instance");
+            if !matches!(old.state, InstanceState::Running | InstanceState::Stopping | InstanceState::Stopped) {
+                self.ignore(format!("instance {} is {}: too late for an early backup", old.id, old.state));
+                return Ok(());
+            }
             let name = format!("{node}-rebalance-{}", time.format("%Y%m%d-%H%M"));
             self.backup(&old, &node, name, "rebalance").await;
             self.report.outcome = Outcome::BackupTaken;
@@ -607,9 +611,16 @@ impl<E: Ec2, S: Ssm> Flow<'_, E, S> {
         self.report.image_id = Some(image.id.clone());
         self.step("image", format!("{} ({})", image.id, image.name));
 
-        let spec = old.and_then(LaunchSpec::from_instance).or_else(|| LaunchSpec::from_tags(&image.tags)).ok_or_else(
-            || format!("no launch spec for node {node}: the old instance is gone and image {} records none", image.id),
-        )?;
+        let recorded = LaunchSpec::from_tags(&image.tags);
+        let spec = match old.and_then(LaunchSpec::from_instance) {
+            Some(seen) => seen.completed_by(recorded),
+            None => recorded.ok_or_else(|| {
+                format!("no launch spec for node {node}: the old instance is gone and image {} records none", image.id)
+            })?,
+        };
+        if self.report.old_private_ip.is_none() {
+            self.report.old_private_ip = spec.private_ip.clone();
+        }
 
         let network = match &spec.interface_id {
             Some(eni) => {

@@ -93,6 +93,24 @@ impl LaunchSpec {
             .collect()
     }
 
+    /// This spec, with what it lacks taken from `recorded` (the image's):
+    /// EC2 describes a terminated instance without its network interfaces or
+    /// private IP, so an instance seen only after its termination needs the
+    /// interface and address its backup recorded.
+    pub fn completed_by(mut self, recorded: Option<LaunchSpec>) -> LaunchSpec {
+        let Some(recorded) = recorded else { return self };
+        if self.interface_id.is_none() && self.subnet_id == recorded.subnet_id {
+            self.interface_id = recorded.interface_id;
+        }
+        if self.private_ip.is_none() && self.subnet_id == recorded.subnet_id {
+            self.private_ip = recorded.private_ip;
+        }
+        if self.security_group_ids.is_empty() {
+            self.security_group_ids = recorded.security_group_ids;
+        }
+        self
+    }
+
     /// Reads back what [`to_tags`](Self::to_tags) wrote; `None` if the image
     /// has no spec (made by another tool, or before lifeboat recorded it).
     pub fn from_tags(tags: &Tags) -> Option<LaunchSpec> {
@@ -154,6 +172,26 @@ mod tests {
             ..Instance::default()
         };
         assert_eq!(LaunchSpec::from_instance(&instance).unwrap().interface_id, None);
+    }
+
+    #[test]
+    fn a_terminated_instance_is_completed_by_the_recorded_spec() {
+        let recorded = LaunchSpec {
+            subnet_id: "subnet-1".into(),
+            private_ip: Some("10.0.1.10".into()),
+            interface_id: Some("eni-1".into()),
+            security_group_ids: vec!["sg-1".into()],
+            ..LaunchSpec::default()
+        };
+        let seen =
+            LaunchSpec { subnet_id: "subnet-1".into(), instance_type: "m6i.large".into(), ..LaunchSpec::default() };
+        let spec = seen.clone().completed_by(Some(recorded.clone()));
+        assert_eq!(spec.interface_id.as_deref(), Some("eni-1"));
+        assert_eq!(spec.private_ip.as_deref(), Some("10.0.1.10"));
+        assert_eq!(spec.instance_type, "m6i.large");
+        // Another subnet: the recorded address would not fit.
+        let moved = LaunchSpec { subnet_id: "subnet-2".into(), ..seen }.completed_by(Some(recorded));
+        assert_eq!((moved.interface_id, moved.private_ip), (None, None));
     }
 
     #[test]
