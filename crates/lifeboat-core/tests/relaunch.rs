@@ -448,3 +448,48 @@ async fn a_kept_drill_clone_stays_running() {
     assert_eq!(report.outcome, Outcome::DrillPassed);
     assert_eq!(clones(&cloud)[0].state, InstanceState::Running);
 }
+
+// --- Out of order -------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_state_change_before_the_warning_and_a_warning_after_termination_launch_once() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(30));
+    let first = run(&cloud, &Config::default(), &state_change(&old, "shutting-down")).await.unwrap();
+    assert_eq!(first.outcome, Outcome::Relaunched);
+    // The warning arrives late, after the instance is gone.
+    let late = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(late.outcome, Outcome::AlreadyDone);
+    assert_eq!(replacements(&cloud, &old).len(), 1);
+    assert_eq!(cloud.commands().len(), 1);
+    assert_eq!(cloud.images().iter().filter(|i| i.tags["lifeboat:kind"] == "final").count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_warning_for_an_instance_already_terminated_relaunches_without_a_final_backup() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    assert!(report.backup.is_none(), "no image can be made of a terminated instance");
+    assert_eq!(report.same_ip, Some(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rebalance_then_the_warning_make_one_early_and_one_final_backup_and_one_relaunch() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    let rebalance = json!({"version": "0", "id": "r", "detail-type": "EC2 Instance Rebalance Recommendation",
+        "source": "aws.ec2", "time": "2026-11-26T13:31:55Z", "region": "eu-west-1", "resources": [],
+        "detail": {"instance-id": old}});
+    run(&cloud, &Config::default(), &rebalance).await.unwrap();
+    cloud.terminate_in(&old, Duration::from_secs(100));
+    run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    run(&cloud, &Config::default(), &rebalance).await.unwrap();
+    let kinds: Vec<String> = cloud.images().iter().map(|i| i.tags["lifeboat:kind"].clone()).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "rebalance").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "final").count(), 1, "{kinds:?}");
+    assert_eq!(replacements(&cloud, &old).len(), 1);
+}
