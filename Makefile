@@ -7,7 +7,7 @@ EMULATOR_PORT ?= 5000
 FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
-.PHONY: build test lint lint-infra infra deps venv deploy-venv bench-venv bench-prune emulator demo watch invoke \
+.PHONY: build test lint lint-infra infra deps venv deploy-venv bench-venv bench-prune bench-cold emulator demo watch invoke \
 	build-lambda deploy deploy-lambda invoke-remote drill
 
 build:
@@ -48,6 +48,13 @@ $(CURDIR)/.venv-bench/.installed: tests/bench/requirements.txt
 	$(CURDIR)/.venv-bench/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
 	touch $@
 
+# Init time, peak memory and sizes of the release binaries (x86_64 here;
+# LAMBDA_DIR=... to measure another build, e.g. an arm64 one on arm64).
+LAMBDA_DIR ?= $(CARGO_TARGET_DIR)/lambda
+bench-cold: deploy-venv
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release $(LAMBDA_PACKAGES)
+	cargo run --quiet -p lifeboat-tests --bin bench_cold -- $(LAMBDA_DIR)
+
 # retention-pruner on 1,000 and 10,000 images, beside the original script.
 bench-prune: venv bench-venv
 	cargo build --workspace --bins
@@ -60,6 +67,7 @@ lint: deps lint-infra
 
 # The deploy tools, offline: cfn-lint, sam validate --lint, checkov, cargo-lambda, zig.
 DEPLOY_VENV := $(CURDIR)/.venv-deploy
+LAMBDA_PACKAGES := -p scheduled-backup -p retention-pruner -p interruption-handler
 deploy-venv: $(DEPLOY_VENV)/.installed
 $(DEPLOY_VENV)/.installed: infra/requirements.txt
 	python3 -m venv $(DEPLOY_VENV)
@@ -81,9 +89,9 @@ infra:
 build-lambda: deploy-venv
 	@rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || { \
 	  echo "the aarch64-unknown-linux-gnu Rust target is missing: rustup target add aarch64-unknown-linux-gnu" >&2; \
-	  echo "(or build for x86_64 with: PATH=$(DEPLOY_VENV)/bin:\$$PATH cargo lambda build --release --workspace," >&2; \
+	  echo "(or build for x86_64 with: PATH=$(DEPLOY_VENV)/bin:\$$PATH cargo lambda build --release $(LAMBDA_PACKAGES)," >&2; \
 	  echo " and set Architectures: [x86_64] in infra/template.yaml)" >&2; exit 1; }
-	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release --arm64 --workspace --lambda-dir $(CURDIR)/target/lambda
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release --arm64 $(LAMBDA_PACKAGES) --lambda-dir $(CURDIR)/target/lambda
 
 # sam deploy of infra/template.yaml (asks for the parameters the first time).
 deploy: build-lambda
