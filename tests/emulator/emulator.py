@@ -28,6 +28,8 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
                                      "2026-11-01T01:00:00Z"}
     POST /lifeboat/snapshots/<id>   {"state": "pending", "start_time": "..."}
+    GET  /lifeboat/notifications    [{"topic_arn", "subject", "message"}]: what
+                                     SNS was asked to publish
     POST /lifeboat/seed-images      {"instance_id": "i-...", "images": [{"name":
                                      ..., "tags": {...}, "creation_date": ...,
                                      "state": "available"}]}: many at once
@@ -236,6 +238,16 @@ class Emulator:
             with FAULTS.lock:
                 calls = dict(FAULTS.calls.get(account, {}))
             return json_response(start_response, calls)
+        if path == "/lifeboat/notifications" and method == "GET":
+            from moto.sns.models import sns_backends
+
+            sent = [
+                {"topic_arn": arn, "subject": subject, "message": message}
+                for backend in sns_backends[account].values()
+                for arn, topic in backend.topics.items()
+                for (_, message, subject, _, _) in topic.sent_notifications
+            ]
+            return json_response(start_response, sent)
         if path == "/lifeboat/config" and method == "POST":
             patches.configure(account, payload)
             return json_response(start_response, {"ok": True})

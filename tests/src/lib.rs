@@ -108,6 +108,10 @@ impl Emulator {
         aws_sdk_ssm::Client::new(&self.sdk_config().await)
     }
 
+    pub async fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.sdk_config().await)
+    }
+
     /// A control API call (see tests/emulator/emulator.py); panics on an error.
     pub fn control(&self, method: &str, path: &str, body: &Value) -> Value {
         let (status, response) = self.http(method, &format!("{path}?account={}", self.account), body);

@@ -99,6 +99,27 @@ async fn a_warning_relaunches_the_node_once_on_its_ip_from_the_newest_backup() {
 }
 
 #[tokio::test]
+async fn the_relaunch_is_published_to_the_topic() {
+    let emu = Emulator::new();
+    let topic = emu.sns().await.create_topic().name("lifeboat").send().await.unwrap();
+    let topic = topic.topic_arn().unwrap().to_string();
+    let (old, _, _) = backed_up_node(&emu).await;
+    let mut env = emu.env();
+    env.push(("LIFEBOAT_NOTIFY_TOPIC_ARN".into(), topic.clone()));
+    emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
+    let run = invoke("interruption-handler", &env, &[warning(&old)], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["notification"], "sent", "{report}");
+    let sent = emu.control("GET", "/lifeboat/notifications", &Value::Null);
+    let sent = sent.as_array().unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["topic_arn"], topic.as_str());
+    assert_eq!(sent[0]["subject"], "lifeboat: k8s-master relaunched");
+    let message: Value = serde_json::from_str(sent[0]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["replacement"], report["replacement"]);
+}
+
+#[tokio::test]
 async fn an_instance_that_is_not_a_node_is_acknowledged_and_nothing_launches() {
     let emu = Emulator::new();
     let web = emu.launch(&emu.subnet().await, &[("Name", "web")]).await;

@@ -3,9 +3,11 @@
 //! makes no decision of its own.
 
 mod ec2;
+mod sns;
 mod ssm;
 
 pub use ec2::AwsEc2;
+pub use sns::AwsSns;
 pub use ssm::AwsSsm;
 
 use aws_config::retry::RetryConfig;

@@ -8,7 +8,7 @@
 use crate::model::{
     Attachment, CloudError, Image, ImageState, Instance, InstanceState, NetworkInterface, Snapshot, SnapshotState, Tags,
 };
-use crate::ports::{CommandState, Ec2, ImageSpec, LaunchRequest, Market, Network, Ssm};
+use crate::ports::{CommandState, Ec2, ImageSpec, LaunchRequest, Market, Network, Notifier, Ssm};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -44,6 +44,8 @@ struct State {
     refusals: Vec<(Option<String>, Option<Market>, String)>,
     commands: Vec<Command>,
     command_results: VecDeque<CommandState>,
+    /// (topic, subject, message) of every notification published.
+    notifications: Vec<(String, String, String)>,
     timing: Timing,
     next_ip: u8,
 }
@@ -220,6 +222,11 @@ impl MemoryCloud {
     /// (instance, comment) of every command sent.
     pub fn commands(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().commands.iter().map(|c| (c.instance_id.clone(), c.comment.clone())).collect()
+    }
+
+    /// (topic, subject, message) of every notification published.
+    pub fn notifications(&self) -> Vec<(String, String, String)> {
+        self.state.lock().unwrap().notifications.clone()
     }
 
     /// The arguments of every command sent, in order.
@@ -588,5 +595,13 @@ impl Ssm for MemoryCloud {
     async fn last_command(&self, instance_id: &str, comment: &str) -> Result<Option<String>, CloudError> {
         let s = self.call("ListCommands")?;
         Ok(s.commands.iter().rev().find(|c| c.instance_id == instance_id && c.comment == comment).map(|c| c.id.clone()))
+    }
+}
+
+impl Notifier for MemoryCloud {
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), CloudError> {
+        let mut s = self.call("Publish")?;
+        s.notifications.push((topic_arn.to_string(), subject.to_string(), message.to_string()));
+        Ok(())
     }
 }

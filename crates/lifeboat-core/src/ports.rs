@@ -150,3 +150,13 @@ pub trait Ssm: Send + Sync {
         comment: &str,
     ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
 }
+
+/// Notifications to the operators (SNS).
+pub trait Notifier: Send + Sync {
+    fn publish(
+        &self,
+        topic_arn: &str,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}

@@ -11,7 +11,7 @@ use crate::backup::{self, check_node_name};
 use crate::config::{Capacity, Config};
 use crate::event::{EventError, json_kind};
 use crate::model::{CloudError, Image, ImageState, Instance, InstanceState, Tags, tag};
-use crate::ports::{CommandState, Ec2, ImageSpec, LaunchRequest, Market, Network, Ssm};
+use crate::ports::{CommandState, Ec2, ImageSpec, LaunchRequest, Market, Network, Notifier, Ssm};
 use crate::spec::LaunchSpec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -278,7 +278,26 @@ pub struct RelaunchReport {
     /// The final (or, on a rebalance recommendation, early) backup.
     pub backup: Option<backup::NodeResult>,
     pub command: Option<CommandReport>,
+    /// `sent`, or why the notification could not be (none when there was
+    /// nothing to tell, or no topic).
+    pub notification: Option<String>,
     pub timeline: Vec<Step>,
+}
+
+impl RelaunchReport {
+    /// The notification's subject, for the outcomes operators hear about.
+    pub fn subject(&self) -> Option<String> {
+        let node = self.node.as_deref().unwrap_or("?");
+        let subject = match self.outcome {
+            Outcome::Relaunched | Outcome::Resumed => format!("lifeboat: {node} relaunched"),
+            Outcome::DrillPassed => format!("lifeboat: restore drill of {node} passed"),
+            Outcome::Failed if self.trigger == "test-restore" => format!("lifeboat: restore drill of {node} FAILED"),
+            Outcome::Failed => format!("lifeboat: relaunch of {node} FAILED"),
+            Outcome::AlreadyDone | Outcome::BackupTaken | Outcome::Ignored => return None,
+        };
+        // SNS subjects hold at most 100 characters.
+        Some(subject.chars().take(100).collect())
+    }
 }
 
 impl RelaunchReport {
@@ -386,11 +405,17 @@ struct Flow<'a, E, S> {
     report: RelaunchReport,
 }
 
+/// The cloud the flow works in.
+pub struct Cloud<'a, E, S, N> {
+    pub ec2: &'a E,
+    pub ssm: &'a S,
+    pub notifier: &'a N,
+}
+
 /// Parses the event and runs the flow. `deadline` is the Lambda's: waits stop
 /// short of it, and the retry resumes.
-pub async fn handle<E: Ec2, S: Ssm>(
-    ec2: &E,
-    ssm: &S,
+pub async fn handle<E: Ec2, S: Ssm, N: Notifier>(
+    cloud: Cloud<'_, E, S, N>,
     config: &Config,
     timing: Timing,
     event: &Value,
@@ -405,6 +430,7 @@ pub async fn handle<E: Ec2, S: Ssm>(
         Request::Drill { .. } => "test-restore".into(),
         Request::Ignore { .. } => "state-change".into(),
     };
+    let Cloud { ec2, ssm, notifier } = cloud;
     let mut flow = Flow {
         ec2,
         ssm,
@@ -430,19 +456,38 @@ pub async fn handle<E: Ec2, S: Ssm>(
             launch_attempts: Vec::new(),
             backup: None,
             command: None,
+            notification: None,
             timeline: Vec::new(),
         },
     };
-    match flow.run(request, time).await {
-        Ok(()) => Ok(flow.report),
-        Err(reason) => {
-            tracing::error!(node = ?flow.report.node, reason = %reason, "relaunch failed");
-            flow.step("failed", reason.clone());
-            flow.report.outcome = Outcome::Failed;
-            flow.report.reason = Some(reason);
-            Err(RelaunchError::Failed(Box::new(flow.report)))
-        }
+    let result = flow.run(request, time).await;
+    if let Err(reason) = &result {
+        tracing::error!(node = ?flow.report.node, reason = %reason, "relaunch failed");
+        flow.step("failed", reason.clone());
+        flow.report.outcome = Outcome::Failed;
+        flow.report.reason = Some(reason.clone());
     }
+    let mut report = flow.report;
+    notify(notifier, config, &mut report).await;
+    match result {
+        Ok(()) => Ok(report),
+        Err(_) => Err(RelaunchError::Failed(Box::new(report))),
+    }
+}
+
+/// Publishes the report to `LIFEBOAT_NOTIFY_TOPIC_ARN` when its outcome is
+/// news. A notification that fails is recorded in the report, not retried:
+/// the outcome stands, and the logs and alarms carry it too.
+async fn notify<N: Notifier>(notifier: &N, config: &Config, report: &mut RelaunchReport) {
+    let (Some(topic), Some(subject)) = (&config.notify_topic_arn, report.subject()) else { return };
+    let message = serde_json::to_string_pretty(&*report).unwrap_or_default();
+    report.notification = Some(match notifier.publish(topic, &subject, &message).await {
+        Ok(()) => "sent".to_string(),
+        Err(e) => {
+            tracing::error!(error = %e, "notification failed");
+            format!("failed: {e}")
+        }
+    });
 }
 
 impl<E: Ec2, S: Ssm> Flow<'_, E, S> {

@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use lifeboat_core::config::Config;
 use lifeboat_core::memory::MemoryCloud;
 use lifeboat_core::model::InstanceState;
-use lifeboat_core::relaunch::Timing;
+use lifeboat_core::relaunch::{Cloud, Timing};
 use lifeboat_core::{backup, prune, relaunch};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -86,7 +86,7 @@ proptest! {
         }
         if relaunch::parse_event(&event, now()).is_err() {
             runtime
-                .block_on(relaunch::handle(&cloud, &cloud, &config, Timing::default(), &event, now(), None))
+                .block_on(relaunch::handle(Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud }, &config, Timing::default(), &event, now(), None))
                 .unwrap_err();
         }
         prop_assert!(cloud.calls().is_empty(), "{:?}", cloud.calls());

@@ -6,7 +6,7 @@ use lifeboat_core::config::{Capacity, Config};
 use lifeboat_core::memory::MemoryCloud;
 use lifeboat_core::model::{Instance, InstanceState};
 use lifeboat_core::ports::{CommandState, Market, Network};
-use lifeboat_core::relaunch::{self, Outcome, RelaunchError, RelaunchReport, Timing};
+use lifeboat_core::relaunch::{self, Cloud, Outcome, RelaunchError, RelaunchReport, Timing};
 use lifeboat_core::{backup, relaunch::REPLACES};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -38,7 +38,8 @@ async fn prepared_node(cloud: &MemoryCloud) -> String {
 }
 
 async fn run(cloud: &MemoryCloud, config: &Config, event: &Value) -> Result<RelaunchReport, RelaunchError> {
-    relaunch::handle(cloud, cloud, config, Timing::default(), event, now(), None).await
+    relaunch::handle(Cloud { ec2: cloud, ssm: cloud, notifier: cloud }, config, Timing::default(), event, now(), None)
+        .await
 }
 
 fn replacements(cloud: &MemoryCloud, old: &str) -> Vec<Instance> {
@@ -216,9 +217,15 @@ async fn a_lambda_deadline_mid_flow_stops_the_waits_and_the_retry_converges() {
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(10));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(70);
-    let result =
-        relaunch::handle(&cloud, &cloud, &Config::default(), Timing::default(), &warning(&old), now(), Some(deadline))
-            .await;
+    let result = relaunch::handle(
+        Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud },
+        &Config::default(),
+        Timing::default(),
+        &warning(&old),
+        now(),
+        Some(deadline),
+    )
+    .await;
     let report = failed(result);
     assert!(report.replacement.is_some(), "it launched before the deadline");
     assert!(cloud.commands().is_empty());
@@ -492,4 +499,51 @@ async fn a_rebalance_then_the_warning_make_one_early_and_one_final_backup_and_on
     assert_eq!(kinds.iter().filter(|k| *k == "rebalance").count(), 1, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "final").count(), 1, "{kinds:?}");
     assert_eq!(replacements(&cloud, &old).len(), 1);
+}
+
+// --- Notifications ------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn relaunches_failures_and_drills_are_notified_and_nothing_else() {
+    let topic = "arn:aws:sns:eu-west-1:123456789012:lifeboat";
+    let config = Config { notify_topic_arn: Some(topic.into()), ..Config::default() };
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert_eq!(report.notification.as_deref(), Some("sent"));
+    run(&cloud, &config, &warning(&old)).await.unwrap(); // already done: no news
+    let web = cloud.add_instance(InstanceState::Running, &[("Name", "web")]);
+    run(&cloud, &config, &warning(&web)).await.unwrap(); // ignored: no news
+    run(&cloud, &config, &drill(false)).await.unwrap();
+    cloud.refuse_capacity(None, None, "InsufficientInstanceCapacity");
+    failed(run(&cloud, &config, &drill(false)).await);
+
+    let sent = cloud.notifications();
+    let subjects: Vec<&str> = sent.iter().map(|(_, subject, _)| subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "lifeboat: k8s-master relaunched",
+            "lifeboat: restore drill of k8s-master passed",
+            "lifeboat: restore drill of k8s-master FAILED"
+        ]
+    );
+    assert!(sent.iter().all(|(t, _, _)| t == topic));
+    let message: Value = serde_json::from_str(&sent[0].2).unwrap();
+    assert_eq!(message["outcome"], "relaunched");
+    assert_eq!(message["old_instance"], old.as_str());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_notification_is_reported_and_the_outcome_stands() {
+    let config =
+        Config { notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:lifeboat".into()), ..Config::default() };
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    cloud.fail_next("Publish", "AuthorizationError", 1);
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    assert!(report.notification.unwrap().starts_with("failed: Publish failed: AuthorizationError"));
 }
