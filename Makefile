@@ -7,7 +7,7 @@ EMULATOR_PORT ?= 5000
 FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
-.PHONY: build test lint lint-infra infra deps venv deploy-venv bench-venv bench-prune bench-cold emulator demo watch invoke \
+.PHONY: build test lint lint-infra infra deps venv deploy-venv bench bench-venv bench-prune bench-cold bench-flows emulator demo watch invoke \
 	build-lambda deploy deploy-lambda invoke-remote drill
 
 build:
@@ -54,6 +54,15 @@ LAMBDA_DIR ?= $(CARGO_TARGET_DIR)/lambda
 bench-cold: deploy-venv
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release $(LAMBDA_PACKAGES)
 	cargo run --quiet -p lifeboat-tests --bin bench_cold -- $(LAMBDA_DIR)
+
+# scheduled-backup at 1, 20, 200 nodes beside the original script's step, and
+# the relaunch path's own time and API calls per step.
+bench-flows: venv bench-venv
+	cargo build --workspace --bins
+	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_flows
+
+# Every benchmark; the README's performance section holds their results.
+bench: bench-prune bench-flows bench-cold
 
 # retention-pruner on 1,000 and 10,000 images, beside the original script.
 bench-prune: venv bench-venv

@@ -182,6 +182,51 @@ impl Default for Emulator {
     }
 }
 
+impl Emulator {
+    /// A spot node "k8s-master" backed up (and prepared) by the real
+    /// scheduled-backup; from then on new images stay pending as long as on
+    /// AWS. Returns (instance, its private IP, the backup image).
+    pub async fn backed_up_node(&self) -> (String, String, String) {
+        self.control("POST", "/lifeboat/config", &serde_json::json!({"ami_pending_seconds": 0}));
+        let subnet = self.subnet().await;
+        let node = self
+            .launch(&subnet, &[("lifeboat:node", "k8s-master"), ("Name", "k8s-master"), ("team", "platform")])
+            .await;
+        let run = runtime::invoke(
+            "scheduled-backup",
+            &self.env(),
+            &[fixture("scheduled-backup.json")],
+            std::time::Duration::from_secs(120),
+        );
+        let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+        assert_eq!(report["nodes"][0]["interface"]["outcome"], "kept", "{report}");
+        let image = report["nodes"][0]["image_id"].as_str().unwrap().to_string();
+        self.control("POST", "/lifeboat/config", &serde_json::json!({"ami_pending_seconds": 600}));
+        let ip = self.instance(&node).await.private_ip_address().unwrap().to_string();
+        (node, ip, image)
+    }
+
+    pub async fn instance(&self, id: &str) -> aws_sdk_ec2::types::Instance {
+        let out = self.ec2().await.describe_instances().instance_ids(id).send().await.unwrap();
+        out.reservations()[0].instances()[0].clone()
+    }
+
+    /// The instances tagged `lifeboat:replaces=<old>`.
+    pub async fn replacements(&self, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+        let filter = aws_sdk_ec2::types::Filter::builder().name("tag:lifeboat:replaces").values(old).build();
+        let out = self.ec2().await.describe_instances().filters(filter).send().await.unwrap();
+        out.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
+    }
+}
+
+/// events/spot-interruption-warning.json for this instance.
+pub fn warning(instance: &str) -> Value {
+    let mut event = fixture("spot-interruption-warning.json");
+    event["detail"]["instance-id"] = serde_json::json!(instance);
+    event["resources"] = serde_json::json!([format!("arn:aws:ec2:eu-west-1b:instance/{instance}")]);
+    event
+}
+
 /// The tags of an EC2 resource as (key, value) pairs, sorted.
 pub fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = tags

@@ -3,7 +3,7 @@
 //! emulator, which must be the same as without the faults.
 
 use lifeboat_tests::runtime::invoke;
-use lifeboat_tests::{Emulator, fixture};
+use lifeboat_tests::{Emulator, fixture, warning};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -50,42 +50,17 @@ async fn scheduled_backup_under_throttling_and_5xx_backs_up_every_node() {
     assert!(emu.calls("CreateImage") > 3, "faulted calls were retried");
 }
 
-/// A node backed up by scheduled-backup, images available at once.
-async fn backed_up_node(emu: &Emulator) -> (String, String) {
-    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
-    let subnet = emu.subnet().await;
-    let old = emu.launch(&subnet, &[("lifeboat:node", "k8s-master")]).await;
-    let run = invoke("scheduled-backup", &emu.env(), &[fixture("scheduled-backup.json")], TIMEOUT);
-    run.invocations.into_iter().next().expect(&run.stderr).response();
-    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 600}));
-    let out = emu.ec2().await.describe_instances().instance_ids(&old).send().await.unwrap();
-    let ip = out.reservations()[0].instances()[0].private_ip_address().unwrap().to_string();
-    (old, ip)
-}
-
-fn warning(instance: &str) -> Value {
-    let mut event = fixture("spot-interruption-warning.json");
-    event["detail"]["instance-id"] = json!(instance);
-    event
-}
-
-async fn replacements(emu: &Emulator, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
-    let filter = aws_sdk_ec2::types::Filter::builder().name("tag:lifeboat:replaces").values(old).build();
-    let out = emu.ec2().await.describe_instances().filters(filter).send().await.unwrap();
-    out.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
-}
-
 #[tokio::test]
 async fn the_relaunch_under_throttling_ends_like_without_it() {
     let emu = Emulator::new();
-    let (old, ip) = backed_up_node(&emu).await;
+    let (old, ip, _) = emu.backed_up_node().await;
     emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
     throttle(&emu, 5);
     let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
     emu.control("DELETE", "/lifeboat/faults", &Value::Null);
-    let new = replacements(&emu, &old).await;
+    let new = emu.replacements(&old).await;
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].private_ip_address(), Some(ip.as_str()));
     let commands = emu.ssm().await.list_commands().send().await.unwrap();
@@ -95,21 +70,21 @@ async fn the_relaunch_under_throttling_ends_like_without_it() {
 #[tokio::test]
 async fn a_handler_killed_mid_flow_is_finished_by_the_retry() {
     let emu = Emulator::new();
-    let (old, ip) = backed_up_node(&emu).await;
+    let (old, ip, _) = emu.backed_up_node().await;
     emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
     // The replacement's agent takes a minute: the first invocation launches,
     // then is killed (as a Lambda timeout would) while it waits.
     emu.control("POST", "/lifeboat/config", &json!({"ssm_online_seconds": 60}));
     let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], Duration::from_secs(6));
     assert!(run.invocations.is_empty(), "killed before answering");
-    assert_eq!(replacements(&emu, &old).await.len(), 1, "it had launched");
+    assert_eq!(emu.replacements(&old).await.len(), 1, "it had launched");
     assert_eq!(emu.calls("SendCommand"), 0);
 
     emu.control("POST", "/lifeboat/config", &json!({"ssm_online_seconds": 0}));
     let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "resumed", "{report}");
-    let new = replacements(&emu, &old).await;
+    let new = emu.replacements(&old).await;
     assert_eq!(new.len(), 1, "the retry launched nothing new");
     assert_eq!(new[0].private_ip_address(), Some(ip.as_str()));
     assert_eq!(emu.calls("SendCommand"), 1);

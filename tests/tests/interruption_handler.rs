@@ -2,56 +2,27 @@
 //! emulator; the old instance is terminated by the test as AWS would.
 
 use lifeboat_tests::runtime::{Run, invoke};
-use lifeboat_tests::{Emulator, fixture};
+use lifeboat_tests::{Emulator, fixture, warning};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn warning(instance: &str) -> Value {
-    let mut event = fixture("spot-interruption-warning.json");
-    event["detail"]["instance-id"] = json!(instance);
-    event["resources"] = json!([format!("arn:aws:ec2:eu-west-1b:instance/{instance}")]);
-    event
-}
-
-/// A tagged spot node, backed up (and prepared) by scheduled-backup, plus an
-/// older backup; returns (instance, its private IP, the newest image).
+/// A backed-up node plus an older backup of it; returns (instance, its
+/// private IP, the newest image).
 async fn backed_up_node(emu: &Emulator) -> (String, String, String) {
-    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
-    let subnet = emu.subnet().await;
-    let old =
-        emu.launch(&subnet, &[("lifeboat:node", "k8s-master"), ("Name", "k8s-master"), ("team", "platform")]).await;
+    let (node, ip, newest) = emu.backed_up_node().await;
     let ec2 = emu.ec2().await;
-    let older = ec2.create_image().instance_id(&old).name("k8s-master-20261120-0100").send().await.unwrap();
+    let older = ec2.create_image().instance_id(&node).name("k8s-master-20261120-0100").send().await.unwrap();
     let older = older.image_id().unwrap().to_string();
-    ec2.create_tags()
-        .resources(&older)
-        .tags(aws_sdk_ec2::types::Tag::builder().key("lifeboat:node").value("k8s-master").build())
-        .send()
-        .await
-        .unwrap();
-    emu.control("POST", &format!("/lifeboat/images/{older}"), &json!({"creation_date": "2026-11-20T01:00:00Z"}));
-
-    let run = invoke("scheduled-backup", &emu.env(), &[fixture("scheduled-backup.json")], TIMEOUT);
-    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
-    assert_eq!(report["nodes"][0]["interface"]["outcome"], "kept", "{report}");
-    let newest = report["nodes"][0]["image_id"].as_str().unwrap().to_string();
-    let ip = instance(emu, &old).await.private_ip_address().unwrap().to_string();
-    // From here on images take as long as on AWS: the final backup stays pending.
-    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 600}));
-    (old, ip, newest)
-}
-
-async fn instance(emu: &Emulator, id: &str) -> aws_sdk_ec2::types::Instance {
-    let out = emu.ec2().await.describe_instances().instance_ids(id).send().await.unwrap();
-    out.reservations()[0].instances()[0].clone()
-}
-
-async fn replacements(emu: &Emulator, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
-    let filter = aws_sdk_ec2::types::Filter::builder().name("tag:lifeboat:replaces").values(old).build();
-    let out = emu.ec2().await.describe_instances().filters(filter).send().await.unwrap();
-    out.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
+    let tag = aws_sdk_ec2::types::Tag::builder().key("lifeboat:node").value("k8s-master").build();
+    ec2.create_tags().resources(&older).tags(tag).send().await.unwrap();
+    emu.control(
+        "POST",
+        &format!("/lifeboat/images/{older}"),
+        &json!({"state": "available", "creation_date": "2026-11-20T01:00:00Z"}),
+    );
+    (node, ip, newest)
 }
 
 /// Runs the handler on `events` while the test terminates `old` after two
@@ -74,7 +45,7 @@ async fn a_warning_relaunches_the_node_once_on_its_ip_from_the_newest_backup() {
     let first = answers.next().unwrap().response();
     let second = answers.next().unwrap().response();
 
-    let new = replacements(&emu, &old).await;
+    let new = emu.replacements(&old).await;
     assert_eq!(new.len(), 1, "{new:?}");
     let new = &new[0];
     let new_id = new.instance_id().unwrap();
@@ -147,7 +118,7 @@ async fn refused_spot_capacity_falls_back_to_on_demand() {
     assert_eq!(report["outcome"], "relaunched", "{report}");
     assert_eq!(report["market"], "on-demand");
     assert_eq!(report["launch_attempts"][0]["market"], "spot");
-    let new = replacements(&emu, &old).await;
+    let new = emu.replacements(&old).await;
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].instance_lifecycle(), None, "on-demand instances have no lifecycle");
     assert_eq!(new[0].private_ip_address(), Some(ip.as_str()));
@@ -174,7 +145,7 @@ async fn a_malformed_event_is_an_error_and_launches_nothing() {
 async fn a_restore_drill_checks_a_quarantined_clone_on_a_new_ip_and_removes_it() {
     let emu = Emulator::new();
     let (node, ip, newest) = backed_up_node(&emu).await;
-    let node_before = instance(&emu, &node).await;
+    let node_before = emu.instance(&node).await;
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
     let run = invoke("interruption-handler", &emu.env(), &[drill], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
@@ -210,7 +181,7 @@ async fn a_restore_drill_checks_a_quarantined_clone_on_a_new_ip_and_removes_it()
     );
 
     // The real node is untouched.
-    let node_after = instance(&emu, &node).await;
+    let node_after = emu.instance(&node).await;
     assert_eq!(node_after.state(), node_before.state());
     assert_eq!(node_after.private_ip_address(), node_before.private_ip_address());
     assert_eq!(lifeboat_tests::tag_pairs(node_after.tags()), lifeboat_tests::tag_pairs(node_before.tags()));

@@ -64,7 +64,7 @@ async fn main() {
         let elapsed = started.elapsed();
         let report =
             run.invocations.into_iter().next().unwrap_or_else(|| panic!("no answer: {}", run.stderr)).response();
-        let calls = total_calls(&emu) - before - 1; // the count request itself is not a call
+        let calls = total_calls(&emu) - before;
         let kept: usize = report["nodes"].as_array().unwrap().iter().map(|n| n["kept"].as_array().unwrap().len()).sum();
         println!(
             "| {count} | retention-pruner | {:.1} s | {calls} | {:.1} MiB | {} ({kept}) |",
@@ -101,7 +101,7 @@ async fn main() {
             .find_map(|l| l.strip_prefix("selected "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or_else(|| panic!("the script failed: {}", String::from_utf8_lossy(&output.stderr)));
-        let calls = total_calls(&emu) - before - 1;
+        let calls = total_calls(&emu) - before;
         let per_image = elapsed / SCRIPT_SAMPLE as f64;
         println!(
             "| {count} | original script | {elapsed:.1} s for {SCRIPT_SAMPLE} images; ≈{:.0} min for all {selected} selected (extrapolated) | {calls} for {SCRIPT_SAMPLE} (≈{} for all) | n/a (one aws process per call) | selects {selected} of {}: every image, untagged and newest included |",

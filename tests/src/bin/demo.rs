@@ -21,6 +21,14 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
+fn timeline(report: &Value) {
+    println!("  timeline:");
+    for step in report["timeline"].as_array().unwrap() {
+        let at = step["at_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        println!("    {at:>7.1} s  {:<18} {}", text(&step["step"]), text(&step["detail"]));
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let emu = Emulator::new();
@@ -81,15 +89,7 @@ async fn main() {
         text(&report["market"]),
     );
     println!("  final backup {} ({})", text(&report["backup"]["name"]), text(&report["backup"]["outcome"]));
-    println!("  timeline:");
-    for step in report["timeline"].as_array().unwrap() {
-        println!(
-            "    {:>7.1} s  {:<18} {}",
-            step["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-            text(&step["step"]),
-            text(&step["detail"])
-        );
-    }
+    timeline(&report);
 
     println!("\n== restore drill: {{\"action\": \"test-restore\", \"node\": \"k8s-master\"}}");
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
@@ -102,13 +102,5 @@ async fn main() {
         text(&report["private_ip"]),
         text(&report["old_private_ip"]),
     );
-    println!("  timeline:");
-    for step in report["timeline"].as_array().unwrap() {
-        println!(
-            "    {:>7.1} s  {:<18} {}",
-            step["at_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-            text(&step["step"]),
-            text(&step["detail"])
-        );
-    }
+    timeline(&report);
 }
