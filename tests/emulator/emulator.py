@@ -127,6 +127,11 @@ def json_response(start_response: Any, value: Any, status: str = "200 OK") -> li
     return [body]
 
 
+def utc(iso: str) -> datetime:
+    """An RFC 3339 time as the naive UTC datetime moto stores."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, Any]:
     from moto.ec2.models import ec2_backends
 
@@ -137,8 +142,7 @@ def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, 
         if "state" in values:
             ami.state = values["state"]
         if "creation_date" in values:
-            when = datetime.fromisoformat(values["creation_date"].replace("Z", "+00:00"))
-            ami.creation_date = when.astimezone(timezone.utc).replace(tzinfo=None)
+            ami.creation_date = utc(values["creation_date"])
         return {"image_id": image_id, "region": region, "state": ami.state}
     raise KeyError(image_id)
 
@@ -155,8 +159,7 @@ def seed_images(account: str, region: str, payload: dict[str, Any]) -> dict[str,
         specs = [{"ResourceType": r, "Tags": tags} for r in ("image", "snapshot")] if tags else []
         ami = backend.create_image(payload["instance_id"], spec["name"], "", tag_specifications=specs)
         ami.state = spec.get("state", "available")
-        when = datetime.fromisoformat(spec["creation_date"].replace("Z", "+00:00"))
-        ami.creation_date = when.astimezone(timezone.utc).replace(tzinfo=None)
+        ami.creation_date = utc(spec["creation_date"])
         ami.ebs_snapshot.start_time = ami.creation_date
         created.append(ami.id)
     return {"created": len(created)}
@@ -172,8 +175,7 @@ def set_snapshot(account: str, snapshot_id: str, values: dict[str, Any]) -> dict
         if "state" in values:
             snapshot.status = values["state"]
         if "start_time" in values:
-            when = datetime.fromisoformat(values["start_time"].replace("Z", "+00:00"))
-            snapshot.start_time = when.astimezone(timezone.utc).replace(tzinfo=None)
+            snapshot.start_time = utc(values["start_time"])
         return {"snapshot_id": snapshot_id, "region": region, "state": snapshot.status}
     raise KeyError(snapshot_id)
 
