@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::ports::{CommandState, Ec2, ImageSpec, LaunchRequest, Market, Network, Notifier, Ssm};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -29,7 +29,6 @@ struct State {
     calls: Vec<String>,
     /// Errors to answer the next calls of an operation with, in order.
     faults: BTreeMap<String, VecDeque<CloudError>>,
-    now: Option<DateTime<Utc>>,
     /// DeregisterImage leaves the snapshots behind even when asked to delete
     /// them (as AWS does when the caller may not DeleteSnapshot).
     keep_snapshots_on_deregister: bool,
@@ -38,7 +37,8 @@ struct State {
     schedule: Vec<(Instant, String, InstanceState)>,
     /// When each instance's SSM agent reports Online.
     online_at: BTreeMap<String, Instant>,
-    never_online: BTreeSet<String>,
+    /// Instances launched from now on never register with SSM.
+    agents_offline: bool,
     client_tokens: BTreeMap<String, String>,
     /// RunInstances refusals: (instance type or any, market or any, error code).
     refusals: Vec<(Option<String>, Option<Market>, String)>,
@@ -46,7 +46,6 @@ struct State {
     command_results: VecDeque<CommandState>,
     /// (topic, subject, message) of every notification published.
     notifications: Vec<(String, String, String)>,
-    timing: Timing,
     next_ip: u8,
 }
 
@@ -67,21 +66,15 @@ struct Command {
     result: CommandState,
 }
 
-/// How long the in-memory cloud takes for what takes AWS time.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// RunInstances to `running`.
-    pub boot: Duration,
-    /// `running` to the SSM agent Online.
-    pub agent: Duration,
-    /// SendCommand to its result.
-    pub command: Duration,
-}
+/// How long the in-memory cloud takes for what takes AWS time: RunInstances
+/// to `running`, `running` to the SSM agent Online, SendCommand to its result.
+const BOOT: Duration = Duration::from_secs(20);
+const AGENT: Duration = Duration::from_secs(40);
+const COMMAND: Duration = Duration::from_secs(30);
 
-impl Default for Timing {
-    fn default() -> Self {
-        Timing { boot: Duration::from_secs(20), agent: Duration::from_secs(40), command: Duration::from_secs(30) }
-    }
+/// The creation time stamped on instances, images and snapshots.
+fn stamp() -> Option<DateTime<Utc>> {
+    Some(Utc::now())
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Tags {
@@ -98,19 +91,13 @@ impl MemoryCloud {
         format!("{prefix}-{:017x}", s.next_id)
     }
 
-    /// The time stamped on what is created from now on.
-    pub fn set_now(&self, now: DateTime<Utc>) {
-        self.state.lock().unwrap().now = Some(now);
-    }
-
     /// Adds an instance and returns its id.
     pub fn add_instance(&self, state: InstanceState, tag_pairs: &[(&str, &str)]) -> String {
         let mut s = self.state.lock().unwrap();
         let id = Self::id(&mut s, "i");
-        let launch_time = s.now;
         s.instances.insert(
             id.clone(),
-            Instance { id: id.clone(), state, launch_time, tags: tags(tag_pairs), ..Instance::default() },
+            Instance { id: id.clone(), state, launch_time: stamp(), tags: tags(tag_pairs), ..Instance::default() },
         );
         id
     }
@@ -130,7 +117,7 @@ impl MemoryCloud {
         let mut instance = Instance {
             id: id.clone(),
             state: InstanceState::Running,
-            launch_time: s.now,
+            launch_time: stamp(),
             tags: tags(&[("lifeboat:node", node), ("Name", node), ("team", "platform")]),
             instance_type: "m6i.large".into(),
             key_name: Some("ops".into()),
@@ -178,10 +165,6 @@ impl MemoryCloud {
             Some(Attachment { delete_on_termination: interface.delete_on_termination, ..attachment });
     }
 
-    pub fn set_timing(&self, timing: Timing) {
-        self.state.lock().unwrap().timing = timing;
-    }
-
     /// EC2 reclaims the instance after `delay` (from now, on tokio's clock).
     pub fn terminate_in(&self, instance_id: &str, delay: Duration) {
         let mut s = self.state.lock().unwrap();
@@ -194,14 +177,9 @@ impl MemoryCloud {
         s.refusals.push((instance_type.map(str::to_string), market, code.to_string()));
     }
 
-    /// The instance's SSM agent never registers.
-    pub fn never_online(&self, instance_id: &str) {
-        self.state.lock().unwrap().never_online.insert(instance_id.to_string());
-    }
-
     /// Instances launched from now on never register with SSM.
     pub fn agents_never_online(&self) {
-        self.state.lock().unwrap().never_online.insert("*".into());
+        self.state.lock().unwrap().agents_offline = true;
     }
 
     /// The next commands end in these states (then Success).
@@ -213,10 +191,6 @@ impl MemoryCloud {
         let mut s = self.state.lock().unwrap();
         Self::advance(&mut s);
         s.instances.values().cloned().collect()
-    }
-
-    pub fn interface(&self, id: &str) -> Option<NetworkInterface> {
-        self.state.lock().unwrap().interfaces.get(id).map(|i| i.eni.clone())
     }
 
     /// (instance, comment) of every command sent.
@@ -254,8 +228,8 @@ impl MemoryCloud {
             }
             instance.state = state;
             match state {
-                InstanceState::Running if !s.never_online.contains(&id) && !s.never_online.contains("*") => {
-                    s.online_at.insert(id.clone(), at + s.timing.agent);
+                InstanceState::Running if !s.agents_offline => {
+                    s.online_at.insert(id.clone(), at + AGENT);
                 }
                 InstanceState::Terminated => {
                     s.online_at.remove(&id);
@@ -389,7 +363,7 @@ impl Ec2 for MemoryCloud {
         }
         let id = Self::id(&mut s, "ami");
         let snapshot = Self::id(&mut s, "snap");
-        let now = s.now;
+        let now = stamp();
         s.snapshots.insert(
             snapshot.clone(),
             Snapshot { id: snapshot.clone(), state: SnapshotState::Pending, start_time: now, tags: spec.tags.clone() },
@@ -513,7 +487,7 @@ impl Ec2 for MemoryCloud {
         let mut instance = Instance {
             id: id.clone(),
             state: InstanceState::Pending,
-            launch_time: s.now,
+            launch_time: stamp(),
             tags: request.tags.clone(),
             instance_type: request.instance_type.clone(),
             key_name: request.key_name.clone(),
@@ -524,7 +498,7 @@ impl Ec2 for MemoryCloud {
             ..Instance::default()
         };
         Self::attach(&mut s, &mut instance, attachment);
-        let boot = Instant::now() + s.timing.boot;
+        let boot = Instant::now() + BOOT;
         s.schedule.push((boot, id.clone(), InstanceState::Running));
         s.client_tokens.insert(request.client_token.clone(), id.clone());
         s.instances.insert(id.clone(), instance.clone());
@@ -571,7 +545,7 @@ impl Ssm for MemoryCloud {
             .command_results
             .pop_front()
             .unwrap_or(CommandState::Success { output: "{\"result\":\"ok\",\"step\":\"verify\"}".into() });
-        let ready_at = Instant::now() + s.timing.command;
+        let ready_at = Instant::now() + COMMAND;
         s.commands.push(Command {
             id: id.clone(),
             instance_id: instance_id.into(),
