@@ -87,7 +87,7 @@ pub struct NodePlan {
     /// Snapshots with the node tag that no image uses, older than the retention.
     pub orphans: Vec<String>,
     /// Orphans left alone, and why.
-    pub orphans_kept: Vec<(String, String)>,
+    pub orphans_kept: Vec<OrphanKept>,
 }
 
 /// The whole plan, per node name.
@@ -170,7 +170,9 @@ pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Po
             (_, Some(true)) => None,
         };
         match reason {
-            Some(reason) => node_plan.orphans_kept.push((snapshot.id.clone(), reason.to_string())),
+            Some(reason) => {
+                node_plan.orphans_kept.push(OrphanKept { snapshot_id: snapshot.id.clone(), reason: reason.to_string() })
+            }
             None => node_plan.orphans.push(snapshot.id.clone()),
         }
     }
@@ -247,6 +249,7 @@ pub enum DeleteStatus {
     Failed,
 }
 
+/// An orphaned snapshot left alone, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrphanKept {
     pub snapshot_id: String,
@@ -319,16 +322,7 @@ pub async fn run(ec2: &impl Ec2, config: &Config, request: &PruneRequest) -> Res
 }
 
 async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) -> NodeReport {
-    let mut report = NodeReport {
-        node,
-        kept: plan.keep,
-        orphans_kept: plan
-            .orphans_kept
-            .into_iter()
-            .map(|(snapshot_id, reason)| OrphanKept { snapshot_id, reason })
-            .collect(),
-        ..NodeReport::default()
-    };
+    let mut report = NodeReport { node, kept: plan.keep, orphans_kept: plan.orphans_kept, ..NodeReport::default() };
     if dry_run {
         report.deleted = plan
             .delete

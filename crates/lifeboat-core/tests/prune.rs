@@ -111,7 +111,8 @@ fn orphans_are_swept_by_the_same_age_rule() {
     ];
     let plan = prune::plan(&images, &snapshots, TAG, POLICY, now());
     assert_eq!(plan["n"].orphans, ["old-orphan"]);
-    let kept: Vec<(&str, &str)> = plan["n"].orphans_kept.iter().map(|(id, why)| (id.as_str(), why.as_str())).collect();
+    let kept: Vec<(&str, &str)> =
+        plan["n"].orphans_kept.iter().map(|o| (o.snapshot_id.as_str(), o.reason.as_str())).collect();
     assert_eq!(kept, [("young-orphan", "within retention"), ("pending-orphan", "pending")]);
     assert_eq!(plan["m"].orphans, ["other-node"]);
 }
