@@ -121,7 +121,18 @@ impl Emulator {
 
     /// Calls per operation that reached this account so far.
     pub fn calls(&self, operation: &str) -> u64 {
-        self.control("GET", "/lifeboat/calls", &Value::Null)[operation].as_u64().unwrap_or(0)
+        self.call_counts().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Calls per operation that reached this account so far, every operation.
+    pub fn call_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let calls = self.control("GET", "/lifeboat/calls", &Value::Null);
+        calls.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()
+    }
+
+    /// Calls of any operation that reached this account so far.
+    pub fn total_calls(&self) -> u64 {
+        self.call_counts().values().sum()
     }
 
     fn http(&self, method: &str, path: &str, body: &Value) -> (u16, String) {

@@ -26,13 +26,22 @@ fn the_ec2_events_are_what_interruption_handler_acts_on() {
     let id = "i-0b2f5e7c1d3a49e86".to_string();
     assert_eq!(
         relaunch("spot-interruption-warning.json"),
-        (Request::Relaunch { instance_id: id.clone(), trigger: "interruption-warning".into() }, at("2026-11-26T13:42:07Z"))
+        (
+            Request::Relaunch { instance_id: id.clone(), trigger: "interruption-warning".into() },
+            at("2026-11-26T13:42:07Z")
+        )
     );
     assert_eq!(
         relaunch("state-change-terminated.json"),
-        (Request::Relaunch { instance_id: id.clone(), trigger: "state-change:terminated".into() }, at("2026-11-26T13:44:09Z"))
+        (
+            Request::Relaunch { instance_id: id.clone(), trigger: "state-change:terminated".into() },
+            at("2026-11-26T13:44:09Z")
+        )
     );
-    assert_eq!(relaunch("rebalance-recommendation.json"), (Request::Rebalance { instance_id: id }, at("2026-11-26T13:31:55Z")));
+    assert_eq!(
+        relaunch("rebalance-recommendation.json"),
+        (Request::Rebalance { instance_id: id }, at("2026-11-26T13:31:55Z"))
+    );
     assert_eq!(relaunch("restore.json"), (Request::Restore { node: "k8s-master".into() }, now()));
     assert_eq!(relaunch("test-restore.json"), (Request::Drill { node: "k8s-master".into(), keep: false }, now()));
 }

@@ -6,20 +6,11 @@
 
 use lifeboat_tests::runtime::invoke;
 use lifeboat_tests::{Emulator, fixture, workspace_root};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
-
-fn calls(emu: &Emulator) -> BTreeMap<String, u64> {
-    let calls = emu.control("GET", "/lifeboat/calls", &Value::Null);
-    calls.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()
-}
-
-fn total(calls: &BTreeMap<String, u64>) -> u64 {
-    calls.values().sum()
-}
 
 async fn backups() {
     let aws = workspace_root().join(".venv-bench/bin/aws");
@@ -31,13 +22,13 @@ async fn backups() {
         for i in 0..nodes {
             emu.launch(&subnet, &[("lifeboat:node", &format!("node-{i:03}"))]).await;
         }
-        let before = total(&calls(&emu));
+        let before = emu.total_calls();
         let started = Instant::now();
         let run = invoke("scheduled-backup", &emu.env(), &[fixture("scheduled-backup.json")], TIMEOUT);
         let elapsed = started.elapsed();
         let report = run.invocations.into_iter().next().unwrap_or_else(|| panic!("{}", run.stderr)).response();
         assert_eq!(report["nodes"].as_array().unwrap().len(), nodes);
-        let made = total(&calls(&emu)) - before;
+        let made = emu.total_calls() - before;
         println!(
             "| {nodes} | scheduled-backup | {:.2} s | {made} | {:.1} MiB |",
             elapsed.as_secs_f64(),
@@ -55,7 +46,7 @@ async fn backups() {
         let script = r#"for id in $(aws ec2 describe-instances --filters Name=tag-key,Values=lifeboat:node --query 'Reservations[].Instances[].InstanceId' --output text); do
   aws ec2 create-image --instance-id "$id" --name "k8s-$id-$(date +%Y%m%d)" --no-reboot >/dev/null
 done"#;
-        let before = total(&calls(&emu));
+        let before = emu.total_calls();
         let started = Instant::now();
         let output = std::process::Command::new("bash")
             .args(["-c", script])
@@ -65,7 +56,7 @@ done"#;
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let elapsed = started.elapsed();
-        let made = total(&calls(&emu)) - before;
+        let made = emu.total_calls() - before;
         println!(
             "| {nodes} | original script | {:.2} s | {made} | n/a (one aws process per call) |",
             elapsed.as_secs_f64()
@@ -86,7 +77,7 @@ async fn relaunches() {
         let run = invoke("scheduled-backup", &emu.env(), &[fixture("scheduled-backup.json")], TIMEOUT);
         run.invocations.into_iter().next().unwrap_or_else(|| panic!("{}", run.stderr)).response();
         emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
-        let before = calls(&emu);
+        let before = emu.call_counts();
         let mut warning = fixture("spot-interruption-warning.json");
         warning["detail"]["instance-id"] = json!(old);
         let run = invoke("interruption-handler", &emu.env(), &[warning], TIMEOUT);
@@ -97,7 +88,7 @@ async fn relaunches() {
         };
         launched.push(at("launched").unwrap());
         commanded.push(at("command-sent").unwrap());
-        let after = calls(&emu);
+        let after = emu.call_counts();
         for (op, n) in after {
             let delta = n - before.get(&op).copied().unwrap_or(0);
             if !op.is_empty() && delta > 0 {

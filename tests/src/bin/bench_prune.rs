@@ -41,11 +41,6 @@ async fn own_images(emu: &Emulator) -> usize {
     emu.ec2().await.describe_images().owners("self").send().await.unwrap().images().len()
 }
 
-fn total_calls(emu: &Emulator) -> u64 {
-    let calls = emu.control("GET", "/lifeboat/calls", &Value::Null);
-    calls.as_object().unwrap().values().filter_map(Value::as_u64).sum()
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let aws = workspace_root().join(".venv-bench/bin/aws");
@@ -57,14 +52,14 @@ async fn main() {
         // retention-pruner.
         let emu = Emulator::new();
         seed(&emu, count).await;
-        let before = total_calls(&emu);
+        let before = emu.total_calls();
         let started = Instant::now();
         let run =
             invoke("retention-pruner", &emu.env(), std::slice::from_ref(&event), std::time::Duration::from_secs(900));
         let elapsed = started.elapsed();
         let report =
             run.invocations.into_iter().next().unwrap_or_else(|| panic!("no answer: {}", run.stderr)).response();
-        let calls = total_calls(&emu) - before;
+        let calls = emu.total_calls() - before;
         let kept: usize = report["nodes"].as_array().unwrap().iter().map(|n| n["kept"].as_array().unwrap().len()).sum();
         println!(
             "| {count} | retention-pruner | {:.1} s | {calls} | {:.1} MiB | {} ({kept}) |",
@@ -84,7 +79,7 @@ async fn main() {
             );
             continue;
         }
-        let before = total_calls(&emu);
+        let before = emu.total_calls();
         let started = Instant::now();
         let output = std::process::Command::new("bash")
             .arg(workspace_root().join("tests/bench/original-prune.sh"))
@@ -101,7 +96,7 @@ async fn main() {
             .find_map(|l| l.strip_prefix("selected "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or_else(|| panic!("the script failed: {}", String::from_utf8_lossy(&output.stderr)));
-        let calls = total_calls(&emu) - before;
+        let calls = emu.total_calls() - before;
         let per_image = elapsed / SCRIPT_SAMPLE as f64;
         println!(
             "| {count} | original script | {elapsed:.1} s for {SCRIPT_SAMPLE} images; ≈{:.0} min for all {selected} selected (extrapolated) | {calls} for {SCRIPT_SAMPLE} (≈{} for all) | n/a (one aws process per call) | selects {selected} of {}: every image, untagged and newest included |",
