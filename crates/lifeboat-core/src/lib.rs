@@ -13,5 +13,6 @@ pub mod ports;
 pub mod prune;
 pub mod relaunch;
 pub mod spec;
+pub mod userdata;
 
 pub use config::Config;
