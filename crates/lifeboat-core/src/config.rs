@@ -32,6 +32,23 @@ pub struct Config {
     /// `LIFEBOAT_DRILL_SECURITY_GROUP`: the only security group of restore
     /// drill clones (instead of the node's), to cut them off.
     pub drill_security_group: Option<String>,
+    /// `LIFEBOAT_DRILL_ALLOW_KEEP`: whether a drill may leave its clone
+    /// running (`"keep": true`). Off: a kept clone is a full copy of the
+    /// cluster and its secrets.
+    pub drill_allow_keep: bool,
+    /// `LIFEBOAT_FINAL_IMAGE_WAIT` (seconds, default 300): when the old
+    /// instance's disks cannot be used, how long after its creation the
+    /// final image is waited for before the newest backup is used instead.
+    /// The final image copies only what changed since the last backup, so
+    /// it is usually available within minutes; 300 s is at most about three
+    /// minutes of downtime beyond the termination (which comes two minutes
+    /// after the warning) for up to a day of state, and keeps the relaunch
+    /// within one 15-minute invocation.
+    pub final_image_wait: chrono::Duration,
+    /// `LIFEBOAT_SSM_DOCUMENTS`: the prefix of the stack's SSM Command
+    /// documents (`<prefix>-repair`, `<prefix>-health`); unset: the scripts
+    /// are sent with AWS-RunShellScript.
+    pub ssm_documents: Option<String>,
 }
 
 impl Default for Config {
@@ -46,6 +63,9 @@ impl Default for Config {
             notify_topic_arn: None,
             final_backup: true,
             drill_security_group: None,
+            drill_allow_keep: false,
+            final_image_wait: chrono::Duration::seconds(300),
+            ssm_documents: None,
         }
     }
 }
@@ -104,6 +124,13 @@ impl Config {
         if let Some(v) = get("LIFEBOAT_FINAL_BACKUP") {
             config.final_backup = parse_bool("LIFEBOAT_FINAL_BACKUP", &v)?;
         }
+        if let Some(v) = get("LIFEBOAT_DRILL_ALLOW_KEEP") {
+            config.drill_allow_keep = parse_bool("LIFEBOAT_DRILL_ALLOW_KEEP", &v)?;
+        }
+        if let Some(v) = get("LIFEBOAT_FINAL_IMAGE_WAIT") {
+            let seconds = parse_number("LIFEBOAT_FINAL_IMAGE_WAIT", &v, 0, 600)?;
+            config.final_image_wait = chrono::Duration::seconds(i64::from(seconds));
+        }
         if let Some(v) = get("LIFEBOAT_INSTANCE_TYPES") {
             config.instance_types = parse_instance_types("LIFEBOAT_INSTANCE_TYPES", &v)?;
         }
@@ -127,6 +154,22 @@ impl Config {
                 return Err(invalid("LIFEBOAT_DRILL_SECURITY_GROUP", v, "expected a security group id (sg-...)"));
             }
             config.drill_security_group = Some(v.to_string());
+        }
+        if let Some(v) = get("LIFEBOAT_SSM_DOCUMENTS") {
+            let v = v.trim();
+            // SSM document names: 3 to 128 of letters, digits, _ - . (the
+            // longest suffix lifeboat adds is "-repair").
+            let valid = (3..=121).contains(&v.len())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                && !v.to_ascii_lowercase().starts_with("aws");
+            if !valid {
+                return Err(invalid(
+                    "LIFEBOAT_SSM_DOCUMENTS",
+                    v,
+                    "expected an SSM document name prefix: 3 to 121 letters, digits, _ - . (not starting with aws)",
+                ));
+            }
+            config.ssm_documents = Some(v.to_string());
         }
         if let Some(v) = get("LIFEBOAT_NOTIFY_TOPIC_ARN") {
             let v = v.trim();
@@ -176,8 +219,15 @@ fn parse_bool(variable: &'static str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// At most this many types: each is tried spot and on demand, and every
+/// attempt has a ClientToken of its own.
+const MAX_INSTANCE_TYPES: usize = 20;
+
 fn parse_instance_types(variable: &'static str, v: &str) -> Result<Vec<String>, ConfigError> {
     let types: Vec<String> = v.split(',').map(|t| t.trim().to_string()).collect();
+    if types.len() > MAX_INSTANCE_TYPES {
+        return Err(invalid(variable, v, format!("at most {MAX_INSTANCE_TYPES} instance types")));
+    }
     for t in &types {
         let valid = matches!(t.split_once('.'), Some((family, size))
             if !family.is_empty() && !size.is_empty()
@@ -249,6 +299,10 @@ mod tests {
             ("LIFEBOAT_KEEP_MIN", "0"),
             ("LIFEBOAT_DRY_RUN", "maybe"),
             ("LIFEBOAT_FINAL_BACKUP", "sometimes"),
+            ("LIFEBOAT_DRILL_ALLOW_KEEP", "please"),
+            ("LIFEBOAT_FINAL_IMAGE_WAIT", "601"),
+            ("LIFEBOAT_SSM_DOCUMENTS", "AWS-RunShellScript"),
+            ("LIFEBOAT_SSM_DOCUMENTS", "my stack"),
             ("LIFEBOAT_DRILL_SECURITY_GROUP", "quarantine"),
             ("LIFEBOAT_INSTANCE_TYPES", "m6i.large,,"),
             ("LIFEBOAT_INSTANCE_TYPES", "large"),

@@ -6,13 +6,17 @@
 pub mod backup;
 pub mod config;
 pub mod event;
+#[cfg(feature = "memory")]
 pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod prune;
+pub mod node;
+pub mod prepare;
 pub mod relaunch;
 pub mod spec;
+pub mod tags;
 pub mod userdata;
 
 pub use config::Config;

@@ -4,6 +4,7 @@
 //! and without the `Node` dimension.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
 
 pub const NAMESPACE: &str = "lifeboat";
@@ -23,6 +24,16 @@ pub fn count(metric: &str, node: &str, at: DateTime<Utc>) -> String {
         metric: 1,
     })
     .to_string()
+}
+
+/// What every Lambda binary does with a report: its EMF lines on stdout
+/// (CloudWatch turns them into metrics), the report itself in the log.
+pub fn emit<R: Serialize>(report: &R, metric_lines: &[String], message: &str) {
+    for line in metric_lines {
+        println!("{line}");
+    }
+    let report = serde_json::to_string(report).unwrap_or_else(|e| format!("{{\"unserializable\": \"{e}\"}}"));
+    tracing::info!(report = %report, "{message}");
 }
 
 #[cfg(test)]

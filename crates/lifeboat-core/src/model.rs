@@ -1,5 +1,5 @@
-//! What lifeboat knows of the cloud: instances, images and snapshots, as the
-//! ports describe them. Plain data, no SDK types.
+//! What lifeboat knows of the cloud: instances, volumes, images and
+//! snapshots, as the ports describe them. Plain data, no SDK types.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,16 +7,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub type Tags = BTreeMap<String, String>;
-
-/// Tag keys lifeboat writes besides the node tag.
-pub mod tag {
-    pub const NAME: &str = "Name";
-    pub const SOURCE_INSTANCE: &str = "lifeboat:source-instance";
-    pub const KIND: &str = "lifeboat:kind";
-    /// The tag the original cron script put on its images; kept so existing
-    /// tooling still recognises lifeboat's backups.
-    pub const AUTO_BACKUP: &str = "AutoBackup";
-}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -53,6 +43,16 @@ impl InstanceState {
             InstanceState::Stopped => "stopped",
         }
     }
+
+    /// Gone for good, or about to be.
+    pub fn is_gone(self) -> bool {
+        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+    }
+
+    /// A state CreateImage accepts.
+    pub fn can_be_imaged(self) -> bool {
+        matches!(self, InstanceState::Running | InstanceState::Stopping | InstanceState::Stopped)
+    }
 }
 
 impl fmt::Display for InstanceState {
@@ -68,17 +68,33 @@ pub struct Instance {
     pub launch_time: Option<DateTime<Utc>>,
     pub tags: Tags,
     pub instance_type: String,
+    pub image_id: Option<String>,
+    pub availability_zone: Option<String>,
     pub subnet_id: Option<String>,
     pub private_ip: Option<String>,
+    /// An Elastic IP or public address, if any.
+    pub public_ip: Option<String>,
     pub security_group_ids: Vec<String>,
     /// The interface at device index 0.
     pub primary_interface: Option<Attachment>,
+    /// The root device name (`/dev/xvda`, `/dev/sda1`).
+    pub root_device: Option<String>,
+    /// Its EBS volumes (EC2 no longer lists them once it is terminated).
+    pub volumes: Vec<AttachedVolume>,
     pub key_name: Option<String>,
     pub instance_profile_arn: Option<String>,
     /// `required` (IMDSv2 only) or `optional`.
     pub http_tokens: Option<String>,
     pub http_put_response_hop_limit: Option<i32>,
     pub spot: bool,
+}
+
+impl Instance {
+    /// The volume at the root device, if EC2 describes it.
+    pub fn root_volume(&self) -> Option<&AttachedVolume> {
+        let root = self.root_device.as_deref()?;
+        self.volumes.iter().find(|v| v.device == root)
+    }
 }
 
 /// A network interface as attached to an instance.
@@ -89,13 +105,57 @@ pub struct Attachment {
     pub delete_on_termination: bool,
 }
 
+/// An EBS volume as attached to an instance (its block device mapping).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachedVolume {
+    pub device: String,
+    pub volume_id: String,
+    pub delete_on_termination: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkInterface {
     pub id: String,
     /// `available`, `in-use`, `attaching`, `detaching`, ...
     pub status: String,
     pub subnet_id: String,
+    pub availability_zone: Option<String>,
     pub private_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeState {
+    Creating,
+    Available,
+    InUse,
+    Deleting,
+    Other,
+}
+
+impl VolumeState {
+    pub fn parse(s: &str) -> VolumeState {
+        match s {
+            "creating" => VolumeState::Creating,
+            "available" => VolumeState::Available,
+            "in-use" => VolumeState::InUse,
+            "deleting" => VolumeState::Deleting,
+            _ => VolumeState::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub id: String,
+    pub state: VolumeState,
+    pub availability_zone: String,
+    pub encrypted: bool,
+    pub size_gib: i32,
+    pub create_time: Option<DateTime<Utc>>,
+    /// The instance it is attached to, if any.
+    pub attached_to: Option<String>,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,8 +164,11 @@ pub enum ImageState {
     Pending,
     Available,
     Failed,
-    /// Any other state (`invalid`, `deregistered`, `transient`, `error`,
-    /// `disabled`): never deleted by lifeboat, never counted as good.
+    /// Disabled (DisableImage): not launchable, and its snapshots are still
+    /// in use; never deleted by lifeboat.
+    Disabled,
+    /// Any other state (`invalid`, `deregistered`, `transient`, `error`):
+    /// never deleted by lifeboat, never counted as good.
     Other,
 }
 
@@ -115,9 +178,22 @@ impl ImageState {
             "pending" => ImageState::Pending,
             "available" => ImageState::Available,
             "failed" => ImageState::Failed,
+            "disabled" => ImageState::Disabled,
             _ => ImageState::Other,
         }
     }
+}
+
+/// One device of an image's block device mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDevice {
+    pub device: String,
+    pub snapshot_id: Option<String>,
+    pub size_gib: Option<i32>,
+    /// As recorded from the instance when the image was made: an image of a
+    /// prepared node says `false`, and anything launched from it as-is
+    /// would leave its volumes behind.
+    pub delete_on_termination: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,27 +202,64 @@ pub struct Image {
     pub name: String,
     pub state: ImageState,
     pub creation_date: Option<DateTime<Utc>>,
-    pub snapshot_ids: Vec<String>,
+    pub root_device: Option<String>,
+    pub devices: Vec<ImageDevice>,
     pub tags: Tags,
 }
 
-/// An error from the cloud, as the adapters report it: the operation, the
-/// AWS error code when there is one, and a message.
+impl Image {
+    pub fn snapshot_ids(&self) -> impl Iterator<Item = &String> {
+        self.devices.iter().filter_map(|d| d.snapshot_id.as_ref())
+    }
+
+    /// The mapping of the root device.
+    pub fn root(&self) -> Option<&ImageDevice> {
+        let root = self.root_device.as_deref()?;
+        self.devices.iter().find(|d| d.device == root)
+    }
+}
+
+/// What went wrong, as lifeboat needs to tell: the adapters (and the
+/// in-memory cloud) set it from AWS's error code, so the core never matches
+/// error-code strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The resource does not exist (or no longer).
+    NotFound,
+    /// A resource with this name or idempotency token exists already
+    /// (`InvalidAMIName.Duplicate`, `IdempotentParameterMismatch`).
+    AlreadyExists,
+    /// No capacity for this instance type and market now.
+    NoCapacity,
+    /// The resource is used by another (`InvalidIPAddress.InUse`,
+    /// `InvalidSnapshot.InUse`, `VolumeInUse`, ...).
+    InUse,
+    /// Made a moment ago and not yet visible (`InvocationDoesNotExist`).
+    NotYetVisible,
+    /// Throttled after the SDK's own retries.
+    Throttled,
+    Other,
+}
+
+/// An error from the cloud, as the adapters report it: the operation, its
+/// kind, the AWS error code when there is one, and a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{operation} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
 pub struct CloudError {
     pub operation: String,
+    pub kind: ErrorKind,
     pub code: Option<String>,
     pub message: String,
 }
 
 impl CloudError {
-    pub fn new(operation: &str, code: Option<&str>, message: impl Into<String>) -> CloudError {
-        CloudError { operation: operation.to_string(), code: code.map(str::to_string), message: message.into() }
+    pub fn new(operation: &str, kind: ErrorKind, code: Option<&str>, message: impl Into<String>) -> CloudError {
+        CloudError { operation: operation.to_string(), kind, code: code.map(str::to_string), message: message.into() }
     }
 
-    pub fn has_code(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
+    pub fn is(&self, kind: ErrorKind) -> bool {
+        self.kind == kind
     }
 }
 
@@ -176,4 +289,44 @@ pub struct Snapshot {
     pub state: SnapshotState,
     pub start_time: Option<DateTime<Utc>>,
     pub tags: Tags,
+}
+
+/// A root-volume replacement task (CreateReplaceRootVolumeTask).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootTask {
+    pub id: String,
+    pub instance_id: String,
+    pub state: RootTaskState,
+    pub start_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootTaskState {
+    Pending,
+    InProgress,
+    Succeeded,
+    /// `failing`, `failed`: the original root is still attached.
+    Failed,
+    /// `failing-detached`, `failed-detached`: the instance may have no root.
+    FailedDetached,
+}
+
+impl RootTaskState {
+    pub fn parse(s: &str) -> RootTaskState {
+        match s {
+            "pending" => RootTaskState::Pending,
+            "in-progress" => RootTaskState::InProgress,
+            "succeeded" => RootTaskState::Succeeded,
+            "failing" | "failed" => RootTaskState::Failed,
+            "failing-detached" | "failed-detached" => RootTaskState::FailedDetached,
+            // A state this version does not know: wait (within the bound)
+            // rather than act on a guess.
+            _ => RootTaskState::InProgress,
+        }
+    }
+
+    pub fn is_done(self) -> bool {
+        !matches!(self, RootTaskState::Pending | RootTaskState::InProgress)
+    }
 }

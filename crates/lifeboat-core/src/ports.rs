@@ -1,7 +1,17 @@
 //! The cloud as lifeboat needs it: small traits the adapters crate implements
-//! with the AWS SDK, and the tests with in-memory fakes.
+//! with the AWS SDK, and the tests with the in-memory cloud.
+//!
+//! The traits follow what each function may do, so a function's bounds are
+//! its permissions: scheduled-backup is `Describe + Imaging + Preparing`,
+//! retention-pruner `Describe + Pruning + DeleteVolume`, interruption-handler
+//! `Describe + Imaging + Preparing + Launching + DeleteVolume` with `Ssm` and
+//! `Notifier`. The IAM test reads the adapters' impl blocks per trait.
+//!
+//! Errors are [`CloudError`]s whose [`ErrorKind`](crate::model::ErrorKind)
+//! the adapter sets; each method says which kinds it returns besides
+//! `Throttled` and `Other`.
 
-use crate::model::{Attachment, CloudError, Image, Instance, NetworkInterface, Snapshot, Tags};
+use crate::model::{Attachment, CloudError, Image, Instance, NetworkInterface, RootTask, Snapshot, Tags, Volume};
 use std::future::Future;
 
 /// What a backup image is made of: the source instance, the AMI name, and the
@@ -31,8 +41,17 @@ pub enum Network {
     /// The old instance's interface, kept on termination: same IP, same
     /// security groups, same Elastic IP association.
     Interface(String),
-    /// A new interface with the old private IP.
+    /// A new interface, with this private IP or one EC2 picks.
     Address { subnet_id: String, private_ip: Option<String>, security_group_ids: Vec<String> },
+}
+
+/// How a launch treats one device of the image's block device mapping.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceOverride {
+    pub device: String,
+    /// `None`: not attached at all (`NoDevice`), because a preserved volume
+    /// takes its place; otherwise the DeleteOnTermination it gets.
+    pub delete_on_termination: Option<bool>,
 }
 
 /// One RunInstances call.
@@ -48,25 +67,93 @@ pub struct LaunchRequest {
     pub instance_profile_arn: Option<String>,
     pub http_tokens: Option<String>,
     pub http_put_response_hop_limit: Option<i32>,
+    /// One entry per device of the image: images remember the
+    /// DeleteOnTermination of the instance they were made from.
+    pub devices: Vec<DeviceOverride>,
+    /// cloud-init user data, as text (the adapter encodes it).
+    pub user_data: String,
+    pub tags: Tags,
+    /// Tags for the volumes the launch creates.
+    pub volume_tags: Tags,
+}
+
+/// One CreateVolume call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRequest {
+    pub client_token: String,
+    pub snapshot_id: String,
+    pub availability_zone: String,
     pub tags: Tags,
 }
 
-/// The EC2 operations lifeboat calls.
-pub trait Ec2: Send + Sync {
+/// What every function reads: instances, images, volumes.
+pub trait Describe: Send + Sync {
     /// Every instance (any state) that carries the tag key `tag_key`.
     fn instances_with_tag(&self, tag_key: &str) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
 
-    /// CreateImage with NoReboot and the spec's tags on the image and its
-    /// snapshots. Returns the new image id.
-    fn create_image(&self, spec: &ImageSpec) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// The instance with this id, in any state; `None` once EC2 forgot it.
+    fn instance(&self, instance_id: &str) -> impl Future<Output = Result<Option<Instance>, CloudError>> + Send;
+
+    /// The instance RunInstances made with this ClientToken, if EC2 still
+    /// describes it.
+    fn instance_by_client_token(
+        &self,
+        client_token: &str,
+    ) -> impl Future<Output = Result<Option<Instance>, CloudError>> + Send;
+
+    /// Every image this account owns, tagged or not, disabled ones included
+    /// (a snapshot in use by any of them must survive a prune).
+    fn own_images(&self) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
 
     /// The image of this account with exactly this name, if any.
     fn image_named(&self, name: &str) -> impl Future<Output = Result<Option<Image>, CloudError>> + Send;
 
-    /// Every image this account owns, tagged or not (a snapshot in use by any
-    /// of them must survive a prune).
-    fn own_images(&self) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
+    /// The volumes carrying the tag `key` (with this value, if given).
+    fn volumes_tagged(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Volume>, CloudError>> + Send;
 
+    /// The volumes with these ids (missing ones are absent).
+    fn volumes_by_id(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Volume>, CloudError>> + Send;
+
+    /// The volumes attached to these instances.
+    fn volumes_attached_to(
+        &self,
+        instance_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Volume>, CloudError>> + Send;
+}
+
+/// CreateImage.
+pub trait Imaging: Send + Sync {
+    /// CreateImage with NoReboot and the spec's tags on the image and its
+    /// snapshots. Returns the new image id. `AlreadyExists` for a name in use.
+    fn create_image(&self, spec: &ImageSpec) -> impl Future<Output = Result<String, CloudError>> + Send;
+}
+
+/// Preparing a node so that its interface and disks outlive its instance.
+pub trait Preparing: Send + Sync {
+    /// Sets the attachment's DeleteOnTermination to false.
+    fn keep_interface_on_termination(
+        &self,
+        attachment: &Attachment,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Sets DeleteOnTermination of these devices of the instance.
+    fn set_delete_on_termination(
+        &self,
+        instance_id: &str,
+        devices: &[String],
+        delete: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Adds (or overwrites) these tags on these resources.
+    fn tag(&self, resource_ids: &[String], tags: &Tags) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Deleting old backups.
+pub trait Pruning: Send + Sync {
     /// The snapshots this account owns that carry the tag key `tag_key`.
     fn snapshots_with_tag(&self, tag_key: &str) -> impl Future<Output = Result<Vec<Snapshot>, CloudError>> + Send;
 
@@ -80,27 +167,96 @@ pub trait Ec2: Send + Sync {
         delete_snapshots: bool,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// `NotFound` if gone, `InUse` if a registered (or disabled) image uses it.
     fn delete_snapshot(&self, snapshot_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
 
-    /// The instance with this id, in any state; `None` once EC2 forgot it.
-    fn instance(&self, instance_id: &str) -> impl Future<Output = Result<Option<Instance>, CloudError>> + Send;
+/// DeleteVolume: preserved volumes past retention (retention-pruner), a
+/// drill's own volumes (interruption-handler).
+pub trait DeleteVolume: Send + Sync {
+    /// `NotFound` if gone, `InUse` if attached.
+    fn delete_volume(&self, volume_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
 
+/// Launching a replacement (or a drill clone) and giving it its disks.
+pub trait Launching: Send + Sync {
     fn network_interface(
         &self,
         interface_id: &str,
     ) -> impl Future<Output = Result<Option<NetworkInterface>, CloudError>> + Send;
 
-    /// Sets the attachment's DeleteOnTermination to false.
-    fn keep_interface_on_termination(
-        &self,
-        attachment: &Attachment,
-    ) -> impl Future<Output = Result<(), CloudError>> + Send;
-
-    /// RunInstances for one instance; returns it as launched.
+    /// RunInstances for one instance; returns it as launched. `NoCapacity`
+    /// to try another type or market, `InUse` while the old address or
+    /// interface is still being released, `AlreadyExists` when the token was
+    /// used with other parameters.
     fn run_instance(&self, request: &LaunchRequest) -> impl Future<Output = Result<Instance, CloudError>> + Send;
 
     /// TerminateInstances for one instance (restore drill clones only).
     fn terminate_instance(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// AttachVolume at this device name.
+    fn attach_volume(
+        &self,
+        volume_id: &str,
+        instance_id: &str,
+        device: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// CreateVolume from a snapshot; returns the volume id.
+    fn create_volume(&self, request: &VolumeRequest) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// CreateReplaceRootVolumeTask with this volume, the replaced root
+    /// deleted by the task. Returns the task id.
+    fn replace_root_volume(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        client_token: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// The instance's root-volume replacement tasks, any state.
+    fn root_tasks(&self, instance_id: &str) -> impl Future<Output = Result<Vec<RootTask>, CloudError>> + Send;
+}
+
+/// The scripts lifeboat runs on a node over SSM Run Command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Script {
+    /// scripts/lifeboat-repair.sh: repairs and releases the boot guard.
+    Repair,
+    /// scripts/lifeboat-health.sh: checks a restored control plane.
+    Health,
+}
+
+impl Script {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Script::Repair => "repair",
+            Script::Health => "health",
+        }
+    }
+
+    /// The script itself.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Script::Repair => include_str!("../scripts/lifeboat-repair.sh"),
+            Script::Health => include_str!("../scripts/lifeboat-health.sh"),
+        }
+    }
+}
+
+/// One SendCommand to one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRequest {
+    pub instance_id: String,
+    pub script: Script,
+    /// Arguments of lifeboat's own making (flags, node names checked by the
+    /// core).
+    pub args: Vec<String>,
+    /// At most 100 characters (SSM's limit); how a retry finds the command.
+    pub comment: String,
+    /// The command's executionTimeout.
+    pub timeout_seconds: u32,
 }
 
 /// The state of a Run Command invocation on one instance.
@@ -126,17 +282,10 @@ pub trait Ssm: Send + Sync {
     /// Whether the instance's agent reports `Online`.
     fn is_online(&self, instance_id: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
 
-    /// AWS-RunShellScript with `script` (run by bash with `args`) on this one
-    /// instance; returns the command id.
-    fn send_script(
-        &self,
-        instance_id: &str,
-        comment: &str,
-        script: &str,
-        args: &[String],
-        timeout_seconds: i32,
-    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Sends the script to the instance; returns the command id.
+    fn send_command(&self, request: &CommandRequest) -> impl Future<Output = Result<String, CloudError>> + Send;
 
+    /// `NotYetVisible` for a moment after the command was sent.
     fn command_state(
         &self,
         command_id: &str,

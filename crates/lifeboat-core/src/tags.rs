@@ -1,0 +1,79 @@
+//! Every tag lifeboat reads or writes: the contract between its functions and
+//! with its own earlier runs (a retry, a later relaunch, the pruner), so it
+//! lives in one place. The node tag's key is configurable
+//! (`LIFEBOAT_NODE_TAG`, default [`crate::config::DEFAULT_NODE_TAG`]); every
+//! other key is fixed.
+
+use crate::model::Tags;
+
+pub const NAME: &str = "Name";
+/// The tag the original cron script put on its images; kept so existing
+/// tooling still recognises lifeboat's backups.
+pub const AUTO_BACKUP: &str = "AutoBackup";
+
+// --- Images and their snapshots ----------------------------------------------
+
+/// The instance an image was made from.
+pub const SOURCE_INSTANCE: &str = "lifeboat:source-instance";
+/// `scheduled`, `final` (at an interruption), `early` (rebalance
+/// recommendation or a spot stop).
+pub const KIND: &str = "lifeboat:kind";
+/// Prefix of the launch spec recorded on each image (see [`crate::spec`]).
+pub const SPEC_PREFIX: &str = "lifeboat:spec-";
+
+// --- Instances ------------------------------------------------------------------
+
+/// On a replacement: the instance it replaces. Finding it is how a retry,
+/// a duplicate event or a late one resumes instead of launching again.
+pub const REPLACES: &str = "lifeboat:replaces";
+/// On a replacement: the image it was launched from.
+pub const RESTORED_FROM: &str = "lifeboat:restored-from";
+/// On a replacement: which state it came back with (`old-volumes`,
+/// `final-image`, `backup`), read back when a retry resumes.
+pub const STATE_SOURCE: &str = "lifeboat:state-source";
+/// On a replacement: the time that state is from (RFC 3339).
+pub const STATE_AS_OF: &str = "lifeboat:state-as-of";
+/// On a replacement that swaps in the old root: that volume.
+pub const ROOT_VOLUME: &str = "lifeboat:root-volume";
+/// On a restore drill's clone and everything made for it: the node it is a
+/// drill of. Never the node tag, so a clone is never backed up, pruned as a
+/// node or taken for a replacement.
+pub const DRILL_OF: &str = "lifeboat:drill-of";
+
+// --- Volumes --------------------------------------------------------------------
+
+/// On a node's EBS volume: the instance it belongs to (set while attached,
+/// so after a termination it names the dead instance).
+pub const INSTANCE: &str = "lifeboat:instance";
+/// On a node's EBS volume: its device name on that instance.
+pub const DEVICE: &str = "lifeboat:device";
+/// On a node's EBS volume: `root` or `data`.
+pub const VOLUME_ROLE: &str = "lifeboat:volume";
+
+/// The tags of a scheduled (or final, or early) backup, for the image and
+/// for its snapshots.
+pub fn backup(node_tag: &str, node: &str, instance_id: &str, name: &str, kind: &str) -> Tags {
+    Tags::from([
+        (NAME.to_string(), name.to_string()),
+        (node_tag.to_string(), node.to_string()),
+        (SOURCE_INSTANCE.to_string(), instance_id.to_string()),
+        (KIND.to_string(), kind.to_string()),
+        (AUTO_BACKUP.to_string(), "true".to_string()),
+    ])
+}
+
+/// The tags a node's volume carries once prepared.
+pub fn volume(node_tag: &str, node: &str, instance_id: &str, device: &str, root: bool) -> Tags {
+    Tags::from([
+        (node_tag.to_string(), node.to_string()),
+        (INSTANCE.to_string(), instance_id.to_string()),
+        (DEVICE.to_string(), device.to_string()),
+        (VOLUME_ROLE.to_string(), if root { "root" } else { "data" }.to_string()),
+    ])
+}
+
+/// Whether a tag was written by lifeboat for one generation of a node (and
+/// so must not be copied onto the next one).
+pub fn is_generation_marker(key: &str) -> bool {
+    matches!(key, REPLACES | RESTORED_FROM | STATE_SOURCE | STATE_AS_OF | ROOT_VOLUME)
+}
