@@ -2,15 +2,19 @@
 //!
 //! One AMI per node and schedule slot, named `<node>-<YYYYMMDD>-<HHMM>` after
 //! the slot. The name is the idempotency key: EC2 refuses a second image of
-//! the same name (`InvalidAMIName.Duplicate`), so a redelivered event finds
-//! its backup already made and reports it as such.
+//! the same name, so a redelivered event finds its backup already made and
+//! reports it as such. Every run also prepares each node for a relaunch
+//! (see [`crate::prepare`]).
 
 use crate::config::Config;
 pub use crate::event::{EventError, Trigger};
 use crate::event::{Scheduled, parse_scheduled};
-use crate::model::{Attachment, CloudError, Instance, InstanceState, Tags, tag};
-use crate::ports::{Ec2, ImageSpec};
+use crate::model::{CloudError, ErrorKind, ImageState, Instance, InstanceState, Volume};
+use crate::node::NodeName;
+use crate::ports::{Describe, ImageSpec, Imaging, Preparing};
+use crate::prepare::{self, Preparation, PreparePlan};
 use crate::spec::LaunchSpec;
+use crate::tags;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
@@ -19,12 +23,6 @@ use std::collections::BTreeMap;
 
 /// Images created at once; CreateImage is cheap to call but rate limited.
 const CONCURRENCY: usize = 8;
-/// The error code EC2 answers a second CreateImage of the same name with.
-const DUPLICATE_NAME: &str = "InvalidAMIName.Duplicate";
-/// `-YYYYMMDD-HHMM`, appended to the node name.
-const SLOT_SUFFIX_LEN: usize = 14;
-/// EC2 limits AMI names to 128 characters.
-const MAX_AMI_NAME: usize = 128;
 
 /// What an invocation asks for, whatever shape the event had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +30,7 @@ pub struct BackupRequest {
     /// The schedule slot the AMI names are derived from.
     pub slot: DateTime<Utc>,
     /// Only this node (manual invocations); every node when `None`.
-    pub node: Option<String>,
+    pub node: Option<NodeName>,
     pub dry_run: bool,
     pub trigger: Trigger,
 }
@@ -50,52 +48,22 @@ pub fn parse_event(event: &Value, now: DateTime<Utc>) -> Result<BackupRequest, E
     let scheduled: Scheduled<ManualRequest> =
         parse_scheduled(event, now, "scheduled-backup", "{\"node\": \"<name>\", \"dry_run\": true}")?;
     let ManualRequest { node, dry_run } = scheduled.request;
-    if let Some(node) = &node {
-        check_node_name(node).map_err(|reason| EventError::NodeName { node: node.clone(), reason })?;
-    }
+    let node = match node {
+        Some(node) => Some(NodeName::new(&node).map_err(|reason| EventError::NodeName { node, reason })?),
+        None => None,
+    };
     Ok(BackupRequest { slot: scheduled.time, node, dry_run: dry_run.unwrap_or(false), trigger: scheduled.trigger })
-}
-
-/// A node name must make a valid AMI name once the slot is appended:
-/// 1 to 114 characters from letters, digits and `()[] ./-'@_`.
-pub fn check_node_name(node: &str) -> Result<(), String> {
-    if node.is_empty() {
-        return Err("is empty".into());
-    }
-    if node.len() + SLOT_SUFFIX_LEN > MAX_AMI_NAME {
-        return Err(format!("is longer than {} characters", MAX_AMI_NAME - SLOT_SUFFIX_LEN));
-    }
-    if let Some(c) = node.chars().find(|c| !(c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(*c))) {
-        return Err(format!("character {c:?} is not allowed in an AMI name"));
-    }
-    Ok(())
-}
-
-/// `<node>-<YYYYMMDD>-<HHMM>` of the slot in UTC.
-pub fn image_name(node: &str, slot: DateTime<Utc>) -> String {
-    format!("{node}-{}", slot.format("%Y%m%d-%H%M"))
-}
-
-/// The tags of a scheduled backup, for the image and for its snapshots.
-pub fn backup_tags(node_tag: &str, node: &str, instance_id: &str, name: &str) -> Tags {
-    Tags::from([
-        (tag::NAME.to_string(), name.to_string()),
-        (node_tag.to_string(), node.to_string()),
-        (tag::SOURCE_INSTANCE.to_string(), instance_id.to_string()),
-        (tag::KIND.to_string(), "scheduled".to_string()),
-        (tag::AUTO_BACKUP.to_string(), "true".to_string()),
-    ])
 }
 
 /// What to do for one tagged instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedBackup {
+    /// The node tag's value (not always a valid node name: then skipped).
     pub node: String,
     pub instance_id: String,
     pub action: Action,
-    /// The primary interface, whatever its DeleteOnTermination: preparing the
-    /// node means making sure it survives the instance (see [`prepare`]).
-    pub interface: Option<Attachment>,
+    /// Preparing the node for a relaunch, for the instance backed up.
+    pub prepare: Option<PreparePlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,32 +76,34 @@ pub enum Action {
 /// (restricted to `only_node` when given) that is running or stopped, one per
 /// node. When a node has several candidates (a replacement beside an old
 /// instance that was stopped, say) the running one launched last is backed up
-/// and the others are skipped with the reason.
+/// and the others are skipped with the reason. `volumes` are the tagged
+/// instances' volumes, for their preparation.
 pub fn plan(
     instances: &[Instance],
+    volumes: &[Volume],
     node_tag: &str,
-    only_node: Option<&str>,
+    only_node: Option<&NodeName>,
     slot: DateTime<Utc>,
 ) -> Vec<PlannedBackup> {
     let mut planned = Vec::new();
-    let mut candidates: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
+    let mut candidates: BTreeMap<NodeName, Vec<&Instance>> = BTreeMap::new();
     for instance in instances {
-        let Some(node) = instance.tags.get(node_tag) else { continue };
-        if only_node.is_some_and(|only| only != node) {
+        let Some(value) = instance.tags.get(node_tag) else { continue };
+        if only_node.is_some_and(|only| only.as_str() != value) {
             continue;
         }
         let skip = |reason: String| PlannedBackup {
-            node: node.clone(),
+            node: value.clone(),
             instance_id: instance.id.clone(),
             action: Action::Skip(reason),
-            interface: None,
+            prepare: None,
         };
-        if let Err(reason) = check_node_name(node) {
-            planned.push(skip(format!("node name {reason}")));
-        } else if !matches!(instance.state, InstanceState::Running | InstanceState::Stopped) {
-            planned.push(skip(format!("instance is {}", instance.state)));
-        } else {
-            candidates.entry(node).or_default().push(instance);
+        match NodeName::new(value) {
+            Err(reason) => planned.push(skip(format!("node name {reason}"))),
+            Ok(_) if !matches!(instance.state, InstanceState::Running | InstanceState::Stopped) => {
+                planned.push(skip(format!("instance is {}", instance.state)))
+            }
+            Ok(node) => candidates.entry(node).or_default().push(instance),
         }
     }
     for (node, mut instances) in candidates {
@@ -145,41 +115,46 @@ pub fn plan(
                 .then(a.id.cmp(&b.id))
         });
         let chosen = instances[0];
-        let name = image_name(node, slot);
         planned.push(PlannedBackup {
             node: node.to_string(),
             instance_id: chosen.id.clone(),
-            action: Action::Create(ImageSpec {
-                instance_id: chosen.id.clone(),
-                description: format!(
-                    "lifeboat backup of node {node} ({}) for slot {}",
-                    chosen.id,
-                    slot.to_rfc3339_opts(SecondsFormat::Secs, true)
-                ),
-                tags: backup_tags(node_tag, node, &chosen.id, &name),
-                image_tags: LaunchSpec::from_instance(chosen)
-                    .map(|mut spec| {
-                        // This run keeps the interface (see `prepare`), so the
-                        // image records it even when the description predates that.
-                        spec.interface_id = chosen.primary_interface.as_ref().map(|a| a.interface_id.clone());
-                        spec.to_tags()
-                    })
-                    .unwrap_or_default(),
-                name,
-            }),
-            interface: chosen.primary_interface.clone(),
+            action: Action::Create(scheduled_image(chosen, node_tag, &node, slot)),
+            prepare: Some(prepare::plan(chosen, node_tag, &node, volumes)),
         });
         for other in &instances[1..] {
             planned.push(PlannedBackup {
                 node: node.to_string(),
                 instance_id: other.id.clone(),
                 action: Action::Skip(format!("node {node} is backed up from {} instead", chosen.id)),
-                interface: None,
+                prepare: None,
             });
         }
     }
     planned.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
     planned
+}
+
+/// The image of one slot, with the launch spec a later relaunch reads back.
+fn scheduled_image(instance: &Instance, node_tag: &str, node: &NodeName, slot: DateTime<Utc>) -> ImageSpec {
+    let name = node.slot_image(slot);
+    ImageSpec {
+        instance_id: instance.id.clone(),
+        description: format!(
+            "lifeboat backup of node {node} ({}) for slot {}",
+            instance.id,
+            slot.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        tags: tags::backup(node_tag, node.as_str(), &instance.id, &name, "scheduled"),
+        image_tags: LaunchSpec::from_instance(instance)
+            .map(|mut spec| {
+                // This run keeps the interface (see `prepare`), so the
+                // image records it even when the description predates that.
+                spec.interface_id = instance.primary_interface.as_ref().map(|a| a.interface_id.clone());
+                spec.to_tags()
+            })
+            .unwrap_or_default(),
+        name,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,27 +177,9 @@ pub struct NodeResult {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// What preparing the node's primary interface for a relaunch did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interface: Option<InterfaceResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InterfaceResult {
-    pub interface_id: String,
-    pub outcome: Prepared,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Prepared {
-    /// DeleteOnTermination was true and is now false.
-    Kept,
-    AlreadyKept,
-    WouldKeep,
-    Failed,
+    /// What preparing the node for a relaunch did: `interface` and `volumes`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<Preparation>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -248,9 +205,7 @@ impl BackupReport {
 
     /// Nodes whose backup or preparation failed.
     pub fn failures(&self) -> impl Iterator<Item = &NodeResult> {
-        self.nodes.iter().filter(|n| {
-            n.outcome == Outcome::Failed || n.interface.as_ref().is_some_and(|i| i.outcome == Prepared::Failed)
-        })
+        self.nodes.iter().filter(|n| n.outcome == Outcome::Failed || n.preparation.as_ref().is_some_and(|p| p.failed()))
     }
 }
 
@@ -258,13 +213,13 @@ impl BackupReport {
 pub enum BackupError {
     #[error(transparent)]
     Event(#[from] EventError),
-    #[error("listing the tagged instances failed: {0}")]
+    #[error("listing the tagged instances and their volumes failed: {0}")]
     Describe(CloudError),
     #[error("no instance carries the tag {tag}={node}")]
-    NodeNotFound { tag: String, node: String },
+    NodeNotFound { tag: String, node: NodeName },
     #[error("{} of {} backups failed: {}", .0.failures().count(), .0.nodes.len(),
         .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance,
-            f.reason.as_deref().or(f.interface.as_ref().and_then(|i| i.error.as_deref())).unwrap_or(""))).collect::<Vec<_>>().join("; "))]
+            f.reason.as_deref().or(f.preparation.as_ref().and_then(Preparation::error)).unwrap_or(""))).collect::<Vec<_>>().join("; "))]
     Failed(Box<BackupReport>),
 }
 
@@ -278,10 +233,14 @@ impl BackupError {
     }
 }
 
+/// What scheduled-backup may do with EC2.
+pub trait BackupCloud: Describe + Imaging + Preparing {}
+impl<T: Describe + Imaging + Preparing> BackupCloud for T {}
+
 /// Parses the event and runs the backup. An invalid event fails before any
 /// AWS call.
 pub async fn handle(
-    ec2: &impl Ec2,
+    ec2: &impl BackupCloud,
     config: &Config,
     event: &Value,
     now: DateTime<Utc>,
@@ -290,20 +249,31 @@ pub async fn handle(
     run(ec2, config, &request).await
 }
 
-/// Lists the tagged instances, plans, creates the images, and reports. A
-/// failure to create one image does not stop the others; the invocation then
-/// returns [`BackupError::Failed`] with the whole report, so Lambda's retry and
-/// the alarms see it, and the retry redoes only what failed.
-pub async fn run(ec2: &impl Ec2, config: &Config, request: &BackupRequest) -> Result<BackupReport, BackupError> {
+/// Lists the tagged instances and their volumes, plans, creates the images,
+/// prepares the nodes, and reports. A failure on one node does not stop the
+/// others; the invocation then returns [`BackupError::Failed`] with the whole
+/// report, so Lambda's retry and the alarms see it, and the retry redoes only
+/// what failed.
+pub async fn run(ec2: &impl BackupCloud, config: &Config, request: &BackupRequest) -> Result<BackupReport, BackupError> {
     let instances = ec2.instances_with_tag(&config.node_tag).await.map_err(BackupError::Describe)?;
-    let planned = plan(&instances, &config.node_tag, request.node.as_deref(), request.slot);
+    let ids: Vec<String> = instances.iter().filter(|i| !i.state.is_gone()).map(|i| i.id.clone()).collect();
+    let volumes = if ids.is_empty() {
+        Vec::new()
+    } else {
+        ec2.volumes_attached_to(&ids).await.map_err(BackupError::Describe)?
+    };
+    let planned = plan(&instances, &volumes, &config.node_tag, request.node.as_ref(), request.slot);
     if let Some(node) = &request.node
         && planned.is_empty()
     {
         return Err(BackupError::NodeNotFound { tag: config.node_tag.clone(), node: node.clone() });
     }
     let dry_run = request.dry_run || config.dry_run;
-    let nodes = stream::iter(planned).map(|p| execute(ec2, p, dry_run)).buffered(CONCURRENCY).collect::<Vec<_>>().await;
+    let nodes = stream::iter(planned)
+        .map(|p| execute(ec2, &config.node_tag, p, dry_run))
+        .buffered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
     let report = BackupReport {
         slot: request.slot,
         trigger: request.trigger,
@@ -317,10 +287,10 @@ pub async fn run(ec2: &impl Ec2, config: &Config, request: &BackupRequest) -> Re
     Ok(report)
 }
 
-async fn execute(ec2: &impl Ec2, planned: PlannedBackup, dry_run: bool) -> NodeResult {
-    let interface = match &planned.interface {
-        Some(attachment) => Some(prepare(ec2, attachment, dry_run).await),
-        None => None,
+async fn execute(ec2: &impl BackupCloud, node_tag: &str, planned: PlannedBackup, dry_run: bool) -> NodeResult {
+    let preparation = match (&planned.prepare, NodeName::new(&planned.node)) {
+        (Some(plan), Ok(node)) => Some(prepare::execute(ec2, plan, node_tag, &node, dry_run).await),
+        _ => None,
     };
     let mut result = match planned.action {
         Action::Skip(reason) => NodeResult {
@@ -330,7 +300,7 @@ async fn execute(ec2: &impl Ec2, planned: PlannedBackup, dry_run: bool) -> NodeR
             image_id: None,
             name: None,
             reason: Some(reason),
-            interface: None,
+            preparation: None,
         },
         Action::Create(spec) if dry_run => NodeResult {
             node: planned.node,
@@ -339,17 +309,18 @@ async fn execute(ec2: &impl Ec2, planned: PlannedBackup, dry_run: bool) -> NodeR
             image_id: None,
             name: Some(spec.name),
             reason: None,
-            interface: None,
+            preparation: None,
         },
         Action::Create(spec) => create(ec2, &planned.node, &planned.instance_id, &spec).await,
     };
-    result.interface = interface;
+    result.preparation = preparation;
     result
 }
 
 /// CreateImage, where an image of the same name means this backup was made
-/// before (a redelivered event): reported as such with its id.
-pub async fn create(ec2: &impl Ec2, node: &str, instance: &str, spec: &ImageSpec) -> NodeResult {
+/// before (a redelivered event): reported as such with its id, unless that
+/// image failed, which is a failed backup, not a made one.
+pub async fn create(ec2: &(impl Imaging + Describe), node: &str, instance: &str, spec: &ImageSpec) -> NodeResult {
     let mut result = NodeResult {
         node: node.to_string(),
         instance: instance.to_string(),
@@ -357,7 +328,7 @@ pub async fn create(ec2: &impl Ec2, node: &str, instance: &str, spec: &ImageSpec
         image_id: None,
         name: Some(spec.name.clone()),
         reason: None,
-        interface: None,
+        preparation: None,
     };
     match ec2.create_image(spec).await {
         Ok(image_id) => {
@@ -365,7 +336,14 @@ pub async fn create(ec2: &impl Ec2, node: &str, instance: &str, spec: &ImageSpec
             result.outcome = Outcome::Created;
             result.image_id = Some(image_id);
         }
-        Err(e) if e.has_code(DUPLICATE_NAME) => match ec2.image_named(&spec.name).await {
+        Err(e) if e.is(ErrorKind::AlreadyExists) => match ec2.image_named(&spec.name).await {
+            Ok(Some(existing)) if existing.state == ImageState::Failed => {
+                result.image_id = Some(existing.id.clone());
+                result.reason = Some(format!(
+                    "the image for this slot, {} ({}), failed; retention-pruner deletes it, the next slot makes a new one",
+                    existing.id, spec.name
+                ));
+            }
             Ok(existing) => {
                 result.outcome = Outcome::AlreadyExisted;
                 result.image_id = existing.map(|i| i.id);
@@ -380,21 +358,4 @@ pub async fn create(ec2: &impl Ec2, node: &str, instance: &str, spec: &ImageSpec
         }
     }
     result
-}
-
-/// Makes the node's primary interface outlive the instance
-/// (DeleteOnTermination=false), so its private IP, security groups and any
-/// Elastic IP association can be handed to the replacement. Idempotent.
-pub async fn prepare(ec2: &impl Ec2, attachment: &Attachment, dry_run: bool) -> InterfaceResult {
-    let (outcome, error) = if !attachment.delete_on_termination {
-        (Prepared::AlreadyKept, None)
-    } else if dry_run {
-        (Prepared::WouldKeep, None)
-    } else {
-        match ec2.keep_interface_on_termination(attachment).await {
-            Ok(()) => (Prepared::Kept, None),
-            Err(e) => (Prepared::Failed, Some(e.to_string())),
-        }
-    };
-    InterfaceResult { interface_id: attachment.interface_id.clone(), outcome, error }
 }

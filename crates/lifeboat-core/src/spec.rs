@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 pub struct LaunchSpec {
     pub instance_type: String,
     pub subnet_id: String,
+    /// The subnet's Availability Zone: a preserved volume must be in it.
+    pub availability_zone: Option<String>,
     pub private_ip: Option<String>,
     pub security_group_ids: Vec<String>,
     /// The primary interface, when it is kept on termination.
@@ -27,7 +29,9 @@ pub struct LaunchSpec {
     pub spot: bool,
 }
 
+// Keys under tags::SPEC_PREFIX.
 const TYPE: &str = "lifeboat:spec-instance-type";
+const ZONE: &str = "lifeboat:spec-availability-zone";
 const SUBNET: &str = "lifeboat:spec-subnet";
 const IP: &str = "lifeboat:spec-private-ip";
 const GROUPS: &str = "lifeboat:spec-security-groups";
@@ -47,6 +51,7 @@ impl LaunchSpec {
         Some(LaunchSpec {
             instance_type: instance.instance_type.clone(),
             subnet_id: instance.subnet_id.clone()?,
+            availability_zone: instance.availability_zone.clone(),
             private_ip: instance.private_ip.clone(),
             security_group_ids: instance.security_group_ids.clone(),
             interface_id: instance
@@ -73,6 +78,7 @@ impl LaunchSpec {
             tags.insert(GROUPS, self.security_group_ids.join(" "));
         }
         let optional = [
+            (ZONE, &self.availability_zone),
             (IP, &self.private_ip),
             (INTERFACE, &self.interface_id),
             (KEY, &self.key_name),
@@ -93,21 +99,35 @@ impl LaunchSpec {
             .collect()
     }
 
-    /// This spec, with what it lacks taken from `recorded` (the image's):
-    /// EC2 describes a terminated instance without its network interfaces or
-    /// private IP, so an instance seen only after its termination needs the
-    /// interface and address its backup recorded.
+    /// This spec, with every field it lacks taken from `recorded` (the
+    /// image's): EC2 describes a terminated instance without its network
+    /// interfaces, private IP, volumes and instance profile, so an instance
+    /// seen only after its termination needs what its backup recorded. The
+    /// network fields only when the subnet is the same (an address belongs
+    /// to its subnet).
     pub fn completed_by(mut self, recorded: Option<LaunchSpec>) -> LaunchSpec {
         let Some(recorded) = recorded else { return self };
-        if self.interface_id.is_none() && self.subnet_id == recorded.subnet_id {
-            self.interface_id = recorded.interface_id;
-        }
-        if self.private_ip.is_none() && self.subnet_id == recorded.subnet_id {
-            self.private_ip = recorded.private_ip;
+        let same_subnet = self.subnet_id == recorded.subnet_id;
+        let fill = |mine: &mut Option<String>, theirs: Option<String>| {
+            if mine.as_deref().is_none_or(str::is_empty) {
+                *mine = theirs;
+            }
+        };
+        if same_subnet {
+            fill(&mut self.interface_id, recorded.interface_id);
+            fill(&mut self.private_ip, recorded.private_ip);
+            fill(&mut self.availability_zone, recorded.availability_zone);
         }
         if self.security_group_ids.is_empty() {
             self.security_group_ids = recorded.security_group_ids;
         }
+        if self.instance_type.is_empty() {
+            self.instance_type = recorded.instance_type;
+        }
+        fill(&mut self.key_name, recorded.key_name);
+        fill(&mut self.instance_profile_arn, recorded.instance_profile_arn);
+        fill(&mut self.http_tokens, recorded.http_tokens);
+        self.http_put_response_hop_limit = self.http_put_response_hop_limit.or(recorded.http_put_response_hop_limit);
         self
     }
 
@@ -118,6 +138,7 @@ impl LaunchSpec {
         Some(LaunchSpec {
             instance_type: get(TYPE)?,
             subnet_id: get(SUBNET)?,
+            availability_zone: get(ZONE),
             private_ip: get(IP),
             security_group_ids: get(GROUPS).map(|g| g.split(' ').map(str::to_string).collect()).unwrap_or_default(),
             interface_id: get(INTERFACE),
@@ -192,6 +213,24 @@ mod tests {
         // Another subnet: the recorded address would not fit.
         let moved = LaunchSpec { subnet_id: "subnet-2".into(), ..seen }.completed_by(Some(recorded));
         assert_eq!((moved.interface_id, moved.private_ip), (None, None));
+    }
+
+    #[test]
+    fn every_field_a_terminated_instance_no_longer_shows_comes_from_the_record() {
+        let recorded = LaunchSpec {
+            instance_type: "m6i.large".into(),
+            subnet_id: "subnet-1".into(),
+            availability_zone: Some("eu-west-1a".into()),
+            key_name: Some("ops".into()),
+            instance_profile_arn: Some("arn:aws:iam::123456789012:instance-profile/k8s".into()),
+            http_tokens: Some("required".into()),
+            http_put_response_hop_limit: Some(2),
+            ..LaunchSpec::default()
+        };
+        // What EC2 still says of a terminated instance: type and subnet.
+        let seen = LaunchSpec { instance_type: "m6i.large".into(), subnet_id: "subnet-1".into(), ..LaunchSpec::default() };
+        let spec = seen.completed_by(Some(recorded.clone()));
+        assert_eq!(spec, recorded);
     }
 
     #[test]

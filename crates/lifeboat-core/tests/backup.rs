@@ -5,7 +5,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use lifeboat_core::Config;
 use lifeboat_core::backup::{self, Action, BackupError, EventError, Outcome, Trigger};
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{Instance, InstanceState};
+use lifeboat_core::model::{ErrorKind, ImageState, Instance, InstanceState};
+use lifeboat_core::node::NodeName;
+use lifeboat_core::prepare::Prepared;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Value {
@@ -31,7 +33,7 @@ fn scheduler_and_manual_events_use_now() {
     assert_eq!((req.slot, req.trigger), (now(), Trigger::Scheduler));
     let req = backup::parse_event(&fixture("manual-backup.json"), now()).unwrap();
     assert_eq!((req.slot, req.trigger), (now(), Trigger::Manual));
-    assert_eq!((req.node.as_deref(), req.dry_run), (Some("k8s-master"), true));
+    assert_eq!((req.node.as_ref().map(|n| n.as_str()), req.dry_run), (Some("k8s-master"), true));
 }
 
 #[test]
@@ -56,7 +58,7 @@ fn malformed_events_are_rejected_with_the_reason() {
 #[test]
 fn image_name_is_node_and_slot_in_utc() {
     let slot = DateTime::parse_from_rfc3339("2026-11-26T02:05:59+01:00").unwrap().with_timezone(&Utc);
-    assert_eq!(backup::image_name("k8s-master", slot), "k8s-master-20261126-0105");
+    assert_eq!(NodeName::new("k8s-master").unwrap().slot_image(slot), "k8s-master-20261126-0105");
 }
 
 fn instance(id: &str, state: InstanceState, node: Option<&str>, launched: i64) -> Instance {
@@ -79,7 +81,7 @@ fn plan_backs_up_one_instance_per_node_and_says_why_it_skips_the_rest() {
         instance("i-bad", InstanceState::Running, Some("bad{name}"), 1),
         instance("i-etcd", InstanceState::Stopped, Some("etcd-1"), 1),
     ];
-    let plan = backup::plan(&instances, "lifeboat:node", None, now());
+    let plan = backup::plan(&instances, &[], "lifeboat:node", None, now());
     let summary: Vec<(String, String, String)> = plan
         .iter()
         .map(|p| {
@@ -120,7 +122,7 @@ fn plan_for_one_node_ignores_the_others() {
         instance("i-a", InstanceState::Running, Some("a"), 1),
         instance("i-b", InstanceState::Running, Some("b"), 1),
     ];
-    let plan = backup::plan(&instances, "lifeboat:node", Some("b"), now());
+    let plan = backup::plan(&instances, &[], "lifeboat:node", Some(&NodeName::new("b").unwrap()), now());
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0].instance_id, "i-b");
 }
@@ -187,7 +189,7 @@ async fn one_failed_node_does_not_stop_the_others_and_fails_the_invocation() {
     let cloud = MemoryCloud::new();
     cloud.add_instance(InstanceState::Running, &[("lifeboat:node", "a")]);
     cloud.add_instance(InstanceState::Running, &[("lifeboat:node", "b")]);
-    cloud.fail_next("CreateImage", "RequestLimitExceeded", 1);
+    cloud.fail_next("CreateImage", ErrorKind::Throttled, "RequestLimitExceeded", 1);
     let err = backup::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
     let BackupError::Failed(report) = &err else { panic!("{err}") };
     let outcomes: Vec<Outcome> = report.nodes.iter().map(|n| n.outcome).collect();
@@ -200,4 +202,46 @@ async fn one_failed_node_does_not_stop_the_others_and_fails_the_invocation() {
     let outcomes: Vec<Outcome> = report.nodes.iter().map(|n| n.outcome).collect();
     assert_eq!(outcomes, [Outcome::Created, Outcome::AlreadyExisted]);
     assert_eq!(cloud.images().len(), 2);
+}
+
+#[tokio::test]
+async fn a_slot_whose_image_failed_is_a_failed_backup_not_a_made_one() {
+    let cloud = MemoryCloud::new();
+    cloud.add_node("k8s-master");
+    let event = fixture("scheduled-backup.json");
+    backup::handle(&cloud, &Config::default(), &event, now()).await.unwrap();
+    let image = cloud.images().remove(0);
+    cloud.set_image_state(&image.id, ImageState::Failed);
+
+    let err = backup::handle(&cloud, &Config::default(), &event, now()).await.unwrap_err();
+    let report = err.report().unwrap();
+    assert_eq!(report.nodes[0].outcome, Outcome::Failed);
+    assert!(report.nodes[0].reason.as_deref().unwrap().contains("failed"), "{report:?}");
+    assert!(report.metrics(now()).is_empty(), "no BackupSucceeded: the alarm must see it");
+}
+
+#[tokio::test]
+async fn every_run_prepares_the_nodes_volumes_once() {
+    let cloud = MemoryCloud::new();
+    let node = cloud.add_node("k8s-master");
+    let data = cloud.add_data_volume(&node, "/dev/sdf");
+    let first = backup::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    let prepared = first.nodes[0].preparation.as_ref().unwrap();
+    assert_eq!(prepared.volumes.outcome, Prepared::Kept);
+    assert_eq!(prepared.interface.as_ref().unwrap().outcome, Prepared::Kept);
+    let instance = cloud.instance(&node).unwrap();
+    assert!(instance.volumes.iter().all(|v| !v.delete_on_termination), "{instance:?}");
+    for volume in cloud.volumes() {
+        assert_eq!(volume.tags["lifeboat:node"], "k8s-master");
+        assert_eq!(volume.tags["lifeboat:instance"], node);
+        let role = if volume.id == data { "data" } else { "root" };
+        assert_eq!(volume.tags["lifeboat:volume"], role);
+    }
+
+    let calls = cloud.calls().len();
+    let second = backup::handle(&cloud, &Config::default(), &json!({"node": "k8s-master"}), now()).await.unwrap();
+    let prepared = second.nodes[0].preparation.as_ref().unwrap();
+    assert_eq!(prepared.volumes.outcome, Prepared::AlreadyKept);
+    let made: Vec<String> = cloud.calls()[calls..].to_vec();
+    assert!(!made.iter().any(|c| c == "ModifyInstanceAttribute" || c == "CreateTags"), "{made:?}");
 }

@@ -3,6 +3,7 @@
 //! and the tests use events that are true.
 
 use chrono::{DateTime, TimeZone, Utc};
+use lifeboat_core::node::NodeName;
 use lifeboat_core::relaunch::{self, Request};
 use lifeboat_core::{backup, prune};
 use serde_json::Value;
@@ -42,8 +43,8 @@ fn the_ec2_events_are_what_interruption_handler_acts_on() {
         relaunch("rebalance-recommendation.json"),
         (Request::Rebalance { instance_id: id }, at("2026-11-26T13:31:55Z"))
     );
-    assert_eq!(relaunch("restore.json"), (Request::Restore { node: "k8s-master".into() }, now()));
-    assert_eq!(relaunch("test-restore.json"), (Request::Drill { node: "k8s-master".into(), keep: false }, now()));
+    assert_eq!(relaunch("restore.json"), (Request::Restore { node: NodeName::new("k8s-master").unwrap() }, now()));
+    assert_eq!(relaunch("test-restore.json"), (Request::Drill { node: NodeName::new("k8s-master").unwrap(), keep: false }, now()));
 }
 
 #[test]
