@@ -5,11 +5,14 @@
 //! backups of its node). Per node, the newest `keep_min` available images are
 //! kept whatever their age, so a week of failed backups cannot prune the last
 //! good one away; pending images are never deleted and never count as kept.
+//! Preserved volumes that no instance uses are deleted only once the node
+//! has a healthy successor older than the retention (see [`plan_volumes`]).
 
 use crate::config::Config;
 use crate::event::{EventError, Trigger, parse_scheduled};
-use crate::model::{CloudError, Image, ImageState, Snapshot, SnapshotState};
-use crate::ports::Ec2;
+use crate::model::{CloudError, ErrorKind, Image, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Volume, VolumeState};
+use crate::ports::{DeleteVolume, Describe, Pruning};
+use crate::tags;
 use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
@@ -40,7 +43,9 @@ pub enum KeepReason {
     WithinRetention,
     /// Still being created: never deleted, never counted as a good backup.
     Pending,
-    /// A state lifeboat never deletes (`invalid`, `deregistered`, `disabled`, ...).
+    /// Disabled (DisableImage): its snapshots are still in use.
+    Disabled,
+    /// A state lifeboat never deletes (`invalid`, `deregistered`, ...).
     OtherState,
     /// No creation date to compute an age from.
     UnknownAge,
@@ -119,6 +124,7 @@ pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Po
             let old = older_than(image.creation_date, now, policy.retention_days);
             match image.state {
                 ImageState::Pending => node_plan.keep.push(keep(KeepReason::Pending)),
+                ImageState::Disabled => node_plan.keep.push(keep(KeepReason::Disabled)),
                 ImageState::Other => node_plan.keep.push(keep(KeepReason::OtherState)),
                 ImageState::Failed => {
                     deleted.insert(&image.id);
@@ -144,19 +150,18 @@ pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Po
     let surviving: BTreeSet<&str> = images
         .iter()
         .filter(|i| !deleted.contains(i.id.as_str()))
-        .flat_map(|i| i.snapshot_ids.iter().map(String::as_str))
+        .flat_map(|i| i.snapshot_ids().map(String::as_str))
         .collect();
     let by_id: BTreeMap<&str, &Image> = images.iter().map(|i| (i.id.as_str(), i)).collect();
     for node_plan in plan.values_mut() {
         for deletion in &mut node_plan.delete {
             let image = by_id[deletion.image.image_id.as_str()];
-            deletion.snapshot_ids =
-                image.snapshot_ids.iter().filter(|s| !surviving.contains(s.as_str())).cloned().collect();
+            deletion.snapshot_ids = image.snapshot_ids().filter(|s| !surviving.contains(s.as_str())).cloned().collect();
         }
     }
 
     // Orphans: tagged snapshots no image refers to at all.
-    let referenced: BTreeSet<&str> = images.iter().flat_map(|i| i.snapshot_ids.iter().map(String::as_str)).collect();
+    let referenced: BTreeSet<&str> = images.iter().flat_map(|i| i.snapshot_ids().map(String::as_str)).collect();
     for snapshot in snapshots {
         let Some(node) = snapshot.tags.get(node_tag) else { continue };
         if referenced.contains(snapshot.id.as_str()) {
@@ -179,6 +184,66 @@ pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Po
     plan
 }
 
+/// A preserved volume left alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeKept {
+    pub volume_id: String,
+    pub reason: String,
+}
+
+/// Preserved volumes of one node: available volumes carrying the node tag,
+/// left by a termination (a relaunch attaches them again) or by a relaunch
+/// that could not use them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumePlan {
+    pub delete: Vec<String>,
+    pub keep: Vec<VolumeKept>,
+}
+
+/// Decides which preserved volumes to delete. A volume may hold the node's
+/// newest state (it is the only copy after a relaunch that failed), so it is
+/// deleted only when the node has a healthy successor: a running instance,
+/// launched after the volume was made, that is not the volume's own
+/// instance and has an available backup of its own; and only once that
+/// successor is older than the retention.
+pub fn plan_volumes(
+    volumes: &[Volume],
+    instances: &[Instance],
+    images: &[Image],
+    node_tag: &str,
+    policy: Policy,
+    now: DateTime<Utc>,
+) -> BTreeMap<String, VolumePlan> {
+    let mut plan: BTreeMap<String, VolumePlan> = BTreeMap::new();
+    let backed_up: BTreeSet<&str> = images
+        .iter()
+        .filter(|i| i.state == ImageState::Available)
+        .filter_map(|i| i.tags.get(tags::SOURCE_INSTANCE).map(String::as_str))
+        .collect();
+    for volume in volumes.iter().filter(|v| v.state == VolumeState::Available) {
+        let Some(node) = volume.tags.get(node_tag) else { continue };
+        let owner = volume.tags.get(tags::INSTANCE);
+        let successor = instances
+            .iter()
+            .filter(|i| i.tags.get(node_tag) == Some(node) && i.state == InstanceState::Running)
+            .filter(|i| Some(&i.id) != owner && backed_up.contains(i.id.as_str()))
+            .filter(|i| matches!((i.launch_time, volume.create_time), (Some(l), Some(c)) if l > c))
+            .min_by_key(|i| i.launch_time);
+        let node_plan = plan.entry(node.clone()).or_default();
+        let keep = |reason: String| VolumeKept { volume_id: volume.id.clone(), reason };
+        match successor {
+            None => node_plan.keep.push(keep(
+                "no healthy instance of the node was launched after it: it may hold the newest state".into(),
+            )),
+            Some(s) if older_than(s.launch_time, now, policy.retention_days) != Some(true) => node_plan
+                .keep
+                .push(keep(format!("within retention of its successor {}", s.id))),
+            Some(_) => node_plan.delete.push(volume.id.clone()),
+        }
+    }
+    plan
+}
+
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneRequest {
@@ -194,10 +259,13 @@ struct ManualRequest {
     dry_run: Option<bool>,
 }
 
+/// Parses what retention-pruner was invoked with. Ages are computed against
+/// the event's time, but never a time later than `now`: a forged or skewed
+/// Scheduled Event must not age fresh backups into deletion.
 pub fn parse_event(event: &Value, now: DateTime<Utc>) -> Result<PruneRequest, EventError> {
     let scheduled = parse_scheduled::<ManualRequest>(event, now, "retention-pruner", "{\"dry_run\": true}")?;
     Ok(PruneRequest {
-        now: scheduled.time,
+        now: scheduled.time.min(now),
         dry_run: scheduled.request.dry_run.unwrap_or(false),
         trigger: scheduled.trigger,
     })
@@ -230,6 +298,11 @@ pub struct NodeReport {
     pub orphans_kept: Vec<OrphanKept>,
     /// Snapshots still `pending`: left for the next run.
     pub snapshots_pending: Vec<String>,
+    /// Snapshots a registered (or disabled) image still uses: kept.
+    pub snapshots_in_use: Vec<String>,
+    /// Preserved volumes deleted (or, on a dry run, that would be).
+    pub volumes_deleted: Vec<String>,
+    pub volumes_kept: Vec<VolumeKept>,
     pub failures: Vec<Failure>,
 }
 
@@ -266,7 +339,7 @@ pub struct Failure {
 pub enum PruneError {
     #[error(transparent)]
     Event(#[from] EventError),
-    #[error("listing images and snapshots failed, nothing was deleted: {0}")]
+    #[error("listing images, snapshots, instances or volumes failed, nothing was deleted: {0}")]
     Describe(CloudError),
     #[error("{} failures while pruning: {}", .0.failure_count(),
         .0.nodes.iter().flat_map(|n| n.failures.iter().map(move |f| format!("{} {}: {}", n.node, f.resource, f.error))).collect::<Vec<_>>().join("; "))]
@@ -283,8 +356,12 @@ impl PruneError {
     }
 }
 
+/// What retention-pruner may do with EC2.
+pub trait PruneCloud: Describe + Pruning + DeleteVolume {}
+impl<T: Describe + Pruning + DeleteVolume> PruneCloud for T {}
+
 pub async fn handle(
-    ec2: &impl Ec2,
+    ec2: &impl PruneCloud,
     config: &Config,
     event: &Value,
     now: DateTime<Utc>,
@@ -293,25 +370,33 @@ pub async fn handle(
     run(ec2, config, &request).await
 }
 
-/// Lists, plans, deletes, verifies, reports. A failure on one image or
-/// snapshot does not stop the others; the invocation then fails with the whole
-/// report, so the retry and the alarms see it.
-pub async fn run(ec2: &impl Ec2, config: &Config, request: &PruneRequest) -> Result<PruneReport, PruneError> {
+/// Lists, plans, deletes, verifies, reports. A failure on one image,
+/// snapshot or volume does not stop the others; the invocation then fails
+/// with the whole report, so the retry and the alarms see it.
+pub async fn run(ec2: &impl PruneCloud, config: &Config, request: &PruneRequest) -> Result<PruneReport, PruneError> {
+    let tag = &config.node_tag;
     let images = ec2.own_images().await.map_err(PruneError::Describe)?;
-    let snapshots = ec2.snapshots_with_tag(&config.node_tag).await.map_err(PruneError::Describe)?;
+    let snapshots = ec2.snapshots_with_tag(tag).await.map_err(PruneError::Describe)?;
+    let volumes = ec2.volumes_tagged(tag, None).await.map_err(PruneError::Describe)?;
+    let instances = ec2.instances_with_tag(tag).await.map_err(PruneError::Describe)?;
     let policy = Policy::from_config(config);
-    let plan = plan(&images, &snapshots, &config.node_tag, policy, request.now);
+    let mut plan = plan(&images, &snapshots, tag, policy, request.now);
+    let mut volume_plan = plan_volumes(&volumes, &instances, &images, tag, policy, request.now);
+    for node in volume_plan.keys() {
+        plan.entry(node.clone()).or_default();
+    }
     let dry_run = request.dry_run || config.dry_run;
 
     let mut nodes = Vec::new();
     for (node, node_plan) in plan {
-        nodes.push(execute(ec2, node, node_plan, dry_run).await);
+        let volumes = volume_plan.remove(&node).unwrap_or_default();
+        nodes.push(execute(ec2, node, node_plan, volumes, dry_run).await);
     }
     let report = PruneReport {
         time: request.now,
         trigger: request.trigger,
         dry_run,
-        node_tag: config.node_tag.clone(),
+        node_tag: tag.clone(),
         policy,
         nodes,
     };
@@ -321,8 +406,14 @@ pub async fn run(ec2: &impl Ec2, config: &Config, request: &PruneRequest) -> Res
     Ok(report)
 }
 
-async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) -> NodeReport {
-    let mut report = NodeReport { node, kept: plan.keep, orphans_kept: plan.orphans_kept, ..NodeReport::default() };
+async fn execute(ec2: &impl PruneCloud, node: String, plan: NodePlan, volumes: VolumePlan, dry_run: bool) -> NodeReport {
+    let mut report = NodeReport {
+        node,
+        kept: plan.keep,
+        orphans_kept: plan.orphans_kept,
+        volumes_kept: volumes.keep,
+        ..NodeReport::default()
+    };
     if dry_run {
         report.deleted = plan
             .delete
@@ -330,10 +421,24 @@ async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) ->
             .map(|d| Deleted { image: d.image, status: DeleteStatus::WouldDelete, snapshot_ids: d.snapshot_ids })
             .collect();
         report.orphans_deleted = plan.orphans;
+        report.volumes_deleted = volumes.delete;
         return report;
     }
+    delete_images(ec2, &mut report, plan.delete, plan.orphans).await;
+    for volume in volumes.delete {
+        match ec2.delete_volume(&volume).await {
+            Ok(()) => report.volumes_deleted.push(volume),
+            Err(e) if e.is(ErrorKind::NotFound) => report.volumes_deleted.push(volume),
+            Err(e) => report.failures.push(Failure { resource: volume, error: e.to_string() }),
+        }
+    }
+    report
+}
 
-    let results: Vec<(Deletion, Result<(), CloudError>)> = stream::iter(plan.delete)
+/// Deregisters the images, then deletes whatever of their snapshots (and
+/// the orphans) is left.
+async fn delete_images(ec2: &impl PruneCloud, report: &mut NodeReport, images: Vec<Deletion>, orphans: Vec<String>) {
+    let results: Vec<(Deletion, Result<(), CloudError>)> = stream::iter(images)
         .map(async |d| {
             let result = ec2.deregister_image(&d.image.image_id, true).await;
             (d, result)
@@ -358,16 +463,16 @@ async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) ->
         };
         report.deleted.push(Deleted { image: deletion.image, status, snapshot_ids: deletion.snapshot_ids });
     }
-    let orphans: BTreeSet<String> = plan.orphans.iter().cloned().collect();
-    leftovers.extend(plan.orphans);
+    let orphans: BTreeSet<String> = orphans.into_iter().collect();
+    leftovers.extend(orphans.iter().cloned());
     if leftovers.is_empty() {
-        return report;
+        return;
     }
     let remaining = match ec2.snapshots_by_id(&leftovers).await {
         Ok(remaining) => remaining,
         Err(e) => {
             report.failures.push(Failure { resource: "DescribeSnapshots".into(), error: e.to_string() });
-            return report;
+            return;
         }
     };
     let outcomes: Vec<(Snapshot, Option<Result<(), CloudError>>)> = stream::iter(remaining)
@@ -384,7 +489,9 @@ async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) ->
     for (snapshot, outcome) in outcomes {
         match outcome {
             None => report.snapshots_pending.push(snapshot.id),
-            Some(Err(e)) if !e.has_code("InvalidSnapshot.NotFound") => {
+            // A disabled image (or one registered since) uses it: kept, not a failure.
+            Some(Err(e)) if e.is(ErrorKind::InUse) => report.snapshots_in_use.push(snapshot.id),
+            Some(Err(e)) if !e.is(ErrorKind::NotFound) => {
                 report.failures.push(Failure { resource: snapshot.id, error: e.to_string() });
             }
             // Deleted now, or gone by itself in the meantime.
@@ -392,5 +499,4 @@ async fn execute(ec2: &impl Ec2, node: String, plan: NodePlan, dry_run: bool) ->
             Some(_) => report.snapshots_deleted.push(snapshot.id),
         }
     }
-    report
 }

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lifeboat_core::Config;
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{Image, ImageState, Snapshot, SnapshotState, Tags};
+use lifeboat_core::model::{
+    ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Tags, Volume, VolumeState,
+};
 use lifeboat_core::prune::{self, DeleteStatus, KeepReason, Policy, PruneError};
 use proptest::prelude::*;
 use serde_json::json;
@@ -26,7 +28,17 @@ fn image(id: &str, node: Option<&str>, state: ImageState, created: Option<DateTi
         name: format!("name-{id}"),
         state,
         creation_date: created,
-        snapshot_ids: snapshots.iter().map(|s| s.to_string()).collect(),
+        root_device: Some("/dev/xvda".into()),
+        devices: snapshots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ImageDevice {
+                device: if i == 0 { "/dev/xvda".into() } else { format!("/dev/sd{}", (b'f' + i as u8) as char) },
+                snapshot_id: Some(s.to_string()),
+                size_gib: Some(8),
+                delete_on_termination: true,
+            })
+            .collect(),
         tags: node.map(|n| Tags::from([(TAG.to_string(), n.to_string())])).unwrap_or_default(),
     }
 }
@@ -124,6 +136,7 @@ fn arb_images() -> impl Strategy<Value = Vec<Image>> {
             Just(ImageState::Available),
             Just(ImageState::Pending),
             Just(ImageState::Failed),
+            Just(ImageState::Disabled),
             Just(ImageState::Other)
         ],
         prop::option::weighted(0.95, 0..40i64),
@@ -161,6 +174,7 @@ proptest! {
             prop_assert!(image.tags.contains_key(TAG), "untagged {id} planned for deletion");
             prop_assert!(image.state != ImageState::Pending, "pending {id} planned for deletion");
             prop_assert!(image.state != ImageState::Other, "{id} in a state lifeboat never deletes");
+            prop_assert!(image.state != ImageState::Disabled, "disabled {id} planned for deletion");
         }
         prop_assert!(deleted.is_disjoint(&kept));
 
@@ -197,7 +211,7 @@ proptest! {
         // No snapshot a surviving image uses is ever on the list.
         let in_use: BTreeSet<&str> = images.iter()
             .filter(|i| !deleted.contains(i.id.as_str()))
-            .flat_map(|i| i.snapshot_ids.iter().map(String::as_str))
+            .flat_map(|i| i.snapshot_ids().map(String::as_str))
             .collect();
         for deletion in plan.values().flat_map(|p| &p.delete) {
             for snapshot in &deletion.snapshot_ids {
@@ -255,7 +269,7 @@ async fn dry_run_changes_nothing() {
 #[tokio::test]
 async fn one_failure_does_not_stop_the_rest_and_fails_the_invocation() {
     let (cloud, ids) = seeded();
-    cloud.fail_next("DeregisterImage", "InternalError", 1);
+    cloud.fail_next("DeregisterImage", ErrorKind::Other, "InternalError", 1);
     let err = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
     let PruneError::Failed(report) = &err else { panic!("{err}") };
     assert_eq!(report.failure_count(), 1);
@@ -270,7 +284,7 @@ async fn one_failure_does_not_stop_the_rest_and_fails_the_invocation() {
 #[tokio::test]
 async fn a_listing_failure_deletes_nothing() {
     let (cloud, _) = seeded();
-    cloud.fail_next("DescribeSnapshots", "UnauthorizedOperation", 1);
+    cloud.fail_next("DescribeSnapshots", ErrorKind::Other, "UnauthorizedOperation", 1);
     let err = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
     assert!(matches!(err, PruneError::Describe(_)), "{err}");
     assert_eq!(cloud.images().len(), 6);
@@ -299,4 +313,142 @@ fn bad_events_are_rejected() {
         let err = prune::parse_event(&event, now()).unwrap_err();
         assert!(err.to_string().contains(expected), "{err}");
     }
+}
+
+#[tokio::test]
+async fn an_event_from_the_future_counts_as_now() {
+    let (cloud, _) = seeded();
+    // Forged or skewed: a year ahead would age every backup into deletion.
+    let event = json!({
+        "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+        "time": "2027-11-26T02:00:00Z", "region": "eu-west-1", "resources": [], "detail": {}
+    });
+    let report = prune::handle(&cloud, &Config::default(), &event, now()).await.unwrap();
+    assert_eq!(report.time, now());
+    let remaining: Vec<String> = cloud.images().iter().map(|i| i.name.clone()).collect();
+    assert_eq!(remaining, ["n-1", "n-2", "n-3", "someone-elses"], "only what is old by the real clock");
+}
+
+#[tokio::test]
+async fn a_disabled_image_is_kept_with_its_snapshots_and_no_failure() {
+    let cloud = MemoryCloud::new();
+    for age in [1, 2, 3] {
+        cloud.add_image(&format!("n-{age}"), ImageState::Available, days_ago(age), &[(TAG, "n")]);
+    }
+    let (disabled, snapshot) = cloud.add_image("n-30", ImageState::Disabled, days_ago(30), &[(TAG, "n")]);
+    // An orphan sweep must not take a disabled image's snapshot for an orphan.
+    let report = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    let node = &report.nodes[0];
+    assert!(node.kept.iter().any(|k| k.image.image_id == disabled && k.reason == KeepReason::Disabled), "{node:?}");
+    assert!(node.orphans_deleted.is_empty() && node.failures.is_empty(), "{node:?}");
+    assert!(cloud.snapshots().iter().any(|s| s.id == snapshot));
+}
+
+#[tokio::test]
+async fn a_snapshot_still_in_use_is_kept_and_reported_not_failed() {
+    let cloud = MemoryCloud::new();
+    for age in [1, 2, 3] {
+        cloud.add_image(&format!("n-{age}"), ImageState::Available, days_ago(age), &[(TAG, "n")]);
+    }
+    cloud.add_image("n-30", ImageState::Available, days_ago(30), &[(TAG, "n")]);
+    cloud.keep_snapshots_on_deregister(true);
+    // Between the listing and the deletion, the snapshot got used again
+    // (say, an image registered from it): DeleteSnapshot says InvalidSnapshot.InUse.
+    cloud.fail_next("DeleteSnapshot", ErrorKind::InUse, "InvalidSnapshot.InUse", 1);
+    let report = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    assert_eq!(report.nodes[0].snapshots_in_use.len(), 1);
+    assert_eq!(report.failure_count(), 0);
+}
+
+fn volume(id: &str, owner: &str, created: i64, state: VolumeState) -> Volume {
+    Volume {
+        id: id.into(),
+        state,
+        availability_zone: "eu-west-1a".into(),
+        encrypted: false,
+        size_gib: 8,
+        create_time: days_ago(created),
+        attached_to: None,
+        tags: Tags::from([(TAG.into(), "n".into()), ("lifeboat:instance".into(), owner.into())]),
+    }
+}
+
+fn node_instance(id: &str, launched: i64, state: InstanceState) -> Instance {
+    Instance {
+        id: id.into(),
+        state,
+        launch_time: days_ago(launched),
+        tags: Tags::from([(TAG.into(), "n".into())]),
+        ..Instance::default()
+    }
+}
+
+fn backup_of(instance: &str) -> Image {
+    let mut image = image(&format!("ami-{instance}"), Some("n"), ImageState::Available, days_ago(1), &["s"]);
+    image.tags.insert("lifeboat:source-instance".into(), instance.into());
+    image
+}
+
+#[test]
+fn preserved_volumes_go_only_after_a_healthy_successor_outlived_the_retention() {
+    let volumes = [
+        // The old instance's, superseded ten days ago by a backed-up successor.
+        volume("vol-superseded", "i-old", 40, VolumeState::Available),
+        // Superseded three days ago: within the retention.
+        volume("vol-recent", "i-mid", 4, VolumeState::Available),
+        // Of the running instance itself (never deleted while it is its own).
+        volume("vol-own", "i-new", 3, VolumeState::Available),
+        // Newer than every instance: a relaunch may still need it.
+        volume("vol-newest", "i-dead", 0, VolumeState::Available),
+        volume("vol-attached", "i-new", 40, VolumeState::InUse),
+    ];
+    let instances = [node_instance("i-ten", 10, InstanceState::Terminated), node_instance("i-new", 3, InstanceState::Running)];
+    let images = [backup_of("i-new")];
+    let plan = prune::plan_volumes(&volumes, &instances, &images, TAG, POLICY, now());
+    assert_eq!(plan["n"].delete, Vec::<String>::new(), "the successor i-new is 3 days old: within 7");
+    let instances = [node_instance("i-new", 10, InstanceState::Running)];
+    let plan = prune::plan_volumes(&volumes, &instances, &images, TAG, POLICY, now());
+    assert_eq!(plan["n"].delete, ["vol-superseded"]);
+    let kept: Vec<&str> = plan["n"].keep.iter().map(|k| k.volume_id.as_str()).collect();
+    assert_eq!(kept, ["vol-recent", "vol-own", "vol-newest"]);
+    // Without a backup of the successor it is not known healthy: nothing goes.
+    let plan = prune::plan_volumes(&volumes, &instances, &[], TAG, POLICY, now());
+    assert!(plan["n"].delete.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn preserved_volumes_are_deleted_by_the_rule_and_a_dry_run_only_lists_them() {
+    let cloud = MemoryCloud::new();
+    let config = Config { node_tag: TAG.into(), ..Config::default() };
+    let old = cloud.add_node("n");
+    let data = cloud.add_data_volume(&old, "/dev/sdf");
+    lifeboat_core::backup::handle(&cloud, &config, &json!({}), Utc::now()).await.unwrap();
+    cloud.terminate_in(&old, std::time::Duration::ZERO);
+    tokio::time::advance(std::time::Duration::from_secs(10)).await;
+    // Its successor runs and has its own backup.
+    cloud.add_node("n");
+    let next_slot = Utc::now() + Duration::hours(1);
+    lifeboat_core::backup::handle(&cloud, &config, &json!({"node": "n"}), next_slot).await.unwrap();
+    cloud.finish_images();
+    let preserved: Vec<String> =
+        cloud.volumes().into_iter().filter(|v| v.tags.get("lifeboat:instance") == Some(&old)).map(|v| v.id).collect();
+    assert_eq!(preserved.len(), 2, "root and data kept on termination");
+    assert!(preserved.contains(&data));
+
+    // Within the retention of the successor: listed as kept, and why.
+    let report = prune::handle(&cloud, &config, &json!({}), Utc::now()).await.unwrap();
+    assert_eq!(report.nodes[0].volumes_kept.len(), 2);
+    assert!(report.nodes[0].volumes_kept[0].reason.starts_with("within retention"), "{:?}", report.nodes[0]);
+    // Ten days later: the dry run lists them, the real run deletes them.
+    let later = Utc::now() + Duration::days(10);
+    let report = prune::handle(&cloud, &config, &json!({"dry_run": true}), later).await.unwrap();
+    let mut listed = report.nodes[0].volumes_deleted.clone();
+    listed.sort();
+    let mut expected = preserved.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(preserved.iter().all(|id| cloud.volumes().iter().any(|v| &v.id == id)), "a dry run deletes nothing");
+    prune::handle(&cloud, &config, &json!({}), later).await.unwrap();
+    assert!(!cloud.volumes().iter().any(|v| preserved.contains(&v.id)));
+    assert_eq!(cloud.volumes().iter().filter(|v| v.state == VolumeState::InUse).count(), 1, "the successor's own root");
 }
