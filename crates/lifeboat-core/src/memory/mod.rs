@@ -1,0 +1,662 @@
+//! An in-memory EC2 and SSM that behave as lifeboat relies on AWS behaving,
+//! as strictly as the emulator in tests/emulator (whose patches cite the AWS
+//! documentation): unique AMI names and images `pending` until told
+//! otherwise; snapshots in use while an image (even a disabled one) uses
+//! them; interfaces and volumes kept on termination as their
+//! DeleteOnTermination says, and released a few seconds after it; a
+//! terminated instance described without its network, volumes and instance
+//! profile, and forgotten after an hour; ClientTokens bound to their launch;
+//! launches that take time to boot and to register with SSM; root-volume
+//! replacement tasks that reboot the instance; commands that are not visible
+//! for a moment and time out. Every call goes through one funnel that
+//! records it, applies what is due on tokio's clock (flow tests run on a
+//! paused clock) and answers injected faults.
+//!
+//! Test support: built only with the `memory` feature, never in a Lambda.
+
+mod ec2;
+mod ssm;
+
+use crate::model::{
+    AttachedVolume, Attachment, CloudError, ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState,
+    NetworkInterface, RootTask, Snapshot, SnapshotState, Tags, Volume, VolumeState,
+};
+use crate::ports::{CommandState, Market, Script};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long AWS takes for what takes it time.
+pub mod delays {
+    use std::time::Duration;
+    /// RunInstances to `running`.
+    pub const BOOT: Duration = Duration::from_secs(20);
+    /// `running` (or the end of a reboot) to the SSM agent Online.
+    pub const AGENT: Duration = Duration::from_secs(40);
+    /// SendCommand to its result.
+    pub const COMMAND: Duration = Duration::from_secs(30);
+    /// SendCommand to GetCommandInvocation knowing it.
+    pub const INVOCATION_VISIBLE: Duration = Duration::from_secs(1);
+    /// A root-volume replacement task, reboot included.
+    pub const ROOT_TASK: Duration = Duration::from_secs(30);
+    /// CreateVolume to `available`.
+    pub const VOLUME: Duration = Duration::from_secs(5);
+    /// Termination to a kept interface and volumes being `available`, and
+    /// to a deleted interface's address being free.
+    pub const RELEASE: Duration = Duration::from_secs(5);
+    /// Termination to EC2 no longer describing the instance.
+    pub const FORGET: Duration = Duration::from_secs(3600);
+}
+
+pub const ZONE: &str = "eu-west-1a";
+
+#[derive(Debug, Default)]
+pub struct MemoryCloud {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    instances: BTreeMap<String, Machine>,
+    volumes: BTreeMap<String, Volume>,
+    interfaces: BTreeMap<String, Nic>,
+    images: BTreeMap<String, Image>,
+    snapshots: BTreeMap<String, Snapshot>,
+    tasks: Vec<Task>,
+    commands: Vec<Command>,
+    notifications: Vec<Notification>,
+    /// RunInstances' ClientTokens: the instance each made, and the request.
+    tokens: BTreeMap<String, (String, String)>,
+    /// CreateVolume's ClientTokens: the volume each made.
+    volume_tokens: BTreeMap<String, String>,
+    refusals: Vec<Refusal>,
+    /// Errors to answer the next calls of an operation with, in order.
+    faults: BTreeMap<String, VecDeque<CloudError>>,
+    calls: Vec<String>,
+    /// Addresses of interfaces deleted by a termination, in use until then.
+    releasing_ips: Vec<(String, Instant)>,
+    due: Vec<(Instant, Due)>,
+    /// Instances launched from now on never register with SSM.
+    agents_offline: bool,
+    /// Root-volume replacement tasks end `failed` (say, a KMS key the role
+    /// cannot use).
+    root_tasks_fail: bool,
+    encrypt_new_volumes: bool,
+    /// DeregisterImage leaves the snapshots behind even when asked to delete
+    /// them (as AWS does when the caller may not DeleteSnapshot).
+    keep_snapshots_on_deregister: bool,
+    command_results: VecDeque<CommandState>,
+    /// How long commands run (default delays::COMMAND).
+    command_duration: Option<Duration>,
+    /// Tag filters do not show instances launched less than this ago
+    /// (DescribeInstances by tag is eventually consistent).
+    tag_filter_lag: Duration,
+    next_id: u64,
+    next_ip: u8,
+}
+
+/// An instance and what EC2 keeps about it beyond its description.
+#[derive(Debug)]
+struct Machine {
+    launched_at: Instant,
+    instance: Instance,
+    user_data: String,
+    client_token: Option<String>,
+    online_at: Option<Instant>,
+    terminated_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Nic {
+    eni: NetworkInterface,
+    delete_on_termination: bool,
+    attached_to: Option<String>,
+}
+
+#[derive(Debug)]
+struct Task {
+    task: RootTask,
+    volume_id: String,
+}
+
+#[derive(Debug)]
+struct Command {
+    id: String,
+    instance_id: String,
+    comment: String,
+    script: Script,
+    args: Vec<String>,
+    sent_at: Instant,
+    ready_at: Instant,
+    timeout: Duration,
+    result: CommandState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub topic_arn: String,
+    pub subject: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct Refusal {
+    instance_type: Option<String>,
+    market: Option<Market>,
+    code: String,
+}
+
+/// Something AWS does later.
+#[derive(Debug, Clone)]
+enum Due {
+    State(String, InstanceState),
+    TaskDone(String),
+    VolumeReady(String),
+    Release(Vec<String>),
+}
+
+/// (instance, comment, script, arguments) of a command sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCommand {
+    pub instance_id: String,
+    pub comment: String,
+    pub script: Script,
+    pub args: Vec<String>,
+}
+
+fn stamp() -> Option<DateTime<Utc>> {
+    Some(Utc::now())
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Tags {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn error(operation: &str, kind: ErrorKind, code: &str, message: impl Into<String>) -> CloudError {
+    CloudError::new(operation, kind, Some(code), message)
+}
+
+impl State {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}-{:017x}", self.next_id)
+    }
+
+    fn later(&mut self, after: Duration, due: Due) {
+        self.due.push((Instant::now() + after, due));
+    }
+
+    /// A new volume, attached or not.
+    fn new_volume(&mut self, size_gib: i32, tags: Tags, attached_to: Option<&str>) -> String {
+        let id = self.id("vol");
+        let state = if attached_to.is_some() { VolumeState::InUse } else { VolumeState::Creating };
+        self.volumes.insert(
+            id.clone(),
+            Volume {
+                id: id.clone(),
+                state,
+                availability_zone: ZONE.into(),
+                encrypted: self.encrypt_new_volumes,
+                size_gib,
+                create_time: stamp(),
+                attached_to: attached_to.map(str::to_string),
+                tags,
+            },
+        );
+        id
+    }
+
+    fn new_interface(&mut self, instance_id: &str, subnet_id: &str, ip: Option<String>) -> Attachment {
+        let ip = ip.unwrap_or_else(|| {
+            self.next_ip += 1;
+            format!("10.0.1.{}", 10 + self.next_ip)
+        });
+        let eni = self.id("eni");
+        self.interfaces.insert(
+            eni.clone(),
+            Nic {
+                eni: NetworkInterface {
+                    id: eni.clone(),
+                    status: "in-use".into(),
+                    subnet_id: subnet_id.into(),
+                    availability_zone: Some(ZONE.into()),
+                    private_ip: Some(ip),
+                },
+                delete_on_termination: true,
+                attached_to: Some(instance_id.to_string()),
+            },
+        );
+        Attachment { interface_id: eni.clone(), attachment_id: format!("{eni}-attach"), delete_on_termination: true }
+    }
+
+    fn attach_interface(&mut self, instance: &mut Instance, attachment: Attachment, groups: Vec<String>) {
+        let nic = self.interfaces.get_mut(&attachment.interface_id).expect("the interface exists");
+        nic.attached_to = Some(instance.id.clone());
+        nic.eni.status = "in-use".into();
+        instance.subnet_id = Some(nic.eni.subnet_id.clone());
+        instance.private_ip = nic.eni.private_ip.clone();
+        instance.availability_zone = nic.eni.availability_zone.clone();
+        instance.security_group_ids = groups;
+        instance.primary_interface = Some(Attachment { delete_on_termination: nic.delete_on_termination, ..attachment });
+    }
+
+    /// The instance as DescribeInstances shows it, if it still does.
+    fn described(&self, id: &str) -> Option<Instance> {
+        let machine = self.instances.get(id)?;
+        match machine.terminated_at {
+            Some(at) if Instant::now() >= at + delays::FORGET => None,
+            _ => Some(machine.instance.clone()),
+        }
+    }
+
+    fn online(&self, id: &str) -> bool {
+        self.instances.get(id).is_some_and(|m| {
+            m.instance.state == InstanceState::Running && m.online_at.is_some_and(|at| at <= Instant::now())
+        })
+    }
+
+    /// Applies what is due.
+    fn advance(&mut self) {
+        let now = Instant::now();
+        let mut due: Vec<(Instant, Due)> = Vec::new();
+        self.due.retain(|d| {
+            if d.0 <= now {
+                due.push(d.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due.sort_by_key(|d| d.0);
+        for (at, what) in due {
+            match what {
+                Due::State(id, state) => self.transition(&id, state, at),
+                Due::TaskDone(task) => self.finish_task(&task, at),
+                Due::VolumeReady(id) => {
+                    if let Some(v) = self.volumes.get_mut(&id).filter(|v| v.state == VolumeState::Creating) {
+                        v.state = VolumeState::Available;
+                    }
+                }
+                Due::Release(ids) => {
+                    for id in ids {
+                        if let Some(nic) = self.interfaces.get_mut(&id).filter(|n| n.attached_to.is_none()) {
+                            nic.eni.status = "available".into();
+                        }
+                        if let Some(v) = self.volumes.get_mut(&id).filter(|v| v.attached_to.is_none()) {
+                            v.state = VolumeState::Available;
+                        }
+                    }
+                }
+            }
+        }
+        self.releasing_ips.retain(|(_, until)| *until > now);
+    }
+
+    fn transition(&mut self, id: &str, state: InstanceState, at: Instant) {
+        let Some(machine) = self.instances.get_mut(id) else { return };
+        if machine.instance.state == InstanceState::Terminated {
+            return;
+        }
+        machine.instance.state = state;
+        match state {
+            InstanceState::Running if !self.agents_offline => machine.online_at = Some(at + delays::AGENT),
+            InstanceState::Terminated => self.terminated(id, at),
+            InstanceState::Stopped => machine.online_at = None,
+            _ => {}
+        }
+    }
+
+    /// What EC2 does at a termination: deletes what is deleted on
+    /// termination, detaches the rest (released a few seconds later), and
+    /// describes the instance without its network, volumes and profile.
+    fn terminated(&mut self, id: &str, at: Instant) {
+        let machine = self.instances.get_mut(id).expect("terminating a known instance");
+        machine.terminated_at = Some(at);
+        machine.online_at = None;
+        let instance = &mut machine.instance;
+        instance.private_ip = None;
+        instance.public_ip = None;
+        instance.subnet_id = None;
+        instance.security_group_ids.clear();
+        instance.instance_profile_arn = None;
+        let attachment = instance.primary_interface.take();
+        let volumes = std::mem::take(&mut instance.volumes);
+        let mut released = Vec::new();
+        if let Some(attachment) = attachment {
+            let keep = self.interfaces.get(&attachment.interface_id).is_some_and(|n| !n.delete_on_termination);
+            if keep {
+                let nic = self.interfaces.get_mut(&attachment.interface_id).unwrap();
+                nic.attached_to = None;
+                nic.eni.status = "detaching".into();
+                released.push(attachment.interface_id);
+            } else if let Some(nic) = self.interfaces.remove(&attachment.interface_id) {
+                self.releasing_ips.extend(nic.eni.private_ip.map(|ip| (ip, at + delays::RELEASE)));
+            }
+        }
+        for attached in volumes {
+            if attached.delete_on_termination {
+                self.volumes.remove(&attached.volume_id);
+            } else if let Some(volume) = self.volumes.get_mut(&attached.volume_id) {
+                volume.attached_to = None;
+                released.push(attached.volume_id);
+            }
+        }
+        self.due.push((at + delays::RELEASE, Due::Release(released)));
+    }
+
+    fn finish_task(&mut self, task_id: &str, at: Instant) {
+        let Some(index) = self.tasks.iter().position(|t| t.task.id == task_id) else { return };
+        let instance_id = self.tasks[index].task.instance_id.clone();
+        let new_root = self.tasks[index].volume_id.clone();
+        let fail = self.root_tasks_fail || !self.volumes.get(&new_root).is_some_and(|v| v.state == VolumeState::Available);
+        let agents_offline = self.agents_offline;
+        let Some(machine) = self.instances.get_mut(&instance_id) else { return };
+        // The instance rebooted either way; its agent registers again.
+        machine.online_at = (!agents_offline).then_some(at + delays::AGENT);
+        if fail {
+            self.tasks[index].task.state = crate::model::RootTaskState::Failed;
+            return;
+        }
+        let instance = &mut machine.instance;
+        let root_device = instance.root_device.clone().unwrap_or_default();
+        let Some(old) = instance.volumes.iter_mut().find(|v| v.device == root_device) else { return };
+        let old_root = std::mem::replace(&mut old.volume_id, new_root.clone());
+        // The new root gets the original root's DeleteOnTermination, as AWS
+        // documents for the other replacement sources; lifeboat sets it
+        // explicitly anyway.
+        self.volumes.remove(&old_root);
+        if let Some(volume) = self.volumes.get_mut(&new_root) {
+            volume.state = VolumeState::InUse;
+            volume.attached_to = Some(instance_id);
+        }
+        self.tasks[index].task.state = crate::model::RootTaskState::Succeeded;
+    }
+}
+
+impl MemoryCloud {
+    pub fn new() -> MemoryCloud {
+        MemoryCloud::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut s = self.state.lock().unwrap();
+        s.advance();
+        s
+    }
+
+    /// The funnel every port call goes through: applies what is due,
+    /// records the call, answers an injected fault.
+    fn call(&self, operation: &str) -> Result<MutexGuard<'_, State>, CloudError> {
+        let mut s = self.lock();
+        s.calls.push(operation.to_string());
+        match s.faults.get_mut(operation).and_then(VecDeque::pop_front) {
+            Some(err) => Err(err),
+            None => Ok(s),
+        }
+    }
+
+    /// Adds an instance and returns its id.
+    pub fn add_instance(&self, state: InstanceState, tag_pairs: &[(&str, &str)]) -> String {
+        let mut s = self.lock();
+        let id = s.id("i");
+        let instance = Instance { id: id.clone(), state, launch_time: stamp(), tags: tags(tag_pairs), ..Instance::default() };
+        s.instances.insert(id.clone(), Machine { launched_at: Instant::now(), instance, user_data: String::new(), client_token: None, online_at: None, terminated_at: None });
+        id
+    }
+
+    /// A running spot node as a person launches one: in subnet-a with a
+    /// primary interface and an 8 GiB root volume that are deleted on
+    /// termination (EC2's defaults), an instance profile, the SSM agent
+    /// online. Returns the instance id.
+    pub fn add_node(&self, node: &str) -> String {
+        let mut s = self.lock();
+        let id = s.id("i");
+        let mut instance = Instance {
+            id: id.clone(),
+            state: InstanceState::Running,
+            launch_time: stamp(),
+            tags: tags(&[("lifeboat:node", node), ("Name", node), ("team", "platform")]),
+            instance_type: "m6i.large".into(),
+            image_id: Some("ami-0base".into()),
+            key_name: Some("ops".into()),
+            instance_profile_arn: Some("arn:aws:iam::123456789012:instance-profile/k8s-node".into()),
+            http_tokens: Some("required".into()),
+            http_put_response_hop_limit: Some(2),
+            root_device: Some("/dev/xvda".into()),
+            spot: true,
+            ..Instance::default()
+        };
+        let attachment = s.new_interface(&id, "subnet-a", None);
+        s.attach_interface(&mut instance, attachment, vec!["sg-cluster".into()]);
+        let root = s.new_volume(8, Tags::new(), Some(&id));
+        instance.volumes.push(AttachedVolume { device: "/dev/xvda".into(), volume_id: root, delete_on_termination: true });
+        let online_at = Some(Instant::now());
+        s.instances.insert(id.clone(), Machine { launched_at: Instant::now(), instance, user_data: String::new(), client_token: None, online_at, terminated_at: None });
+        id
+    }
+
+    /// Attaches a new data volume to the instance at `device` (deleted on
+    /// termination, as volumes of a launch mapping are by default); returns it.
+    pub fn add_data_volume(&self, instance_id: &str, device: &str) -> String {
+        let mut s = self.lock();
+        let id = s.new_volume(20, Tags::new(), Some(instance_id));
+        let machine = s.instances.get_mut(instance_id).expect("a known instance");
+        machine.instance.volumes.push(AttachedVolume { device: device.into(), volume_id: id.clone(), delete_on_termination: true });
+        id
+    }
+
+    /// Changes a volume as something outside lifeboat would (moved, made
+    /// unencrypted, deleted by a person).
+    pub fn edit_volume(&self, volume_id: &str, edit: impl FnOnce(&mut Volume)) {
+        if let Some(volume) = self.lock().volumes.get_mut(volume_id) {
+            edit(volume);
+        }
+    }
+
+    pub fn delete_volume_now(&self, volume_id: &str) {
+        self.lock().volumes.remove(volume_id);
+    }
+
+    /// An instance that is running again (a drill clone whose terminate
+    /// never happened, say).
+    pub fn revive(&self, instance_id: &str) {
+        let mut s = self.lock();
+        s.due.retain(|(_, d)| !matches!(d, Due::State(id, InstanceState::Terminated) if id == instance_id));
+        if let Some(machine) = s.instances.get_mut(instance_id) {
+            machine.instance.state = InstanceState::Running;
+            machine.terminated_at = None;
+        }
+    }
+
+    /// Tags a resource as CreateTags would (a test's marker, say).
+    pub fn set_tag(&self, resource_id: &str, key: &str, value: &str) {
+        let mut s = self.lock();
+        let (k, v) = (key.to_string(), value.to_string());
+        if let Some(m) = s.instances.get_mut(resource_id) {
+            m.instance.tags.insert(k.clone(), v.clone());
+        }
+        if let Some(volume) = s.volumes.get_mut(resource_id) {
+            volume.tags.insert(k.clone(), v.clone());
+        }
+        if let Some(image) = s.images.get_mut(resource_id) {
+            image.tags.insert(k, v);
+        }
+    }
+
+    /// EC2 reclaims the instance after `delay` (from now, on tokio's clock).
+    pub fn terminate_in(&self, instance_id: &str, delay: Duration) {
+        self.lock().later(delay, Due::State(instance_id.to_string(), InstanceState::Terminated));
+    }
+
+    /// EC2 stops the instance after `delay`, keeping its volumes and interface.
+    pub fn stop_in(&self, instance_id: &str, delay: Duration) {
+        self.lock().later(delay, Due::State(instance_id.to_string(), InstanceState::Stopped));
+    }
+
+    /// RunInstances of this type (or any) in this market (or any) fails with `code`.
+    pub fn refuse_capacity(&self, instance_type: Option<&str>, market: Option<Market>, code: &str) {
+        self.lock().refusals.push(Refusal { instance_type: instance_type.map(str::to_string), market, code: code.into() });
+    }
+
+    /// Instances launched (or rebooted) from now on never register with SSM.
+    pub fn agents_never_online(&self) {
+        self.lock().agents_offline = true;
+    }
+
+    /// Volumes created from now on are encrypted (EBS encryption by default).
+    pub fn encrypt_new_volumes(&self) {
+        self.lock().encrypt_new_volumes = true;
+    }
+
+    pub fn clear_refusals(&self) {
+        self.lock().refusals.clear();
+    }
+
+    /// Root-volume replacement tasks end `failed`, the original root kept.
+    pub fn fail_root_tasks(&self) {
+        self.lock().root_tasks_fail = true;
+    }
+
+    /// Commands run this long (past their executionTimeout, they time out).
+    pub fn slow_commands(&self, duration: Duration) {
+        self.lock().command_duration = Some(duration);
+    }
+
+    /// Tag filters miss instances launched less than `lag` ago.
+    pub fn lag_tag_filters(&self, lag: Duration) {
+        self.lock().tag_filter_lag = lag;
+    }
+
+    /// The next commands end in these states (then Success).
+    pub fn command_results(&self, results: Vec<CommandState>) {
+        self.lock().command_results.extend(results);
+    }
+
+    /// The next `count` calls of `operation` fail with `code`.
+    pub fn fail_next(&self, operation: &str, kind: ErrorKind, code: &str, count: usize) {
+        let mut s = self.lock();
+        let queue = s.faults.entry(operation.to_string()).or_default();
+        for _ in 0..count {
+            queue.push_back(error(operation, kind, code, "injected by MemoryCloud"));
+        }
+    }
+
+    /// Every pending image becomes available, as AWS finishes them.
+    pub fn finish_images(&self) {
+        for image in self.lock().images.values_mut().filter(|i| i.state == ImageState::Pending) {
+            image.state = ImageState::Available;
+        }
+    }
+
+    pub fn set_image_state(&self, image_id: &str, state: ImageState) {
+        if let Some(image) = self.lock().images.get_mut(image_id) {
+            image.state = state;
+        }
+    }
+
+    pub fn keep_snapshots_on_deregister(&self, keep: bool) {
+        self.lock().keep_snapshots_on_deregister = keep;
+    }
+
+    /// Adds an image with one completed root snapshot carrying the same
+    /// tags; returns (image id, snapshot id).
+    pub fn add_image(
+        &self,
+        name: &str,
+        state: ImageState,
+        created: Option<DateTime<Utc>>,
+        tag_pairs: &[(&str, &str)],
+    ) -> (String, String) {
+        let mut s = self.lock();
+        let id = s.id("ami");
+        let snapshot = s.id("snap");
+        let tags = tags(tag_pairs);
+        s.snapshots.insert(
+            snapshot.clone(),
+            Snapshot { id: snapshot.clone(), state: SnapshotState::Completed, start_time: created, tags: tags.clone() },
+        );
+        let root = ImageDevice {
+            device: "/dev/xvda".into(),
+            snapshot_id: Some(snapshot.clone()),
+            size_gib: Some(8),
+            delete_on_termination: true,
+        };
+        s.images.insert(
+            id.clone(),
+            Image {
+                id: id.clone(),
+                name: name.to_string(),
+                state,
+                creation_date: created,
+                root_device: Some("/dev/xvda".into()),
+                devices: vec![root],
+                tags,
+            },
+        );
+        (id, snapshot)
+    }
+
+    /// Adds a snapshot no image uses.
+    pub fn add_snapshot(&self, state: SnapshotState, started: Option<DateTime<Utc>>, tag_pairs: &[(&str, &str)]) -> String {
+        let mut s = self.lock();
+        let id = s.id("snap");
+        s.snapshots.insert(id.clone(), Snapshot { id: id.clone(), state, start_time: started, tags: tags(tag_pairs) });
+        id
+    }
+
+    /// Every instance EC2 still describes, as it describes them.
+    pub fn instances(&self) -> Vec<Instance> {
+        let s = self.lock();
+        s.instances.keys().filter_map(|id| s.described(id)).collect()
+    }
+
+    pub fn instance(&self, id: &str) -> Option<Instance> {
+        self.lock().described(id)
+    }
+
+    /// The user data an instance was launched with.
+    pub fn user_data(&self, instance_id: &str) -> Option<String> {
+        self.lock().instances.get(instance_id).map(|m| m.user_data.clone())
+    }
+
+    pub fn volumes(&self) -> Vec<Volume> {
+        self.lock().volumes.values().cloned().collect()
+    }
+
+    pub fn images(&self) -> Vec<Image> {
+        self.lock().images.values().cloned().collect()
+    }
+
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        self.lock().snapshots.values().cloned().collect()
+    }
+
+    pub fn root_tasks_of(&self, instance_id: &str) -> Vec<RootTask> {
+        self.lock().tasks.iter().filter(|t| t.task.instance_id == instance_id).map(|t| t.task.clone()).collect()
+    }
+
+    /// Every command sent, in order.
+    pub fn commands(&self) -> Vec<SentCommand> {
+        self.lock()
+            .commands
+            .iter()
+            .map(|c| SentCommand {
+                instance_id: c.instance_id.clone(),
+                comment: c.comment.clone(),
+                script: c.script,
+                args: c.args.clone(),
+            })
+            .collect()
+    }
+
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.lock().notifications.clone()
+    }
+
+    /// Every call made so far, as `Operation` names.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+}
