@@ -1,63 +1,23 @@
 //! interruption-handler's flow against the in-memory cloud, on tokio's paused
-//! clock: every wait is real code, none takes real time.
+//! clock: every wait is real code, none takes real time. The disks and their
+//! fallbacks are in disks.rs, drills in drill.rs.
 
-use chrono::{TimeZone, Utc};
+mod common;
+
+use common::*;
 use lifeboat_core::config::{Capacity, Config};
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{Instance, InstanceState};
-use lifeboat_core::ports::{CommandState, Market, Network};
-use lifeboat_core::relaunch::{self, Cloud, Outcome, RelaunchError, RelaunchReport, Timing};
-use lifeboat_core::{backup, relaunch::REPLACES};
+use lifeboat_core::model::{ErrorKind, ImageState, InstanceState};
+use lifeboat_core::ports::{CommandState, Market, Network, Script};
+use lifeboat_core::relaunch::{self, Guard, Outcome, Source, client_token};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn now() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 13, 42, 7).unwrap()
-}
-
-fn warning(instance: &str) -> Value {
-    json!({"version": "0", "id": "w", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
-           "time": "2026-11-26T13:42:07Z", "region": "eu-west-1", "resources": [],
-           "detail": {"instance-id": instance, "instance-action": "terminate"}})
-}
-
-fn state_change(instance: &str, state: &str) -> Value {
-    json!({"version": "0", "id": "s", "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
-           "time": "2026-11-26T13:44:09Z", "region": "eu-west-1", "resources": [],
-           "detail": {"instance-id": instance, "state": state}})
-}
-
-/// A node backed up (and so prepared) by scheduled-backup, its image finished.
-async fn prepared_node(cloud: &MemoryCloud) -> String {
-    let old = cloud.add_node("k8s-master");
-    let report =
-        backup::handle(cloud, &Config::default(), &json!({}), now() - chrono::Duration::hours(12)).await.unwrap();
-    assert_eq!(report.nodes[0].interface.as_ref().unwrap().outcome, backup::Prepared::Kept);
-    cloud.finish_images();
-    old
-}
-
-async fn run(cloud: &MemoryCloud, config: &Config, event: &Value) -> Result<RelaunchReport, RelaunchError> {
-    relaunch::handle(Cloud { ec2: cloud, ssm: cloud, notifier: cloud }, config, Timing::default(), event, now(), None)
-        .await
-}
-
-fn replacements(cloud: &MemoryCloud, old: &str) -> Vec<Instance> {
-    cloud.instances().into_iter().filter(|i| i.tags.get(REPLACES).map(String::as_str) == Some(old)).collect()
-}
-
-fn failed(result: Result<RelaunchReport, RelaunchError>) -> RelaunchReport {
-    match result {
-        Err(RelaunchError::Failed(report)) => *report,
-        other => panic!("expected a failed relaunch, got {other:?}"),
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_warning_relaunches_the_node_once_on_the_same_ip_and_checks_it() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
-    let old_instance = cloud.instances().into_iter().find(|i| i.id == old).unwrap();
+    let old_instance = cloud.instance(&old).unwrap();
     cloud.terminate_in(&old, Duration::from_secs(110));
 
     let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
@@ -65,35 +25,59 @@ async fn a_warning_relaunches_the_node_once_on_the_same_ip_and_checks_it() {
     let new = replacements(&cloud, &old);
     assert_eq!(new.len(), 1);
     let new = &new[0];
-    assert_eq!(report.replacement.as_deref(), Some(new.id.as_str()));
+    let replacement = report.replacement.as_ref().unwrap();
+    assert_eq!(replacement.id, new.id);
     assert_eq!(new.state, InstanceState::Running);
     assert_eq!(new.private_ip, old_instance.private_ip);
-    assert_eq!(report.same_ip, Some(true));
+    assert_eq!(replacement.same_ip, Some(true));
     let eni = old_instance.primary_interface.as_ref().unwrap().interface_id.clone();
-    assert_eq!(report.network, Some(Network::Interface(eni.clone())));
+    assert_eq!(replacement.network, Some(Network::Interface(eni.clone())));
     assert_eq!(new.primary_interface.as_ref().unwrap().interface_id, eni);
     assert!(new.spot);
     assert_eq!(new.instance_type, "m6i.large");
     // The old instance's own tags, plus where it came from.
     assert_eq!(new.tags["team"], "platform");
     assert_eq!(new.tags["lifeboat:node"], "k8s-master");
-    assert_eq!(new.tags["lifeboat:restored-from"], report.image_id.clone().unwrap());
-    // Restored from the scheduled backup, not the final one (still pending).
+    let state = report.state.as_ref().unwrap();
+    assert_eq!(new.tags["lifeboat:restored-from"], state.image_id.clone().unwrap());
+    // Launched from the scheduled backup (the final one is still pending),
+    // then given the old disks.
     let scheduled = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "scheduled").unwrap();
-    assert_eq!(report.image_id.as_deref(), Some(scheduled.id.as_str()));
+    assert_eq!(state.image_id.as_deref(), Some(scheduled.id.as_str()));
+    assert_eq!(state.source, Source::OldVolumes);
     let final_backup = report.backup.as_ref().unwrap();
-    assert_eq!(final_backup.outcome, backup::Outcome::Created);
     assert_eq!(final_backup.name.as_deref(), Some(format!("k8s-master-final-{old}").as_str()));
+    // Guarded from boot, released by the repair.
+    assert!(cloud.user_data(&new.id).unwrap().contains("ConditionPathExists=/run/lifeboat/released"));
+    assert_eq!(report.guard, Some(Guard::Released));
     // One command, to the replacement only.
-    assert_eq!(cloud.commands(), [(new.id.clone(), "lifeboat repair of k8s-master".to_string())]);
-    let steps: Vec<&str> = report.timeline.iter().map(|s| s.step).collect();
+    let commands = cloud.commands();
+    assert_eq!(commands.len(), 1);
+    assert_eq!((commands[0].instance_id.as_str(), commands[0].comment.as_str()), (new.id.as_str(), "lifeboat repair k8s-master"));
+    assert_eq!((commands[0].script, commands[0].args.clone()), (Script::Repair, vec!["--timeout".to_string(), "480".to_string()]));
     assert_eq!(
-        steps,
-        ["backup", "old-terminated", "image", "launched", "running", "ssm-online", "command-sent", "repaired"]
+        steps(&report),
+        [
+            "backup",
+            "old-terminated",
+            "old-volumes",
+            "image",
+            "launched",
+            "running",
+            "root-swap-started",
+            "root-swapped",
+            "prepared",
+            "ssm-online",
+            "command-sent",
+            "repaired",
+            "released"
+        ]
     );
-    // The clock: termination at 110 s, boot 20 s, agent 40 s, command 30 s, plus polling.
-    let total = report.timeline.last().unwrap().at_ms;
-    assert!((200_000..260_000).contains(&total), "{total} ms");
+    // The clock: termination at 110 s, volumes released 5 s later, boot 20 s,
+    // swap 30 s, agent 40 s, command 30 s, each noticed within 3 s.
+    let at = |step: &str| report.timeline.iter().find(|s| s.step == step).unwrap().at_ms;
+    assert!((110_000..=113_000).contains(&at("old-terminated")), "{}", at("old-terminated"));
+    assert!(report.duration_ms <= 110_000 + 5_000 + 20_000 + 30_000 + 40_000 + 31_000 + 6 * 3_000, "{}", report.duration_ms);
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,12 +89,31 @@ async fn the_same_event_twice_and_the_state_change_still_launch_one_replacement(
     let (first, second) = (warning(&old), state_change(&old, "shutting-down"));
     let (a, b) = tokio::join!(run(&cloud, &config, &first), run(&cloud, &config, &second));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.replacement, b.replacement);
+    assert_eq!(a.replacement.unwrap().id, b.replacement.unwrap().id);
     let again = run(&cloud, &config, &state_change(&old, "terminated")).await.unwrap();
     assert_eq!(again.outcome, Outcome::AlreadyDone);
-    assert_eq!(again.replacement, a.replacement);
     assert_eq!(replacements(&cloud, &old).len(), 1);
     assert_eq!(cloud.instances().len(), 2, "the old instance and one replacement");
+    let new = &replacements(&cloud, &old)[0];
+    assert_eq!(cloud.root_tasks_of(&new.id).len(), 1, "one root swap");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_nodes_interrupted_together_recover_in_parallel() {
+    let cloud = MemoryCloud::new();
+    let a = prepared(&cloud, "etcd-a").await;
+    let b = prepared(&cloud, "etcd-b").await;
+    cloud.terminate_in(&a, Duration::from_secs(30));
+    cloud.terminate_in(&b, Duration::from_secs(30));
+    let config = Config::default();
+    let started = tokio::time::Instant::now();
+    let (wa, wb) = (warning(&a), warning(&b));
+    let (ra, rb) = tokio::join!(run(&cloud, &config, &wa), run(&cloud, &config, &wb));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((ra.outcome, rb.outcome), (Outcome::Relaunched, Outcome::Relaunched));
+    assert_eq!((replacements(&cloud, &a).len(), replacements(&cloud, &b).len()), (1, 1));
+    // Together they take as long as one.
+    assert!(started.elapsed() < Duration::from_millis(ra.duration_ms.max(rb.duration_ms) + 3_000));
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,12 +122,10 @@ async fn termination_later_than_the_wait_fails_without_launching_and_the_retry_r
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(400));
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
-    assert!(
-        report.reason.as_deref().unwrap().starts_with("the old instance to terminate: not after 240 s"),
-        "{report:?}"
-    );
+    assert!(report.reason.as_deref().unwrap().starts_with("waiting for the old instance to terminate: not after 240 s"), "{report:?}");
     assert!(replacements(&cloud, &old).is_empty());
 
+    tokio::time::advance(Duration::from_secs(200)).await;
     let report = run(&cloud, &Config::default(), &state_change(&old, "terminated")).await.unwrap();
     assert_eq!(report.outcome, Outcome::Relaunched);
     assert_eq!(replacements(&cloud, &old).len(), 1);
@@ -137,10 +138,7 @@ async fn an_agent_that_never_comes_online_fails_the_flow_and_the_retry_resumes()
     cloud.terminate_in(&old, Duration::from_secs(10));
     cloud.agents_never_online();
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
-    assert!(
-        report.reason.as_deref().unwrap().starts_with("the SSM agent to come online: not after 300 s"),
-        "{report:?}"
-    );
+    assert!(report.reason.as_deref().unwrap().starts_with("waiting for the SSM agent to come online: not after 300 s"), "{report:?}");
     assert!(cloud.commands().is_empty());
     assert_eq!(replacements(&cloud, &old).len(), 1, "the replacement stays: it is the node now");
 }
@@ -153,17 +151,12 @@ async fn a_failed_command_fails_the_invocation_and_the_retry_sends_it_again() {
     cloud.command_results(vec![CommandState::Failed {
         ssm_status: "Failed".into(),
         exit_code: 17,
-        output: "log lines\n{\"result\":\"failed\",\"step\":\"etcd\",\"message\":\"cannot move the etcd member\"}"
-            .into(),
+        output: "log lines\n{\"result\":\"failed\",\"step\":\"etcd\",\"message\":\"cannot move the etcd member\"}".into(),
         error: String::new(),
     }]);
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
     assert!(
-        report
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("the repair reported failed at step etcd: cannot move the etcd member"),
+        report.reason.as_deref().unwrap().starts_with("the script reported failed at step etcd: cannot move the etcd member"),
         "{report:?}"
     );
 
@@ -181,13 +174,14 @@ async fn a_repair_that_changed_the_ip_exits_3_and_counts_as_healthy() {
     cloud.command_results(vec![CommandState::Failed {
         ssm_status: "Failed".into(),
         exit_code: 3,
-        output: "{\"result\":\"repaired\",\"step\":\"verify\",\"old_ip\":\"10.0.1.10\",\"new_ip\":\"10.0.1.77\"}"
-            .into(),
+        output: "{\"result\":\"repaired\",\"step\":\"verify\",\"old_ip\":\"10.0.1.10\",\"new_ip\":\"10.0.1.77\",\"guard\":\"absent\"}".into(),
         error: String::new(),
     }]);
     let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Relaunched);
-    assert_eq!(report.command.unwrap().result.unwrap()["new_ip"], "10.0.1.77");
+    assert_eq!(report.command.as_ref().unwrap().result.as_ref().unwrap()["new_ip"], "10.0.1.77");
+    assert_eq!(report.guard, Some(Guard::NotConfirmed), "the repair found no guard");
+    assert!(steps(&report).contains(&"guard-not-confirmed"));
     // A retry sees that repair as done.
     let again = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
     assert_eq!(again.outcome, Outcome::AlreadyDone);
@@ -212,28 +206,13 @@ fn the_verdict_comes_from_the_result_line() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_lambda_deadline_mid_flow_stops_the_waits_and_the_retry_converges() {
+async fn a_command_past_its_timeout_is_a_failure_not_a_wait_forever() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
-    cloud.terminate_in(&old, Duration::from_secs(10));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(70);
-    let result = relaunch::handle(
-        Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud },
-        &Config::default(),
-        Timing::default(),
-        &warning(&old),
-        now(),
-        Some(deadline),
-    )
-    .await;
-    let report = failed(result);
-    assert!(report.replacement.is_some(), "it launched before the deadline");
-    assert!(cloud.commands().is_empty());
-
-    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
-    assert_eq!(report.outcome, Outcome::Resumed);
-    assert_eq!(cloud.commands().len(), 1);
-    assert_eq!(replacements(&cloud, &old).len(), 1);
+    cloud.terminate_in(&old, Duration::ZERO);
+    cloud.slow_commands(Duration::from_secs(3600));
+    let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
+    assert!(report.reason.as_deref().unwrap().contains("ended TimedOut"), "{report:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -245,10 +224,9 @@ async fn capacity_errors_move_through_the_types_then_to_on_demand() {
     cloud.refuse_capacity(Some("m5.large"), Some(Market::Spot), "SpotMaxPriceTooLow");
     let config = Config { instance_types: vec!["m6i.large".into(), "m5.large".into()], ..Config::default() };
     let report = run(&cloud, &config, &warning(&old)).await.unwrap();
-    let tried: Vec<(&str, Market)> =
-        report.launch_attempts.iter().map(|a| (a.instance_type.as_str(), a.market)).collect();
+    let tried: Vec<(&str, Market)> = report.launch_attempts.iter().map(|a| (a.instance_type.as_str(), a.market)).collect();
     assert_eq!(tried, [("m6i.large", Market::Spot), ("m5.large", Market::Spot)]);
-    assert_eq!(report.market, Some(Market::OnDemand));
+    assert_eq!(report.replacement.unwrap().market, Some(Market::OnDemand));
     let new = &replacements(&cloud, &old)[0];
     assert_eq!((new.instance_type.as_str(), new.spot), ("m6i.large", false));
 }
@@ -265,25 +243,19 @@ async fn no_capacity_anywhere_is_a_clear_failure_with_nothing_launched() {
     assert!(replacements(&cloud, &old).is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn without_the_kept_interface_the_replacement_takes_the_old_address() {
-    let cloud = MemoryCloud::new();
-    let old = cloud.add_node("k8s-master");
-    // Backed up without preparing (say, an image from before lifeboat): the
-    // interface goes with the instance.
-    let old_instance = cloud.instances().into_iter().find(|i| i.id == old).unwrap();
-    let spec = lifeboat_core::spec::LaunchSpec::from_instance(&old_instance).unwrap();
-    cloud.add_image(
-        "k8s-master-20261126-0100",
-        lifeboat_core::model::ImageState::Available,
-        Some(now()),
-        &[("lifeboat:node", "k8s-master")],
-    );
-    assert_eq!(spec.interface_id, None);
-    cloud.terminate_in(&old, Duration::from_secs(10));
-    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
-    assert!(matches!(report.network, Some(Network::Address { .. })), "{:?}", report.network);
-    assert_eq!(report.same_ip, Some(true));
+#[test]
+fn client_tokens_are_unique_per_attempt_and_generation_and_never_cut() {
+    let config = Config { instance_types: (0..20).map(|i| format!("m{i}.large")).collect(), ..Config::default() };
+    let attempts = relaunch::launch_plan("m6i.large", &config).len();
+    assert_eq!(attempts, 40);
+    let mut tokens = std::collections::BTreeSet::new();
+    for base in ["i-0123456789abcdef0", "i-0123456789abcdef1", "drill-ami-0123456789abcdef0-1795960000123456789"] {
+        for attempt in 0..attempts {
+            let token = client_token(base, attempt);
+            assert!(token.len() <= 64, "{token}");
+            assert!(tokens.insert(token));
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -299,17 +271,39 @@ async fn unmanaged_unknown_and_running_state_changes_are_acknowledged_and_launch
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rebalance_recommendation_takes_a_backup_and_never_relaunches() {
+async fn a_rebalance_recommendation_takes_an_early_backup_and_never_relaunches() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
-    let event = json!({"version": "0", "id": "r", "detail-type": "EC2 Instance Rebalance Recommendation",
-        "source": "aws.ec2", "time": "2026-11-26T13:31:55Z", "region": "eu-west-1", "resources": [],
-        "detail": {"instance-id": old}});
-    let report = run(&cloud, &Config::default(), &event).await.unwrap();
+    let report = run(&cloud, &Config::default(), &rebalance(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::BackupTaken);
-    assert_eq!(report.backup.unwrap().name.as_deref(), Some("k8s-master-rebalance-20261126-1331"));
+    assert_eq!(report.backup.unwrap().name.as_deref(), Some("k8s-master-early-20261126-1331"));
     assert!(replacements(&cloud, &old).is_empty());
     assert!(!cloud.calls().iter().any(|c| c == "RunInstances"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spot_stop_or_hibernation_is_not_a_relaunch() {
+    for action in ["stop", "hibernate"] {
+        let cloud = MemoryCloud::new();
+        let old = prepared_node(&cloud).await;
+        cloud.stop_in(&old, Duration::from_secs(120));
+        let report = run(&cloud, &Config::default(), &warning_to(&old, action)).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Stopping, "{action}");
+        assert!(report.reason.as_deref().unwrap().contains("restarts it itself"), "{report:?}");
+        assert_eq!(report.backup.as_ref().unwrap().name.as_deref(), Some("k8s-master-early-20261126-1342"));
+        assert!(report.subject().is_none(), "nothing to alarm anyone about");
+        tokio::time::advance(Duration::from_secs(200)).await;
+        let stopped = cloud.instance(&old).unwrap();
+        assert_eq!(stopped.state, InstanceState::Stopped);
+        assert!(!stopped.volumes.is_empty() && stopped.primary_interface.is_some(), "kept by a stop");
+        assert!(!cloud.calls().iter().any(|c| c == "RunInstances"));
+    }
+    // Without final backups configured, nothing at all.
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    let config = Config { final_backup: false, ..Config::default() };
+    let report = run(&cloud, &config, &warning_to(&old, "stop")).await.unwrap();
+    assert_eq!((report.outcome, report.backup.is_none()), (Outcome::Stopping, true));
 }
 
 #[tokio::test(start_paused = true)]
@@ -317,12 +311,126 @@ async fn a_manual_restore_refuses_a_live_node_and_relaunches_a_dead_one() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
     let restore = json!({"action": "restore", "node": "k8s-master"});
+    let before = cloud.calls().len();
     let report = failed(run(&cloud, &Config::default(), &restore).await);
     assert!(report.reason.as_deref().unwrap().contains("terminate it first"), "{report:?}");
+    assert_eq!(cloud.calls()[before..], ["DescribeInstances"], "refused after one look");
     cloud.terminate_in(&old, Duration::ZERO);
     let report = run(&cloud, &Config::default(), &restore).await.unwrap();
     assert_eq!(report.outcome, Outcome::Relaunched);
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
     assert_eq!(replacements(&cloud, &old).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relaunch_from_the_state_change_alone_has_everything_the_dead_instance_no_longer_shows() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    let alive = cloud.instance(&old).unwrap();
+    cloud.terminate_in(&old, Duration::ZERO);
+    // The warning was lost; EC2 describes the dead instance without its
+    // network, volumes and instance profile.
+    let dead = cloud.instance(&old).unwrap();
+    assert_eq!((dead.instance_profile_arn.as_ref(), dead.private_ip.as_ref()), (None, None));
+    let report = run(&cloud, &Config::default(), &state_change(&old, "terminated")).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let new = &replacements(&cloud, &old)[0];
+    assert_eq!(new.instance_profile_arn, alive.instance_profile_arn, "else its agent never reaches SSM");
+    assert_eq!(new.key_name, alive.key_name);
+    assert_eq!((new.http_tokens.clone(), new.http_put_response_hop_limit), (alive.http_tokens, alive.http_put_response_hop_limit));
+    assert_eq!(new.private_ip, alive.private_ip);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_event_for_an_instance_ec2_forgot_finds_its_node_through_its_backups() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    tokio::time::advance(Duration::from_secs(3700)).await;
+    assert!(cloud.instance(&old).is_none(), "EC2 forgets a terminated instance after about an hour");
+    let report = run(&cloud, &Config::default(), &state_change(&old, "terminated")).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    assert!(steps(&report).contains(&"forgotten"));
+    assert_eq!(report.node.as_deref(), Some("k8s-master"));
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
+    assert_eq!(replacements(&cloud, &old).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relaunch_it_cannot_do_is_notified_not_acknowledged() {
+    let topic = "arn:aws:sns:eu-west-1:123456789012:lifeboat";
+    let config = Config { notify_topic_arn: Some(topic.into()), ..Config::default() };
+    let cloud = MemoryCloud::new();
+    let old = cloud.add_node("k8s-master");
+    // A node without any backup.
+    cloud.terminate_in(&old, Duration::ZERO);
+    let report = failed(run(&cloud, &config, &state_change(&old, "terminated")).await);
+    assert_eq!(report.reason.as_deref(), Some("node k8s-master has no available backup image to launch from"));
+    assert_eq!(cloud.notifications()[0].subject, "lifeboat: relaunch of k8s-master FAILED");
+}
+
+/// A node backed up before lifeboat prepared anything (an image made by
+/// another tool, with the spec lifeboat records): its interface goes with
+/// the instance. Returns (instance, its private IP).
+fn unprepared_node(cloud: &MemoryCloud) -> (String, Option<String>) {
+    let old = cloud.add_node("k8s-master");
+    let instance = cloud.instance(&old).unwrap();
+    backup_image(cloud, &instance, "k8s-master-20261126-0100", chrono::Utc::now() - chrono::Duration::hours(12));
+    (old, instance.private_ip)
+}
+
+fn backup_image(cloud: &MemoryCloud, of: &lifeboat_core::model::Instance, name: &str, at: chrono::DateTime<chrono::Utc>) {
+    let spec = lifeboat_core::spec::LaunchSpec::from_instance(of).unwrap();
+    let (image, _) = cloud.add_image(name, ImageState::Available, Some(at), &[("lifeboat:node", "k8s-master")]);
+    for (k, v) in spec.to_tags() {
+        cloud.set_tag(&image, &k, &v);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_address_still_in_use_right_after_the_termination_is_waited_out() {
+    let cloud = MemoryCloud::new();
+    let (old, ip) = unprepared_node(&cloud);
+    cloud.terminate_in(&old, Duration::ZERO);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert!(steps(&report).contains(&"address-in-use"), "{:?}", steps(&report));
+    let new = &replacements(&cloud, &old)[0];
+    assert_eq!(new.private_ip, ip);
+    assert!(matches!(report.replacement.unwrap().network, Some(Network::Address { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_launch_differs_finds_the_instance_its_token_made() {
+    let cloud = MemoryCloud::new();
+    let (old, _) = unprepared_node(&cloud);
+    let alive = cloud.instance(&old).unwrap();
+    cloud.terminate_in(&old, Duration::ZERO);
+    // The first invocation launches, then runs out of time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(35);
+    failed(run_until(&cloud, &Config::default(), &warning(&old), deadline.into()).await);
+    let first = replacements(&cloud, &old);
+    assert_eq!(first.len(), 1);
+    // A newer backup has become available, and tag filters do not show the
+    // replacement yet: the retry's launch has other parameters.
+    backup_image(&cloud, &alive, "k8s-master-20261126-1300", chrono::Utc::now());
+    cloud.lag_tag_filters(Duration::from_secs(60));
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert!(steps(&report).contains(&"launched-before"), "{:?}", steps(&report));
+    assert_eq!(report.replacement.unwrap().id, first[0].id);
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert_eq!(replacements(&cloud, &old).len(), 1, "one launch, whatever the retry's parameters");
+}
+
+#[tokio::test(start_paused = true)]
+async fn comments_fit_ssm_whatever_the_node_name() {
+    let cloud = MemoryCloud::new();
+    let node = "n".repeat(114);
+    let old = prepared(&cloud, &node).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    let commands = cloud.commands();
+    assert_eq!(commands.len(), 1);
+    assert!(commands[0].comment.len() <= 100, "{}", commands[0].comment);
 }
 
 #[test]
@@ -346,114 +454,11 @@ fn bad_events_are_rejected_with_the_reason() {
             json!({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "time": "2026-11-26T01:00:00Z", "detail": {"instance-id": "ami-1"}}),
             "is not an instance id",
         ),
+        (warning_to("i-1", "reboot"), "is not terminate, stop or hibernate"),
     ] {
         let err = relaunch::parse_event(&event, now()).unwrap_err();
         assert!(err.to_string().contains(expected), "{event}: {err}");
     }
-}
-
-// --- Restore drills -----------------------------------------------------------
-
-fn drill(keep: bool) -> Value {
-    json!({"action": "test-restore", "node": "k8s-master", "keep": keep})
-}
-
-fn clones(cloud: &MemoryCloud) -> Vec<Instance> {
-    cloud.instances().into_iter().filter(|i| i.tags.contains_key(relaunch::DRILL_OF)).collect()
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_healthy_drill_passes_on_a_new_ip_in_quarantine_and_cleans_up() {
-    let cloud = MemoryCloud::new();
-    let node = prepared_node(&cloud).await;
-    let node_before = cloud.instances().into_iter().find(|i| i.id == node).unwrap();
-    let config = Config { drill_security_group: Some("sg-0drill".into()), ..Config::default() };
-    let report = run(&cloud, &config, &drill(false)).await.unwrap();
-    assert_eq!(report.outcome, Outcome::DrillPassed);
-    let clone = &clones(&cloud)[0];
-    assert_eq!(report.replacement.as_deref(), Some(clone.id.as_str()));
-    assert_eq!(clone.state, InstanceState::Terminated, "cleaned up");
-    assert_eq!(report.same_ip, Some(false));
-    assert!(!clone.tags.contains_key("lifeboat:node"), "a clone is never a node");
-    assert!(!clone.tags.contains_key(REPLACES));
-    assert!(
-        matches!(&report.network, Some(Network::Address { private_ip: None, security_group_ids, .. }) if security_group_ids == &["sg-0drill"])
-    );
-    // The repair ran in quarantine, then the health check; both on the clone.
-    assert_eq!(cloud.command_args(), [vec!["--quarantine".to_string()], vec!["k8s-master".to_string()]]);
-    assert!(cloud.commands().iter().all(|(instance, _)| *instance == clone.id));
-    // The real node is untouched.
-    assert_eq!(cloud.instances().into_iter().find(|i| i.id == node).unwrap(), node_before);
-    let steps: Vec<&str> = report.timeline.iter().map(|s| s.step).collect();
-    assert_eq!(
-        steps,
-        [
-            "image",
-            "launched",
-            "running",
-            "ssm-online",
-            "command-sent",
-            "repaired",
-            "command-sent",
-            "healthy",
-            "cleaned-up"
-        ]
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_unhealthy_drill_fails_and_still_cleans_up() {
-    let cloud = MemoryCloud::new();
-    prepared_node(&cloud).await;
-    cloud.command_results(vec![
-        CommandState::Failed {
-            ssm_status: "Failed".into(),
-            exit_code: 3,
-            output: "{\"result\":\"repaired\"}".into(),
-            error: String::new(),
-        },
-        CommandState::Failed {
-            ssm_status: "Failed".into(),
-            exit_code: 1,
-            output: "{\"result\":\"failed\",\"step\":\"health\",\"readyz\":false,\"message\":\"node k8s-master\"}"
-                .into(),
-            error: String::new(),
-        },
-    ]);
-    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
-    assert!(report.reason.as_deref().unwrap().starts_with("the clone is not healthy"), "{report:?}");
-    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_drill_whose_clone_never_reaches_ssm_fails_and_cleans_up() {
-    let cloud = MemoryCloud::new();
-    prepared_node(&cloud).await;
-    cloud.agents_never_online();
-    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
-    assert!(report.reason.as_deref().unwrap().starts_with("the SSM agent to come online"), "{report:?}");
-    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
-    assert!(cloud.commands().is_empty());
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_drill_that_cannot_launch_fails_with_nothing_left_running() {
-    let cloud = MemoryCloud::new();
-    prepared_node(&cloud).await;
-    cloud.refuse_capacity(None, None, "InsufficientInstanceCapacity");
-    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
-    assert!(report.reason.as_deref().unwrap().starts_with("no capacity"), "{report:?}");
-    assert!(clones(&cloud).is_empty());
-    assert_eq!(report.launch_attempts.len(), 2, "spot, then on-demand");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_kept_drill_clone_stays_running() {
-    let cloud = MemoryCloud::new();
-    prepared_node(&cloud).await;
-    let report = run(&cloud, &Config::default(), &drill(true)).await.unwrap();
-    assert_eq!(report.outcome, Outcome::DrillPassed);
-    assert_eq!(clones(&cloud)[0].state, InstanceState::Running);
 }
 
 // --- Out of order -------------------------------------------------------------
@@ -481,22 +486,19 @@ async fn a_warning_for_an_instance_already_terminated_relaunches_without_a_final
     let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Relaunched);
     assert!(report.backup.is_none(), "no image can be made of a terminated instance");
-    assert_eq!(report.same_ip, Some(true));
+    assert_eq!(report.replacement.unwrap().same_ip, Some(true));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_rebalance_then_the_warning_make_one_early_and_one_final_backup_and_one_relaunch() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
-    let rebalance = json!({"version": "0", "id": "r", "detail-type": "EC2 Instance Rebalance Recommendation",
-        "source": "aws.ec2", "time": "2026-11-26T13:31:55Z", "region": "eu-west-1", "resources": [],
-        "detail": {"instance-id": old}});
-    run(&cloud, &Config::default(), &rebalance).await.unwrap();
+    run(&cloud, &Config::default(), &rebalance(&old)).await.unwrap();
     cloud.terminate_in(&old, Duration::from_secs(100));
     run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
-    run(&cloud, &Config::default(), &rebalance).await.unwrap();
+    run(&cloud, &Config::default(), &rebalance(&old)).await.unwrap();
     let kinds: Vec<String> = cloud.images().iter().map(|i| i.tags["lifeboat:kind"].clone()).collect();
-    assert_eq!(kinds.iter().filter(|k| *k == "rebalance").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "early").count(), 1, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "final").count(), 1, "{kinds:?}");
     assert_eq!(replacements(&cloud, &old).len(), 1);
 }
@@ -520,7 +522,7 @@ async fn relaunches_failures_and_drills_are_notified_and_nothing_else() {
     failed(run(&cloud, &config, &drill(false)).await);
 
     let sent = cloud.notifications();
-    let subjects: Vec<&str> = sent.iter().map(|(_, subject, _)| subject.as_str()).collect();
+    let subjects: Vec<&str> = sent.iter().map(|n| n.subject.as_str()).collect();
     assert_eq!(
         subjects,
         [
@@ -529,20 +531,23 @@ async fn relaunches_failures_and_drills_are_notified_and_nothing_else() {
             "lifeboat: restore drill of k8s-master FAILED"
         ]
     );
-    assert!(sent.iter().all(|(t, _, _)| t == topic));
-    let message: Value = serde_json::from_str(&sent[0].2).unwrap();
+    assert!(sent.iter().all(|n| n.topic_arn == topic));
+    // A summary a person reads first, then the report.
+    let (summary, json) = sent[0].message.split_once("\n\n{").unwrap();
+    assert!(summary.starts_with("k8s-master was relaunched as i-"), "{summary}");
+    assert!(summary.contains("State: the old instance's own disks"), "{summary}");
+    let message: Value = serde_json::from_str(&format!("{{{json}")).unwrap();
     assert_eq!(message["outcome"], "relaunched");
-    assert_eq!(message["old_instance"], old.as_str());
+    assert_eq!(message["old"]["id"], old.as_str());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_notification_is_reported_and_the_outcome_stands() {
-    let config =
-        Config { notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:lifeboat".into()), ..Config::default() };
+    let config = Config { notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:lifeboat".into()), ..Config::default() };
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(10));
-    cloud.fail_next("Publish", "AuthorizationError", 1);
+    cloud.fail_next("Publish", ErrorKind::Other, "AuthorizationError", 1);
     let report = run(&cloud, &config, &warning(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Relaunched);
     assert!(report.notification.unwrap().starts_with("failed: Publish failed: AuthorizationError"));

@@ -1,0 +1,273 @@
+//! Restore drills: proof, on demand, that the newest backup comes back as a
+//! healthy control plane through the very mechanisms a relaunch uses, and
+//! without ever touching the live cluster.
+//!
+//! The clone is launched from the newest available image on a new IP, with
+//! the boot guard and a fence that drops all traffic to the live node's
+//! addresses from its first instruction, on every boot. Its root is then
+//! swapped for a volume made from the image's root snapshot with a
+//! root-volume replacement task, as a relaunch swaps in the old root; it is
+//! repaired in quarantine (no controllers), released, and checked. Whatever
+//! happened, the clone and every volume made for it are removed, unless the
+//! deployment allows `keep` and the request asks for it.
+
+use super::failure::Failure;
+use super::launch::Launch;
+use super::report::{OldInstance, Outcome, StateReport};
+use super::source::{launch_devices, newest_available};
+use super::wait::{REPAIR_TIMEOUT_SECONDS, wait_for};
+use super::{Flow, RelaunchCloud, Source};
+use crate::model::{ErrorKind, Image, Instance, InstanceState, RootTaskState, Tags, VolumeState};
+use crate::node::NodeName;
+use crate::ports::{Network, Script, Ssm, VolumeRequest};
+use crate::spec::LaunchSpec;
+use crate::{tags, userdata};
+use std::net::Ipv4Addr;
+
+/// On a kept clone: left running on purpose, never swept by a later drill.
+const KEPT: &str = "lifeboat:drill-kept";
+/// Longer than any invocation (Lambda's 15 minutes): a clone this old is
+/// a leftover.
+const LEFTOVER_MINUTES: i64 = 20;
+
+/// The live node's addresses a clone must never reach.
+pub fn fence_addresses(live: Option<&Instance>, spec: &LaunchSpec) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = live
+        .into_iter()
+        .flat_map(|i| [i.private_ip.as_deref(), i.public_ip.as_deref()])
+        .chain([spec.private_ip.as_deref()])
+        .flatten()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
+    pub(super) async fn drill(&mut self, node: NodeName, keep: bool) -> Result<(), Failure> {
+        self.report.node = Some(node.to_string());
+        self.sweep_leftovers(&node).await?;
+        let live = self.live_instance(&node).await?;
+        self.report.old =
+            live.as_ref().map(|i| OldInstance { id: i.id.clone(), private_ip: i.private_ip.clone() });
+        let images = self.ec2.own_images().await?;
+        let image = newest_available(&images, &self.config.node_tag, &node)
+            .cloned()
+            .ok_or(Failure::NoImage { node: node.to_string() })?;
+        self.step("image", format!("{} ({})", image.id, image.name));
+        self.report.state = Some(StateReport {
+            source: Source::Backup,
+            image_id: Some(image.id.clone()),
+            volumes: Vec::new(),
+            as_of: image.creation_date,
+            fallback: None,
+        });
+        let clone = self.launch_clone(&node, live.as_ref(), &image).await?;
+        let checked = self.check_clone(&clone, &image, &node).await;
+        let cleaned = if keep {
+            self.ec2.tag(std::slice::from_ref(&clone), &Tags::from([(KEPT.to_string(), "true".to_string())])).await?;
+            self.step("kept", format!("{clone} left running (keep)"));
+            Ok(())
+        } else {
+            self.clean_up(&node, &clone).await
+        };
+        match (checked, cleaned) {
+            (Ok(()), Ok(())) => {
+                self.report.outcome = Outcome::DrillPassed;
+                Ok(())
+            }
+            (Err(failed), Ok(())) => Err(failed),
+            (Ok(()), Err(cleanup)) => Err(cleanup),
+            (Err(failed), Err(cleanup)) => Err(Failure::Cleanup(format!("{failed}; and then {cleanup}"))),
+        }
+    }
+
+    /// The node's running instance, if any.
+    async fn live_instance(&self, node: &NodeName) -> Result<Option<Instance>, Failure> {
+        let tagged = self.ec2.instances_with_tag(&self.config.node_tag).await?;
+        Ok(tagged
+            .into_iter()
+            .filter(|i| i.tags.get(&self.config.node_tag).map(String::as_str) == Some(node.as_str()))
+            .filter(|i| i.state == InstanceState::Running)
+            .max_by_key(|i| i.launch_time))
+    }
+
+    /// Launches the clone: a new IP in the node's subnet, the drill's
+    /// security group if one is set, guarded and fenced, every volume
+    /// deleted with it.
+    async fn launch_clone(&mut self, node: &NodeName, live: Option<&Instance>, image: &Image) -> Result<String, Failure> {
+        let recorded = LaunchSpec::from_tags(&image.tags);
+        let spec = match live.and_then(LaunchSpec::from_instance) {
+            Some(seen) => seen.completed_by(recorded),
+            None => recorded.ok_or(Failure::NoSpec { node: node.to_string(), image: image.id.clone() })?,
+        };
+        let fence = fence_addresses(live, &spec);
+        if fence.is_empty() {
+            return Err(Failure::Drill(format!("no address of node {node} is known: a clone cannot be fenced off it")));
+        }
+        let network = Network::Address {
+            subnet_id: spec.subnet_id.clone(),
+            private_ip: None,
+            security_group_ids: match &self.config.drill_security_group {
+                Some(group) => vec![group.clone()],
+                None => spec.security_group_ids.clone(),
+            },
+        };
+        let drill_tag = Tags::from([(tags::DRILL_OF.to_string(), node.to_string())]);
+        let mut instance_tags = drill_tag.clone();
+        instance_tags.insert(tags::NAME.to_string(), format!("{node}-drill"));
+        instance_tags.insert(tags::RESTORED_FROM.to_string(), image.id.clone());
+        let launch = Launch {
+            image_id: image.id.clone(),
+            network: network.clone(),
+            devices: launch_devices(image, &[], true),
+            user_data: userdata::render(&fence),
+            tags: instance_tags,
+            volume_tags: drill_tag,
+            // Unique per drill: a drill never resumes another's clone (each
+            // cleans up after itself); attempts differ by their suffix.
+            token: format!("drill-{}-{}", image.id, chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()),
+            spec,
+        };
+        self.report.replacement = Some(super::Replacement {
+            id: String::new(),
+            private_ip: None,
+            same_ip: None,
+            instance_type: None,
+            market: None,
+            network: Some(network),
+        });
+        let clone = self.launch(&launch).await?;
+        let ips: Vec<String> = fence.iter().map(Ipv4Addr::to_string).collect();
+        self.step("guarded", format!("kubelet held until released; traffic to {} dropped, on every boot", ips.join(", ")));
+        Ok(clone.id)
+    }
+
+    async fn check_clone(&mut self, clone: &str, image: &Image, node: &NodeName) -> Result<(), Failure> {
+        let running = self.wait_running(clone).await?;
+        self.swap_clone_root(&running, image).await?;
+        let group = self.config.drill_security_group.clone();
+        self.wait_online(clone).await.map_err(|e| match e {
+            Failure::Timeout { what, seconds, .. } => Failure::Timeout {
+                what,
+                seconds,
+                hint: format!(
+                    ": the clone's SSM agent never registered; it needs HTTPS to SSM (egress or VPC endpoints) from {}",
+                    group.as_deref().map(|g| format!("security group {g}")).unwrap_or("the node's security groups".into())
+                ),
+            },
+            other => other,
+        })?;
+        let args = vec!["--quarantine".to_string(), "--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
+        let (id, state) = self.run_script(clone, Script::Repair, &node.comment("drill-repair"), args).await?;
+        self.finish_repair(id, state, "the clone was repaired in quarantine".into())?;
+        let args = vec![self.kubernetes_node_name(node), "--timeout".to_string(), "120".to_string()];
+        let (id, state) = self.run_script(clone, Script::Health, &node.comment("drill-health"), args).await?;
+        let (result, verdict) = super::repair_verdict(&state);
+        self.report.health = Some(super::CommandReport { command_id: id, state, result });
+        verdict.map_err(Failure::Unhealthy)?;
+        self.step("healthy", "apiserver ready, etcd healthy, the node Ready on the clone's address");
+        Ok(())
+    }
+
+    /// The Kubernetes node name the health check looks for: the repair's
+    /// result names it; the lifeboat node name otherwise.
+    fn kubernetes_node_name(&self, node: &NodeName) -> String {
+        let named = self.report.command.as_ref().and_then(|c| c.result.as_ref()).and_then(|r| r["node"].as_str());
+        named.map(str::to_string).unwrap_or_else(|| node.to_string())
+    }
+
+    /// As a relaunch swaps in the old root: a volume made from the image's
+    /// root snapshot replaces the clone's root (CreateVolume, then
+    /// CreateReplaceRootVolumeTask with its VolumeId).
+    async fn swap_clone_root(&mut self, clone: &Instance, image: &Image) -> Result<(), Failure> {
+        let (Some(root), Some(zone)) = (image.root(), clone.availability_zone.clone()) else {
+            return Err(Failure::Drill(format!("image {} has no root device, or the clone no zone", image.id)));
+        };
+        let Some(snapshot_id) = root.snapshot_id.clone() else {
+            return Err(Failure::Drill(format!("image {} has no root snapshot", image.id)));
+        };
+        let node = self.report.node.clone().unwrap_or_default();
+        let request = VolumeRequest {
+            client_token: format!("drill-root-{}", clone.id),
+            snapshot_id,
+            availability_zone: zone,
+            tags: Tags::from([
+                (tags::DRILL_OF.to_string(), node),
+                (tags::INSTANCE.to_string(), clone.id.clone()),
+            ]),
+        };
+        let volume = self.ec2.create_volume(&request).await?;
+        wait_for("the drill's root volume to be created", self.timing.root_swap, &self.timing, self.deadline, || async {
+            let found = self.ec2.volumes_by_id(std::slice::from_ref(&volume)).await?;
+            Ok(found.into_iter().find(|v| v.state == VolumeState::Available).map(|_| ()))
+        })
+        .await?;
+        let task = self.ec2.replace_root_volume(&clone.id, &volume, &format!("root-{}", clone.id)).await?;
+        let done = self.wait_root_task(&clone.id, &task).await?;
+        if done.state != RootTaskState::Succeeded {
+            return Err(Failure::Drill(format!("root-volume replacement task {task} ended {:?}", done.state)));
+        }
+        let root_device = clone.root_device.clone().unwrap_or_default();
+        self.ec2.set_delete_on_termination(&clone.id, std::slice::from_ref(&root_device), true).await?;
+        self.step("root-swapped", format!("{volume} (from {}) is the root (task {task})", root.snapshot_id.as_deref().unwrap_or("?")));
+        self.report.state.as_mut().map(|s| s.volumes = vec![volume]);
+        Ok(())
+    }
+
+    /// Terminates the clone and deletes what was made for it and is not
+    /// deleted with it.
+    async fn clean_up(&mut self, node: &NodeName, clone: &str) -> Result<(), Failure> {
+        let mut problems = Vec::new();
+        match self.ec2.terminate_instance(clone).await {
+            Ok(()) => {}
+            Err(e) if e.is(ErrorKind::NotFound) => {}
+            Err(e) => problems.push(format!("the clone {clone} could not be terminated: {e}")),
+        }
+        let volumes = self.ec2.volumes_tagged(tags::INSTANCE, Some(clone)).await?;
+        for volume in volumes.iter().filter(|v| v.tags.get(tags::DRILL_OF).map(String::as_str) == Some(node.as_str())) {
+            if volume.attached_to.is_some() {
+                continue; // its root: deleted with the clone (DeleteOnTermination)
+            }
+            if let Err(e) = self.ec2.delete_volume(&volume.id).await
+                && !e.is(ErrorKind::NotFound)
+            {
+                problems.push(format!("volume {} could not be deleted: {e}", volume.id));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Failure::Cleanup(problems.join("; ")));
+        }
+        self.step("cleaned-up", format!("{clone} terminated with its volumes"));
+        Ok(())
+    }
+
+    /// Clones an earlier drill could not remove (its invocation was killed)
+    /// and that were not kept on purpose, with their loose volumes. Only
+    /// what is older than any invocation can run, so a drill running at the
+    /// same time keeps its own.
+    async fn sweep_leftovers(&mut self, node: &NodeName) -> Result<(), Failure> {
+        let before = self.now - chrono::Duration::minutes(LEFTOVER_MINUTES);
+        let old = |t: Option<chrono::DateTime<chrono::Utc>>| t.is_some_and(|t| t < before);
+        let clones = self.ec2.instances_with_tag(tags::DRILL_OF).await?;
+        for clone in clones.iter().filter(|c| {
+            c.tags.get(tags::DRILL_OF).map(String::as_str) == Some(node.as_str())
+                && !c.state.is_gone()
+                && !c.tags.contains_key(KEPT)
+                && old(c.launch_time)
+        }) {
+            self.ec2.terminate_instance(&clone.id).await?;
+            self.step("leftover-removed", format!("{} from an earlier drill terminated", clone.id));
+        }
+        let loose = self.ec2.volumes_tagged(tags::DRILL_OF, Some(node.as_str())).await?;
+        for volume in loose.iter().filter(|v| v.state == VolumeState::Available && old(v.create_time)) {
+            match self.ec2.delete_volume(&volume.id).await {
+                Ok(()) => self.step("leftover-removed", format!("volume {} from an earlier drill deleted", volume.id)),
+                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::InUse) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! Launching the replacement (or a drill's clone): the spec, the network,
+//! the capacity plan, exactly once.
+
+use super::failure::Failure;
+use super::report::{Attempt, Replacement};
+use super::source::{StatePlan, launch_devices};
+use super::wait::wait_for;
+use super::{Dead, Flow, RelaunchCloud};
+use crate::config::{Capacity, Config};
+use crate::model::{ErrorKind, Image, Instance, Tags};
+use crate::node::NodeName;
+use crate::ports::{DeviceOverride, LaunchRequest, Market, Network, Ssm};
+use crate::spec::LaunchSpec;
+use crate::{tags, userdata};
+use chrono::SecondsFormat;
+use tokio::time::{Instant, sleep};
+
+/// The (instance type, market) pairs to try, in order.
+pub fn launch_plan(old_type: &str, config: &Config) -> Vec<(String, Market)> {
+    let types: Vec<String> =
+        if config.instance_types.is_empty() { vec![old_type.to_string()] } else { config.instance_types.clone() };
+    let markets: &[Market] = match config.capacity {
+        Capacity::SpotThenOnDemand => &[Market::Spot, Market::OnDemand],
+        Capacity::Spot => &[Market::Spot],
+        Capacity::OnDemand => &[Market::OnDemand],
+    };
+    markets.iter().flat_map(|m| types.iter().map(move |t| (t.clone(), *m))).collect()
+}
+
+/// The ClientToken of one launch attempt: `<base>-<attempt>`, where the base
+/// names the generation being replaced (the lost instance's id) or the
+/// drill. Unique per attempt and generation, the same on every retry of
+/// it, and never cut: EC2 takes at most 64 ASCII characters.
+pub fn client_token(base: &str, attempt: usize) -> String {
+    let token = format!("{base}-{attempt}");
+    assert!(token.len() <= 64 && token.is_ascii(), "client token {token:?} does not fit EC2's 64 characters");
+    token
+}
+
+/// The replacement's tags: the old instance's own (not `aws:*`, not an older
+/// generation's lifeboat markers) plus what it replaces, where it comes from
+/// and the state it comes back with.
+pub fn replacement_tags(old: Option<&Instance>, old_id: &str, node_tag: &str, node: &NodeName, plan: &StatePlan) -> Tags {
+    let mut tags: Tags = old
+        .map(|o| {
+            o.tags
+                .iter()
+                .filter(|(k, _)| !k.starts_with("aws:") && !tags::is_generation_marker(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.insert(node_tag.to_string(), node.to_string());
+    tags.entry(tags::NAME.to_string()).or_insert_with(|| node.to_string());
+    tags.insert(tags::REPLACES.to_string(), old_id.to_string());
+    tags.insert(tags::RESTORED_FROM.to_string(), plan.image.id.clone());
+    tags.insert(tags::STATE_SOURCE.to_string(), plan.source.as_str().to_string());
+    if let Some(as_of) = plan.as_of {
+        tags.insert(tags::STATE_AS_OF.to_string(), as_of.to_rfc3339_opts(SecondsFormat::Secs, true));
+    }
+    if let Some(disks) = &plan.disks {
+        tags.insert(tags::ROOT_VOLUME.to_string(), disks.root.id.clone());
+    }
+    tags
+}
+
+/// What one launch (with its fallbacks) is made of.
+pub(super) struct Launch {
+    pub spec: LaunchSpec,
+    pub image_id: String,
+    pub network: Network,
+    pub devices: Vec<DeviceOverride>,
+    pub user_data: String,
+    pub tags: Tags,
+    pub volume_tags: Tags,
+    /// The ClientToken base (see [`client_token`]).
+    pub token: String,
+}
+
+/// What became of the old instance's kept interface.
+enum Free {
+    Available,
+    Gone,
+    TakenBy(String),
+}
+
+impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
+    /// The spec to launch with: the old instance's, completed by what the
+    /// image recorded (EC2 no longer describes a terminated instance's
+    /// network, volumes or instance profile).
+    pub(super) fn launch_spec(&self, dead: &Dead, image: &Image) -> Result<LaunchSpec, Failure> {
+        let recorded = LaunchSpec::from_tags(&image.tags);
+        match dead.instance.as_ref().and_then(LaunchSpec::from_instance) {
+            Some(seen) => Ok(seen.completed_by(recorded)),
+            None => recorded.ok_or(Failure::NoSpec { node: dead.node.to_string(), image: image.id.clone() }),
+        }
+    }
+
+    /// Launches the replacement on the kept interface (or the old address)
+    /// from the chosen image, guarded, with the devices the old volumes take
+    /// left out. Returns its id.
+    pub(super) async fn launch_replacement(&mut self, dead: &Dead, plan: &StatePlan) -> Result<String, Failure> {
+        let spec = self.launch_spec(dead, &plan.image)?;
+        if self.report.old.as_ref().is_some_and(|o| o.private_ip.is_none())
+            && let Some(old) = self.report.old.as_mut()
+        {
+            old.private_ip = spec.private_ip.clone();
+        }
+        let network = match self.network(&spec, &dead.id).await? {
+            Ok(network) => network,
+            Err(replacement) => return Ok(self.resume_taken(replacement)),
+        };
+        let taken: Vec<String> = plan.disks.iter().flat_map(|d| d.data.iter()).filter_map(|v| v.tags.get(tags::DEVICE).cloned()).collect();
+        let launch = Launch {
+            image_id: plan.image.id.clone(),
+            network,
+            // The replacement is the node now: its disks are kept from the start.
+            devices: launch_devices(&plan.image, &taken, false),
+            user_data: userdata::render(&[]),
+            tags: replacement_tags(dead.instance.as_ref(), &dead.id, &self.config.node_tag, &dead.node, plan),
+            volume_tags: Tags::from([(self.config.node_tag.clone(), dead.node.to_string())]),
+            token: dead.id.clone(),
+            spec,
+        };
+        let instance = self.launch(&launch).await?;
+        Ok(instance.id)
+    }
+
+    fn resume_taken(&mut self, replacement: String) -> String {
+        self.step("replacement-found", format!("{replacement} took the kept interface: resuming"));
+        self.report.outcome = super::Outcome::Resumed;
+        replacement
+    }
+
+    /// The replacement's network: the kept interface once it is free, or a
+    /// new interface on the old address. `Err` with the replacement a
+    /// concurrent invocation launched on the interface.
+    async fn network(&mut self, spec: &LaunchSpec, old_id: &str) -> Result<Result<Network, String>, Failure> {
+        let address = || Network::Address {
+            subnet_id: spec.subnet_id.clone(),
+            private_ip: spec.private_ip.clone(),
+            security_group_ids: spec.security_group_ids.clone(),
+        };
+        let Some(eni) = spec.interface_id.clone() else { return Ok(Ok(self.record_network(address()))) };
+        let free = wait_for("the kept interface to be free", self.timing.release, &self.timing, self.deadline, || async {
+            Ok(match self.ec2.network_interface(&eni).await? {
+                None => Some(Free::Gone),
+                Some(i) if i.status == "available" => Some(Free::Available),
+                // Still on the old instance, or already on the replacement
+                // a concurrent invocation launched.
+                Some(_) => self.replacement_of(old_id).await?.map(|r| Free::TakenBy(r.id)),
+            })
+        })
+        .await?;
+        Ok(match free {
+            Free::Available => Ok(self.record_network(Network::Interface(eni))),
+            Free::Gone => {
+                self.step("interface", format!("{eni} is gone: a new interface with the old address"));
+                Ok(self.record_network(address()))
+            }
+            Free::TakenBy(replacement) => Err(replacement),
+        })
+    }
+
+    fn record_network(&mut self, network: Network) -> Network {
+        self.report.replacement = Some(Replacement {
+            id: String::new(),
+            private_ip: None,
+            same_ip: None,
+            instance_type: None,
+            market: None,
+            network: Some(network.clone()),
+        });
+        network
+    }
+
+    /// The live replacement of `old_id`, if any.
+    pub(super) async fn replacement_of(&self, old_id: &str) -> Result<Option<Instance>, crate::model::CloudError> {
+        let tagged = self.ec2.instances_with_tag(tags::REPLACES).await?;
+        Ok(tagged.into_iter().find(|i| i.tags.get(tags::REPLACES).map(String::as_str) == Some(old_id) && !i.state.is_gone()))
+    }
+
+    /// RunInstances through the capacity plan: the next type or market on a
+    /// capacity error; the same attempt again while the old address or
+    /// interface is still being released; the instance the token already
+    /// made when a retry's parameters differ; a failure on anything else.
+    pub(super) async fn launch(&mut self, launch: &Launch) -> Result<Instance, Failure> {
+        let node = self.report.node.clone().unwrap_or_default();
+        for (attempt, (instance_type, market)) in launch_plan(&launch.spec.instance_type, self.config).into_iter().enumerate() {
+            let request = LaunchRequest {
+                client_token: client_token(&launch.token, attempt),
+                image_id: launch.image_id.clone(),
+                instance_type: instance_type.clone(),
+                market,
+                network: launch.network.clone(),
+                key_name: launch.spec.key_name.clone(),
+                instance_profile_arn: launch.spec.instance_profile_arn.clone(),
+                http_tokens: launch.spec.http_tokens.clone(),
+                http_put_response_hop_limit: launch.spec.http_put_response_hop_limit,
+                devices: launch.devices.clone(),
+                user_data: launch.user_data.clone(),
+                tags: launch.tags.clone(),
+                volume_tags: launch.volume_tags.clone(),
+            };
+            match self.run_instance(&request).await {
+                Ok(instance) => {
+                    self.step("launched", format!("{} as {instance_type} {market:?}, guarded", instance.id));
+                    if let Some(replacement) = self.report.replacement.as_mut() {
+                        replacement.id = instance.id.clone();
+                    }
+                    return Ok(instance);
+                }
+                Err(Failure::Cloud(e)) if e.is(ErrorKind::NoCapacity) => {
+                    self.step("no-capacity", format!("{instance_type} {market:?}: {e}"));
+                    self.report.launch_attempts.push(Attempt { instance_type, market, error: e.to_string() });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Failure::NoCapacity { node, capacity: self.config.capacity.to_string() })
+    }
+
+    /// One RunInstances, retried while the address is still in use, and
+    /// resolved through its token when EC2 says the token was used.
+    async fn run_instance(&mut self, request: &LaunchRequest) -> Result<Instance, Failure> {
+        let started = Instant::now();
+        loop {
+            match self.ec2.run_instance(request).await {
+                Ok(instance) => return Ok(instance),
+                Err(e) if e.is(ErrorKind::InUse) && started.elapsed() < self.timing.release => {
+                    self.step("address-in-use", e.to_string());
+                    sleep(self.timing.max_poll).await;
+                }
+                Err(e) if e.is(ErrorKind::AlreadyExists) => {
+                    let Some(instance) = self.ec2.instance_by_client_token(&request.client_token).await? else {
+                        return Err(e.into());
+                    };
+                    if instance.state.is_gone() {
+                        return Err(Failure::TokenTaken {
+                            token: request.client_token.clone(),
+                            instance: instance.id,
+                            state: instance.state.to_string(),
+                        });
+                    }
+                    self.step("launched-before", format!("{} was launched with token {} before", instance.id, request.client_token));
+                    return Ok(instance);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The replacement's address, type and market, once it runs.
+    pub(super) fn record_running(&mut self, running: &Instance) {
+        let old_ip = self.report.old.as_ref().and_then(|o| o.private_ip.clone());
+        let network = self.report.replacement.as_ref().and_then(|r| r.network.clone());
+        self.report.replacement = Some(Replacement {
+            id: running.id.clone(),
+            private_ip: running.private_ip.clone(),
+            same_ip: match (&old_ip, &running.private_ip) {
+                (Some(old), Some(new)) => Some(old == new),
+                _ => None,
+            },
+            instance_type: Some(running.instance_type.clone()),
+            market: Some(if running.spot { Market::Spot } else { Market::OnDemand }),
+            network,
+        });
+    }
+}

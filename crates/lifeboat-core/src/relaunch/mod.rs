@@ -1,0 +1,393 @@
+//! interruption-handler: event → plan → effects → report.
+//!
+//! A relaunch, step by step (see [`Flow::relaunch`]): find the node's newest
+//! generation; start a final backup; wait for the termination; choose the
+//! state to come back with (the old instance's own volumes, else the final
+//! image, else the newest backup); launch on the kept interface with
+//! lifeboat's boot guard; give the replacement its old disks (data volumes
+//! attached, the old root swapped in); prepare it for the next interruption;
+//! repair Kubernetes over SSM, which releases the guard. Every step resumes
+//! from what AWS shows: the replacement is found by its `lifeboat:replaces`
+//! tag, a launch by its ClientToken, the swap by its task, the repair by its
+//! command, so a retried, duplicated or concurrent invocation converges on
+//! one replacement. Restore drills are in [`drill`].
+
+mod disks;
+mod drill;
+mod event;
+mod failure;
+mod launch;
+mod repair;
+mod report;
+mod source;
+mod wait;
+
+pub use event::{Request, parse_event};
+pub use failure::{Failure, RelaunchError};
+pub use launch::{client_token, launch_plan, replacement_tags};
+pub use repair::repair_verdict;
+pub use report::{Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step};
+pub use drill::fence_addresses;
+pub use source::{OldDisks, StatePlan, launch_devices, newest_available, old_disks};
+pub use wait::{COMMAND_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, Timing};
+
+use crate::backup;
+use crate::config::Config;
+use crate::event::EventError;
+use crate::model::{Instance, InstanceState};
+use crate::node::NodeName;
+use crate::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Launching, Notifier, Preparing, Ssm};
+use crate::spec::LaunchSpec;
+use crate::tags;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// What interruption-handler may do with EC2.
+pub trait RelaunchCloud: Describe + Imaging + Preparing + Launching + DeleteVolume {}
+impl<T: Describe + Imaging + Preparing + Launching + DeleteVolume> RelaunchCloud for T {}
+
+/// The cloud the flow works in.
+pub struct Cloud<'a, E, S, N> {
+    pub ec2: &'a E,
+    pub ssm: &'a S,
+    pub notifier: &'a N,
+}
+
+/// Parses the event and runs the flow. `deadline` is the Lambda's: waits stop
+/// short of it, and the retry resumes.
+pub async fn handle<E: RelaunchCloud, S: Ssm, N: Notifier>(
+    cloud: Cloud<'_, E, S, N>,
+    config: &Config,
+    timing: Timing,
+    event: &Value,
+    now: DateTime<Utc>,
+    deadline: Option<Instant>,
+) -> Result<RelaunchReport, RelaunchError> {
+    let (request, time) = parse_event(event, now)?;
+    if matches!(request, Request::Drill { keep: true, .. }) && !config.drill_allow_keep {
+        return Err(RelaunchError::Event(EventError::Detail(
+            "\"keep\": true is refused: a kept clone is a full copy of the cluster and its secrets; \
+             the deployment must allow it with LIFEBOAT_DRILL_ALLOW_KEEP=true"
+                .into(),
+        )));
+    }
+    let mut flow = Flow {
+        ec2: cloud.ec2,
+        ssm: cloud.ssm,
+        config,
+        timing,
+        deadline,
+        started: Instant::now(),
+        now,
+        report: RelaunchReport::new(request.trigger(), time),
+    };
+    let result = flow.run(request, time).await;
+    if let Err(failure) = &result {
+        tracing::error!(node = ?flow.report.node, failure = %failure, "relaunch failed");
+        flow.step("failed", failure.to_string());
+        flow.report.outcome = Outcome::Failed;
+        flow.report.reason = Some(failure.to_string());
+        flow.report.failure = Some(failure.clone());
+    }
+    let mut report = flow.report;
+    report.duration_ms = report.timeline.last().map_or(0, |s| s.at_ms);
+    notify(cloud.notifier, config, &mut report).await;
+    match result {
+        Ok(()) => Ok(report),
+        Err(_) => Err(RelaunchError::Failed(Box::new(report))),
+    }
+}
+
+/// Publishes the report to `LIFEBOAT_NOTIFY_TOPIC_ARN` when its outcome is
+/// news: a summary a person reads first, then the JSON. A notification that
+/// fails is recorded in the report, not retried: the outcome stands, and the
+/// logs and alarms carry it too.
+async fn notify<N: Notifier>(notifier: &N, config: &Config, report: &mut RelaunchReport) {
+    let (Some(topic), Some(subject)) = (&config.notify_topic_arn, report.subject()) else { return };
+    let json = serde_json::to_string_pretty(&*report).unwrap_or_default();
+    let message = format!("{}\n\n{json}", report.summary());
+    report.notification = Some(match notifier.publish(topic, &subject, &message).await {
+        Ok(()) => "sent".to_string(),
+        Err(e) => {
+            tracing::error!(error = %e, "notification failed");
+            format!("failed: {e}")
+        }
+    });
+}
+
+/// The instance that was lost, as far as AWS still tells.
+#[derive(Debug, Clone)]
+struct Dead {
+    node: NodeName,
+    id: String,
+    /// As EC2 last described it; `None` once EC2 forgot it.
+    instance: Option<Instance>,
+    /// When it was seen terminated: the time its disks are from.
+    gone_at: Option<DateTime<Utc>>,
+}
+
+struct Flow<'a, E, S> {
+    ec2: &'a E,
+    ssm: &'a S,
+    config: &'a Config,
+    timing: Timing,
+    deadline: Option<Instant>,
+    started: Instant,
+    /// The invocation's time.
+    now: DateTime<Utc>,
+    report: RelaunchReport,
+}
+
+impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
+    fn step(&mut self, step: &'static str, detail: impl Into<String>) {
+        let detail = detail.into();
+        tracing::info!(node = ?self.report.node, step, detail = %detail, "relaunch step");
+        let at_ms = self.started.elapsed().as_millis() as u64;
+        self.report.timeline.push(Step { step, at_ms, detail });
+    }
+
+    fn ignore(&mut self, reason: String) {
+        self.step("ignored", reason.clone());
+        self.report.outcome = Outcome::Ignored;
+        self.report.reason = Some(reason);
+    }
+
+    /// The wall-clock time now, on the flow's clock.
+    fn wall_now(&self) -> DateTime<Utc> {
+        self.now + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+
+    async fn run(&mut self, request: Request, time: DateTime<Utc>) -> Result<(), failure::Failure> {
+        match request {
+            Request::Ignore { reason } => {
+                self.ignore(reason);
+                Ok(())
+            }
+            Request::Relaunch { instance_id, .. } => match self.identify(&instance_id).await? {
+                Some(dead) => self.relaunch(dead, time).await,
+                None => Ok(()),
+            },
+            Request::Stop { instance_id, action } => self.early_backup(&instance_id, time, Some(action)).await,
+            Request::Rebalance { instance_id } => self.early_backup(&instance_id, time, None).await,
+            Request::Restore { node } => {
+                let dead = self.restorable(node).await?;
+                self.relaunch(dead, time).await
+            }
+            Request::Drill { node, keep } => self.drill(node, keep).await,
+        }
+    }
+
+    /// The relaunch of a node whose instance `dead` was lost.
+    async fn relaunch(&mut self, dead: Dead, time: DateTime<Utc>) -> Result<(), failure::Failure> {
+        let (mut dead, existing) = self.newest_generation(dead).await?;
+        let replacement = match existing {
+            Some(replacement) => self.resume(replacement),
+            None => {
+                self.final_backup(&dead).await;
+                dead = self.wait_terminated(dead, time).await?;
+                let plan = self.choose_state(&dead).await?;
+                self.launch_replacement(&dead, &plan).await?
+            }
+        };
+        let running = self.wait_running(&replacement).await?;
+        self.restore_disks(&dead, running).await?;
+        self.wait_online(&replacement).await?;
+        self.repair(&replacement).await
+    }
+
+    /// The instance and its node, or `None` (and the report says why) when
+    /// lifeboat does not manage it. An instance EC2 no longer describes
+    /// (about an hour after its termination) is found through its backups.
+    async fn identify(&mut self, instance_id: &str) -> Result<Option<Dead>, failure::Failure> {
+        let node_tag = self.config.node_tag.clone();
+        let (node, instance) = match self.ec2.instance(instance_id).await? {
+            Some(instance) => match instance.tags.get(&node_tag) {
+                Some(node) => (node.clone(), Some(instance)),
+                None => {
+                    self.ignore(format!("instance {instance_id} has no {node_tag} tag: not a node"));
+                    return Ok(None);
+                }
+            },
+            None => {
+                let images = self.ec2.own_images().await?;
+                let made_from = images.iter().find(|i| {
+                    i.tags.get(tags::SOURCE_INSTANCE).map(String::as_str) == Some(instance_id)
+                        && i.tags.contains_key(&node_tag)
+                });
+                let Some(image) = made_from else {
+                    self.ignore(format!("instance {instance_id} is unknown (EC2 does not describe it, no backup names it)"));
+                    return Ok(None);
+                };
+                self.step("forgotten", format!("EC2 no longer describes {instance_id}; image {} names its node", image.id));
+                (image.tags[&node_tag].clone(), None)
+            }
+        };
+        let node = match NodeName::new(&node) {
+            Ok(node) => node,
+            Err(reason) => {
+                self.ignore(format!("instance {instance_id}: node name {node:?} {reason}"));
+                return Ok(None);
+            }
+        };
+        self.report.node = Some(node.to_string());
+        self.report.old = Some(OldInstance {
+            id: instance_id.to_string(),
+            private_ip: instance.as_ref().and_then(|i| i.private_ip.clone()),
+        });
+        Ok(Some(Dead { node, id: instance_id.to_string(), instance, gone_at: None }))
+    }
+
+    /// For a manual restore: the node's last instance. Refused while an
+    /// instance of the node is alive (a relaunch would fight it for its IP).
+    async fn restorable(&mut self, node: NodeName) -> Result<Dead, failure::Failure> {
+        self.report.node = Some(node.to_string());
+        let tagged = self.ec2.instances_with_tag(&self.config.node_tag).await?;
+        let mut mine: Vec<Instance> =
+            tagged.into_iter().filter(|i| i.tags.get(&self.config.node_tag) == Some(&node.to_string())).collect();
+        if let Some(alive) = mine.iter().find(|i| !i.state.is_gone()) {
+            return Err(failure::Failure::NodeAlive {
+                node: node.to_string(),
+                instance: alive.id.clone(),
+                state: alive.state.to_string(),
+            });
+        }
+        mine.sort_by_key(|i| i.launch_time);
+        let dead = match mine.pop() {
+            Some(last) => Dead { node, id: last.id.clone(), instance: Some(last), gone_at: None },
+            None => {
+                let id = self.last_known_instance(&node).await?;
+                Dead { node, id, instance: None, gone_at: None }
+            }
+        };
+        self.report.old = Some(OldInstance {
+            id: dead.id.clone(),
+            private_ip: dead.instance.as_ref().and_then(|i| i.private_ip.clone()),
+        });
+        Ok(dead)
+    }
+
+    /// The node's last instance when EC2 describes none: the one its
+    /// preserved root belongs to, else the one its newest backup was made of.
+    async fn last_known_instance(&mut self, node: &NodeName) -> Result<String, failure::Failure> {
+        let volumes = self.ec2.volumes_tagged(&self.config.node_tag, Some(node.as_str())).await?;
+        let root = volumes
+            .iter()
+            .filter(|v| v.tags.get(tags::VOLUME_ROLE).map(String::as_str) == Some("root"))
+            .filter(|v| v.state == crate::model::VolumeState::Available)
+            .max_by_key(|v| v.create_time);
+        if let Some(owner) = root.and_then(|v| v.tags.get(tags::INSTANCE)) {
+            return Ok(owner.clone());
+        }
+        let images = self.ec2.own_images().await?;
+        newest_available(&images, &self.config.node_tag, node)
+            .and_then(|i| i.tags.get(tags::SOURCE_INSTANCE).cloned())
+            .ok_or(failure::Failure::NoImage { node: node.to_string() })
+    }
+
+    /// Follows the node's generations from `dead`: a replacement that is
+    /// alive is resumed; one that was lost too is relaunched instead.
+    async fn newest_generation(&mut self, mut dead: Dead) -> Result<(Dead, Option<Instance>), failure::Failure> {
+        for _ in 0..8 {
+            let tagged = self.ec2.instances_with_tag(tags::REPLACES).await?;
+            let mut next: Vec<Instance> =
+                tagged.into_iter().filter(|i| i.tags.get(tags::REPLACES) == Some(&dead.id)).collect();
+            if let Some(alive) = next.iter().find(|i| !i.state.is_gone()) {
+                return Ok((dead, Some(alive.clone())));
+            }
+            next.sort_by_key(|i| i.launch_time);
+            let Some(lost) = next.pop() else { return Ok((dead, None)) };
+            self.step("replacement-lost", format!("{} replaced {} and is {}: relaunching it", lost.id, dead.id, lost.state));
+            self.report.old = Some(OldInstance { id: lost.id.clone(), private_ip: None });
+            dead = Dead { node: dead.node, id: lost.id.clone(), instance: Some(lost), gone_at: None };
+        }
+        Ok((dead, None))
+    }
+
+    /// A replacement exists already: carry on with it, with the state its
+    /// launch recorded.
+    fn resume(&mut self, existing: Instance) -> String {
+        self.step("replacement-found", format!("{} exists already: resuming", existing.id));
+        self.report.outcome = Outcome::Resumed;
+        self.report.state = source::recorded_state(&existing);
+        existing.id
+    }
+
+    /// Starts a final image of the old instance while EC2 still lets us:
+    /// snapshots are point-in-time at the call, so it completes after the
+    /// termination. The fallback when the old disks cannot be used.
+    async fn final_backup(&mut self, dead: &Dead) {
+        let Some(instance) = &dead.instance else { return };
+        if self.config.final_backup && instance.state.can_be_imaged() {
+            let name = dead.node.image(&format!("final-{}", dead.id));
+            self.backup(instance, &dead.node, name, "final").await;
+        }
+    }
+
+    /// An early backup before a rebalance or a spot stop; never a relaunch.
+    async fn early_backup(
+        &mut self,
+        instance_id: &str,
+        time: DateTime<Utc>,
+        stop: Option<String>,
+    ) -> Result<(), failure::Failure> {
+        let Some(dead) = self.identify(instance_id).await? else { return Ok(()) };
+        let instance = dead.instance.as_ref().expect("identify describes a live instance");
+        if let Some(action) = &stop {
+            self.report.outcome = Outcome::Stopping;
+            self.report.reason = Some(format!(
+                "EC2 is {action} instance {instance_id} and restarts it itself with its volumes and interface: not a relaunch"
+            ));
+            if !self.config.final_backup {
+                return Ok(());
+            }
+        }
+        if !instance.state.can_be_imaged() {
+            self.ignore(format!("instance {} is {}: too late for an early backup", dead.id, instance.state));
+            return Ok(());
+        }
+        let name = dead.node.image(&format!("early-{}", time.format("%Y%m%d-%H%M")));
+        let instance = instance.clone();
+        self.backup(&instance, &dead.node, name, "early").await;
+        if stop.is_none() {
+            self.report.outcome = Outcome::BackupTaken;
+        }
+        Ok(())
+    }
+
+    async fn backup(&mut self, instance: &Instance, node: &NodeName, name: String, kind: &str) {
+        let spec = ImageSpec {
+            instance_id: instance.id.clone(),
+            description: format!("lifeboat {kind} backup of node {node} ({})", instance.id),
+            tags: tags::backup(&self.config.node_tag, node.as_str(), &instance.id, &name, kind),
+            image_tags: LaunchSpec::from_instance(instance).map(|s| s.to_tags()).unwrap_or_default(),
+            name,
+        };
+        let result = backup::create(self.ec2, node.as_str(), &instance.id, &spec).await;
+        self.step("backup", format!("{:?} {}", result.outcome, result.image_id.as_deref().unwrap_or("")));
+        self.report.backup = Some(result);
+    }
+
+    /// Waits for the old instance to be terminated: its volumes and
+    /// interface are free only then.
+    async fn wait_terminated(&mut self, mut dead: Dead, time: DateTime<Utc>) -> Result<Dead, failure::Failure> {
+        let state = dead.instance.as_ref().map(|i| i.state);
+        if matches!(state, Some(s) if s != InstanceState::Terminated) {
+            let id = dead.id.clone();
+            wait::wait_for("the old instance to terminate", self.timing.terminate, &self.timing, self.deadline, || async {
+                Ok(match self.ec2.instance(&id).await? {
+                    Some(i) if i.state != InstanceState::Terminated => None,
+                    _ => Some(()),
+                })
+            })
+            .await?;
+            dead.gone_at = Some(self.wall_now());
+            self.step("old-terminated", format!("{id} is terminated"));
+        } else {
+            // Terminated before this invocation: the event's time is the
+            // closest we know.
+            dead.gone_at = Some(time.min(self.now));
+        }
+        Ok(dead)
+    }
+}

@@ -1,0 +1,140 @@
+//! Kubernetes on the replacement: wait for its SSM agent, run the repair
+//! script (which also releases the boot guard), read its result line.
+
+use super::failure::Failure;
+use super::report::{CommandReport, Guard, Outcome};
+use super::wait::{COMMAND_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, wait_for};
+use super::{Flow, RelaunchCloud};
+use crate::model::ErrorKind;
+use crate::ports::{CommandRequest, CommandState, Script, Ssm};
+use serde_json::Value;
+
+/// Whether a script left the node healthy, from its command's state. The
+/// script's last JSON line decides (`ok` or `repaired`: healthy, `failed`:
+/// not), since SSM calls every non-zero exit `Failed`, the "repaired" exit
+/// code 3 included. Without a result line, SSM's own status decides.
+pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), String>) {
+    let output = match state {
+        CommandState::InProgress => return (None, Err("the command has not finished".into())),
+        CommandState::Success { output } | CommandState::Failed { output, .. } => output,
+    };
+    let line = output.lines().rev().find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object));
+    let field = |name: &str| line.as_ref().and_then(|l| l[name].as_str()).unwrap_or("");
+    let verdict = match (line.as_ref().and_then(|l| l["result"].as_str()), state) {
+        (Some("ok" | "repaired"), _) => Ok(()),
+        (Some(result), _) => Err(format!("the script reported {result} at step {}: {}", field("step"), field("message"))),
+        (None, CommandState::Success { .. }) => Ok(()),
+        (None, CommandState::Failed { ssm_status, exit_code, .. }) => {
+            Err(format!("the command ended {ssm_status} (exit {exit_code}) without a result line"))
+        }
+        (None, CommandState::InProgress) => unreachable!("handled above"),
+    };
+    (line, verdict)
+}
+
+/// Whether the repair found (and released) lifeboat's boot guard.
+fn guard_of(result: Option<&Value>) -> Guard {
+    match result.and_then(|r| r["guard"].as_str()) {
+        Some("released") => Guard::Released,
+        _ => Guard::NotConfirmed,
+    }
+}
+
+impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
+    /// Waits for the instance's SSM agent, after the launch or after the
+    /// reboot of a root swap.
+    pub(super) async fn wait_online(&mut self, instance_id: &str) -> Result<(), Failure> {
+        wait_for("the SSM agent to come online", self.timing.online, &self.timing, self.deadline, || async {
+            Ok(self.ssm.is_online(instance_id).await?.then_some(()))
+        })
+        .await?;
+        self.step("ssm-online", format!("{instance_id} is a managed node"));
+        Ok(())
+    }
+
+    /// Sends the repair (unless an earlier invocation did) and waits for its
+    /// result.
+    pub(super) async fn repair(&mut self, replacement: &str) -> Result<(), Failure> {
+        let node = self.report.node.clone().unwrap_or_default();
+        let node = crate::node::NodeName::new(&node).map_err(Failure::Repair)?;
+        let comment = node.comment("repair");
+        let previous = match self.ssm.last_command(replacement, &comment).await? {
+            Some(id) => Some((self.command_state(&id, replacement).await?, id)),
+            None => None,
+        };
+        let (command_id, state) = match previous {
+            Some((CommandState::InProgress, id)) => {
+                self.step("command-found", format!("{id} is still running"));
+                let state = self.command_result(&id, replacement).await?;
+                (id, state)
+            }
+            Some((state, id)) if repair_verdict(&state).1.is_ok() => {
+                self.report.outcome = Outcome::AlreadyDone;
+                let done = format!("{id} succeeded before: nothing left to do");
+                return self.finish_repair(id, state, done);
+            }
+            _ => {
+                let args = vec!["--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
+                self.run_script(replacement, Script::Repair, &comment, args).await?
+            }
+        };
+        let done = format!("{command_id} succeeded");
+        self.finish_repair(command_id, state, done)
+    }
+
+    /// Reads the repair's result: healthy, and whether it released the guard.
+    pub(super) fn finish_repair(&mut self, command_id: String, state: CommandState, done: String) -> Result<(), Failure> {
+        let (result, verdict) = repair_verdict(&state);
+        let guard = guard_of(result.as_ref());
+        self.report.command = Some(CommandReport { command_id: command_id.clone(), state, result });
+        verdict.map_err(|e| Failure::Repair(format!("{e} (command {command_id})")))?;
+        self.step("repaired", done);
+        self.report.guard = Some(guard);
+        match guard {
+            Guard::Released => self.step("released", "the boot guard released kubelet"),
+            Guard::NotConfirmed => self.step("guard-not-confirmed", "no boot guard was found: did cloud-init run?"),
+        }
+        Ok(())
+    }
+
+    /// Runs a script over SSM and waits for its result.
+    pub(super) async fn run_script(
+        &mut self,
+        instance_id: &str,
+        script: Script,
+        comment: &str,
+        args: Vec<String>,
+    ) -> Result<(String, CommandState), Failure> {
+        let request = CommandRequest {
+            instance_id: instance_id.to_string(),
+            script,
+            args,
+            comment: comment.to_string(),
+            timeout_seconds: COMMAND_TIMEOUT_SECONDS,
+        };
+        let id = self.ssm.send_command(&request).await?;
+        self.step("command-sent", format!("{comment}: {id}"));
+        let state = self.command_result(&id, instance_id).await?;
+        Ok((id, state))
+    }
+
+    /// A command's state; one SSM does not show yet is in progress.
+    async fn command_state(&self, command_id: &str, instance_id: &str) -> Result<CommandState, Failure> {
+        match self.ssm.command_state(command_id, instance_id).await {
+            Err(e) if e.is(ErrorKind::NotYetVisible) => Ok(CommandState::InProgress),
+            other => Ok(other?),
+        }
+    }
+
+    async fn command_result(&self, command_id: &str, instance_id: &str) -> Result<CommandState, Failure> {
+        wait_for("the command to finish", self.timing.command, &self.timing, self.deadline, || async {
+            match self.ssm.command_state(command_id, instance_id).await {
+                Ok(CommandState::InProgress) => Ok(None),
+                // Visible a moment after SendCommand returns.
+                Err(e) if e.is(ErrorKind::NotYetVisible) => Ok(None),
+                other => other.map(Some),
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,248 @@
+//! Zero data loss: the replacement runs on the old instance's own volumes,
+//! and when it cannot, on the best image there is, saying so. Each step
+//! resumes after a crash without doing anything twice.
+
+mod common;
+
+use common::*;
+use lifeboat_core::config::Config;
+use lifeboat_core::memory::MemoryCloud;
+use lifeboat_core::model::{ImageState, Instance, Volume, VolumeState};
+use lifeboat_core::ports::Market;
+use lifeboat_core::relaunch::{Outcome, Source};
+use std::time::Duration;
+
+/// The node's volumes as the old instance had them: (root, data).
+fn old_volumes(cloud: &MemoryCloud, old: &str) -> (Volume, Volume) {
+    let mine: Vec<Volume> = cloud.volumes().into_iter().filter(|v| v.tags.get("lifeboat:instance").map(String::as_str) == Some(old)).collect();
+    let role = |r: &str| mine.iter().find(|v| v.tags["lifeboat:volume"] == r).cloned().unwrap();
+    (role("root"), role("data"))
+}
+
+/// A prepared node with a data volume, and a marker on its root that
+/// stands for data written after its last backup.
+async fn node_with_data(cloud: &MemoryCloud) -> (String, Volume, Volume) {
+    let old = cloud.add_node("k8s-master");
+    cloud.add_data_volume(&old, "/dev/sdf");
+    let report = lifeboat_core::backup::handle(cloud, &Config::default(), &serde_json::json!({}), now() - chrono::Duration::hours(12))
+        .await
+        .unwrap();
+    assert!(report.nodes[0].preparation.is_some());
+    cloud.finish_images();
+    let (root, data) = old_volumes(cloud, &old);
+    cloud.set_tag(&root.id, "written-after-the-backup", "etcd revision 1042");
+    (old, root, data)
+}
+
+fn volume_at(cloud: &MemoryCloud, instance: &Instance, device: &str) -> Volume {
+    let id = &instance.volumes.iter().find(|v| v.device == device).unwrap().volume_id;
+    cloud.volumes().into_iter().find(|v| &v.id == id).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_replacement_runs_on_the_old_instances_own_volumes() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(110));
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let new = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
+    // The very volumes, at their devices: nothing lost.
+    assert_eq!(volume_at(&cloud, &new, "/dev/xvda").id, root.id);
+    assert_eq!(volume_at(&cloud, &new, "/dev/sdf").id, data.id);
+    assert_eq!(new.volumes.len(), 2, "the image's own data device was left out");
+    assert_eq!(volume_at(&cloud, &new, "/dev/xvda").tags["written-after-the-backup"], "etcd revision 1042");
+    // The image's root was deleted by the swap; nothing else is left over.
+    let loose: Vec<Volume> = cloud.volumes().into_iter().filter(|v| v.state != VolumeState::InUse).collect();
+    assert!(loose.is_empty(), "{loose:?}");
+    // Ready for the next interruption: kept on termination, naming the replacement.
+    assert!(new.volumes.iter().all(|v| !v.delete_on_termination));
+    assert!(cloud.volumes().iter().all(|v| v.tags["lifeboat:instance"] == new.id));
+    let state = report.state.clone().unwrap();
+    assert_eq!(state.source, Source::OldVolumes);
+    assert_eq!(state.volumes.len(), 2);
+    assert!(state.as_of.unwrap() >= now() + chrono::Duration::seconds(110), "the termination time");
+    let steps = steps(&report);
+    assert!(steps.contains(&"data-attached") && steps.contains(&"root-swapped"), "{steps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_old_root_the_final_image_is_used_if_it_becomes_available_in_time() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    // A person deleted the root (say); the final image is made at the warning.
+    cloud.set_tag(&root.id, "lifeboat:instance", "i-someone-else");
+    cloud.terminate_in(&old, Duration::from_secs(60));
+    let handler = async { run(&cloud, &Config::default(), &warning(&old)).await };
+    let finisher = async {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        cloud.finish_images();
+    };
+    let (report, ()) = tokio::join!(handler, finisher);
+    let report = report.unwrap();
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::FinalImage, "{state:?}");
+    let final_image = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "final").unwrap();
+    assert_eq!(state.image_id.as_deref(), Some(final_image.id.as_str()));
+    assert!(state.fallback.unwrap().contains("no preserved root volume"));
+    // The preserved data volume is not thrown away: it stays for a person.
+    assert!(cloud.volumes().iter().any(|v| v.id == data.id && v.state == VolumeState::Available));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_final_image_still_pending_after_the_wait_falls_back_to_the_newest_backup() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.delete_volume_now(&root.id);
+    cloud.terminate_in(&old, Duration::from_secs(60));
+    let config = Config { final_image_wait: chrono::Duration::seconds(90), ..Config::default() };
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::Backup);
+    let fallback = state.fallback.unwrap();
+    assert!(fallback.contains("final image") && fallback.contains("the final image to be available"), "{fallback}");
+    let scheduled = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "scheduled").unwrap();
+    assert_eq!(state.image_id, Some(scheduled.id));
+    assert_eq!(state.as_of, scheduled.creation_date);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_root_in_another_zone_is_not_used_and_never_deleted() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.edit_volume(&root.id, |v| v.availability_zone = "eu-west-1b".into());
+    cloud.terminate_in(&old, Duration::ZERO);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::Backup, "{state:?}");
+    assert!(state.fallback.unwrap().contains("is in eu-west-1b, the node's interface in eu-west-1a"));
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id), "the old root is never deleted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unencrypted_old_root_is_not_swapped_for_an_encrypted_one() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    // The account encrypts new volumes by default: the launched root is.
+    cloud.encrypt_new_volumes();
+    cloud.terminate_in(&old, Duration::ZERO);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::Backup, "{state:?}");
+    assert!(state.fallback.unwrap().contains("is not encrypted and the image's root is"));
+    let new = replacements(&cloud, &old).remove(0);
+    assert!(cloud.root_tasks_of(&new.id).is_empty(), "not even tried: EC2 would refuse it");
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_root_swap_that_fails_keeps_the_image_root_and_says_so() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    cloud.fail_root_tasks(); // say, a KMS key the role cannot use
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::Backup);
+    assert!(state.fallback.unwrap().contains("ended Failed"));
+    let new = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
+    assert_eq!(new.tags["lifeboat:state-source"], "backup", "a retry reads the truth");
+    assert_ne!(volume_at(&cloud, &new, "/dev/xvda").id, root.id);
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available), "kept: the only copy");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_between_launch_and_swap_resumes_with_one_instance_and_one_swap() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    // Out of time while the replacement boots.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(35);
+    let report = failed(run_until(&cloud, &Config::default(), &warning(&old), Some(deadline)).await);
+    assert!(steps(&report).contains(&"launched") && !steps(&report).contains(&"root-swap-started"));
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Resumed);
+    assert_eq!(report.state.as_ref().unwrap().source, Source::OldVolumes, "read back from the replacement's tags");
+    let new = replacements(&cloud, &old);
+    assert_eq!(new.len(), 1);
+    assert_eq!(cloud.root_tasks_of(&new[0].id).len(), 1);
+    assert_eq!(volume_at(&cloud, &cloud.instance(&new[0].id).unwrap(), "/dev/xvda").id, root.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_between_swap_and_repair_resumes_without_a_second_swap() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    // Out of time while the agent registers after the swap's reboot.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(95);
+    let report = failed(run_until(&cloud, &Config::default(), &warning(&old), Some(deadline)).await);
+    assert!(steps(&report).contains(&"root-swapped") && !steps(&report).contains(&"command-sent"), "{:?}", steps(&report));
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Resumed);
+    let new = replacements(&cloud, &old);
+    assert_eq!(cloud.root_tasks_of(&new[0].id).len(), 1);
+    assert_eq!(cloud.commands().len(), 1);
+    assert_eq!(volume_at(&cloud, &cloud.instance(&new[0].id).unwrap(), "/dev/xvda").id, root.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_interrupted_during_its_recovery_hands_the_same_disks_on() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    // The replacement is lost right after it got the old disks, before the repair.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(95);
+    failed(run_until(&cloud, &Config::default(), &warning(&old), Some(deadline)).await);
+    let second = replacements(&cloud, &old).remove(0);
+    cloud.terminate_in(&second.id, Duration::ZERO);
+    // The retry of the first event follows the generations.
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    assert!(steps(&report).contains(&"replacement-lost"));
+    let third = cloud.instance(&replacements(&cloud, &second.id)[0].id).unwrap();
+    assert_eq!(volume_at(&cloud, &third, "/dev/xvda").id, root.id);
+    assert_eq!(volume_at(&cloud, &third, "/dev/sdf").id, data.id);
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
+    // And the event for the lost replacement finds the work done.
+    let late = run(&cloud, &Config::default(), &warning(&second.id)).await.unwrap();
+    assert_eq!(late.outcome, Outcome::AlreadyDone);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relaunch_that_fails_never_deletes_the_preserved_volumes_and_names_them() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    cloud.refuse_capacity(None, Some(Market::Spot), "InsufficientInstanceCapacity");
+    cloud.refuse_capacity(None, Some(Market::OnDemand), "InsufficientInstanceCapacity");
+    let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
+    let named = report.state.unwrap().volumes;
+    assert!(named.contains(&root.id) && named.contains(&data.id), "{named:?}");
+    for id in [&root.id, &data.id] {
+        assert!(cloud.volumes().iter().any(|v| &v.id == id && v.state == VolumeState::Available));
+    }
+    // A later restore uses them.
+    cloud.clear_refusals();
+    let report = run(&cloud, &Config::default(), &serde_json::json!({"action": "restore", "node": "k8s-master"})).await.unwrap();
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_never_prepared_comes_back_from_its_backup_and_says_what_was_lost() {
+    let cloud = MemoryCloud::new();
+    let old = cloud.add_node("k8s-master");
+    let instance = cloud.instance(&old).unwrap();
+    let spec = lifeboat_core::spec::LaunchSpec::from_instance(&instance).unwrap();
+    let created = chrono::Utc::now() - chrono::Duration::hours(13);
+    let (image, _) = cloud.add_image("k8s-master-20261126-0100", ImageState::Available, Some(created), &[("lifeboat:node", "k8s-master")]);
+    for (k, v) in spec.to_tags() {
+        cloud.set_tag(&image, &k, &v);
+    }
+    cloud.terminate_in(&old, Duration::ZERO);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    let state = report.state.as_ref().unwrap();
+    assert_eq!((state.source, state.as_of), (Source::Backup, Some(created)));
+    assert!(report.summary().contains("changes made after it are LOST"), "{}", report.summary());
+}

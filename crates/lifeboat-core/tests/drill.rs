@@ -1,0 +1,181 @@
+//! Restore drills: a fenced, guarded clone that goes through the relaunch's
+//! own mechanisms, and is removed with everything made for it whatever
+//! happened; the live node is never touched.
+
+mod common;
+
+use common::*;
+use lifeboat_core::config::Config;
+use lifeboat_core::memory::MemoryCloud;
+use lifeboat_core::model::{Instance, InstanceState, VolumeState};
+use lifeboat_core::ports::{CommandState, Network, Script};
+use lifeboat_core::relaunch::{self, Cloud, Outcome, RelaunchError, Timing};
+use lifeboat_core::tags::{DRILL_OF, REPLACES};
+use std::time::Duration;
+
+fn clones(cloud: &MemoryCloud) -> Vec<Instance> {
+    cloud.instances().into_iter().filter(|i| i.tags.contains_key(DRILL_OF)).collect()
+}
+
+/// Every volume made for a drill that still exists.
+fn drill_volumes(cloud: &MemoryCloud) -> Vec<String> {
+    cloud.volumes().into_iter().filter(|v| v.tags.contains_key(DRILL_OF)).map(|v| v.id).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans_up() {
+    let cloud = MemoryCloud::new();
+    let node = prepared_node(&cloud).await;
+    let node_before = cloud.instance(&node).unwrap();
+    let volumes_before = cloud.volumes();
+    let config = Config { drill_security_group: Some("sg-0drill".into()), ..Config::default() };
+    let report = run(&cloud, &config, &drill(false)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::DrillPassed);
+    let clone = &clones(&cloud)[0];
+    let replacement = report.replacement.as_ref().unwrap();
+    assert_eq!(replacement.id, clone.id);
+    assert_eq!(clone.state, InstanceState::Terminated, "cleaned up");
+    assert_eq!(replacement.same_ip, Some(false));
+    assert!(!clone.tags.contains_key("lifeboat:node") && !clone.tags.contains_key(REPLACES), "a clone is never a node");
+    assert!(matches!(&replacement.network, Some(Network::Address { private_ip: None, security_group_ids, .. }) if security_group_ids == &["sg-0drill"]));
+    // Guarded and fenced off the live node's address from its first boot.
+    let user_data = cloud.user_data(&clone.id).unwrap();
+    let live_ip = node_before.private_ip.clone().unwrap();
+    assert!(user_data.contains("ConditionPathExists=/run/lifeboat/released"));
+    assert!(user_data.contains(&format!("for ip in {live_ip}; do")), "{user_data}");
+    // The root was swapped for a volume made from the image's root snapshot.
+    assert_eq!(cloud.root_tasks_of(&clone.id).len(), 1);
+    // The repair ran in quarantine, then the health check; both on the clone.
+    let commands = cloud.commands();
+    let sent: Vec<(Script, Vec<String>)> = commands.iter().map(|c| (c.script, c.args.clone())).collect();
+    assert_eq!(
+        sent,
+        [
+            (Script::Repair, vec!["--quarantine".into(), "--timeout".into(), "480".into()]),
+            (Script::Health, vec!["k8s-master".into(), "--timeout".into(), "120".into()]),
+        ]
+    );
+    assert!(commands.iter().all(|c| c.instance_id == clone.id));
+    // Everything made for it is gone; the live node and its volumes are untouched.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(drill_volumes(&cloud).is_empty(), "{:?}", drill_volumes(&cloud));
+    assert_eq!(cloud.instance(&node).unwrap(), node_before);
+    assert_eq!(cloud.volumes(), volumes_before);
+    assert_eq!(
+        steps(&report),
+        [
+            "image",
+            "launched",
+            "guarded",
+            "running",
+            "root-swapped",
+            "ssm-online",
+            "command-sent",
+            "repaired",
+            "released",
+            "command-sent",
+            "healthy",
+            "cleaned-up"
+        ]
+    );
+    assert_eq!(report.duration_ms, report.timeline.last().unwrap().at_ms);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_drill_fails_and_still_cleans_up() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.command_results(vec![
+        CommandState::Failed {
+            ssm_status: "Failed".into(),
+            exit_code: 3,
+            output: "{\"result\":\"repaired\",\"guard\":\"released\"}".into(),
+            error: String::new(),
+        },
+        CommandState::Failed {
+            ssm_status: "Failed".into(),
+            exit_code: 1,
+            output: "{\"result\":\"failed\",\"step\":\"health\",\"readyz\":true,\"node_ready\":false,\"message\":\"node k8s-master is NotReady\"}".into(),
+            error: String::new(),
+        },
+    ]);
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().starts_with("the clone is not healthy"), "{report:?}");
+    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
+    assert!(drill_volumes(&cloud).iter().all(|id| cloud.volumes().iter().any(|v| &v.id == id && v.state == VolumeState::InUse)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_that_never_reaches_ssm_names_the_likely_cause_and_is_cleaned_up() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.agents_never_online();
+    let config = Config { drill_security_group: Some("sg-0drill".into()), ..Config::default() };
+    let report = failed(run(&cloud, &config, &drill(false)).await);
+    let reason = report.reason.as_deref().unwrap();
+    assert!(reason.contains("needs HTTPS to SSM") && reason.contains("sg-0drill"), "{reason}");
+    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
+    assert!(cloud.commands().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_root_swap_fails_the_drill_and_leaves_no_volume() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.fail_root_tasks();
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().contains("ended Failed"), "{report:?}");
+    assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(drill_volumes(&cloud).is_empty(), "the volume made for the swap is deleted: {:?}", drill_volumes(&cloud));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_that_cannot_launch_fails_with_nothing_left_running() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.refuse_capacity(None, None, "InsufficientInstanceCapacity");
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().starts_with("no capacity"), "{report:?}");
+    assert!(clones(&cloud).is_empty());
+    assert_eq!(report.launch_attempts.len(), 2, "spot, then on-demand");
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_is_refused_unless_the_deployment_allows_it() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    let before = cloud.calls().len();
+    let err = run(&cloud, &Config::default(), &drill(true)).await.unwrap_err();
+    assert!(matches!(err, RelaunchError::Event(_)) && err.to_string().contains("LIFEBOAT_DRILL_ALLOW_KEEP"), "{err}");
+    assert_eq!(cloud.calls().len(), before, "no AWS call at all");
+
+    let config = Config { drill_allow_keep: true, ..Config::default() };
+    let report = run(&cloud, &config, &drill(true)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::DrillPassed);
+    let kept = &clones(&cloud)[0];
+    assert_eq!(kept.state, InstanceState::Running);
+    assert_eq!(kept.tags["lifeboat:drill-kept"], "true");
+    // A later drill leaves a kept clone alone.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    run(&cloud, &Config::default(), &drill(false)).await.unwrap();
+    assert_eq!(cloud.instance(&kept.id).unwrap().state, InstanceState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_an_earlier_drill_could_not_remove_is_removed_by_the_next() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    // The invocation is killed while the clone boots: no cleanup ran.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    let _ = run_until(&cloud, &Config::default(), &drill(false), Some(deadline)).await;
+    let leftover = clones(&cloud)[0].id.clone();
+    // Its cleanup ran here; on AWS a killed invocation never gets to it.
+    cloud.revive(&leftover);
+    // Half an hour later (EC2 stamped the clone with the wall clock).
+    let later = chrono::Utc::now() + chrono::Duration::minutes(30);
+    let handler = Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud };
+    let report = relaunch::handle(handler, &Config::default(), Timing::default(), &drill(false), later, None).await.unwrap();
+    assert!(steps(&report).contains(&"leftover-removed"), "{:?}", steps(&report));
+    assert_eq!(cloud.instance(&leftover).unwrap().state, InstanceState::Terminated);
+}
