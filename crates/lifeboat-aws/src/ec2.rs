@@ -1,20 +1,21 @@
-//! The [`Ec2`] port over aws-sdk-ec2.
+//! The EC2 ports over aws-sdk-ec2: describing, imaging, preparing, pruning.
+//! Launching is in [`crate::launch`].
 
 use crate::{cloud_error, to_chrono};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceLifecycleType, InstanceMarketOptionsRequest,
-    InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceType, MarketType,
+    EbsInstanceBlockDeviceSpecification, Filter, InstanceBlockDeviceMappingSpecification, InstanceLifecycleType,
     NetworkInterfaceAttachmentChanges, ResourceType, Tag, TagSpecification,
 };
 use lifeboat_core::model::{
-    Attachment, CloudError, Image, ImageState, Instance, InstanceState, NetworkInterface, Snapshot, SnapshotState, Tags,
+    AttachedVolume, Attachment, CloudError, Image, ImageDevice, ImageState, Instance, InstanceState, Snapshot,
+    SnapshotState, Tags, Volume, VolumeState,
 };
-use lifeboat_core::ports::{Ec2, ImageSpec, LaunchRequest, Market, Network};
+use lifeboat_core::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Preparing, Pruning};
 
 #[derive(Debug, Clone)]
 pub struct AwsEc2 {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl AwsEc2 {
@@ -27,20 +28,20 @@ impl AwsEc2 {
     }
 }
 
-fn filter(name: &str, value: &str) -> Filter {
-    Filter::builder().name(name).values(value).build()
+pub(crate) fn filter(name: &str, values: &[&str]) -> Filter {
+    Filter::builder().name(name).set_values(Some(values.iter().map(|v| v.to_string()).collect())).build()
 }
 
-fn tags_of(tags: &[Tag]) -> Tags {
+pub(crate) fn tags_of(tags: &[Tag]) -> Tags {
     tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
-fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecification {
+pub(crate) fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecification {
     let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
     TagSpecification::builder().resource_type(resource).set_tags(Some(tags.collect())).build()
 }
 
-fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+pub(crate) fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let state = i.state()?.name()?.as_str();
     let primary = i.network_interfaces().iter().find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0));
     Some(Instance {
@@ -49,8 +50,11 @@ fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         launch_time: i.launch_time().and_then(to_chrono),
         tags: tags_of(i.tags()),
         instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        image_id: i.image_id().map(str::to_string),
+        availability_zone: i.placement().and_then(|p| p.availability_zone()).map(str::to_string),
         subnet_id: i.subnet_id().map(str::to_string),
         private_ip: i.private_ip_address().map(str::to_string),
+        public_ip: i.public_ip_address().map(str::to_string),
         security_group_ids: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
         primary_interface: primary.and_then(|n| {
             let attachment = n.attachment()?;
@@ -60,6 +64,19 @@ fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
                 delete_on_termination: attachment.delete_on_termination().unwrap_or(true),
             })
         }),
+        root_device: i.root_device_name().map(str::to_string),
+        volumes: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| {
+                let ebs = m.ebs()?;
+                Some(AttachedVolume {
+                    device: m.device_name()?.to_string(),
+                    volume_id: ebs.volume_id()?.to_string(),
+                    delete_on_termination: ebs.delete_on_termination().unwrap_or(false),
+                })
+            })
+            .collect(),
         key_name: i.key_name().map(str::to_string),
         instance_profile_arn: i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string),
         http_tokens: i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str().to_string()),
@@ -77,10 +94,19 @@ fn image_of(i: &aws_sdk_ec2::types::Image) -> Option<Image> {
             .creation_date()
             .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
             .map(|d| d.with_timezone(&chrono::Utc)),
-        snapshot_ids: i
+        root_device: i.root_device_name().map(str::to_string),
+        devices: i
             .block_device_mappings()
             .iter()
-            .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+            .filter_map(|m| {
+                let ebs = m.ebs()?;
+                Some(ImageDevice {
+                    device: m.device_name()?.to_string(),
+                    snapshot_id: ebs.snapshot_id().map(str::to_string),
+                    size_gib: ebs.volume_size(),
+                    delete_on_termination: ebs.delete_on_termination().unwrap_or(true),
+                })
+            })
             .collect(),
         tags: tags_of(i.tags()),
     })
@@ -95,10 +121,36 @@ fn snapshot_of(s: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
     })
 }
 
+pub(crate) fn volume_of(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
+    Some(Volume {
+        id: v.volume_id()?.to_string(),
+        state: VolumeState::parse(v.state().map(|s| s.as_str()).unwrap_or_default()),
+        availability_zone: v.availability_zone().unwrap_or_default().to_string(),
+        encrypted: v.encrypted().unwrap_or(false),
+        size_gib: v.size().unwrap_or(0),
+        create_time: v.create_time().and_then(to_chrono),
+        attached_to: v.attachments().iter().find_map(|a| a.instance_id().map(str::to_string)),
+        tags: tags_of(v.tags()),
+    })
+}
+
 /// Values per filter in one Describe call.
 const FILTER_VALUES: usize = 200;
 
 impl AwsEc2 {
+    async fn instances_matching(&self, filters: Vec<Filter>) -> Result<Vec<Instance>, CloudError> {
+        let pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("DescribeInstances", e))?;
+        Ok(pages.iter().flat_map(|page| page.reservations()).flat_map(|r| r.instances()).filter_map(instance_of).collect())
+    }
+
     async fn snapshots_matching(&self, filter: Filter) -> Result<Vec<Snapshot>, CloudError> {
         let pages = self
             .client
@@ -112,27 +164,97 @@ impl AwsEc2 {
             .map_err(|e| cloud_error("DescribeSnapshots", e))?;
         Ok(pages.iter().flat_map(|p| p.snapshots()).filter_map(snapshot_of).collect())
     }
-}
 
-impl Ec2 for AwsEc2 {
-    async fn instances_with_tag(&self, tag_key: &str) -> Result<Vec<Instance>, CloudError> {
+    pub(crate) async fn volumes_matching(&self, filters: Vec<Filter>) -> Result<Vec<Volume>, CloudError> {
         let pages = self
             .client
-            .describe_instances()
-            .filters(filter("tag-key", tag_key))
+            .describe_volumes()
+            .set_filters(Some(filters))
             .into_paginator()
             .send()
             .try_collect()
             .await
-            .map_err(|e| cloud_error("DescribeInstances", e))?;
-        Ok(pages
-            .iter()
-            .flat_map(|page| page.reservations())
-            .flat_map(|r| r.instances())
-            .filter_map(instance_of)
-            .collect())
+            .map_err(|e| cloud_error("DescribeVolumes", e))?;
+        Ok(pages.iter().flat_map(|p| p.volumes()).filter_map(volume_of).collect())
     }
 
+    /// One Describe call per chunk of ids, as filter values: a missing id
+    /// is then simply absent instead of failing the whole call.
+    async fn volumes_filtered(&self, name: &str, ids: &[String]) -> Result<Vec<Volume>, CloudError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            found.extend(self.volumes_matching(vec![filter(name, &values)]).await?);
+        }
+        Ok(found)
+    }
+}
+
+impl Describe for AwsEc2 {
+    async fn instances_with_tag(&self, tag_key: &str) -> Result<Vec<Instance>, CloudError> {
+        self.instances_matching(vec![filter("tag-key", &[tag_key])]).await
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, CloudError> {
+        match self.client.describe_instances().instance_ids(instance_id).send().await {
+            Ok(out) => Ok(out.reservations().iter().flat_map(|r| r.instances()).find_map(instance_of)),
+            Err(e) => {
+                let e = cloud_error("DescribeInstances", e);
+                if e.is(lifeboat_core::model::ErrorKind::NotFound) { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    async fn instance_by_client_token(&self, client_token: &str) -> Result<Option<Instance>, CloudError> {
+        Ok(self.instances_matching(vec![filter("client-token", &[client_token])]).await?.into_iter().next())
+    }
+
+    async fn own_images(&self) -> Result<Vec<Image>, CloudError> {
+        // Disabled images too: their snapshots are still in use.
+        let pages = self
+            .client
+            .describe_images()
+            .owners("self")
+            .include_disabled(true)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| cloud_error("DescribeImages", e))?;
+        Ok(pages.iter().flat_map(|p| p.images()).filter_map(image_of).collect())
+    }
+
+    async fn image_named(&self, name: &str) -> Result<Option<Image>, CloudError> {
+        let out = self
+            .client
+            .describe_images()
+            .owners("self")
+            .include_disabled(true)
+            .filters(filter("name", &[name]))
+            .send()
+            .await
+            .map_err(|e| cloud_error("DescribeImages", e))?;
+        Ok(out.images().iter().find_map(image_of))
+    }
+
+    async fn volumes_tagged(&self, key: &str, value: Option<&str>) -> Result<Vec<Volume>, CloudError> {
+        let tag_filter = match value {
+            Some(value) => filter(&format!("tag:{key}"), &[value]),
+            None => filter("tag-key", &[key]),
+        };
+        self.volumes_matching(vec![tag_filter]).await
+    }
+
+    async fn volumes_by_id(&self, ids: &[String]) -> Result<Vec<Volume>, CloudError> {
+        self.volumes_filtered("volume-id", ids).await
+    }
+
+    async fn volumes_attached_to(&self, instance_ids: &[String]) -> Result<Vec<Volume>, CloudError> {
+        self.volumes_filtered("attachment.instance-id", instance_ids).await
+    }
+}
+
+impl Imaging for AwsEc2 {
     async fn create_image(&self, spec: &ImageSpec) -> Result<String, CloudError> {
         let out = self
             .client
@@ -149,36 +271,61 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|e| cloud_error("CreateImage", e))?;
-        out.image_id().map(str::to_string).ok_or_else(|| CloudError::new("CreateImage", None, "no image id returned"))
+        out.image_id().map(str::to_string).ok_or_else(|| crate::no_answer("CreateImage", "no image id returned"))
     }
+}
 
-    async fn image_named(&self, name: &str) -> Result<Option<Image>, CloudError> {
-        let out = self
-            .client
-            .describe_images()
-            .owners("self")
-            .filters(filter("name", name))
+impl Preparing for AwsEc2 {
+    async fn keep_interface_on_termination(&self, attachment: &Attachment) -> Result<(), CloudError> {
+        self.client
+            .modify_network_interface_attribute()
+            .network_interface_id(&attachment.interface_id)
+            .attachment(
+                NetworkInterfaceAttachmentChanges::builder()
+                    .attachment_id(&attachment.attachment_id)
+                    .delete_on_termination(false)
+                    .build(),
+            )
             .send()
             .await
-            .map_err(|e| cloud_error("DescribeImages", e))?;
-        Ok(out.images().iter().find_map(image_of))
+            .map_err(|e| cloud_error("ModifyNetworkInterfaceAttribute", e))?;
+        Ok(())
     }
 
-    async fn own_images(&self) -> Result<Vec<Image>, CloudError> {
-        let pages = self
-            .client
-            .describe_images()
-            .owners("self")
-            .into_paginator()
+    async fn set_delete_on_termination(&self, instance_id: &str, devices: &[String], delete: bool) -> Result<(), CloudError> {
+        // DeleteOnTermination is always given: omitted, EC2 takes it as true.
+        let mappings = devices.iter().map(|device| {
+            InstanceBlockDeviceMappingSpecification::builder()
+                .device_name(device)
+                .ebs(EbsInstanceBlockDeviceSpecification::builder().delete_on_termination(delete).build())
+                .build()
+        });
+        self.client
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .set_block_device_mappings(Some(mappings.collect()))
             .send()
-            .try_collect()
             .await
-            .map_err(|e| cloud_error("DescribeImages", e))?;
-        Ok(pages.iter().flat_map(|p| p.images()).filter_map(image_of).collect())
+            .map_err(|e| cloud_error("ModifyInstanceAttribute", e))?;
+        Ok(())
     }
 
+    async fn tag(&self, resource_ids: &[String], tags: &Tags) -> Result<(), CloudError> {
+        let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+        self.client
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await
+            .map_err(|e| cloud_error("CreateTags", e))?;
+        Ok(())
+    }
+}
+
+impl Pruning for AwsEc2 {
     async fn snapshots_with_tag(&self, tag_key: &str) -> Result<Vec<Snapshot>, CloudError> {
-        self.snapshots_matching(filter("tag-key", tag_key)).await
+        self.snapshots_matching(filter("tag-key", &[tag_key])).await
     }
 
     async fn snapshots_by_id(&self, ids: &[String]) -> Result<Vec<Snapshot>, CloudError> {
@@ -186,8 +333,8 @@ impl Ec2 for AwsEc2 {
         // instead of failing the whole call with InvalidSnapshot.NotFound.
         let mut found = Vec::new();
         for chunk in ids.chunks(FILTER_VALUES) {
-            let filter = Filter::builder().name("snapshot-id").set_values(Some(chunk.to_vec())).build();
-            found.extend(self.snapshots_matching(filter).await?);
+            let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            found.extend(self.snapshots_matching(filter("snapshot-id", &values)).await?);
         }
         Ok(found)
     }
@@ -212,103 +359,16 @@ impl Ec2 for AwsEc2 {
             .map_err(|e| cloud_error("DeleteSnapshot", e))?;
         Ok(())
     }
+}
 
-    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, CloudError> {
-        match self.client.describe_instances().instance_ids(instance_id).send().await {
-            Ok(out) => Ok(out.reservations().iter().flat_map(|r| r.instances()).find_map(instance_of)),
-            Err(e) => {
-                let e = cloud_error("DescribeInstances", e);
-                if e.has_code("InvalidInstanceID.NotFound") || e.has_code("InvalidInstanceID.Malformed") {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
-    async fn network_interface(&self, interface_id: &str) -> Result<Option<NetworkInterface>, CloudError> {
-        match self.client.describe_network_interfaces().network_interface_ids(interface_id).send().await {
-            Ok(out) => Ok(out.network_interfaces().iter().find_map(|n| {
-                Some(NetworkInterface {
-                    id: n.network_interface_id()?.to_string(),
-                    status: n.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-                    subnet_id: n.subnet_id().unwrap_or_default().to_string(),
-                    private_ip: n.private_ip_address().map(str::to_string),
-                })
-            })),
-            Err(e) => {
-                let e = cloud_error("DescribeNetworkInterfaces", e);
-                if e.has_code("InvalidNetworkInterfaceID.NotFound") { Ok(None) } else { Err(e) }
-            }
-        }
-    }
-
-    async fn keep_interface_on_termination(&self, attachment: &Attachment) -> Result<(), CloudError> {
+impl DeleteVolume for AwsEc2 {
+    async fn delete_volume(&self, volume_id: &str) -> Result<(), CloudError> {
         self.client
-            .modify_network_interface_attribute()
-            .network_interface_id(&attachment.interface_id)
-            .attachment(
-                NetworkInterfaceAttachmentChanges::builder()
-                    .attachment_id(&attachment.attachment_id)
-                    .delete_on_termination(false)
-                    .build(),
-            )
+            .delete_volume()
+            .volume_id(volume_id)
             .send()
             .await
-            .map_err(|e| cloud_error("ModifyNetworkInterfaceAttribute", e))?;
-        Ok(())
-    }
-
-    async fn run_instance(&self, request: &LaunchRequest) -> Result<Instance, CloudError> {
-        let mut call = self
-            .client
-            .run_instances()
-            .client_token(&request.client_token)
-            .image_id(&request.image_id)
-            .instance_type(InstanceType::from(request.instance_type.as_str()))
-            .min_count(1)
-            .max_count(1)
-            .set_key_name(request.key_name.clone())
-            .tag_specifications(tag_specification(ResourceType::Instance, &request.tags));
-        call = match &request.network {
-            Network::Interface(eni) => call.network_interfaces(
-                InstanceNetworkInterfaceSpecification::builder().device_index(0).network_interface_id(eni).build(),
-            ),
-            Network::Address { subnet_id, private_ip, security_group_ids } => call
-                .subnet_id(subnet_id)
-                .set_private_ip_address(private_ip.clone())
-                .set_security_group_ids((!security_group_ids.is_empty()).then(|| security_group_ids.clone())),
-        };
-        if request.market == Market::Spot {
-            call = call
-                .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build());
-        }
-        if let Some(arn) = &request.instance_profile_arn {
-            call = call.iam_instance_profile(IamInstanceProfileSpecification::builder().arn(arn).build());
-        }
-        if request.http_tokens.is_some() || request.http_put_response_hop_limit.is_some() {
-            call = call.metadata_options(
-                InstanceMetadataOptionsRequest::builder()
-                    .set_http_tokens(request.http_tokens.as_deref().map(HttpTokensState::from))
-                    .set_http_put_response_hop_limit(request.http_put_response_hop_limit)
-                    .build(),
-            );
-        }
-        let out = call.send().await.map_err(|e| cloud_error("RunInstances", e))?;
-        out.instances()
-            .iter()
-            .find_map(instance_of)
-            .ok_or_else(|| CloudError::new("RunInstances", None, "no instance in the reservation"))
-    }
-
-    async fn terminate_instance(&self, instance_id: &str) -> Result<(), CloudError> {
-        self.client
-            .terminate_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| cloud_error("TerminateInstances", e))?;
+            .map_err(|e| cloud_error("DeleteVolume", e))?;
         Ok(())
     }
 }

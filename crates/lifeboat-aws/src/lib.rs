@@ -1,18 +1,20 @@
 //! lifeboat's ports implemented with the AWS SDK for Rust. The only crate that
 //! knows the SDK: it translates between SDK types and the core's model, and
-//! makes no decision of its own.
+//! makes no decision of its own, except one translation: which AWS error
+//! codes mean which [`ErrorKind`].
 
 mod ec2;
+mod launch;
 mod sns;
 mod ssm;
 
 pub use ec2::AwsEc2;
 pub use sns::AwsSns;
-pub use ssm::AwsSsm;
+pub use ssm::{AwsSsm, Documents};
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use lifeboat_core::model::CloudError;
+use lifeboat_core::model::{CloudError, ErrorKind};
 use std::time::Duration;
 
 /// The shared SDK configuration, from the standard AWS environment
@@ -32,20 +34,89 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(10))
 }
 
-/// Turns an SDK error into the core's [`CloudError`]: the AWS error code when
-/// the service answered, the whole error chain otherwise.
+/// RunInstances errors that mean "not this type or market now": the launch
+/// moves on to the next choice instead of failing (EC2 API reference,
+/// "Error codes for the Amazon EC2 API").
+const NO_CAPACITY: &[&str] = &[
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "InsufficientHostCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+    "Unsupported",
+    "InsufficientFreeAddressesInSubnet",
+    "VcpuLimitExceeded",
+    "InstanceLimitExceeded",
+];
+
+/// What an AWS error code means to lifeboat.
+pub fn kind_of(code: &str) -> ErrorKind {
+    match code {
+        _ if NO_CAPACITY.contains(&code) => ErrorKind::NoCapacity,
+        // A name or idempotency token in use (RunInstances answers
+        // IdempotentInstanceTerminated when the token's instance is gone).
+        "InvalidAMIName.Duplicate" | "IdempotentParameterMismatch" | "IdempotentInstanceTerminated" => {
+            ErrorKind::AlreadyExists
+        }
+        "InvalidIPAddress.InUse" | "InvalidNetworkInterface.InUse" | "InvalidSnapshot.InUse" | "VolumeInUse" => {
+            ErrorKind::InUse
+        }
+        // GetCommandInvocation, a moment after SendCommand.
+        "InvocationDoesNotExist" => ErrorKind::NotYetVisible,
+        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException" => {
+            ErrorKind::Throttled
+        }
+        _ if code.ends_with(".NotFound") || code.ends_with("NotFoundException") => ErrorKind::NotFound,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// Turns an SDK error into the core's [`CloudError`]: the AWS error code and
+/// its kind when the service answered, the whole error chain otherwise.
 pub(crate) fn cloud_error<E, R>(operation: &str, err: aws_sdk_ec2::error::SdkError<E, R>) -> CloudError
 where
     E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match err.as_service_error() {
-        Some(service) => CloudError::new(operation, service.code(), service.message().unwrap_or_default()),
-        None => CloudError::new(operation, None, aws_sdk_ec2::error::DisplayErrorContext(&err).to_string()),
+        Some(service) => {
+            let kind = service.code().map(kind_of).unwrap_or(ErrorKind::Other);
+            CloudError::new(operation, kind, service.code(), service.message().unwrap_or_default())
+        }
+        None => CloudError::new(operation, ErrorKind::Other, None, aws_sdk_ec2::error::DisplayErrorContext(&err).to_string()),
     }
+}
+
+/// A call that succeeded without the answer it must carry.
+pub(crate) fn no_answer(operation: &str, message: &str) -> CloudError {
+    CloudError::new(operation, ErrorKind::Other, None, message)
 }
 
 /// The SDK's timestamps as chrono's.
 pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_error_codes_map_to_the_kinds_the_core_decides_on() {
+        for (code, kind) in [
+            ("InsufficientInstanceCapacity", ErrorKind::NoCapacity),
+            ("InvalidAMIName.Duplicate", ErrorKind::AlreadyExists),
+            ("IdempotentParameterMismatch", ErrorKind::AlreadyExists),
+            ("InvalidIPAddress.InUse", ErrorKind::InUse),
+            ("InvalidSnapshot.InUse", ErrorKind::InUse),
+            ("InvocationDoesNotExist", ErrorKind::NotYetVisible),
+            ("InvalidInstanceID.NotFound", ErrorKind::NotFound),
+            ("InvalidVolume.NotFound", ErrorKind::NotFound),
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("UnauthorizedOperation", ErrorKind::Other),
+            ("InvalidInstanceId", ErrorKind::Other),
+        ] {
+            assert_eq!(kind_of(code), kind, "{code}");
+        }
+    }
 }

@@ -3,17 +3,30 @@
 use crate::{cloud_error, to_chrono};
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter, PingStatus};
-use lifeboat_core::model::CloudError;
-use lifeboat_core::ports::{CommandState, Ssm};
+use lifeboat_core::model::{CloudError, ErrorKind};
+use lifeboat_core::ports::{CommandRequest, CommandState, Ssm};
+
+/// How commands reach the node.
+#[derive(Debug, Clone)]
+pub enum Documents {
+    /// The stack's own SSM Command documents `<prefix>-repair` and
+    /// `<prefix>-health`, whose parameters the stack restricts: the role may
+    /// send nothing else.
+    Stack(String),
+    /// AWS-RunShellScript with the script embedded (cargo lambda deploy,
+    /// tests): the role must be allowed that document.
+    RunShellScript,
+}
 
 #[derive(Debug, Clone)]
 pub struct AwsSsm {
     client: Client,
+    documents: Documents,
 }
 
 impl AwsSsm {
-    pub fn new(config: &aws_config::SdkConfig) -> AwsSsm {
-        AwsSsm { client: Client::new(config) }
+    pub fn new(config: &aws_config::SdkConfig, documents: Documents) -> AwsSsm {
+        AwsSsm { client: Client::new(config), documents }
     }
 }
 
@@ -32,7 +45,7 @@ impl Ssm for AwsSsm {
             .key("InstanceIds")
             .values(instance_id)
             .build()
-            .map_err(|e| CloudError::new("DescribeInstanceInformation", None, e.to_string()))?;
+            .map_err(|e| CloudError::new("DescribeInstanceInformation", ErrorKind::Other, None, e.to_string()))?;
         let out = self
             .client
             .describe_instance_information()
@@ -46,29 +59,24 @@ impl Ssm for AwsSsm {
             .any(|i| i.instance_id() == Some(instance_id) && i.ping_status() == Some(&PingStatus::Online)))
     }
 
-    async fn send_script(
-        &self,
-        instance_id: &str,
-        comment: &str,
-        script: &str,
-        args: &[String],
-        timeout_seconds: i32,
-    ) -> Result<String, CloudError> {
-        let out = self
-            .client
-            .send_command()
-            .instance_ids(instance_id)
-            .document_name("AWS-RunShellScript")
-            .comment(comment)
-            .parameters("commands", vec![bash_command(script, args)])
-            .parameters("executionTimeout", vec![timeout_seconds.to_string()])
-            .send()
-            .await
-            .map_err(|e| cloud_error("SendCommand", e))?;
+    async fn send_command(&self, request: &CommandRequest) -> Result<String, CloudError> {
+        let timeout = request.timeout_seconds.to_string();
+        let call = self.client.send_command().instance_ids(&request.instance_id).comment(&request.comment);
+        let call = match &self.documents {
+            Documents::Stack(prefix) => call
+                .document_name(format!("{prefix}-{}", request.script.name()))
+                .parameters("args", vec![request.args.join(" ")])
+                .parameters("executionTimeout", vec![timeout]),
+            Documents::RunShellScript => call
+                .document_name("AWS-RunShellScript")
+                .parameters("commands", vec![bash_command(request.script.text(), &request.args)])
+                .parameters("executionTimeout", vec![timeout]),
+        };
+        let out = call.send().await.map_err(|e| cloud_error("SendCommand", e))?;
         out.command()
             .and_then(|c| c.command_id())
             .map(str::to_string)
-            .ok_or_else(|| CloudError::new("SendCommand", None, "no command id returned"))
+            .ok_or_else(|| crate::no_answer("SendCommand", "no command id returned"))
     }
 
     async fn command_state(&self, command_id: &str, instance_id: &str) -> Result<CommandState, CloudError> {

@@ -1,9 +1,9 @@
 //! retention-pruner: on a schedule, deletes old backups and their snapshots,
-//! never the newest good ones.
+//! never the newest good ones, and preserved volumes no node needs anymore.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use lifeboat_aws::AwsEc2;
-use lifeboat_core::{Config, prune};
+use lifeboat_core::{Config, metrics, prune};
 use serde_json::Value;
 
 #[tokio::main]
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(async |event: LambdaEvent<Value>| {
         let result = prune::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await;
         if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
-            tracing::info!(report = %serde_json::to_string(report)?, "prune done");
+            metrics::emit(report, &[], "prune done");
         }
         Ok::<_, Error>(result?)
     }))

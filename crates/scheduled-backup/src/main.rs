@@ -1,8 +1,9 @@
-//! scheduled-backup: on a schedule, one no-reboot AMI of every node.
+//! scheduled-backup: on a schedule, one no-reboot AMI of every node, and each
+//! node prepared so a relaunch keeps its interface and disks.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use lifeboat_aws::AwsEc2;
-use lifeboat_core::{Config, backup};
+use lifeboat_core::{Config, backup, metrics};
 use serde_json::Value;
 
 #[tokio::main]
@@ -14,8 +15,7 @@ async fn main() -> Result<(), Error> {
         let now = chrono::Utc::now();
         let result = backup::handle(&ec2, &config, &event.payload, now).await;
         if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
-            report.metrics(now).iter().for_each(|line| println!("{line}"));
-            tracing::info!(report = %serde_json::to_string(report)?, "backup done");
+            metrics::emit(report, &report.metrics(now), "backup done");
         }
         Ok::<_, Error>(result?)
     }))
