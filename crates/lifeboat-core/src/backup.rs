@@ -193,14 +193,19 @@ pub enum Outcome {
 }
 
 impl BackupReport {
-    /// EMF lines for the nodes whose backup for this slot exists
-    /// (`BackupSucceeded`): the "no backup in 26 hours" alarm watches them.
+    /// EMF lines: `BackupSucceeded` for each node whose backup for this slot
+    /// exists, and `NodesBackedUp` (their number, 0 included) once per run:
+    /// the "no backup in 26 hours" alarm watches the latter, so a run that
+    /// backs up nothing counts against it, and a stack that never ran yet
+    /// does not.
     pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|n| matches!(n.outcome, Outcome::Created | Outcome::AlreadyExisted))
-            .map(|n| crate::metrics::count("BackupSucceeded", &n.node, at))
-            .collect()
+        let done: Vec<&NodeResult> =
+            self.nodes.iter().filter(|n| matches!(n.outcome, Outcome::Created | Outcome::AlreadyExisted)).collect();
+        let mut lines: Vec<String> = done.iter().map(|n| crate::metrics::count("BackupSucceeded", &n.node, at)).collect();
+        if !self.dry_run {
+            lines.push(crate::metrics::value("NodesBackedUp", "Count", done.len() as f64, None, at));
+        }
+        lines
     }
 
     /// Nodes whose backup or preparation failed.

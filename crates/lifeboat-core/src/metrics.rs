@@ -1,7 +1,7 @@
 //! CloudWatch metrics as Embedded Metric Format log lines: printed to stdout
 //! by the Lambda binaries, turned into metrics by CloudWatch Logs, watched by
-//! the alarms in infra/template.yaml. Namespace `lifeboat`, each metric with
-//! and without the `Node` dimension.
+//! the alarms and the dashboard in infra/template.yaml. Namespace `lifeboat`;
+//! a node's metrics with and without the `Node` dimension.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,19 +11,28 @@ pub const NAMESPACE: &str = "lifeboat";
 
 /// One EMF line: `metric` = 1 for `node`.
 pub fn count(metric: &str, node: &str, at: DateTime<Utc>) -> String {
-    json!({
+    value(metric, "Count", 1.0, Some(node), at)
+}
+
+/// One EMF line: `metric` = `value` in `unit`, for `node` (and for all
+/// nodes together) or, without a node, for the whole stack.
+pub fn value(metric: &str, unit: &str, value: f64, node: Option<&str>, at: DateTime<Utc>) -> String {
+    let dimensions = if node.is_some() { json!([["Node"], []]) } else { json!([[]]) };
+    let mut line = json!({
         "_aws": {
             "Timestamp": at.timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Node"], []],
-                "Metrics": [{"Name": metric, "Unit": "Count"}],
+                "Dimensions": dimensions,
+                "Metrics": [{"Name": metric, "Unit": unit}],
             }],
         },
-        "Node": node,
-        metric: 1,
-    })
-    .to_string()
+        metric: value,
+    });
+    if let Some(node) = node {
+        line["Node"] = json!(node);
+    }
+    line.to_string()
 }
 
 /// What every Lambda binary does with a report: its EMF lines on stdout
@@ -49,6 +58,15 @@ mod tests {
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "lifeboat");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "BackupSucceeded");
         assert_eq!(v["Node"], "k8s-master");
-        assert_eq!(v["BackupSucceeded"], 1);
+        assert_eq!(v["BackupSucceeded"], 1.0);
+    }
+
+    #[test]
+    fn a_stack_wide_value_has_no_node() {
+        let line = value("NodesBackedUp", "Count", 0.0, None, Utc.timestamp_millis_opt(0).unwrap());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(v["NodesBackedUp"], 0.0);
+        assert!(v.get("Node").is_none());
     }
 }

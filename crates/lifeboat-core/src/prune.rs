@@ -285,6 +285,20 @@ impl PruneReport {
     pub fn failure_count(&self) -> usize {
         self.nodes.iter().map(|n| n.failures.len()).sum()
     }
+
+    /// EMF lines: `ImagesPruned` per node (not on a dry run).
+    pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
+        if self.dry_run {
+            return Vec::new();
+        }
+        self.nodes
+            .iter()
+            .map(|n| {
+                let pruned = n.deleted.iter().filter(|d| d.status == DeleteStatus::Deleted).count();
+                crate::metrics::value("ImagesPruned", "Count", pruned as f64, Some(&n.node), at)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -217,7 +217,9 @@ async fn a_slot_whose_image_failed_is_a_failed_backup_not_a_made_one() {
     let report = err.report().unwrap();
     assert_eq!(report.nodes[0].outcome, Outcome::Failed);
     assert!(report.nodes[0].reason.as_deref().unwrap().contains("failed"), "{report:?}");
-    assert!(report.metrics(now()).is_empty(), "no BackupSucceeded: the alarm must see it");
+    let metrics = report.metrics(now()).join("\n");
+    assert!(!metrics.contains("BackupSucceeded"), "{metrics}");
+    assert!(metrics.contains("\"NodesBackedUp\":0.0"), "the alarm must see it: {metrics}");
 }
 
 #[tokio::test]
@@ -231,6 +233,8 @@ async fn every_run_prepares_the_nodes_volumes_once() {
     assert_eq!(prepared.interface.as_ref().unwrap().outcome, Prepared::Kept);
     let instance = cloud.instance(&node).unwrap();
     assert!(instance.volumes.iter().all(|v| !v.delete_on_termination), "{instance:?}");
+    let eni = &instance.primary_interface.as_ref().unwrap().interface_id;
+    assert_eq!(cloud.interface_tags(eni).unwrap()["lifeboat:node"], "k8s-master", "tagged before it was changed");
     for volume in cloud.volumes() {
         assert_eq!(volume.tags["lifeboat:node"], "k8s-master");
         assert_eq!(volume.tags["lifeboat:instance"], node);

@@ -12,9 +12,10 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let ec2 = AwsEc2::new(&lifeboat_aws::sdk_config().await);
     run(service_fn(async |event: LambdaEvent<Value>| {
-        let result = prune::handle(&ec2, &config, &event.payload, chrono::Utc::now()).await;
+        let now = chrono::Utc::now();
+        let result = prune::handle(&ec2, &config, &event.payload, now).await;
         if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
-            metrics::emit(report, &[], "prune done");
+            metrics::emit(report, &report.metrics(now), "prune done");
         }
         Ok::<_, Error>(result?)
     }))

@@ -234,16 +234,21 @@ impl RelaunchReport {
         lines.join("\n")
     }
 
-    /// An EMF line for a relaunch that happened (`Relaunched`) or failed
-    /// (`RelaunchFailed`, which an alarm watches), and for drills.
+    /// EMF lines for a relaunch that happened (`Relaunched`, with
+    /// `RelaunchSeconds`) or failed (`RelaunchFailed`, which an alarm
+    /// watches), and for drills (`DrillPassed`/`DrillFailed`, `DrillSeconds`).
     pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
-        let metric = match (self.outcome, self.is_drill()) {
-            (Outcome::Relaunched, _) => "Relaunched",
-            (Outcome::DrillPassed, _) => "DrillPassed",
-            (Outcome::Failed, true) => "DrillFailed",
-            (Outcome::Failed, false) => "RelaunchFailed",
+        let node = self.node.as_deref().unwrap_or("unknown");
+        let seconds = self.duration_ms as f64 / 1000.0;
+        let (metric, duration) = match (self.outcome, self.is_drill()) {
+            (Outcome::Relaunched | Outcome::Resumed, _) => ("Relaunched", Some("RelaunchSeconds")),
+            (Outcome::DrillPassed, _) => ("DrillPassed", Some("DrillSeconds")),
+            (Outcome::Failed, true) => ("DrillFailed", None),
+            (Outcome::Failed, false) => ("RelaunchFailed", None),
             _ => return Vec::new(),
         };
-        vec![crate::metrics::count(metric, self.node.as_deref().unwrap_or("unknown"), at)]
+        let mut lines = vec![crate::metrics::count(metric, node, at)];
+        lines.extend(duration.map(|d| crate::metrics::value(d, "Seconds", seconds, Some(node), at)));
+        lines
     }
 }
