@@ -119,20 +119,33 @@ pub async fn execute(
     dry_run: bool,
 ) -> Preparation {
     let interface = match &plan.interface {
-        Some(attachment) => Some(keep_interface(ec2, attachment, dry_run).await),
+        Some(attachment) => Some(keep_interface(ec2, attachment, node_tag, node, dry_run).await),
         None => None,
     };
     let volumes = keep_volumes(ec2, plan, node_tag, node, dry_run).await;
     Preparation { interface, volumes }
 }
 
-async fn keep_interface(ec2: &impl Preparing, attachment: &Attachment, dry_run: bool) -> InterfaceResult {
+/// Tags the interface as the node's first (the stack's IAM lets the
+/// functions change only a node's interface), then keeps it.
+async fn keep_interface(
+    ec2: &impl Preparing,
+    attachment: &Attachment,
+    node_tag: &str,
+    node: &NodeName,
+    dry_run: bool,
+) -> InterfaceResult {
     let (outcome, error) = if !attachment.delete_on_termination {
         (Prepared::AlreadyKept, None)
     } else if dry_run {
         (Prepared::WouldKeep, None)
     } else {
-        match ec2.keep_interface_on_termination(attachment).await {
+        let tag = crate::model::Tags::from([(node_tag.to_string(), node.to_string())]);
+        let kept = match ec2.tag(std::slice::from_ref(&attachment.interface_id), &tag).await {
+            Ok(()) => ec2.keep_interface_on_termination(attachment).await,
+            Err(e) => Err(e),
+        };
+        match kept {
             Ok(()) => (Prepared::Kept, None),
             Err(e) => (Prepared::Failed, Some(e.to_string())),
         }

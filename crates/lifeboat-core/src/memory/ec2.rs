@@ -138,6 +138,8 @@ impl Preparing for MemoryCloud {
                 Some(&mut v.tags)
             } else if let Some(i) = s.images.get_mut(id) {
                 Some(&mut i.tags)
+            } else if let Some(n) = s.interfaces.get_mut(id) {
+                Some(&mut n.tags)
             } else {
                 s.snapshots.get_mut(id).map(|x| &mut x.tags)
             };

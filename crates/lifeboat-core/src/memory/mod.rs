@@ -111,6 +111,7 @@ struct Machine {
 #[derive(Debug)]
 struct Nic {
     eni: NetworkInterface,
+    tags: Tags,
     delete_on_termination: bool,
     attached_to: Option<String>,
 }
@@ -226,6 +227,7 @@ impl State {
                 },
                 delete_on_termination: true,
                 attached_to: Some(instance_id.to_string()),
+                tags: Tags::new(),
             },
         );
         Attachment { interface_id: eni.clone(), attachment_id: format!("{eni}-attach"), delete_on_termination: true }
@@ -468,6 +470,11 @@ impl MemoryCloud {
             machine.instance.state = InstanceState::Running;
             machine.terminated_at = None;
         }
+    }
+
+    /// The tags of a network interface.
+    pub fn interface_tags(&self, interface_id: &str) -> Option<Tags> {
+        self.lock().interfaces.get(interface_id).map(|n| n.tags.clone())
     }
 
     /// Tags a resource as CreateTags would (a test's marker, say).

@@ -195,7 +195,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 network: launch.network.clone(),
                 key_name: launch.spec.key_name.clone(),
                 instance_profile_arn: launch.spec.instance_profile_arn.clone(),
-                http_tokens: launch.spec.http_tokens.clone(),
+                // IMDSv2 only, whatever the old instance allowed: the repair
+                // reads the instance's address through it, and the stack's
+                // IAM refuses launches that would allow IMDSv1.
+                http_tokens: Some("required".into()),
                 http_put_response_hop_limit: launch.spec.http_put_response_hop_limit,
                 devices: launch.devices.clone(),
                 user_data: launch.user_data.clone(),
