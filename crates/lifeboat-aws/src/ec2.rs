@@ -148,7 +148,12 @@ impl AwsEc2 {
             .try_collect()
             .await
             .map_err(|e| cloud_error("DescribeInstances", e))?;
-        Ok(pages.iter().flat_map(|page| page.reservations()).flat_map(|r| r.instances()).filter_map(instance_of).collect())
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.reservations())
+            .flat_map(|r| r.instances())
+            .filter_map(instance_of)
+            .collect())
     }
 
     async fn snapshots_matching(&self, filter: Filter) -> Result<Vec<Snapshot>, CloudError> {
@@ -292,7 +297,12 @@ impl Preparing for AwsEc2 {
         Ok(())
     }
 
-    async fn set_delete_on_termination(&self, instance_id: &str, devices: &[String], delete: bool) -> Result<(), CloudError> {
+    async fn set_delete_on_termination(
+        &self,
+        instance_id: &str,
+        devices: &[String],
+        delete: bool,
+    ) -> Result<(), CloudError> {
         // DeleteOnTermination is always given: omitted, EC2 takes it as true.
         let mappings = devices.iter().map(|device| {
             InstanceBlockDeviceMappingSpecification::builder()
@@ -363,12 +373,7 @@ impl Pruning for AwsEc2 {
 
 impl DeleteVolume for AwsEc2 {
     async fn delete_volume(&self, volume_id: &str) -> Result<(), CloudError> {
-        self.client
-            .delete_volume()
-            .volume_id(volume_id)
-            .send()
-            .await
-            .map_err(|e| cloud_error("DeleteVolume", e))?;
+        self.client.delete_volume().volume_id(volume_id).send().await.map_err(|e| cloud_error("DeleteVolume", e))?;
         Ok(())
     }
 }

@@ -78,7 +78,10 @@ impl Launching for AwsEc2 {
             );
         }
         let out = call.send().await.map_err(|e| cloud_error("RunInstances", e))?;
-        out.instances().iter().find_map(instance_of).ok_or_else(|| crate::no_answer("RunInstances", "no instance in the reservation"))
+        out.instances()
+            .iter()
+            .find_map(instance_of)
+            .ok_or_else(|| crate::no_answer("RunInstances", "no instance in the reservation"))
     }
 
     async fn terminate_instance(&self, instance_id: &str) -> Result<(), CloudError> {
@@ -117,7 +120,12 @@ impl Launching for AwsEc2 {
         out.volume_id().map(str::to_string).ok_or_else(|| crate::no_answer("CreateVolume", "no volume id returned"))
     }
 
-    async fn replace_root_volume(&self, instance_id: &str, volume_id: &str, client_token: &str) -> Result<String, CloudError> {
+    async fn replace_root_volume(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        client_token: &str,
+    ) -> Result<String, CloudError> {
         let out = self
             .client
             .create_replace_root_volume_task()

@@ -83,7 +83,12 @@ where
             let kind = service.code().map(kind_of).unwrap_or(ErrorKind::Other);
             CloudError::new(operation, kind, service.code(), service.message().unwrap_or_default())
         }
-        None => CloudError::new(operation, ErrorKind::Other, None, aws_sdk_ec2::error::DisplayErrorContext(&err).to_string()),
+        None => CloudError::new(
+            operation,
+            ErrorKind::Other,
+            None,
+            aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
+        ),
     }
 }
 

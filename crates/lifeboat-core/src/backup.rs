@@ -201,7 +201,8 @@ impl BackupReport {
     pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
         let done: Vec<&NodeResult> =
             self.nodes.iter().filter(|n| matches!(n.outcome, Outcome::Created | Outcome::AlreadyExisted)).collect();
-        let mut lines: Vec<String> = done.iter().map(|n| crate::metrics::count("BackupSucceeded", &n.node, at)).collect();
+        let mut lines: Vec<String> =
+            done.iter().map(|n| crate::metrics::count("BackupSucceeded", &n.node, at)).collect();
         if !self.dry_run {
             lines.push(crate::metrics::value("NodesBackedUp", "Count", done.len() as f64, None, at));
         }
@@ -259,14 +260,15 @@ pub async fn handle(
 /// others; the invocation then returns [`BackupError::Failed`] with the whole
 /// report, so Lambda's retry and the alarms see it, and the retry redoes only
 /// what failed.
-pub async fn run(ec2: &impl BackupCloud, config: &Config, request: &BackupRequest) -> Result<BackupReport, BackupError> {
+pub async fn run(
+    ec2: &impl BackupCloud,
+    config: &Config,
+    request: &BackupRequest,
+) -> Result<BackupReport, BackupError> {
     let instances = ec2.instances_with_tag(&config.node_tag).await.map_err(BackupError::Describe)?;
     let ids: Vec<String> = instances.iter().filter(|i| !i.state.is_gone()).map(|i| i.id.clone()).collect();
-    let volumes = if ids.is_empty() {
-        Vec::new()
-    } else {
-        ec2.volumes_attached_to(&ids).await.map_err(BackupError::Describe)?
-    };
+    let volumes =
+        if ids.is_empty() { Vec::new() } else { ec2.volumes_attached_to(&ids).await.map_err(BackupError::Describe)? };
     let planned = plan(&instances, &volumes, &config.node_tag, request.node.as_ref(), request.slot);
     if let Some(node) = &request.node
         && planned.is_empty()

@@ -191,8 +191,16 @@ mod tests {
             id: "i-1".into(),
             root_device: Some("/dev/xvda".into()),
             volumes: vec![
-                AttachedVolume { device: "/dev/xvda".into(), volume_id: "vol-root".into(), delete_on_termination: true },
-                AttachedVolume { device: "/dev/sdf".into(), volume_id: "vol-data".into(), delete_on_termination: false },
+                AttachedVolume {
+                    device: "/dev/xvda".into(),
+                    volume_id: "vol-root".into(),
+                    delete_on_termination: true,
+                },
+                AttachedVolume {
+                    device: "/dev/sdf".into(),
+                    volume_id: "vol-data".into(),
+                    delete_on_termination: false,
+                },
             ],
             ..Instance::default()
         }

@@ -10,7 +10,9 @@
 
 use crate::config::Config;
 use crate::event::{EventError, Trigger, parse_scheduled};
-use crate::model::{CloudError, ErrorKind, Image, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Volume, VolumeState};
+use crate::model::{
+    CloudError, ErrorKind, Image, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Volume, VolumeState,
+};
 use crate::ports::{DeleteVolume, Describe, Pruning};
 use crate::tags;
 use chrono::{DateTime, Duration, Utc};
@@ -235,9 +237,9 @@ pub fn plan_volumes(
             None => node_plan.keep.push(keep(
                 "no healthy instance of the node was launched after it: it may hold the newest state".into(),
             )),
-            Some(s) if older_than(s.launch_time, now, policy.retention_days) != Some(true) => node_plan
-                .keep
-                .push(keep(format!("within retention of its successor {}", s.id))),
+            Some(s) if older_than(s.launch_time, now, policy.retention_days) != Some(true) => {
+                node_plan.keep.push(keep(format!("within retention of its successor {}", s.id)))
+            }
             Some(_) => node_plan.delete.push(volume.id.clone()),
         }
     }
@@ -406,21 +408,21 @@ pub async fn run(ec2: &impl PruneCloud, config: &Config, request: &PruneRequest)
         let volumes = volume_plan.remove(&node).unwrap_or_default();
         nodes.push(execute(ec2, node, node_plan, volumes, dry_run).await);
     }
-    let report = PruneReport {
-        time: request.now,
-        trigger: request.trigger,
-        dry_run,
-        node_tag: tag.clone(),
-        policy,
-        nodes,
-    };
+    let report =
+        PruneReport { time: request.now, trigger: request.trigger, dry_run, node_tag: tag.clone(), policy, nodes };
     if report.failure_count() > 0 {
         return Err(PruneError::Failed(Box::new(report)));
     }
     Ok(report)
 }
 
-async fn execute(ec2: &impl PruneCloud, node: String, plan: NodePlan, volumes: VolumePlan, dry_run: bool) -> NodeReport {
+async fn execute(
+    ec2: &impl PruneCloud,
+    node: String,
+    plan: NodePlan,
+    volumes: VolumePlan,
+    dry_run: bool,
+) -> NodeReport {
     let mut report = NodeReport {
         node,
         kept: plan.keep,

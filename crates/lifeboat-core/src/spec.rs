@@ -228,7 +228,8 @@ mod tests {
             ..LaunchSpec::default()
         };
         // What EC2 still says of a terminated instance: type and subnet.
-        let seen = LaunchSpec { instance_type: "m6i.large".into(), subnet_id: "subnet-1".into(), ..LaunchSpec::default() };
+        let seen =
+            LaunchSpec { instance_type: "m6i.large".into(), subnet_id: "subnet-1".into(), ..LaunchSpec::default() };
         let spec = seen.completed_by(Some(recorded.clone()));
         assert_eq!(spec, recorded);
     }

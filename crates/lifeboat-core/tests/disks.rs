@@ -14,7 +14,11 @@ use std::time::Duration;
 
 /// The node's volumes as the old instance had them: (root, data).
 fn old_volumes(cloud: &MemoryCloud, old: &str) -> (Volume, Volume) {
-    let mine: Vec<Volume> = cloud.volumes().into_iter().filter(|v| v.tags.get("lifeboat:instance").map(String::as_str) == Some(old)).collect();
+    let mine: Vec<Volume> = cloud
+        .volumes()
+        .into_iter()
+        .filter(|v| v.tags.get("lifeboat:instance").map(String::as_str) == Some(old))
+        .collect();
     let role = |r: &str| mine.iter().find(|v| v.tags["lifeboat:volume"] == r).cloned().unwrap();
     (role("root"), role("data"))
 }
@@ -24,9 +28,14 @@ fn old_volumes(cloud: &MemoryCloud, old: &str) -> (Volume, Volume) {
 async fn node_with_data(cloud: &MemoryCloud) -> (String, Volume, Volume) {
     let old = cloud.add_node("k8s-master");
     cloud.add_data_volume(&old, "/dev/sdf");
-    let report = lifeboat_core::backup::handle(cloud, &Config::default(), &serde_json::json!({}), now() - chrono::Duration::hours(12))
-        .await
-        .unwrap();
+    let report = lifeboat_core::backup::handle(
+        cloud,
+        &Config::default(),
+        &serde_json::json!({}),
+        now() - chrono::Duration::hours(12),
+    )
+    .await
+    .unwrap();
     assert!(report.nodes[0].preparation.is_some());
     cloud.finish_images();
     let (root, data) = old_volumes(cloud, &old);
@@ -149,7 +158,10 @@ async fn a_root_swap_that_fails_keeps_the_image_root_and_says_so() {
     let new = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
     assert_eq!(new.tags["lifeboat:state-source"], "backup", "a retry reads the truth");
     assert_ne!(volume_at(&cloud, &new, "/dev/xvda").id, root.id);
-    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available), "kept: the only copy");
+    assert!(
+        cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available),
+        "kept: the only copy"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -178,7 +190,11 @@ async fn a_crash_between_swap_and_repair_resumes_without_a_second_swap() {
     // Out of time while the agent registers after the swap's reboot.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(95);
     let report = failed(run_until(&cloud, &Config::default(), &warning(&old), Some(deadline)).await);
-    assert!(steps(&report).contains(&"root-swapped") && !steps(&report).contains(&"command-sent"), "{:?}", steps(&report));
+    assert!(
+        steps(&report).contains(&"root-swapped") && !steps(&report).contains(&"command-sent"),
+        "{:?}",
+        steps(&report)
+    );
     let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Resumed);
     let new = replacements(&cloud, &old);
@@ -225,7 +241,8 @@ async fn a_relaunch_that_fails_never_deletes_the_preserved_volumes_and_names_the
     }
     // A later restore uses them.
     cloud.clear_refusals();
-    let report = run(&cloud, &Config::default(), &serde_json::json!({"action": "restore", "node": "k8s-master"})).await.unwrap();
+    let report =
+        run(&cloud, &Config::default(), &serde_json::json!({"action": "restore", "node": "k8s-master"})).await.unwrap();
     assert_eq!(report.state.unwrap().source, Source::OldVolumes);
 }
 
@@ -236,7 +253,12 @@ async fn a_node_never_prepared_comes_back_from_its_backup_and_says_what_was_lost
     let instance = cloud.instance(&old).unwrap();
     let spec = lifeboat_core::spec::LaunchSpec::from_instance(&instance).unwrap();
     let created = chrono::Utc::now() - chrono::Duration::hours(13);
-    let (image, _) = cloud.add_image("k8s-master-20261126-0100", ImageState::Available, Some(created), &[("lifeboat:node", "k8s-master")]);
+    let (image, _) = cloud.add_image(
+        "k8s-master-20261126-0100",
+        ImageState::Available,
+        Some(created),
+        &[("lifeboat:node", "k8s-master")],
+    );
     for (k, v) in spec.to_tags() {
         cloud.set_tag(&image, &k, &v);
     }

@@ -37,7 +37,9 @@ async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans
     assert_eq!(clone.state, InstanceState::Terminated, "cleaned up");
     assert_eq!(replacement.same_ip, Some(false));
     assert!(!clone.tags.contains_key("lifeboat:node") && !clone.tags.contains_key(REPLACES), "a clone is never a node");
-    assert!(matches!(&replacement.network, Some(Network::Address { private_ip: None, security_group_ids, .. }) if security_group_ids == &["sg-0drill"]));
+    assert!(
+        matches!(&replacement.network, Some(Network::Address { private_ip: None, security_group_ids, .. }) if security_group_ids == &["sg-0drill"])
+    );
     // Guarded and fenced off the live node's address from its first boot.
     let user_data = cloud.user_data(&clone.id).unwrap();
     let live_ip = node_before.private_ip.clone().unwrap();
@@ -102,7 +104,11 @@ async fn an_unhealthy_drill_fails_and_still_cleans_up() {
     let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
     assert!(report.reason.as_deref().unwrap().starts_with("the clone is not healthy"), "{report:?}");
     assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
-    assert!(drill_volumes(&cloud).iter().all(|id| cloud.volumes().iter().any(|v| &v.id == id && v.state == VolumeState::InUse)));
+    assert!(
+        drill_volumes(&cloud)
+            .iter()
+            .all(|id| cloud.volumes().iter().any(|v| &v.id == id && v.state == VolumeState::InUse))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -175,7 +181,8 @@ async fn a_clone_an_earlier_drill_could_not_remove_is_removed_by_the_next() {
     // Half an hour later (EC2 stamped the clone with the wall clock).
     let later = chrono::Utc::now() + chrono::Duration::minutes(30);
     let handler = Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud };
-    let report = relaunch::handle(handler, &Config::default(), Timing::default(), &drill(false), later, None).await.unwrap();
+    let report =
+        relaunch::handle(handler, &Config::default(), Timing::default(), &drill(false), later, None).await.unwrap();
     assert!(steps(&report).contains(&"leftover-removed"), "{:?}", steps(&report));
     assert_eq!(cloud.instance(&leftover).unwrap().state, InstanceState::Terminated);
 }

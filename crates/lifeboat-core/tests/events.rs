@@ -44,7 +44,10 @@ fn the_ec2_events_are_what_interruption_handler_acts_on() {
         (Request::Rebalance { instance_id: id }, at("2026-11-26T13:31:55Z"))
     );
     assert_eq!(relaunch("restore.json"), (Request::Restore { node: NodeName::new("k8s-master").unwrap() }, now()));
-    assert_eq!(relaunch("test-restore.json"), (Request::Drill { node: NodeName::new("k8s-master").unwrap(), keep: false }, now()));
+    assert_eq!(
+        relaunch("test-restore.json"),
+        (Request::Drill { node: NodeName::new("k8s-master").unwrap(), keep: false }, now())
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use lifeboat_core::Config;
 use lifeboat_core::memory::MemoryCloud;
 use lifeboat_core::model::{
-    ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Tags, Volume, VolumeState,
+    ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Tags, Volume,
+    VolumeState,
 };
 use lifeboat_core::prune::{self, DeleteStatus, KeepReason, Policy, PruneError};
 use proptest::prelude::*;
@@ -402,7 +403,8 @@ fn preserved_volumes_go_only_after_a_healthy_successor_outlived_the_retention() 
         volume("vol-newest", "i-dead", 0, VolumeState::Available),
         volume("vol-attached", "i-new", 40, VolumeState::InUse),
     ];
-    let instances = [node_instance("i-ten", 10, InstanceState::Terminated), node_instance("i-new", 3, InstanceState::Running)];
+    let instances =
+        [node_instance("i-ten", 10, InstanceState::Terminated), node_instance("i-new", 3, InstanceState::Running)];
     let images = [backup_of("i-new")];
     let plan = prune::plan_volumes(&volumes, &instances, &images, TAG, POLICY, now());
     assert_eq!(plan["n"].delete, Vec::<String>::new(), "the successor i-new is 3 days old: within 7");

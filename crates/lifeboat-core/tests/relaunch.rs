@@ -53,8 +53,14 @@ async fn a_warning_relaunches_the_node_once_on_the_same_ip_and_checks_it() {
     // One command, to the replacement only.
     let commands = cloud.commands();
     assert_eq!(commands.len(), 1);
-    assert_eq!((commands[0].instance_id.as_str(), commands[0].comment.as_str()), (new.id.as_str(), "lifeboat repair k8s-master"));
-    assert_eq!((commands[0].script, commands[0].args.clone()), (Script::Repair, vec!["--timeout".to_string(), "480".to_string()]));
+    assert_eq!(
+        (commands[0].instance_id.as_str(), commands[0].comment.as_str()),
+        (new.id.as_str(), "lifeboat repair k8s-master")
+    );
+    assert_eq!(
+        (commands[0].script, commands[0].args.clone()),
+        (Script::Repair, vec!["--timeout".to_string(), "480".to_string()])
+    );
     assert_eq!(
         steps(&report),
         [
@@ -77,7 +83,11 @@ async fn a_warning_relaunches_the_node_once_on_the_same_ip_and_checks_it() {
     // swap 30 s, agent 40 s, command 30 s, each noticed within 3 s.
     let at = |step: &str| report.timeline.iter().find(|s| s.step == step).unwrap().at_ms;
     assert!((110_000..=113_000).contains(&at("old-terminated")), "{}", at("old-terminated"));
-    assert!(report.duration_ms <= 110_000 + 5_000 + 20_000 + 30_000 + 40_000 + 31_000 + 6 * 3_000, "{}", report.duration_ms);
+    assert!(
+        report.duration_ms <= 110_000 + 5_000 + 20_000 + 30_000 + 40_000 + 31_000 + 6 * 3_000,
+        "{}",
+        report.duration_ms
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,7 +132,10 @@ async fn termination_later_than_the_wait_fails_without_launching_and_the_retry_r
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(400));
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
-    assert!(report.reason.as_deref().unwrap().starts_with("waiting for the old instance to terminate: not after 240 s"), "{report:?}");
+    assert!(
+        report.reason.as_deref().unwrap().starts_with("waiting for the old instance to terminate: not after 240 s"),
+        "{report:?}"
+    );
     assert!(replacements(&cloud, &old).is_empty());
 
     tokio::time::advance(Duration::from_secs(200)).await;
@@ -138,7 +151,10 @@ async fn an_agent_that_never_comes_online_fails_the_flow_and_the_retry_resumes()
     cloud.terminate_in(&old, Duration::from_secs(10));
     cloud.agents_never_online();
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
-    assert!(report.reason.as_deref().unwrap().starts_with("waiting for the SSM agent to come online: not after 300 s"), "{report:?}");
+    assert!(
+        report.reason.as_deref().unwrap().starts_with("waiting for the SSM agent to come online: not after 300 s"),
+        "{report:?}"
+    );
     assert!(cloud.commands().is_empty());
     assert_eq!(replacements(&cloud, &old).len(), 1, "the replacement stays: it is the node now");
 }
@@ -151,12 +167,17 @@ async fn a_failed_command_fails_the_invocation_and_the_retry_sends_it_again() {
     cloud.command_results(vec![CommandState::Failed {
         ssm_status: "Failed".into(),
         exit_code: 17,
-        output: "log lines\n{\"result\":\"failed\",\"step\":\"etcd\",\"message\":\"cannot move the etcd member\"}".into(),
+        output: "log lines\n{\"result\":\"failed\",\"step\":\"etcd\",\"message\":\"cannot move the etcd member\"}"
+            .into(),
         error: String::new(),
     }]);
     let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
     assert!(
-        report.reason.as_deref().unwrap().starts_with("the script reported failed at step etcd: cannot move the etcd member"),
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("the script reported failed at step etcd: cannot move the etcd member"),
         "{report:?}"
     );
 
@@ -224,7 +245,8 @@ async fn capacity_errors_move_through_the_types_then_to_on_demand() {
     cloud.refuse_capacity(Some("m5.large"), Some(Market::Spot), "SpotMaxPriceTooLow");
     let config = Config { instance_types: vec!["m6i.large".into(), "m5.large".into()], ..Config::default() };
     let report = run(&cloud, &config, &warning(&old)).await.unwrap();
-    let tried: Vec<(&str, Market)> = report.launch_attempts.iter().map(|a| (a.instance_type.as_str(), a.market)).collect();
+    let tried: Vec<(&str, Market)> =
+        report.launch_attempts.iter().map(|a| (a.instance_type.as_str(), a.market)).collect();
     assert_eq!(tried, [("m6i.large", Market::Spot), ("m5.large", Market::Spot)]);
     assert_eq!(report.replacement.unwrap().market, Some(Market::OnDemand));
     let new = &replacements(&cloud, &old)[0];
@@ -337,7 +359,10 @@ async fn a_relaunch_from_the_state_change_alone_has_everything_the_dead_instance
     let new = &replacements(&cloud, &old)[0];
     assert_eq!(new.instance_profile_arn, alive.instance_profile_arn, "else its agent never reaches SSM");
     assert_eq!(new.key_name, alive.key_name);
-    assert_eq!((new.http_tokens.clone(), new.http_put_response_hop_limit), (alive.http_tokens, alive.http_put_response_hop_limit));
+    assert_eq!(
+        (new.http_tokens.clone(), new.http_put_response_hop_limit),
+        (alive.http_tokens, alive.http_put_response_hop_limit)
+    );
     assert_eq!(new.private_ip, alive.private_ip);
 }
 
@@ -379,7 +404,12 @@ fn unprepared_node(cloud: &MemoryCloud) -> (String, Option<String>) {
     (old, instance.private_ip)
 }
 
-fn backup_image(cloud: &MemoryCloud, of: &lifeboat_core::model::Instance, name: &str, at: chrono::DateTime<chrono::Utc>) {
+fn backup_image(
+    cloud: &MemoryCloud,
+    of: &lifeboat_core::model::Instance,
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
     let spec = lifeboat_core::spec::LaunchSpec::from_instance(of).unwrap();
     let (image, _) = cloud.add_image(name, ImageState::Available, Some(at), &[("lifeboat:node", "k8s-master")]);
     for (k, v) in spec.to_tags() {
@@ -543,7 +573,8 @@ async fn relaunches_failures_and_drills_are_notified_and_nothing_else() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_notification_is_reported_and_the_outcome_stands() {
-    let config = Config { notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:lifeboat".into()), ..Config::default() };
+    let config =
+        Config { notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:lifeboat".into()), ..Config::default() };
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(10));

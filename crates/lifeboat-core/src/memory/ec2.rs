@@ -18,7 +18,12 @@ impl Describe for MemoryCloud {
     async fn instances_with_tag(&self, tag_key: &str) -> Result<Vec<Instance>, CloudError> {
         let s = self.call("DescribeInstances")?;
         let indexed = |id: &String| s.instances[id].launched_at + s.tag_filter_lag <= tokio::time::Instant::now();
-        Ok(s.instances.keys().filter(|id| indexed(id)).filter_map(|id| s.described(id)).filter(|i| i.tags.contains_key(tag_key)).collect())
+        Ok(s.instances
+            .keys()
+            .filter(|id| indexed(id))
+            .filter_map(|id| s.described(id))
+            .filter(|i| i.tags.contains_key(tag_key))
+            .collect())
     }
 
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, CloudError> {
@@ -41,7 +46,11 @@ impl Describe for MemoryCloud {
 
     async fn volumes_tagged(&self, key: &str, value: Option<&str>) -> Result<Vec<Volume>, CloudError> {
         let s = self.call("DescribeVolumes")?;
-        Ok(s.volumes.values().filter(|v| v.tags.get(key).is_some_and(|x| value.is_none_or(|w| x == w))).cloned().collect())
+        Ok(s.volumes
+            .values()
+            .filter(|v| v.tags.get(key).is_some_and(|x| value.is_none_or(|w| x == w)))
+            .cloned()
+            .collect())
     }
 
     async fn volumes_by_id(&self, ids: &[String]) -> Result<Vec<Volume>, CloudError> {
@@ -51,7 +60,11 @@ impl Describe for MemoryCloud {
 
     async fn volumes_attached_to(&self, instance_ids: &[String]) -> Result<Vec<Volume>, CloudError> {
         let s = self.call("DescribeVolumes")?;
-        Ok(s.volumes.values().filter(|v| v.attached_to.as_ref().is_some_and(|i| instance_ids.contains(i))).cloned().collect())
+        Ok(s.volumes
+            .values()
+            .filter(|v| v.attached_to.as_ref().is_some_and(|i| instance_ids.contains(i)))
+            .cloned()
+            .collect())
     }
 }
 
@@ -64,7 +77,12 @@ impl Imaging for MemoryCloud {
             return Err(not_found("CreateImage", "InvalidInstanceID.NotFound", &spec.instance_id));
         };
         if !instance.state.can_be_imaged() {
-            return Err(error("CreateImage", ErrorKind::Other, "IncorrectState", format!("instance is {}", instance.state)));
+            return Err(error(
+                "CreateImage",
+                ErrorKind::Other,
+                "IncorrectState",
+                format!("instance is {}", instance.state),
+            ));
         }
         if s.images.values().any(|i| i.name == spec.name) {
             return Err(error("CreateImage", ErrorKind::AlreadyExists, "InvalidAMIName.Duplicate", &spec.name));
@@ -76,7 +94,12 @@ impl Imaging for MemoryCloud {
             let size = s.volumes.get(&attached.volume_id).map(|v| v.size_gib);
             s.snapshots.insert(
                 snapshot.clone(),
-                Snapshot { id: snapshot.clone(), state: SnapshotState::Pending, start_time: stamp(), tags: spec.tags.clone() },
+                Snapshot {
+                    id: snapshot.clone(),
+                    state: SnapshotState::Pending,
+                    start_time: stamp(),
+                    tags: spec.tags.clone(),
+                },
             );
             devices.push(ImageDevice {
                 device: attached.device.clone(),
@@ -115,14 +138,24 @@ impl Preparing for MemoryCloud {
         Ok(())
     }
 
-    async fn set_delete_on_termination(&self, instance_id: &str, devices: &[String], delete: bool) -> Result<(), CloudError> {
+    async fn set_delete_on_termination(
+        &self,
+        instance_id: &str,
+        devices: &[String],
+        delete: bool,
+    ) -> Result<(), CloudError> {
         let mut s = self.call("ModifyInstanceAttribute")?;
         let Some(machine) = s.instances.get_mut(instance_id) else {
             return Err(not_found("ModifyInstanceAttribute", "InvalidInstanceID.NotFound", instance_id));
         };
         for device in devices {
             let Some(attached) = machine.instance.volumes.iter_mut().find(|v| &v.device == device) else {
-                return Err(error("ModifyInstanceAttribute", ErrorKind::Other, "InvalidParameterValue", format!("no device {device}")));
+                return Err(error(
+                    "ModifyInstanceAttribute",
+                    ErrorKind::Other,
+                    "InvalidParameterValue",
+                    format!("no device {device}"),
+                ));
             };
             attached.delete_on_termination = delete;
         }
@@ -229,7 +262,10 @@ impl State {
         let in_use = |code: &str, what: &str| error("RunInstances", ErrorKind::InUse, code, what);
         match network {
             Network::Interface(eni) => {
-                let nic = self.interfaces.get(eni).ok_or_else(|| not_found("RunInstances", "InvalidNetworkInterfaceID.NotFound", eni))?;
+                let nic = self
+                    .interfaces
+                    .get(eni)
+                    .ok_or_else(|| not_found("RunInstances", "InvalidNetworkInterfaceID.NotFound", eni))?;
                 if nic.eni.status != "available" {
                     return Err(in_use("InvalidNetworkInterface.InUse", eni));
                 }
@@ -266,7 +302,11 @@ impl State {
                 None => device.delete_on_termination,
             };
             let volume = self.new_volume(device.size_gib.unwrap_or(8), request.volume_tags.clone(), Some(id));
-            instance.volumes.push(AttachedVolume { device: device.device.clone(), volume_id: volume, delete_on_termination: delete });
+            instance.volumes.push(AttachedVolume {
+                device: device.device.clone(),
+                volume_id: volume,
+                delete_on_termination: delete,
+            });
         }
     }
 }
@@ -283,7 +323,8 @@ impl Launching for MemoryCloud {
             return Ok(made);
         }
         let refused = s.refusals.iter().find(|r| {
-            r.instance_type.as_ref().is_none_or(|t| *t == request.instance_type) && r.market.is_none_or(|m| m == request.market)
+            r.instance_type.as_ref().is_none_or(|t| *t == request.instance_type)
+                && r.market.is_none_or(|m| m == request.market)
         });
         if let Some(r) = refused {
             return Err(error("RunInstances", ErrorKind::NoCapacity, &r.code.clone(), "refused by MemoryCloud"));
@@ -342,14 +383,19 @@ impl Launching for MemoryCloud {
             return Err(error(op, ErrorKind::InUse, "IncorrectState", format!("{volume_id} is {:?}", volume.state)));
         }
         let zone = volume.availability_zone.clone();
-        let machine = s.instances.get_mut(instance_id).ok_or_else(|| not_found(op, "InvalidInstanceID.NotFound", instance_id))?;
+        let machine =
+            s.instances.get_mut(instance_id).ok_or_else(|| not_found(op, "InvalidInstanceID.NotFound", instance_id))?;
         if machine.instance.availability_zone.as_deref() != Some(zone.as_str()) {
             return Err(error(op, ErrorKind::Other, "InvalidVolume.ZoneMismatch", volume_id));
         }
         if machine.instance.volumes.iter().any(|v| v.device == device) {
             return Err(error(op, ErrorKind::InUse, "InvalidParameterValue", format!("{device} is in use")));
         }
-        machine.instance.volumes.push(AttachedVolume { device: device.into(), volume_id: volume_id.into(), delete_on_termination: false });
+        machine.instance.volumes.push(AttachedVolume {
+            device: device.into(),
+            volume_id: volume_id.into(),
+            delete_on_termination: false,
+        });
         let volume = s.volumes.get_mut(volume_id).unwrap();
         volume.state = VolumeState::InUse;
         volume.attached_to = Some(instance_id.to_string());
@@ -371,19 +417,31 @@ impl Launching for MemoryCloud {
         Ok(id)
     }
 
-    async fn replace_root_volume(&self, instance_id: &str, volume_id: &str, _client_token: &str) -> Result<String, CloudError> {
+    async fn replace_root_volume(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        _client_token: &str,
+    ) -> Result<String, CloudError> {
         let mut s = self.call("CreateReplaceRootVolumeTask")?;
         let op = "CreateReplaceRootVolumeTask";
-        let instance = s.described(instance_id).ok_or_else(|| not_found(op, "InvalidInstanceID.NotFound", instance_id))?;
+        let instance =
+            s.described(instance_id).ok_or_else(|| not_found(op, "InvalidInstanceID.NotFound", instance_id))?;
         if instance.state != InstanceState::Running {
-            return Err(error(op, ErrorKind::Other, "IncorrectInstanceState", format!("{instance_id} is {}", instance.state)));
+            return Err(error(
+                op,
+                ErrorKind::Other,
+                "IncorrectInstanceState",
+                format!("{instance_id} is {}", instance.state),
+            ));
         }
         if s.tasks.iter().any(|t| t.task.instance_id == instance_id && !t.task.state.is_done()) {
             return Err(error(op, ErrorKind::Other, "IncorrectState", "a replacement task is in progress"));
         }
         let volume = s.volumes.get(volume_id).ok_or_else(|| not_found(op, "InvalidVolume.NotFound", volume_id))?;
         let current = instance.root_volume().and_then(|r| s.volumes.get(&r.volume_id));
-        let refuse = |why: &str| Err(error(op, ErrorKind::Other, "InvalidParameterValue", format!("{volume_id}: {why}")));
+        let refuse =
+            |why: &str| Err(error(op, ErrorKind::Other, "InvalidParameterValue", format!("{volume_id}: {why}")));
         if volume.state != VolumeState::Available || volume.attached_to.is_some() {
             return refuse("not available");
         }
@@ -394,7 +452,12 @@ impl Launching for MemoryCloud {
             return refuse("the original root is encrypted");
         }
         let id = s.id("replacevol");
-        let task = RootTask { id: id.clone(), instance_id: instance_id.into(), state: RootTaskState::Pending, start_time: stamp() };
+        let task = RootTask {
+            id: id.clone(),
+            instance_id: instance_id.into(),
+            state: RootTaskState::Pending,
+            start_time: stamp(),
+        };
         s.tasks.push(Task { task, volume_id: volume_id.into() });
         // The instance reboots during the task: its agent is not online.
         if let Some(machine) = s.instances.get_mut(instance_id) {

@@ -23,10 +23,9 @@ impl Ssm for MemoryCloud {
             return Err(error("SendCommand", ErrorKind::Other, "InvalidInstanceId", &request.instance_id));
         }
         let id = s.id("cmd");
-        let result = s
-            .command_results
-            .pop_front()
-            .unwrap_or(CommandState::Success { output: "{\"result\":\"ok\",\"step\":\"verify\",\"guard\":\"released\"}".into() });
+        let result = s.command_results.pop_front().unwrap_or(CommandState::Success {
+            output: "{\"result\":\"ok\",\"step\":\"verify\",\"guard\":\"released\"}".into(),
+        });
         let now = Instant::now();
         let runs = s.command_duration.unwrap_or(delays::COMMAND);
         s.commands.push(Command {
@@ -48,13 +47,17 @@ impl Ssm for MemoryCloud {
     async fn command_state(&self, command_id: &str, instance_id: &str) -> Result<CommandState, CloudError> {
         let s = self.call("GetCommandInvocation")?;
         let now = Instant::now();
-        let invisible = || error("GetCommandInvocation", ErrorKind::NotYetVisible, "InvocationDoesNotExist", command_id);
+        let invisible =
+            || error("GetCommandInvocation", ErrorKind::NotYetVisible, "InvocationDoesNotExist", command_id);
         match s.commands.iter().find(|c| c.id == command_id && c.instance_id == instance_id) {
             None => Err(invisible()),
             Some(c) if now < c.sent_at + delays::INVOCATION_VISIBLE => Err(invisible()),
-            Some(c) if c.ready_at - c.sent_at > c.timeout && now >= c.sent_at + c.timeout => {
-                Ok(CommandState::Failed { ssm_status: "TimedOut".into(), exit_code: -1, output: String::new(), error: String::new() })
-            }
+            Some(c) if c.ready_at - c.sent_at > c.timeout && now >= c.sent_at + c.timeout => Ok(CommandState::Failed {
+                ssm_status: "TimedOut".into(),
+                exit_code: -1,
+                output: String::new(),
+                error: String::new(),
+            }),
             Some(c) if now < c.ready_at => Ok(CommandState::InProgress),
             Some(c) => Ok(c.result.clone()),
         }
@@ -69,7 +72,11 @@ impl Ssm for MemoryCloud {
 impl Notifier for MemoryCloud {
     async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> Result<(), CloudError> {
         let mut s = self.call("Publish")?;
-        s.notifications.push(Notification { topic_arn: topic_arn.into(), subject: subject.into(), message: message.into() });
+        s.notifications.push(Notification {
+            topic_arn: topic_arn.into(),
+            subject: subject.into(),
+            message: message.into(),
+        });
         Ok(())
     }
 }

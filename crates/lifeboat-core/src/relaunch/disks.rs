@@ -19,7 +19,9 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let running = wait_for("the instance to run", self.timing.running, &self.timing, self.deadline, || async {
             Ok(match self.ec2.instance(instance_id).await? {
                 Some(i) if i.state == InstanceState::Running => Some(Ok(i)),
-                Some(i) if i.state.is_gone() => Some(Err(Failure::InstanceGone { instance: i.id, state: i.state.to_string() })),
+                Some(i) if i.state.is_gone() => {
+                    Some(Err(Failure::InstanceGone { instance: i.id, state: i.state.to_string() }))
+                }
                 _ => None,
             })
         })
@@ -59,7 +61,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                     self.step("data-attached", format!("{} at {device}", volume.id));
                 }
                 (state, attached) => {
-                    self.step("data-skipped", format!("{} is {state:?} on {}", volume.id, attached.unwrap_or("nothing")));
+                    self.step(
+                        "data-skipped",
+                        format!("{} is {state:?} on {}", volume.id, attached.unwrap_or("nothing")),
+                    );
                 }
             }
         }

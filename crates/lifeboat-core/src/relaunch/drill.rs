@@ -49,8 +49,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         self.report.node = Some(node.to_string());
         self.sweep_leftovers(&node).await?;
         let live = self.live_instance(&node).await?;
-        self.report.old =
-            live.as_ref().map(|i| OldInstance { id: i.id.clone(), private_ip: i.private_ip.clone() });
+        self.report.old = live.as_ref().map(|i| OldInstance { id: i.id.clone(), private_ip: i.private_ip.clone() });
         let images = self.ec2.own_images().await?;
         let image = newest_available(&images, &self.config.node_tag, &node)
             .cloned()
@@ -96,7 +95,12 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// Launches the clone: a new IP in the node's subnet, the drill's
     /// security group if one is set, guarded and fenced, every volume
     /// deleted with it.
-    async fn launch_clone(&mut self, node: &NodeName, live: Option<&Instance>, image: &Image) -> Result<String, Failure> {
+    async fn launch_clone(
+        &mut self,
+        node: &NodeName,
+        live: Option<&Instance>,
+        image: &Image,
+    ) -> Result<String, Failure> {
         let recorded = LaunchSpec::from_tags(&image.tags);
         let spec = match live.and_then(LaunchSpec::from_instance) {
             Some(seen) => seen.completed_by(recorded),
@@ -140,7 +144,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         });
         let clone = self.launch(&launch).await?;
         let ips: Vec<String> = fence.iter().map(Ipv4Addr::to_string).collect();
-        self.step("guarded", format!("kubelet held until released; traffic to {} dropped, on every boot", ips.join(", ")));
+        self.step(
+            "guarded",
+            format!("kubelet held until released; traffic to {} dropped, on every boot", ips.join(", ")),
+        );
         Ok(clone.id)
     }
 
@@ -154,7 +161,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 seconds,
                 hint: format!(
                     ": the clone's SSM agent never registered; it needs HTTPS to SSM (egress or VPC endpoints) from {}",
-                    group.as_deref().map(|g| format!("security group {g}")).unwrap_or("the node's security groups".into())
+                    group
+                        .as_deref()
+                        .map(|g| format!("security group {g}"))
+                        .unwrap_or("the node's security groups".into())
                 ),
             },
             other => other,
@@ -193,16 +203,19 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             client_token: format!("drill-root-{}", clone.id),
             snapshot_id,
             availability_zone: zone,
-            tags: Tags::from([
-                (tags::DRILL_OF.to_string(), node),
-                (tags::INSTANCE.to_string(), clone.id.clone()),
-            ]),
+            tags: Tags::from([(tags::DRILL_OF.to_string(), node), (tags::INSTANCE.to_string(), clone.id.clone())]),
         };
         let volume = self.ec2.create_volume(&request).await?;
-        wait_for("the drill's root volume to be created", self.timing.root_swap, &self.timing, self.deadline, || async {
-            let found = self.ec2.volumes_by_id(std::slice::from_ref(&volume)).await?;
-            Ok(found.into_iter().find(|v| v.state == VolumeState::Available).map(|_| ()))
-        })
+        wait_for(
+            "the drill's root volume to be created",
+            self.timing.root_swap,
+            &self.timing,
+            self.deadline,
+            || async {
+                let found = self.ec2.volumes_by_id(std::slice::from_ref(&volume)).await?;
+                Ok(found.into_iter().find(|v| v.state == VolumeState::Available).map(|_| ()))
+            },
+        )
         .await?;
         let task = self.ec2.replace_root_volume(&clone.id, &volume, &format!("root-{}", clone.id)).await?;
         let done = self.wait_root_task(&clone.id, &task).await?;
@@ -211,8 +224,13 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         }
         let root_device = clone.root_device.clone().unwrap_or_default();
         self.ec2.set_delete_on_termination(&clone.id, std::slice::from_ref(&root_device), true).await?;
-        self.step("root-swapped", format!("{volume} (from {}) is the root (task {task})", root.snapshot_id.as_deref().unwrap_or("?")));
-        self.report.state.as_mut().map(|s| s.volumes = vec![volume]);
+        self.step(
+            "root-swapped",
+            format!("{volume} (from {}) is the root (task {task})", root.snapshot_id.as_deref().unwrap_or("?")),
+        );
+        if let Some(state) = self.report.state.as_mut() {
+            state.volumes = vec![volume];
+        }
         Ok(())
     }
 

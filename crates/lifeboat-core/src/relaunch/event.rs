@@ -120,6 +120,8 @@ fn parse_manual(event: &Value) -> Result<Request, EventError> {
         ("restore", None) => Ok(Request::Restore { node }),
         ("restore", Some(_)) => Err(EventError::Detail("\"keep\" goes with \"test-restore\" only".into())),
         ("test-restore", keep) => Ok(Request::Drill { node, keep: keep.unwrap_or(false) }),
-        (other, _) => Err(EventError::Detail(format!("unknown action {other:?} (expected \"restore\" or \"test-restore\")"))),
+        (other, _) => {
+            Err(EventError::Detail(format!("unknown action {other:?} (expected \"restore\" or \"test-restore\")")))
+        }
     }
 }

@@ -21,7 +21,9 @@ pub enum Failure {
     NoSpec { node: String, image: String },
     #[error("no capacity for node {node} in any allowed type and market ({capacity})")]
     NoCapacity { node: String, capacity: String },
-    #[error("node {node} still has instance {instance} ({state}): terminate it first, a restore would fight it for its IP")]
+    #[error(
+        "node {node} still has instance {instance} ({state}): terminate it first, a restore would fight it for its IP"
+    )]
     NodeAlive { node: String, instance: String, state: String },
     #[error("instance {instance} is {state}")]
     InstanceGone { instance: String, state: String },

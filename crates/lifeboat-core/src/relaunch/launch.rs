@@ -40,7 +40,13 @@ pub fn client_token(base: &str, attempt: usize) -> String {
 /// The replacement's tags: the old instance's own (not `aws:*`, not an older
 /// generation's lifeboat markers) plus what it replaces, where it comes from
 /// and the state it comes back with.
-pub fn replacement_tags(old: Option<&Instance>, old_id: &str, node_tag: &str, node: &NodeName, plan: &StatePlan) -> Tags {
+pub fn replacement_tags(
+    old: Option<&Instance>,
+    old_id: &str,
+    node_tag: &str,
+    node: &NodeName,
+    plan: &StatePlan,
+) -> Tags {
     let mut tags: Tags = old
         .map(|o| {
             o.tags
@@ -110,7 +116,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             Ok(network) => network,
             Err(replacement) => return Ok(self.resume_taken(replacement)),
         };
-        let taken: Vec<String> = plan.disks.iter().flat_map(|d| d.data.iter()).filter_map(|v| v.tags.get(tags::DEVICE).cloned()).collect();
+        let taken: Vec<String> =
+            plan.disks.iter().flat_map(|d| d.data.iter()).filter_map(|v| v.tags.get(tags::DEVICE).cloned()).collect();
         let launch = Launch {
             image_id: plan.image.id.clone(),
             network,
@@ -142,16 +149,17 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             security_group_ids: spec.security_group_ids.clone(),
         };
         let Some(eni) = spec.interface_id.clone() else { return Ok(Ok(self.record_network(address()))) };
-        let free = wait_for("the kept interface to be free", self.timing.release, &self.timing, self.deadline, || async {
-            Ok(match self.ec2.network_interface(&eni).await? {
-                None => Some(Free::Gone),
-                Some(i) if i.status == "available" => Some(Free::Available),
-                // Still on the old instance, or already on the replacement
-                // a concurrent invocation launched.
-                Some(_) => self.replacement_of(old_id).await?.map(|r| Free::TakenBy(r.id)),
+        let free =
+            wait_for("the kept interface to be free", self.timing.release, &self.timing, self.deadline, || async {
+                Ok(match self.ec2.network_interface(&eni).await? {
+                    None => Some(Free::Gone),
+                    Some(i) if i.status == "available" => Some(Free::Available),
+                    // Still on the old instance, or already on the replacement
+                    // a concurrent invocation launched.
+                    Some(_) => self.replacement_of(old_id).await?.map(|r| Free::TakenBy(r.id)),
+                })
             })
-        })
-        .await?;
+            .await?;
         Ok(match free {
             Free::Available => Ok(self.record_network(Network::Interface(eni))),
             Free::Gone => {
@@ -177,7 +185,9 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// The live replacement of `old_id`, if any.
     pub(super) async fn replacement_of(&self, old_id: &str) -> Result<Option<Instance>, crate::model::CloudError> {
         let tagged = self.ec2.instances_with_tag(tags::REPLACES).await?;
-        Ok(tagged.into_iter().find(|i| i.tags.get(tags::REPLACES).map(String::as_str) == Some(old_id) && !i.state.is_gone()))
+        Ok(tagged
+            .into_iter()
+            .find(|i| i.tags.get(tags::REPLACES).map(String::as_str) == Some(old_id) && !i.state.is_gone()))
     }
 
     /// RunInstances through the capacity plan: the next type or market on a
@@ -186,7 +196,9 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// made when a retry's parameters differ; a failure on anything else.
     pub(super) async fn launch(&mut self, launch: &Launch) -> Result<Instance, Failure> {
         let node = self.report.node.clone().unwrap_or_default();
-        for (attempt, (instance_type, market)) in launch_plan(&launch.spec.instance_type, self.config).into_iter().enumerate() {
+        for (attempt, (instance_type, market)) in
+            launch_plan(&launch.spec.instance_type, self.config).into_iter().enumerate()
+        {
             let request = LaunchRequest {
                 client_token: client_token(&launch.token, attempt),
                 image_id: launch.image_id.clone(),
@@ -245,7 +257,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                             state: instance.state.to_string(),
                         });
                     }
-                    self.step("launched-before", format!("{} was launched with token {} before", instance.id, request.client_token));
+                    self.step(
+                        "launched-before",
+                        format!("{} was launched with token {} before", instance.id, request.client_token),
+                    );
                     return Ok(instance);
                 }
                 Err(e) => return Err(e.into()),

@@ -22,12 +22,14 @@ mod report;
 mod source;
 mod wait;
 
+pub use drill::fence_addresses;
 pub use event::{Request, parse_event};
 pub use failure::{Failure, RelaunchError};
 pub use launch::{client_token, launch_plan, replacement_tags};
 pub use repair::repair_verdict;
-pub use report::{Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step};
-pub use drill::fence_addresses;
+pub use report::{
+    Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step,
+};
 pub use source::{OldDisks, StatePlan, launch_devices, newest_available, old_disks};
 pub use wait::{COMMAND_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, Timing};
 
@@ -216,10 +218,15 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                         && i.tags.contains_key(&node_tag)
                 });
                 let Some(image) = made_from else {
-                    self.ignore(format!("instance {instance_id} is unknown (EC2 does not describe it, no backup names it)"));
+                    self.ignore(format!(
+                        "instance {instance_id} is unknown (EC2 does not describe it, no backup names it)"
+                    ));
                     return Ok(None);
                 };
-                self.step("forgotten", format!("EC2 no longer describes {instance_id}; image {} names its node", image.id));
+                self.step(
+                    "forgotten",
+                    format!("EC2 no longer describes {instance_id}; image {} names its node", image.id),
+                );
                 (image.tags[&node_tag].clone(), None)
             }
         };
@@ -297,7 +304,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             }
             next.sort_by_key(|i| i.launch_time);
             let Some(lost) = next.pop() else { return Ok((dead, None)) };
-            self.step("replacement-lost", format!("{} replaced {} and is {}: relaunching it", lost.id, dead.id, lost.state));
+            self.step(
+                "replacement-lost",
+                format!("{} replaced {} and is {}: relaunching it", lost.id, dead.id, lost.state),
+            );
             self.report.old = Some(OldInstance { id: lost.id.clone(), private_ip: None });
             dead = Dead { node: dead.node, id: lost.id.clone(), instance: Some(lost), gone_at: None };
         }
@@ -374,12 +384,18 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let state = dead.instance.as_ref().map(|i| i.state);
         if matches!(state, Some(s) if s != InstanceState::Terminated) {
             let id = dead.id.clone();
-            wait::wait_for("the old instance to terminate", self.timing.terminate, &self.timing, self.deadline, || async {
-                Ok(match self.ec2.instance(&id).await? {
-                    Some(i) if i.state != InstanceState::Terminated => None,
-                    _ => Some(()),
-                })
-            })
+            wait::wait_for(
+                "the old instance to terminate",
+                self.timing.terminate,
+                &self.timing,
+                self.deadline,
+                || async {
+                    Ok(match self.ec2.instance(&id).await? {
+                        Some(i) if i.state != InstanceState::Terminated => None,
+                        _ => Some(()),
+                    })
+                },
+            )
             .await?;
             dead.gone_at = Some(self.wall_now());
             self.step("old-terminated", format!("{id} is terminated"));

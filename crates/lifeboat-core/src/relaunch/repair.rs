@@ -22,7 +22,9 @@ pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), String
     let field = |name: &str| line.as_ref().and_then(|l| l[name].as_str()).unwrap_or("");
     let verdict = match (line.as_ref().and_then(|l| l["result"].as_str()), state) {
         (Some("ok" | "repaired"), _) => Ok(()),
-        (Some(result), _) => Err(format!("the script reported {result} at step {}: {}", field("step"), field("message"))),
+        (Some(result), _) => {
+            Err(format!("the script reported {result} at step {}: {}", field("step"), field("message")))
+        }
         (None, CommandState::Success { .. }) => Ok(()),
         (None, CommandState::Failed { ssm_status, exit_code, .. }) => {
             Err(format!("the command ended {ssm_status} (exit {exit_code}) without a result line"))
@@ -83,7 +85,12 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     }
 
     /// Reads the repair's result: healthy, and whether it released the guard.
-    pub(super) fn finish_repair(&mut self, command_id: String, state: CommandState, done: String) -> Result<(), Failure> {
+    pub(super) fn finish_repair(
+        &mut self,
+        command_id: String,
+        state: CommandState,
+        done: String,
+    ) -> Result<(), Failure> {
         let (result, verdict) = repair_verdict(&state);
         let guard = guard_of(result.as_ref());
         self.report.command = Some(CommandReport { command_id: command_id.clone(), state, result });

@@ -49,7 +49,10 @@ pub fn old_disks(preserved: &[Volume], zone: Option<&str>) -> Result<OldDisks, S
         if let Some(zone) = zone
             && volume.availability_zone != zone
         {
-            return Err(format!("volume {} is in {}, the node's interface in {zone}", volume.id, volume.availability_zone));
+            return Err(format!(
+                "volume {} is in {}, the node's interface in {zone}",
+                volume.id, volume.availability_zone
+            ));
         }
     }
     let data = preserved.iter().filter(|v| role(v) == "data").cloned().collect();
@@ -78,7 +81,11 @@ pub fn recorded_state(replacement: &Instance) -> Option<StateReport> {
         source,
         image_id: replacement.tags.get(tags::RESTORED_FROM).cloned(),
         volumes: replacement.tags.get(tags::ROOT_VOLUME).cloned().into_iter().collect(),
-        as_of: replacement.tags.get(tags::STATE_AS_OF).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc()),
+        as_of: replacement
+            .tags
+            .get(tags::STATE_AS_OF)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc()),
         fallback: None,
     })
 }
@@ -106,8 +113,17 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let preserved = self.preserved_volumes(dead).await?;
         let plan = match old_disks(&preserved, spec.availability_zone.as_deref()) {
             Ok(disks) => {
-                self.step("old-volumes", format!("root {} and {} data volumes of {}", disks.root.id, disks.data.len(), dead.id));
-                StatePlan { source: Source::OldVolumes, image: newest, disks: Some(disks), as_of: dead.gone_at, fallback: None }
+                self.step(
+                    "old-volumes",
+                    format!("root {} and {} data volumes of {}", disks.root.id, disks.data.len(), dead.id),
+                );
+                StatePlan {
+                    source: Source::OldVolumes,
+                    image: newest,
+                    disks: Some(disks),
+                    as_of: dead.gone_at,
+                    fallback: None,
+                }
             }
             Err(reason) => {
                 self.step("no-old-volumes", reason.clone());
@@ -118,7 +134,12 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         self.report.state = Some(StateReport {
             source: plan.source,
             image_id: Some(plan.image.id.clone()),
-            volumes: plan.disks.iter().flat_map(|d| std::iter::once(&d.root).chain(&d.data)).map(|v| v.id.clone()).collect(),
+            volumes: plan
+                .disks
+                .iter()
+                .flat_map(|d| std::iter::once(&d.root).chain(&d.data))
+                .map(|v| v.id.clone())
+                .collect(),
             as_of: plan.as_of,
             fallback: plan.fallback.clone(),
         });
@@ -157,12 +178,20 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 })
                 .await
                 .map_err(|e| e.to_string())
-                .and_then(|i| if i.state == ImageState::Available { Ok(i) } else { Err(format!("it is {:?}", i.state)) })
+                .and_then(|i| {
+                    if i.state == ImageState::Available { Ok(i) } else { Err(format!("it is {:?}", i.state)) }
+                })
             }
             other => Err(format!("it is {other:?}")),
         };
         Ok(match waited {
-            Ok(image) => StatePlan { source: Source::FinalImage, as_of: image.creation_date, image, disks: None, fallback: Some(reason) },
+            Ok(image) => StatePlan {
+                source: Source::FinalImage,
+                as_of: image.creation_date,
+                image,
+                disks: None,
+                fallback: Some(reason),
+            },
             Err(why) => backup(format!("{reason}; final image {}: {why}", final_image.id)),
         })
     }
@@ -179,10 +208,16 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             }
             let ids: Vec<String> = found.iter().map(|v| v.id.clone()).collect();
             // Released a few seconds after the termination.
-            let released = wait_for("the old volumes to be released", self.timing.release, &self.timing, self.deadline, || async {
-                let volumes = self.ec2.volumes_by_id(&ids).await?;
-                Ok(volumes.iter().all(|v| v.state != VolumeState::InUse).then_some(volumes))
-            })
+            let released = wait_for(
+                "the old volumes to be released",
+                self.timing.release,
+                &self.timing,
+                self.deadline,
+                || async {
+                    let volumes = self.ec2.volumes_by_id(&ids).await?;
+                    Ok(volumes.iter().all(|v| v.state != VolumeState::InUse).then_some(volumes))
+                },
+            )
             .await;
             return Ok(released.unwrap_or(found));
         }
