@@ -18,6 +18,9 @@ pub const SOURCE_INSTANCE: &str = "lifeboat:source-instance";
 /// `scheduled`, `final` (at an interruption), `early` (rebalance
 /// recommendation or a spot stop).
 pub const KIND: &str = "lifeboat:kind";
+/// On an image a restore drill used: `passed <time>` or `failed <time>`,
+/// the proof (or not) that it comes back healthy.
+pub const DRILL: &str = "lifeboat:drill";
 /// Prefix of the launch spec recorded on each image (see [`crate::spec`]).
 pub const SPEC_PREFIX: &str = "lifeboat:spec-";
 

@@ -81,6 +81,10 @@ async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans
         ]
     );
     assert_eq!(report.duration_ms, report.timeline.last().unwrap().at_ms);
+    // The image remembers it was proven.
+    let image =
+        cloud.images().into_iter().find(|i| Some(&i.id) == report.state.as_ref().unwrap().image_id.as_ref()).unwrap();
+    assert!(image.tags["lifeboat:drill"].starts_with("passed 2026-"), "{:?}", image.tags);
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,6 +107,8 @@ async fn an_unhealthy_drill_fails_and_still_cleans_up() {
     ]);
     let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
     assert!(report.reason.as_deref().unwrap().starts_with("the clone is not healthy"), "{report:?}");
+    let image = report.state.as_ref().unwrap().image_id.clone().unwrap();
+    assert!(cloud.images().iter().any(|i| i.id == image && i.tags["lifeboat:drill"].starts_with("failed ")));
     assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
     assert!(
         drill_volumes(&cloud)

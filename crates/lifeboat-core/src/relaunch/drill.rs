@@ -71,14 +71,27 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         } else {
             self.clean_up(&node, &clone).await
         };
-        match (checked, cleaned) {
-            (Ok(()), Ok(())) => {
-                self.report.outcome = Outcome::DrillPassed;
-                Ok(())
-            }
+        let result = match (checked, cleaned) {
+            (Ok(()), Ok(())) => Ok(()),
             (Err(failed), Ok(())) => Err(failed),
             (Ok(()), Err(cleanup)) => Err(cleanup),
             (Err(failed), Err(cleanup)) => Err(Failure::Cleanup(format!("{failed}; and then {cleanup}"))),
+        };
+        self.record_on_image(&image.id, result.is_ok()).await;
+        if result.is_ok() {
+            self.report.outcome = Outcome::DrillPassed;
+        }
+        result
+    }
+
+    /// The image remembers its last drill, for `lifeboat status`; a failure
+    /// to tag is logged, not the drill's outcome.
+    async fn record_on_image(&mut self, image_id: &str, passed: bool) {
+        let when = self.wall_now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let value = format!("{} {when}", if passed { "passed" } else { "failed" });
+        let tag = Tags::from([(tags::DRILL.to_string(), value)]);
+        if let Err(e) = self.ec2.tag(&[image_id.to_string()], &tag).await {
+            tracing::warn!(image = image_id, error = %e, "could not record the drill on the image");
         }
     }
 
