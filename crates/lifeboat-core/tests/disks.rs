@@ -268,3 +268,28 @@ async fn a_node_never_prepared_comes_back_from_its_backup_and_says_what_was_lost
     assert_eq!((state.source, state.as_of), (Source::Backup, Some(created)));
     assert!(report.summary().contains("changes made after it are LOST"), "{}", report.summary());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_lost_before_it_adopted_the_disks_still_hands_them_on() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    // Out of time while the root swap runs: the swap completes, nothing
+    // tags the disks as the replacement's yet.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(50);
+    let report = failed(run_until(&cloud, &Config::default(), &warning(&old), Some(deadline)).await);
+    assert!(
+        steps(&report).contains(&"root-swap-started") && !steps(&report).contains(&"prepared"),
+        "{:?}",
+        steps(&report)
+    );
+    let second = replacements(&cloud, &old).remove(0);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.tags["lifeboat:instance"] == old), "not adopted");
+    cloud.terminate_in(&second.id, Duration::ZERO);
+    let report = run(&cloud, &Config::default(), &warning(&second.id)).await.unwrap();
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
+    let third = cloud.instance(&replacements(&cloud, &second.id)[0].id).unwrap();
+    assert_eq!(volume_at(&cloud, &third, "/dev/xvda").id, root.id);
+    assert_eq!(volume_at(&cloud, &third, "/dev/sdf").id, data.id);
+}

@@ -47,11 +47,11 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
 
     /// Attaches the old instance's data volumes that are not attached yet.
     async fn attach_data_volumes(&mut self, dead: &Dead, replacement: &Instance) -> Result<(), Failure> {
-        let tagged = self.ec2.volumes_tagged(tags::INSTANCE, Some(&dead.id)).await?;
-        let data = tagged.into_iter().filter(|v| {
-            v.tags.get(&self.config.node_tag).map(String::as_str) == Some(dead.node.as_str())
-                && v.tags.get(tags::VOLUME_ROLE).map(String::as_str) == Some("data")
-        });
+        let mut preserved = Vec::new();
+        for owner in dead.volume_owners() {
+            preserved.extend(self.volumes_of(dead, &owner).await?);
+        }
+        let data = preserved.into_iter().filter(|v| v.tags.get(tags::VOLUME_ROLE).map(String::as_str) == Some("data"));
         for volume in data {
             let Some(device) = volume.tags.get(tags::DEVICE) else { continue };
             match (volume.state, volume.attached_to.as_deref()) {

@@ -129,6 +129,16 @@ struct Dead {
     gone_at: Option<DateTime<Utc>>,
 }
 
+impl Dead {
+    /// Whose volumes it left: its own, or, for a replacement lost before it
+    /// adopted its disks, those its predecessor's tags still name.
+    fn volume_owners(&self) -> Vec<String> {
+        let mut owners = vec![self.id.clone()];
+        owners.extend(self.instance.as_ref().and_then(|i| i.tags.get(tags::REPLACES)).cloned());
+        owners
+    }
+}
+
 struct Flow<'a, E, S> {
     ec2: &'a E,
     ssm: &'a S,
@@ -342,7 +352,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         stop: Option<String>,
     ) -> Result<(), failure::Failure> {
         let Some(dead) = self.identify(instance_id).await? else { return Ok(()) };
-        let instance = dead.instance.as_ref().expect("identify describes a live instance");
+        let Some(instance) = dead.instance.as_ref() else {
+            self.ignore(format!("EC2 no longer describes {instance_id}: too late for an early backup"));
+            return Ok(());
+        };
         if let Some(action) = &stop {
             self.report.outcome = Outcome::Stopping;
             self.report.reason = Some(format!(

@@ -199,9 +199,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// The volumes the dead instance left, waited for until released. A
     /// replacement lost before it adopted its disks left its predecessor's.
     async fn preserved_volumes(&mut self, dead: &Dead) -> Result<Vec<Volume>, Failure> {
-        let mut owners = vec![dead.id.clone()];
-        owners.extend(dead.instance.as_ref().and_then(|i| i.tags.get(tags::REPLACES)).cloned());
-        for owner in owners {
+        for owner in dead.volume_owners() {
             let found = self.volumes_of(dead, &owner).await?;
             if found.is_empty() {
                 continue;
@@ -224,7 +222,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         Ok(Vec::new())
     }
 
-    async fn volumes_of(&self, dead: &Dead, owner: &str) -> Result<Vec<Volume>, Failure> {
+    pub(super) async fn volumes_of(&self, dead: &Dead, owner: &str) -> Result<Vec<Volume>, Failure> {
         let tagged = self.ec2.volumes_tagged(tags::INSTANCE, Some(owner)).await?;
         Ok(tagged
             .into_iter()
