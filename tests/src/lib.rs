@@ -136,12 +136,33 @@ impl Emulator {
     }
 
     fn http(&self, method: &str, path: &str, body: &Value) -> (u16, String) {
-        let address = self.url.trim_start_matches("http://");
         let body = if body.is_null() { String::new() } else { body.to_string() };
+        self.raw(method, path, &[("Content-Type", "application/json")], &body)
+    }
+
+    /// An instance profile in this account's IAM (nodes need one for SSM),
+    /// made with the query API; returns its ARN.
+    pub fn instance_profile(&self, name: &str) -> String {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=LB{}EMULATOR/20261130/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            self.account
+        );
+        let body = format!("Action=CreateInstanceProfile&InstanceProfileName={name}&Version=2010-05-08");
+        let headers =
+            [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", authorization.as_str())];
+        let (status, response) = self.raw("POST", "/", &headers, &body);
+        assert!(status == 200 || response.contains("EntityAlreadyExists"), "{status} {response}");
+        format!("arn:aws:iam::{}:instance-profile/{name}", self.account)
+    }
+
+    /// One HTTP/1.1 request to the emulator.
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        let address = self.url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
+        let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -193,28 +214,91 @@ impl Default for Emulator {
     }
 }
 
+/// A node as scheduled-backup leaves it: backed up and prepared.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub instance: String,
+    pub private_ip: String,
+    /// Its scheduled backup.
+    pub image: String,
+    pub root_volume: String,
+    pub data_volume: String,
+}
+
 impl Emulator {
-    /// A spot node "k8s-master" backed up (and prepared) by the real
-    /// scheduled-backup; from then on new images stay pending as long as on
-    /// AWS. Returns (instance, its private IP, the backup image).
-    pub async fn backed_up_node(&self) -> (String, String, String) {
+    /// Launches a spot instance with a root and a data volume (`/dev/sdf`),
+    /// the instance profile `k8s-node` and these tags; returns its id.
+    pub async fn launch_node(&self, subnet: &str, tags: &[(&str, &str)]) -> String {
+        let ec2 = self.ec2().await;
+        let iam = self.instance_profile("k8s-node");
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+        let data = aws_sdk_ec2::types::BlockDeviceMapping::builder()
+            .device_name("/dev/sdf")
+            .ebs(aws_sdk_ec2::types::EbsBlockDevice::builder().volume_size(20).delete_on_termination(true).build())
+            .build();
+        let out = ec2
+            .run_instances()
+            .image_id(BASE_AMI)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(subnet)
+            .block_device_mappings(data)
+            .iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().arn(iam).build())
+            .instance_market_options(
+                aws_sdk_ec2::types::InstanceMarketOptionsRequest::builder()
+                    .market_type(aws_sdk_ec2::types::MarketType::Spot)
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.instances()[0].instance_id().unwrap().to_string()
+    }
+
+    /// A spot node "k8s-master" with a data volume, backed up (and so
+    /// prepared) by the real scheduled-backup; from then on new images stay
+    /// pending as long as on AWS.
+    pub async fn backed_up_node(&self) -> Node {
+        self.backed_up("k8s-master").await
+    }
+
+    pub async fn backed_up(&self, name: &str) -> Node {
         self.control("POST", "/lifeboat/config", &serde_json::json!({"ami_pending_seconds": 0}));
         let subnet = self.subnet().await;
-        let node = self
-            .launch(&subnet, &[("lifeboat:node", "k8s-master"), ("Name", "k8s-master"), ("team", "platform")])
-            .await;
+        let instance =
+            self.launch_node(&subnet, &[("lifeboat:node", name), ("Name", name), ("team", "platform")]).await;
         let run = runtime::invoke(
             "scheduled-backup",
             &self.env(),
-            &[fixture("scheduled-backup.json")],
+            &[serde_json::json!({"node": name})],
             std::time::Duration::from_secs(120),
         );
         let report = run.invocations.into_iter().next().expect(&run.stderr).response();
         assert_eq!(report["nodes"][0]["interface"]["outcome"], "kept", "{report}");
+        assert_eq!(report["nodes"][0]["volumes"]["outcome"], "kept", "{report}");
         let image = report["nodes"][0]["image_id"].as_str().unwrap().to_string();
         self.control("POST", "/lifeboat/config", &serde_json::json!({"ami_pending_seconds": 600}));
-        let ip = self.instance(&node).await.private_ip_address().unwrap().to_string();
-        (node, ip, image)
+        let described = self.instance(&instance).await;
+        let volume_at = |device: &str| {
+            described
+                .block_device_mappings()
+                .iter()
+                .find(|m| m.device_name() == Some(device))
+                .and_then(|m| m.ebs()?.volume_id())
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("no volume at {device}: {described:?}"))
+        };
+        Node {
+            private_ip: described.private_ip_address().unwrap().to_string(),
+            root_volume: volume_at(described.root_device_name().unwrap()),
+            data_volume: volume_at("/dev/sdf"),
+            instance,
+            image,
+        }
     }
 
     pub async fn instance(&self, id: &str) -> aws_sdk_ec2::types::Instance {
@@ -224,9 +308,57 @@ impl Emulator {
 
     /// The instances tagged `lifeboat:replaces=<old>`.
     pub async fn replacements(&self, old: &str) -> Vec<aws_sdk_ec2::types::Instance> {
-        let filter = aws_sdk_ec2::types::Filter::builder().name("tag:lifeboat:replaces").values(old).build();
+        self.instances_tagged("lifeboat:replaces", old).await
+    }
+
+    pub async fn instances_tagged(&self, key: &str, value: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+        let filter = aws_sdk_ec2::types::Filter::builder().name(format!("tag:{key}")).values(value).build();
         let out = self.ec2().await.describe_instances().filters(filter).send().await.unwrap();
         out.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
+    }
+
+    /// The volume id at `device` of an instance.
+    pub async fn volume_at(&self, instance: &str, device: &str) -> Option<String> {
+        let described = self.instance(instance).await;
+        let mapping = described.block_device_mappings().iter().find(|m| m.device_name() == Some(device))?;
+        mapping.ebs()?.volume_id().map(str::to_string)
+    }
+
+    pub async fn volume(&self, id: &str) -> Option<aws_sdk_ec2::types::Volume> {
+        let filter = aws_sdk_ec2::types::Filter::builder().name("volume-id").values(id).build();
+        let out = self.ec2().await.describe_volumes().filters(filter).send().await.unwrap();
+        out.volumes().first().cloned()
+    }
+
+    /// The user data an instance was launched with, decoded.
+    pub async fn user_data(&self, instance: &str) -> String {
+        let out = self
+            .ec2()
+            .await
+            .describe_instance_attribute()
+            .instance_id(instance)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let encoded = out.user_data().and_then(|u| u.value()).unwrap_or_default();
+        String::from_utf8(aws_smithy_types::base64::decode(encoded).unwrap()).unwrap()
+    }
+
+    /// A spot interruption as EC2 carries it out: `action` (terminate, stop,
+    /// hibernate) `after` seconds from now.
+    pub fn interrupt(&self, instance: &str, action: &str, after: f64) {
+        self.control(
+            "POST",
+            &format!("/lifeboat/interrupt/{instance}"),
+            &serde_json::json!({"action": action, "after_seconds": after}),
+        );
+    }
+
+    /// The next commands' results: the repair's or the health check's JSON line.
+    pub fn command_results(&self, lines: &[&str]) {
+        let results: Vec<Value> = lines.iter().map(|l| serde_json::json!({"status": "Success", "stdout": l})).collect();
+        self.control("POST", "/lifeboat/config", &serde_json::json!({"command_results": results}));
     }
 }
 

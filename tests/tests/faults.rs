@@ -53,16 +53,18 @@ async fn scheduled_backup_under_throttling_and_5xx_backs_up_every_node() {
 #[tokio::test]
 async fn the_relaunch_under_throttling_ends_like_without_it() {
     let emu = Emulator::new();
-    let (old, ip, _) = emu.backed_up_node().await;
-    emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
+    let node = emu.backed_up_node().await;
+    emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
     throttle(&emu, 5);
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], TIMEOUT);
+    let run = invoke("interruption-handler", &emu.env(), &[warning(&node.instance)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
     emu.control("DELETE", "/lifeboat/faults", &Value::Null);
-    let new = emu.replacements(&old).await;
+    let new = emu.replacements(&node.instance).await;
     assert_eq!(new.len(), 1);
-    assert_eq!(new[0].private_ip_address(), Some(ip.as_str()));
+    assert_eq!(new[0].private_ip_address(), Some(node.private_ip.as_str()));
+    let root = new[0].root_device_name().unwrap();
+    assert_eq!(emu.volume_at(new[0].instance_id().unwrap(), root).await, Some(node.root_volume.clone()));
     let commands = emu.ssm().await.list_commands().send().await.unwrap();
     assert_eq!(commands.commands().len(), 1);
 }
@@ -70,7 +72,8 @@ async fn the_relaunch_under_throttling_ends_like_without_it() {
 #[tokio::test]
 async fn a_handler_killed_mid_flow_is_finished_by_the_retry() {
     let emu = Emulator::new();
-    let (old, ip, _) = emu.backed_up_node().await;
+    let node = emu.backed_up_node().await;
+    let (old, ip) = (node.instance.clone(), node.private_ip.clone());
     emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
     // The replacement's agent takes a minute: the first invocation launches,
     // then is killed (as a Lambda timeout would) while it waits.
@@ -89,4 +92,5 @@ async fn a_handler_killed_mid_flow_is_finished_by_the_retry() {
     assert_eq!(new[0].private_ip_address(), Some(ip.as_str()));
     assert_eq!(emu.calls("SendCommand"), 1);
     assert_eq!(emu.calls("RunInstances"), 2, "the test's own launch and one relaunch");
+    assert_eq!(emu.calls("CreateReplaceRootVolumeTask"), 1, "one swap");
 }

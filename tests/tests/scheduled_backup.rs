@@ -30,10 +30,10 @@ async fn backs_up_the_tagged_node_once_per_slot() {
         .stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("_aws").is_some())
+        .filter(|v| v.get("_aws").is_some() && v.get("BackupSucceeded").is_some())
         .collect();
     assert_eq!(metrics.len(), 2, "{}", run.stdout);
-    assert!(metrics.iter().all(|m| m["BackupSucceeded"] == 1 && m["Node"] == "k8s-master"));
+    assert!(metrics.iter().all(|m| m["BackupSucceeded"] == 1.0 && m["Node"] == "k8s-master"));
     let mut results = run.invocations.into_iter();
     let first = results.next().unwrap().response();
     let second = results.next().unwrap().response();

@@ -1,0 +1,92 @@
+//! Restore drills end to end: the real binary, the real SDK, the emulator.
+
+use lifeboat_tests::runtime::invoke;
+use lifeboat_tests::{Emulator, tag_pairs};
+use serde_json::json;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::test]
+async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_behind() {
+    let emu = Emulator::new();
+    let node = emu.backed_up_node().await;
+    let node_before = emu.instance(&node.instance).await;
+    emu.command_results(&[
+        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
+    ]);
+    let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
+    let run = invoke("interruption-handler", &emu.env(), &[drill], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["outcome"], "drill-passed", "{report}");
+
+    let clones = emu.instances_tagged("lifeboat:drill-of", "k8s-master").await;
+    assert_eq!(clones.len(), 1);
+    let clone = &clones[0];
+    let clone_id = clone.instance_id().unwrap();
+    assert_eq!(clone.state().unwrap().name().unwrap().as_str(), "terminated");
+    assert_eq!(clone.image_id(), Some(node.image.as_str()));
+    assert!(!tag_pairs(clone.tags()).iter().any(|(k, _)| k == "lifeboat:node"));
+    assert_ne!(report["replacement"]["private_ip"], node.private_ip.as_str(), "an address of its own");
+    // Guarded and fenced off the live node from the first instruction.
+    let user_data = emu.user_data(clone_id).await;
+    assert!(user_data.contains("ConditionPathExists=/run/lifeboat/released"));
+    assert!(user_data.contains(&format!("for ip in {}; do", node.private_ip)), "{user_data}");
+    // Its root was replaced with a volume made from the image's root snapshot.
+    let tasks = emu
+        .ec2()
+        .await
+        .describe_replace_root_volume_tasks()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("instance-id").values(clone_id).build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tasks.replace_root_volume_tasks().len(), 1);
+    assert_eq!(tasks.replace_root_volume_tasks()[0].task_state().unwrap().as_str(), "succeeded");
+    let image = emu.ec2().await.describe_images().image_ids(&node.image).send().await.unwrap();
+    let root_snapshot = image.images()[0]
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == image.images()[0].root_device_name())
+        .and_then(|m| m.ebs()?.snapshot_id())
+        .unwrap()
+        .to_string();
+    let swapped = report["timeline"].as_array().unwrap().iter().find(|s| s["step"] == "root-swapped").unwrap();
+    assert!(swapped["detail"].as_str().unwrap().contains(&root_snapshot), "{swapped}");
+    // Nothing made for the drill is left, and the real node is untouched.
+    let volume = report["state"]["volumes"][0].as_str().unwrap();
+    assert!(emu.volume(volume).await.is_none_or(|v| v.state().unwrap().as_str() == "deleted"), "{volume}");
+    let leftover = emu
+        .ec2()
+        .await
+        .describe_volumes()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("tag-key").values("lifeboat:drill-of").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(leftover.volumes().is_empty(), "{:?}", leftover.volumes());
+    let node_after = emu.instance(&node.instance).await;
+    assert_eq!(node_after.state(), node_before.state());
+    assert_eq!(node_after.private_ip_address(), node_before.private_ip_address());
+    assert_eq!(tag_pairs(node_after.tags()), tag_pairs(node_before.tags()));
+    assert_eq!(node_after.block_device_mappings(), node_before.block_device_mappings());
+    // The repair went to the clone in quarantine, then the health check.
+    let commands = emu.ssm().await.list_commands().send().await.unwrap();
+    let mut sent: Vec<(Vec<String>, String)> = commands
+        .commands()
+        .iter()
+        .map(|c| {
+            (c.instance_ids().to_vec(), c.parameters().unwrap()["commands"][0].lines().next().unwrap().to_string())
+        })
+        .collect();
+    sent.sort_by_key(|(_, first)| !first.contains("--quarantine"));
+    assert_eq!(
+        sent,
+        [
+            (vec![clone_id.to_string()], "bash -s -- '--quarantine' '--timeout' '480' <<'LIFEBOAT_SCRIPT'".to_string()),
+            (vec![clone_id.to_string()], "bash -s -- 'k8s-master' '--timeout' '120' <<'LIFEBOAT_SCRIPT'".to_string()),
+        ]
+    );
+    assert_eq!(emu.calls("TerminateInstances"), 1);
+}
