@@ -1,5 +1,5 @@
 //! Each emulator patch, checked with the real AWS SDK for Rust: the emulator
-//! answers as AWS does where moto alone would not (tests/emulator/patches.py).
+//! answers as AWS does where moto alone would not (tests/emulator/patches/).
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};

@@ -1,0 +1,19 @@
+"""Patches that make moto behave as AWS does where lifeboat depends on it.
+
+One module per AWS area; each patch names the AWS behaviour it restores and
+the documentation it follows. They are applied in-process before the server
+starts (see emulator.py); nothing here changes what lifeboat does, only how
+faithfully the emulator answers.
+"""
+
+from __future__ import annotations
+
+from . import images, instances, network, speed, ssm
+from .core import configure, reset
+
+__all__ = ["apply", "configure", "reset"]
+
+
+def apply() -> None:
+    for area in (speed, images, instances, network, ssm):
+        area.apply()

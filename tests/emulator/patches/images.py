@@ -1,0 +1,79 @@
+"""AMIs and their snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.responses.amis import AmisResponse
+
+from .core import lock, now, setting
+
+
+# AWS: a new AMI is `pending` until its snapshots complete, then `available`.
+# moto makes it `available` at once. The state becomes a property that turns
+# `pending` into `available` once the account's ami_pending_seconds have passed.
+def _get_state(self: Ami) -> str:
+    state = self.__dict__.get("_lb_state", "available")
+    ready_at = self.__dict__.get("_lb_available_at")
+    if state == "pending" and ready_at is not None and now() >= ready_at:
+        state = self.__dict__["_lb_state"] = "available"
+    return state
+
+
+def _set_state(self: Ami, value: str) -> None:
+    self.__dict__["_lb_state"] = value
+    self.__dict__.pop("_lb_available_at", None)
+
+
+_original_create_image = AmiBackend.create_image
+
+
+def _create_image(self: Any, instance_id: str, name: str, description: str, tag_specifications: list) -> Ami:
+    # AWS: AMI names are unique per account and region: InvalidAMIName.Duplicate.
+    # moto accepts any number of images with one name.
+    for ami in self.amis.values():
+        if ami.name == name and ami.owner_id == self.account_id:
+            raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
+    # AWS: a `snapshot` TagSpecification tags the image's snapshots. moto raises
+    # NotImplementedError (HTTP 500); the image is made without it, then tagged.
+    image_tags = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
+    snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
+    ami = _original_create_image(self, instance_id, name, description, tag_specifications=image_tags)
+    for tag in snapshot_tags:
+        ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
+    ami.state = "pending"
+    ami.__dict__["_lb_available_at"] = now() + setting(self.account_id, "ami_pending_seconds")
+    return ami
+
+
+def _deregister_image(self: AmisResponse) -> ActionResult:
+    # AWS: DeleteAssociatedSnapshots=true deletes the image's snapshots unless
+    # another image still uses them, and reports each one. moto ignores it.
+    ami_id = self._get_param("ImageId")
+    delete_snapshots = str(self._get_param("DeleteAssociatedSnapshots", "false")).lower() == "true"
+    self.error_on_dryrun()
+    backend = self.ec2_backend
+    with lock:
+        ami = backend.amis.get(ami_id)
+        backend.deregister_image(ami_id)
+        others = list(backend.amis.values())
+    result: dict[str, Any] = {"Return": True}
+    if delete_snapshots and ami is not None:
+        results = []
+        snap_id = ami.ebs_snapshot.id
+        if any(other.ebs_snapshot.id == snap_id for other in others):
+            results.append({"SnapshotId": snap_id, "ReturnCode": "skipped"})
+        elif snap_id in backend.snapshots:
+            backend.snapshots.pop(snap_id)
+            results.append({"SnapshotId": snap_id, "ReturnCode": "success"})
+        result["DeleteSnapshotResults"] = results
+    return ActionResult(result)
+
+
+def apply() -> None:
+    Ami.state = property(_get_state, _set_state)
+    AmiBackend.create_image = _create_image
+    AmisResponse.deregister_image = _deregister_image

@@ -1,0 +1,152 @@
+"""Systems Manager: managed nodes and Run Command."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
+from moto.ssm.exceptions import SSMException
+from moto.ssm.models import Command
+from moto.ssm.responses import SimpleSystemManagerResponse
+
+from .core import lock, now, on_configure, on_reset, setting
+
+# account -> list of results for the next SendCommand invocations
+_command_results: dict[str, list[dict[str, Any]]] = {}
+# instance ids whose SSM agent never comes online
+_offline: set[str] = set()
+
+
+def _configure_offline(account: str, ids: list[str]) -> None:
+    _offline.update(ids)
+
+
+def _configure_results(account: str, results: list[dict[str, Any]]) -> None:
+    _command_results.setdefault(account, []).extend(results)
+
+
+on_configure("offline_instances", _configure_offline)
+on_configure("command_results", _configure_results)
+on_reset(_command_results.clear)
+on_reset(_offline.clear)
+
+
+def _instance(account: str, region: str, instance_id: str) -> Any:
+    for reservation in ec2_backends[account][region].reservations.values():
+        for instance in reservation.instances:
+            if instance.id == instance_id:
+                return instance
+    return None
+
+
+def _ping_status(account: str, instance: Any) -> str | None:
+    """AWS: an instance is a managed node once its agent registered, some time
+    after it started running; it goes ConnectionLost when it stops."""
+    if instance.id in _offline:
+        return None
+    if instance.state != "running":
+        return "ConnectionLost"
+    launched = instance.launch_time
+    if isinstance(launched, str):
+        launched = datetime.strptime(launched, "%Y-%m-%dT%H:%M:%S.000Z")
+    if now() - launched.replace(tzinfo=timezone.utc).timestamp() < setting(account, "ssm_online_seconds"):
+        return None
+    return "Online"
+
+
+def _describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
+    # AWS: lists the managed nodes with their PingStatus. Not in moto.
+    wanted: set[str] | None = None
+    for f in self._get_param("Filters", []) or []:
+        if f.get("Key") == "InstanceIds":
+            wanted = set(f.get("Values", []))
+    for f in self._get_param("InstanceInformationFilterList", []) or []:
+        if f.get("key") == "InstanceIds":
+            wanted = set(f.get("valueSet", []))
+    account, region = self.current_account, self.region
+    items = []
+    for reservation in ec2_backends[account][region].reservations.values():
+        for instance in reservation.instances:
+            if wanted is not None and instance.id not in wanted:
+                continue
+            status = _ping_status(account, instance)
+            if status is None:
+                continue
+            items.append(
+                {
+                    "InstanceId": instance.id,
+                    "PingStatus": status,
+                    "ResourceType": "EC2Instance",
+                    "PlatformType": "Linux",
+                    "IPAddress": instance.private_ip,
+                    "AgentVersion": "3.3.0.0",
+                }
+            )
+    return ActionResult({"InstanceInformationList": items})
+
+
+_original_send_command = SimpleSystemManagerResponse.send_command
+
+
+def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
+    # AWS: SendCommand to an instance that is not an Online managed node fails
+    # with InvalidInstanceId. moto accepts any id.
+    account, region = self.current_account, self.region
+    for instance_id in self._get_param("InstanceIds", []) or []:
+        instance = _instance(account, region, instance_id)
+        if instance is None or _ping_status(account, instance) != "Online":
+            raise SSMException("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account {account}")
+    return _original_send_command(self)
+
+
+def _targets_instance_ids(self: Command) -> list[str]:
+    # AWS: Targets select instances by tag; no Targets selects none. moto turns
+    # an empty Targets into "no filter" and sends the command to every instance.
+    if not self.targets:
+        return []
+    return _original_targets(self)
+
+
+_original_targets = Command._get_instance_ids_from_targets
+_original_command_init = Command.__init__
+
+
+def _command_init(self: Command, *args: Any, **kwargs: Any) -> None:
+    _original_command_init(self, *args, **kwargs)
+    # The result each invocation reports: Success with no output unless the
+    # control API queued another one; InProgress until ssm_command_seconds pass.
+    self._lb_ready_at = now() + setting(self.account_id, "ssm_command_seconds")
+    for invocation in self.invocations:
+        with lock:
+            queued = _command_results.get(self.account_id) or []
+            result = queued.pop(0) if queued else {}
+        status = result.get("status", "Success")
+        invocation.update(
+            {
+                "Status": status,
+                "StatusDetails": status,
+                "ResponseCode": int(result.get("response_code", 0 if status == "Success" else 1)),
+                "StandardOutputContent": result.get("stdout", ""),
+                "StandardErrorContent": result.get("stderr", ""),
+            }
+        )
+
+
+_original_get_invocation = Command.get_invocation
+
+
+def _get_invocation(self: Command, instance_id: str, plugin_name: str | None) -> dict[str, Any]:
+    invocation = dict(_original_get_invocation(self, instance_id, plugin_name))
+    if now() < self._lb_ready_at:
+        invocation.update({"Status": "InProgress", "StatusDetails": "InProgress", "ResponseCode": -1})
+    return invocation
+
+
+def apply() -> None:
+    SimpleSystemManagerResponse.describe_instance_information = _describe_instance_information
+    SimpleSystemManagerResponse.send_command = _send_command
+    Command._get_instance_ids_from_targets = _targets_instance_ids
+    Command.__init__ = _command_init
+    Command.get_invocation = _get_invocation
