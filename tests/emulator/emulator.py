@@ -7,6 +7,9 @@ Accounts isolate tests that share one emulator: a request signed with an
 access key `LB<12 digits>...` acts in that account (moto's x-moto-account-id),
 so parallel tests never see each other's instances.
 
+Every request is first checked against botocore's model of its operation and
+refused as AWS refuses it (strict.py).
+
 Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /moto-api/reset            moto's reset, plus every lifeboat setting
     POST /lifeboat/faults           {"operation": "CreateImage" | "*", "code":
@@ -52,6 +55,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
 import patches
+import strict
 
 DEFAULT_ACCOUNT = "123456789012"
 ACCOUNT_KEY = re.compile(r"Credential=LB(\d{12})")
@@ -181,8 +185,8 @@ def set_snapshot(account: str, snapshot_id: str, values: dict[str, Any]) -> dict
 
 
 class Emulator:
-    """WSGI middleware: the control API, account selection and fault injection
-    in front of moto's own application."""
+    """WSGI middleware: the control API, account selection, fault injection
+    and the model's validation (strict.py) in front of moto's own application."""
 
     def __init__(self, moto_app: Any) -> None:
         self.moto_app = moto_app
@@ -217,6 +221,11 @@ class Emulator:
             fault = FAULTS.hit(account, operation, unquote_plus(text))
             if fault is not None:
                 return error_response(bool(target), fault["code"], int(fault["status"]), start_response)
+        refusal = strict.judge(environ, body)
+        if refusal is not None:
+            headers = [*refusal.headers, ("Content-Length", str(len(refusal.body)))]
+            start_response(f"{refusal.status} Bad Request", headers)
+            return [refusal.body]
         return self.moto_app(environ, start_response)
 
     @staticmethod

@@ -136,15 +136,20 @@ impl Emulator {
     }
 
     fn http(&self, method: &str, path: &str, body: &Value) -> (u16, String) {
-        let address = self.url.trim_start_matches("http://");
         let body = if body.is_null() { String::new() } else { body.to_string() };
+        self.raw(method, path, &[("Content-Type", "application/json")], &body)
+    }
+
+    /// One HTTP request to the emulator, as written: for requests the SDK
+    /// would refuse to send (a required member missing).
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        let address = self.url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        write!(stream, "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
