@@ -36,6 +36,12 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/seed-images      {"instance_id": "i-...", "images": [{"name":
                                      ..., "tags": {...}, "creation_date": ...,
                                      "state": "available"}]}: many at once
+    GET  /lifeboat/events           [{"at": <unix seconds>, "resource": "i-...",
+                                     "event": "running"}, ...] in time order:
+                                     when AWS reached each state (running,
+                                     online, image-available, ...; see
+                                     patches/), to compare with when lifeboat
+                                     noticed it
 """
 
 from __future__ import annotations
@@ -145,6 +151,7 @@ def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, 
             continue
         if "state" in values:
             ami.state = values["state"]
+            patches.record(account, image_id, f"image-{ami.state}")
         if "creation_date" in values:
             ami.creation_date = utc(values["creation_date"])
         return {"image_id": image_id, "region": region, "state": ami.state}
@@ -210,6 +217,7 @@ class Emulator:
         if match:
             account = match.group(1)
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = account
+        patches.tick(account)
         body = self.read_body(environ)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         text = body.decode("utf-8", "replace")
@@ -236,6 +244,7 @@ class Emulator:
         return body
 
     def control(self, method: str, path: str, account: str, environ: dict[str, Any], start_response: Any) -> Any:
+        patches.tick(account)
         query = parse_qs(environ.get("QUERY_STRING", ""))
         body = self.read_body(environ)
         payload = json.loads(body) if body else {}
@@ -259,6 +268,8 @@ class Emulator:
                 for (_, message, subject, _, _) in topic.sent_notifications
             ]
             return json_response(start_response, sent)
+        if path == "/lifeboat/events" and method == "GET":
+            return json_response(start_response, patches.events(account))
         if path == "/lifeboat/config" and method == "POST":
             patches.configure(account, payload)
             return json_response(start_response, {"ok": True})

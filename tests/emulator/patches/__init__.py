@@ -9,9 +9,9 @@ faithfully the emulator answers.
 from __future__ import annotations
 
 from . import images, instances, network, speed, ssm
-from .core import configure, reset
+from .core import configure, events, record, reset, tick
 
-__all__ = ["apply", "configure", "reset"]
+__all__ = ["apply", "configure", "events", "record", "reset", "tick"]
 
 
 def apply() -> None:

@@ -9,7 +9,7 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.responses.amis import AmisResponse
 
-from .core import lock, now, setting
+from .core import later, lock, now, record, setting
 
 
 # AWS: a new AMI is `pending` until its snapshots complete, then `available`.
@@ -45,8 +45,15 @@ def _create_image(self: Any, instance_id: str, name: str, description: str, tag_
     for tag in snapshot_tags:
         ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
     ami.state = "pending"
-    ami.__dict__["_lb_available_at"] = now() + setting(self.account_id, "ami_pending_seconds")
+    ready_at = now() + setting(self.account_id, "ami_pending_seconds")
+    ami.__dict__["_lb_available_at"] = ready_at
+    later(self.account_id, ready_at, lambda at: _log_available(self.account_id, ami, at))
     return ami
+
+
+def _log_available(account: str, ami: Ami, at: float) -> None:
+    if ami.state == "available":
+        record(account, ami.id, "image-available", at)
 
 
 def _deregister_image(self: AmisResponse) -> ActionResult:

@@ -8,7 +8,7 @@ from moto.core.responses import ActionResult
 from moto.ec2.models.instances import Instance
 from moto.ec2.responses.instances import InstanceResponse
 
-from .core import lock, on_reset
+from .core import lock, on_reset, record
 
 # (account, region, client token) -> reservation
 _client_tokens: dict[tuple[str, str, str], Any] = {}
@@ -35,6 +35,14 @@ def _run_instances(self: InstanceResponse) -> ActionResult:
     return result
 
 
+_original_init = Instance.__init__
+
+
+def _init(self: Instance, *args: Any, **kwargs: Any) -> None:
+    _original_init(self, *args, **kwargs)
+    record(self.ec2_backend.account_id, self.id, "running")
+
+
 _original_terminate = Instance.terminate
 
 
@@ -45,6 +53,7 @@ def _terminate(self: Instance) -> Any:
     previous = _original_terminate(self)
     for eni in kept:
         self.detach_eni(eni)
+    record(self.ec2_backend.account_id, self.id, "terminated")
     return previous
 
 
@@ -58,6 +67,7 @@ def _without_primary_interface(name: str) -> property:
 
 def apply() -> None:
     InstanceResponse.run_instances = _run_instances
+    Instance.__init__ = _init
     Instance.terminate = _terminate
     for name in ("private_ip", "private_ip_address", "private_dns_name", "public_ip", "public_ip_address"):
         setattr(Instance, name, _without_primary_interface(name))

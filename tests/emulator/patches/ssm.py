@@ -7,11 +7,12 @@ from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.instances import Instance
 from moto.ssm.exceptions import SSMException
 from moto.ssm.models import Command
 from moto.ssm.responses import SimpleSystemManagerResponse
 
-from .core import lock, now, on_configure, on_reset, setting
+from .core import later, lock, now, on_configure, on_reset, record, setting
 
 # account -> list of results for the next SendCommand invocations
 _command_results: dict[str, list[dict[str, Any]]] = {}
@@ -48,12 +49,49 @@ def _ping_status(account: str, instance: Any) -> str | None:
         return None
     if instance.state != "running":
         return "ConnectionLost"
+    if now() < _online_at(account, instance):
+        return None
+    return "Online"
+
+
+def _online_at(account: str, instance: Any) -> float:
+    """When the agent registers: after a reboot, the time set then; else the
+    launch time plus the account's current ssm_online_seconds."""
+    online_at = instance.__dict__.get("_lb_online_at")
+    if online_at is not None:
+        return float(online_at)
     launched = instance.launch_time
     if isinstance(launched, str):
         launched = datetime.strptime(launched, "%Y-%m-%dT%H:%M:%S.000Z")
-    if now() - launched.replace(tzinfo=timezone.utc).timestamp() < setting(account, "ssm_online_seconds"):
-        return None
-    return "Online"
+    return launched.replace(tzinfo=timezone.utc).timestamp() + setting(account, "ssm_online_seconds")
+
+
+def agent_starts(instance: Any, at: float | None = None) -> None:
+    """Logs `online` when the instance's agent registers (again, after a
+    reboot `at` this time): rechecked while the settings may still move it."""
+    account = instance.ec2_backend.account_id
+    if at is not None:
+        instance.__dict__["_lb_online_at"] = at
+    since = instance.__dict__.get("_lb_online_at")
+
+    def check(_: float) -> None:
+        if instance.id in _offline or instance.state != "running" or instance.__dict__.get("_lb_online_at") != since:
+            return
+        online_at = _online_at(account, instance)
+        if now() >= online_at:
+            record(account, instance.id, "online", online_at)
+        else:
+            later(account, min(online_at, now() + 0.25), check)
+
+    later(account, min(_online_at(account, instance), now() + 0.25), check)
+
+
+def _agent_on_launch(init: Any) -> Any:
+    def launched(self: Instance, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        agent_starts(self)
+
+    return launched
 
 
 def _describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
@@ -118,6 +156,8 @@ def _command_init(self: Command, *args: Any, **kwargs: Any) -> None:
     # The result each invocation reports: Success with no output unless the
     # control API queued another one; InProgress until ssm_command_seconds pass.
     self._lb_ready_at = now() + setting(self.account_id, "ssm_command_seconds")
+    account, command_id = self.account_id, self.command_id
+    later(account, self._lb_ready_at, lambda at: record(account, command_id, "command-finished", at))
     for invocation in self.invocations:
         with lock:
             queued = _command_results.get(self.account_id) or []
@@ -145,6 +185,7 @@ def _get_invocation(self: Command, instance_id: str, plugin_name: str | None) ->
 
 
 def apply() -> None:
+    Instance.__init__ = _agent_on_launch(Instance.__init__)
     SimpleSystemManagerResponse.describe_instance_information = _describe_instance_information
     SimpleSystemManagerResponse.send_command = _send_command
     Command._get_instance_ids_from_targets = _targets_instance_ids
