@@ -108,6 +108,45 @@ async fn run_instances_honours_client_token_and_refuses_a_taken_ip() {
     assert_eq!(count, 1, "one launch, whatever the retries and the refused IP");
 }
 
+/// The ids of the instances DescribeInstances finds with this filter.
+async fn instances_where(ec2: &aws_sdk_ec2::Client, name: &str, value: &str) -> Vec<String> {
+    let filter = aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
+    let out = ec2.describe_instances().filters(filter).send().await.unwrap();
+    out.reservations().iter().flat_map(|r| r.instances()).map(|i| i.instance_id().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_client_token_stays_bound_to_its_launch_and_its_parameters() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let ec2 = emu.ec2().await;
+    let launch = |ip: &str| {
+        ec2.run_instances().image_id(BASE_AMI).min_count(1).max_count(1).subnet_id(&subnet).private_ip_address(ip)
+    };
+    launch("10.0.1.20").client_token("holder").send().await.unwrap();
+    let err = launch("10.0.1.20").client_token("relaunch-1").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidIPAddress.InUse"));
+
+    // The refused launch bound nothing: the token is still free.
+    let first = launch("10.0.1.21").client_token("relaunch-1").send().await.unwrap();
+    let first = first.instances()[0].instance_id().unwrap().to_string();
+    let err = launch("10.0.1.22").client_token("relaunch-1").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("IdempotentParameterMismatch"));
+    assert_eq!(
+        err.message(),
+        Some("Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
+    );
+    assert_eq!(instances_where(&ec2, "client-token", "relaunch-1").await, [first.clone()]);
+
+    ec2.terminate_instances().instance_ids(&first).send().await.unwrap();
+    let err = launch("10.0.1.21").client_token("relaunch-1").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("IdempotentInstanceTerminated"));
+    let err = launch("10.0.1.22").client_token("relaunch-1").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("IdempotentParameterMismatch"), "still bound after the termination");
+    let err = launch("10.0.1.23").client_token("t".repeat(65)).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidParameterValue"), "at most 64 characters");
+}
+
 #[tokio::test]
 async fn ssm_sees_online_instances_and_sends_only_to_the_requested_one() {
     let emu = Emulator::new();

@@ -2,36 +2,71 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.instances import Instance
 from moto.ec2.responses.instances import InstanceResponse
+from moto.ec2.utils import filter_dict_attribute_mapping
 
-from .core import lock, on_reset, record
+from .core import on_reset, record
 
-# (account, region, client token) -> reservation
-_client_tokens: dict[tuple[str, str, str], Any] = {}
+@dataclass
+class _Launch:
+    params: dict[str, list[str]]
+    reservation: Any
+
+
+# (account, region, client token) -> the launch it is bound to
+_client_tokens: dict[tuple[str, str, str], _Launch] = {}
 on_reset(_client_tokens.clear)
-
+# one launch at a time: two identical requests with one token launch once
+_launching = threading.Lock()
 
 _original_run_instances = InstanceResponse.run_instances
 
 
 def _run_instances(self: InstanceResponse) -> ActionResult:
-    # AWS: RunInstances with a ClientToken already used returns the original
-    # reservation instead of launching again. moto ignores the token.
+    """AWS (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html):
+    a retry with the same ClientToken and the same parameters returns the
+    first launch; with other parameters it fails with
+    IdempotentParameterMismatch; a token is valid for at least 24 hours after
+    its instance terminated (API reference, Run_Instance_Idempotency.html),
+    and retrying it once the instance terminated now fails with
+    IdempotentInstanceTerminated (boto/boto3#4406). A refused launch binds
+    nothing. The model documents "Maximum 64 ASCII characters". moto ignores
+    the token. Tokens stay bound for the emulator's lifetime."""
     token = self._get_param("ClientToken")
+    if not token:
+        return _original_run_instances(self)
+    if len(token) > 64 or not token.isascii():
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Value ({token}) for parameter clientToken is invalid. It must be at most 64 ASCII characters.",
+        )
+    ignored = {"Action", "Version", "ClientToken", "DryRun"}
+    params = {k: list(v) for k, v in self.querystring.items() if k not in ignored}
     key = (self.current_account, self.region, token)
-    if token:
-        with lock:
-            known = _client_tokens.get(key)
+    with _launching:
+        known = _client_tokens.get(key)
         if known is not None:
-            return ActionResult(known)
-    result = _original_run_instances(self)
-    if token:
-        with lock:
-            _client_tokens[key] = result.result
+            if known.params != params:
+                raise EC2ClientError(
+                    "IdempotentParameterMismatch",
+                    "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+                )
+            if all(i.state == "terminated" for i in known.reservation.instances):
+                raise EC2ClientError(
+                    "IdempotentInstanceTerminated",
+                    "The client token you have provided is associated with a terminated instance. "
+                    "Please use a different client token.",
+                )
+            return ActionResult(known.reservation)
+        result = _original_run_instances(self)
+        _client_tokens[key] = _Launch(params, result.result)
     return result
 
 
@@ -66,6 +101,9 @@ def _without_primary_interface(name: str) -> property:
 
 
 def apply() -> None:
+    # AWS: DescribeInstances filter `client-token`, "the idempotency token you
+    # provided when you launched the instance" (API reference). Not in moto.
+    filter_dict_attribute_mapping["client-token"] = "client_token"
     InstanceResponse.run_instances = _run_instances
     Instance.__init__ = _init
     Instance.terminate = _terminate
