@@ -25,12 +25,16 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/config           {"ami_pending_seconds": 0,
                                      "ssm_online_seconds": 5,
                                      "ssm_command_seconds": 1,
+                                     "terminated_visible_seconds": 3600,
                                      "offline_instances": ["i-..."],
                                      "command_results": [{"status": "Failed",
                                      "response_code": 3, "stdout": "..."}]}
     POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
                                      "2026-11-01T01:00:00Z"}
     POST /lifeboat/snapshots/<id>   {"state": "pending", "start_time": "..."}
+    POST /lifeboat/instances/<id>   {"terminated_seconds_ago": 4000}: ages a
+                                     terminated instance (described for
+                                     terminated_visible_seconds, then gone)
     GET  /lifeboat/notifications    [{"topic_arn", "subject", "message"}]: what
                                      SNS was asked to publish
     POST /lifeboat/seed-images      {"instance_id": "i-...", "images": [{"name":
@@ -278,6 +282,9 @@ class Emulator:
         if path == "/lifeboat/seed-images" and method == "POST":
             region = query.get("region", ["eu-west-1"])[0]
             return json_response(start_response, seed_images(account, region, payload))
+        if path.startswith("/lifeboat/instances/") and method == "POST":
+            aged = patches.age_termination(account, path.rsplit("/", 1)[-1], payload["terminated_seconds_ago"])
+            return json_response(start_response, aged)
         if path.startswith("/lifeboat/snapshots/") and method == "POST":
             return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")

@@ -157,6 +157,18 @@ impl Emulator {
         (status, body)
     }
 
+    /// A query-protocol request in this account, for a service the tests
+    /// have no SDK client for (IAM): unsigned, with the credential scope that
+    /// names the service, as the SDK sends it.
+    pub fn query(&self, service: &str, body: &str) -> (u16, String) {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=LB{}EMULATOR/20261126/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0",
+            self.account
+        );
+        let headers = [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Authorization", &auth)];
+        self.raw("POST", "/", &headers, body)
+    }
+
     /// A subnet in a new VPC.
     pub async fn subnet(&self) -> String {
         let ec2 = self.ec2().await;

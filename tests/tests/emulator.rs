@@ -141,10 +141,67 @@ async fn a_client_token_stays_bound_to_its_launch_and_its_parameters() {
     ec2.terminate_instances().instance_ids(&first).send().await.unwrap();
     let err = launch("10.0.1.21").client_token("relaunch-1").send().await.unwrap_err();
     assert_eq!(err.code(), Some("IdempotentInstanceTerminated"));
+    // A day after the termination, long after EC2 stopped describing it.
+    emu.control("POST", &format!("/lifeboat/instances/{first}"), &json!({"terminated_seconds_ago": 25 * 3600}));
+    let err = launch("10.0.1.21").client_token("relaunch-1").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("IdempotentInstanceTerminated"));
     let err = launch("10.0.1.22").client_token("relaunch-1").send().await.unwrap_err();
     assert_eq!(err.code(), Some("IdempotentParameterMismatch"), "still bound after the termination");
     let err = launch("10.0.1.23").client_token("t".repeat(65)).send().await.unwrap_err();
     assert_eq!(err.code(), Some("InvalidParameterValue"), "at most 64 characters");
+}
+
+#[tokio::test]
+async fn a_terminated_instance_loses_its_network_disks_and_profile_then_disappears() {
+    let emu = Emulator::new();
+    let (status, body) = emu.query("iam", "Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName=node");
+    assert_eq!(status, 200, "{body}");
+    let subnet = emu.subnet().await;
+    let ec2 = emu.ec2().await;
+    let out = ec2
+        .run_instances()
+        .image_id(BASE_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .key_name("ops")
+        .client_token("launch-1")
+        .iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name("node").build())
+        .tag_specifications(tag_spec(ResourceType::Instance, "lifeboat:node", "k8s-master"))
+        .send()
+        .await
+        .unwrap();
+    let id = out.instances()[0].instance_id().unwrap().to_string();
+    let running = emu.instance(&id).await;
+    assert!(running.iam_instance_profile().is_some());
+    assert!(running.private_ip_address().is_some());
+    assert!(!running.network_interfaces().is_empty());
+    assert!(!running.block_device_mappings().is_empty());
+
+    ec2.terminate_instances().instance_ids(&id).send().await.unwrap();
+    let dead = emu.instance(&id).await;
+    assert_eq!(dead.state().unwrap().name().unwrap().as_str(), "terminated");
+    assert_eq!(dead.iam_instance_profile(), None);
+    assert_eq!(dead.private_ip_address(), None);
+    assert!(dead.network_interfaces().is_empty());
+    assert!(dead.block_device_mappings().is_empty());
+    assert_eq!(dead.key_name(), Some("ops"));
+    assert_eq!(dead.instance_type().unwrap().as_str(), "t3.medium");
+    assert_eq!(dead.image_id(), Some(BASE_AMI));
+    assert_eq!(dead.client_token(), Some("launch-1"));
+    assert_eq!(tag_pairs(dead.tags()), [("lifeboat:node".to_string(), "k8s-master".to_string())]);
+
+    let age = |seconds: u64| {
+        emu.control("POST", &format!("/lifeboat/instances/{id}"), &json!({"terminated_seconds_ago": seconds}))
+    };
+    assert_eq!(age(3500)["visible"], true);
+    assert_eq!(instances_where(&ec2, "tag:lifeboat:node", "k8s-master").await, [id.clone()]);
+    assert_eq!(age(4000)["visible"], false);
+    let err = ec2.describe_instances().instance_ids(&id).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidInstanceID.NotFound"));
+    assert!(instances_where(&ec2, "tag:lifeboat:node", "k8s-master").await.is_empty());
+    assert!(ec2.describe_instances().send().await.unwrap().reservations().is_empty());
 }
 
 #[tokio::test]
@@ -313,7 +370,9 @@ async fn ssm_lists_every_violation_and_refuses_values_outside_an_enum() {
     let err = ssm.list_commands().filters(filter).send().await.unwrap_err();
     assert_eq!(err.code(), Some("ValidationException"));
     assert!(
-        err.message().unwrap().contains("at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set: ["),
+        err.message()
+            .unwrap()
+            .contains("at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set: ["),
         "{err:?}"
     );
 }
@@ -353,7 +412,9 @@ async fn sns_refuses_a_missing_required_member_with_validation_error() {
     assert_eq!(err.code(), Some("ValidationError"));
     assert_eq!(
         err.message(),
-        Some("1 validation error detected: Value null at 'message' failed to satisfy constraint: Member must not be null")
+        Some(
+            "1 validation error detected: Value null at 'message' failed to satisfy constraint: Member must not be null"
+        )
     );
     let sent = emu.control("GET", "/lifeboat/notifications", &serde_json::Value::Null);
     assert_eq!(sent, json!([]));
@@ -363,7 +424,12 @@ async fn sns_refuses_a_missing_required_member_with_validation_error() {
 
 /// The time of `event` for `resource` in the account's event log.
 fn event_at(events: &serde_json::Value, resource: &str, event: &str) -> Option<f64> {
-    events.as_array().unwrap().iter().find(|e| e["resource"] == resource && e["event"] == event).map(|e| e["at"].as_f64().unwrap())
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"] == resource && e["event"] == event)
+        .map(|e| e["at"].as_f64().unwrap())
 }
 
 #[tokio::test]

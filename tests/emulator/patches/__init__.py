@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from . import images, instances, network, speed, ssm
 from .core import configure, events, record, reset, tick
+from .instances import age_termination
 
-__all__ = ["apply", "configure", "events", "record", "reset", "tick"]
+__all__ = ["age_termination", "apply", "configure", "events", "record", "reset", "tick"]
 
 
 def apply() -> None:

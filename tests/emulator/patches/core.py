@@ -22,6 +22,8 @@ DEFAULTS: dict[str, float] = {
     "ssm_online_seconds": 0.0,
     # A command invocation is InProgress this long before its result.
     "ssm_command_seconds": 0.0,
+    # A terminated instance is described this long, then not at all.
+    "terminated_visible_seconds": 3600.0,
 }
 lock = threading.RLock()
 _settings: dict[str, dict[str, float]] = {}
