@@ -26,6 +26,8 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "ssm_online_seconds": 5,
                                      "ssm_command_seconds": 1,
                                      "terminated_visible_seconds": 3600,
+                                     "ip_release_seconds": 5,
+                                     "eni_release_seconds": 3,
                                      "offline_instances": ["i-..."],
                                      "command_results": [{"status": "Failed",
                                      "response_code": 3, "stdout": "..."}]}

@@ -84,14 +84,12 @@ _original_terminate = Instance.terminate
 
 
 def _terminate(self: Instance) -> Any:
-    # AWS: an interface kept on termination is detached and `available`, its
-    # private IP still its own. moto leaves it attached to the dead instance.
-    kept = [eni for eni in self.nics.values() if not eni.delete_on_termination]
+    # When it terminated: now, or when AWS's own action (an interruption) was
+    # due. Interfaces are released in network.py, volumes in volumes.py.
+    at = self.__dict__.pop("_lb_terminating_at", None) or now()
     previous = _original_terminate(self)
-    for eni in kept:
-        self.detach_eni(eni)
-    self.__dict__["_lb_terminated_at"] = now()
-    record(self.ec2_backend.account_id, self.id, "terminated")
+    self.__dict__["_lb_terminated_at"] = at
+    record(self.ec2_backend.account_id, self.id, "terminated", at)
     return previous
 
 
