@@ -510,3 +510,35 @@ async fn a_termination_frees_addresses_and_kept_interfaces_only_a_moment_later()
     let available = event_at(&events, &eni, "interface-available").unwrap();
     assert!((available - terminated - 1.0).abs() < 0.01, "{events}");
 }
+
+// --- Disabled images ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_disabled_image_is_described_only_when_asked_and_keeps_its_snapshot() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ec2 = emu.ec2().await;
+    let image = ec2.create_image().instance_id(&instance).name("to-disable").send().await.unwrap();
+    let image = image.image_id().unwrap().to_string();
+    let own = || ec2.describe_images().owners("self");
+    assert_eq!(own().send().await.unwrap().images().len(), 1);
+
+    ec2.disable_image().image_id(&image).send().await.unwrap();
+    assert!(own().send().await.unwrap().images().is_empty(), "left out by default");
+    assert!(ec2.describe_images().image_ids(&image).send().await.unwrap().images().is_empty());
+    let all = own().include_disabled(true).send().await.unwrap();
+    assert_eq!(all.images().len(), 1);
+    assert_eq!(all.images()[0].state().unwrap().as_str(), "disabled");
+
+    let snapshot = all.images()[0].block_device_mappings()[0].ebs().unwrap().snapshot_id().unwrap().to_string();
+    let err = ec2.delete_snapshot().snapshot_id(&snapshot).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidSnapshot.InUse"));
+
+    let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+    assert!(event_at(&events, &image, "image-disabled").is_some(), "{events}");
+    // The control API disables too (state), for images made by other means.
+    ec2.enable_image().image_id(&image).send().await.unwrap();
+    emu.control("POST", &format!("/lifeboat/images/{image}"), &json!({"state": "disabled"}));
+    assert!(own().send().await.unwrap().images().is_empty());
+}

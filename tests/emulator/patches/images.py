@@ -56,6 +56,12 @@ def _log_available(account: str, ami: Ami, at: float) -> None:
         record(account, ami.id, "image-available", at)
 
 
+def image_snapshots(ami: Ami) -> list[str]:
+    """The snapshots an image's block device mappings use."""
+    mappings = ami.block_device_mappings
+    return [m["Ebs"]["SnapshotId"] for m in mappings if m.get("Ebs", {}).get("SnapshotId")]
+
+
 def _deregister_image(self: AmisResponse) -> ActionResult:
     # AWS: DeleteAssociatedSnapshots=true deletes the image's snapshots unless
     # another image still uses them, and reports each one. moto ignores it.
@@ -70,17 +76,50 @@ def _deregister_image(self: AmisResponse) -> ActionResult:
     result: dict[str, Any] = {"Return": True}
     if delete_snapshots and ami is not None:
         results = []
-        snap_id = ami.ebs_snapshot.id
-        if any(other.ebs_snapshot.id == snap_id for other in others):
-            results.append({"SnapshotId": snap_id, "ReturnCode": "skipped"})
-        elif snap_id in backend.snapshots:
-            backend.snapshots.pop(snap_id)
-            results.append({"SnapshotId": snap_id, "ReturnCode": "success"})
+        used = {snap for other in others for snap in image_snapshots(other)}
+        for snap_id in image_snapshots(ami):
+            if snap_id in used:
+                results.append({"SnapshotId": snap_id, "ReturnCode": "skipped"})
+            elif snap_id in backend.snapshots:
+                backend.snapshots.pop(snap_id)
+                results.append({"SnapshotId": snap_id, "ReturnCode": "success"})
         result["DeleteSnapshotResults"] = results
     return ActionResult(result)
+
+
+# --- Disabled images --------------------------------------------------------
+
+# AWS (DisableImage, API reference): "Sets the AMI state to `disabled` ... A
+# disabled AMI does not appear in DescribeImages API calls by default";
+# DescribeImages IncludeDisabled: "Default: No disabled AMIs are included in
+# the response." User guide (disable-an-ami.html): "You can't delete snapshots
+# associated with disabled AMIs" (InvalidSnapshot.InUse: moto already refuses
+# to delete the snapshot of any registered image). moto describes disabled
+# images like any other.
+_original_describe_images = AmisResponse.describe_images
+
+
+def _describe_images(self: AmisResponse) -> ActionResult:
+    result = _original_describe_images(self)
+    if str(self._get_param("IncludeDisabled", "false")).lower() != "true":
+        images = result.result["Images"]  # type: ignore[index]
+        result.result["Images"] = [ami for ami in images if ami.state != "disabled"]  # type: ignore[index]
+    return result
+
+
+def _state_change(action: Any, state: str) -> Any:
+    def change(self: AmisResponse) -> ActionResult:
+        result = action(self)
+        record(self.current_account, self._get_param("ImageId"), f"image-{state}")
+        return result
+
+    return change
 
 
 def apply() -> None:
     Ami.state = property(_get_state, _set_state)
     AmiBackend.create_image = _create_image
     AmisResponse.deregister_image = _deregister_image
+    AmisResponse.describe_images = _describe_images
+    AmisResponse.disable_image = _state_change(AmisResponse.disable_image, "disabled")
+    AmisResponse.enable_image = _state_change(AmisResponse.enable_image, "available")
