@@ -8,7 +8,7 @@ faithfully the emulator answers.
 
 from __future__ import annotations
 
-from . import images, instances, network, speed, ssm
+from . import images, instances, network, speed, ssm, volumes
 from .core import configure, events, record, reset, tick
 from .instances import age_termination
 
@@ -16,5 +16,5 @@ __all__ = ["age_termination", "apply", "configure", "events", "record", "reset",
 
 
 def apply() -> None:
-    for area in (speed, images, instances, network, ssm):
+    for area in (speed, images, instances, network, volumes, ssm):
         area.apply()

@@ -42,13 +42,57 @@ def _create_image(self: Any, instance_id: str, name: str, description: str, tag_
     image_tags = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
     snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
     ami = _original_create_image(self, instance_id, name, description, tag_specifications=image_tags)
-    for tag in snapshot_tags:
-        ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
+    _snapshot_volumes(self, ami)
+    for snapshot_id in image_snapshots(ami):
+        for tag in snapshot_tags:
+            self.snapshots[snapshot_id].add_tag(tag["Key"], tag["Value"])
     ami.state = "pending"
     ready_at = now() + setting(self.account_id, "ami_pending_seconds")
     ami.__dict__["_lb_available_at"] = ready_at
     later(self.account_id, ready_at, lambda at: _log_available(self.account_id, ami, at))
     return ami
+
+
+def _snapshot_volumes(backend: Any, ami: Ami) -> None:
+    """AWS (user guide, block-device-mapping-concepts.html): CreateImage makes
+    a snapshot of each EBS volume of the instance, and the image's block
+    device mapping records per device its snapshot, size, type and
+    DeleteOnTermination ("When you create an AMI, its block device mapping
+    inherits this setting from the instance"). moto makes one 15 GiB
+    snapshot of a throwaway volume and records DeleteOnTermination=false."""
+    instance = ami.instance
+    devices = sorted(instance.get_block_device_mapping, key=lambda d: d[0] != instance.root_device_name)
+    if not devices:
+        return
+    backend.snapshots.pop(ami.ebs_snapshot.id, None)
+    mappings = []
+    for device, block in devices:
+        volume = backend.get_volume(block.volume_id)
+        snapshot = backend.create_snapshot(
+            volume.id, f"Created by CreateImage({instance.id}) for {ami.id}", ami.owner_id, from_ami=ami.id
+        )
+        ebs = {
+            "SnapshotId": snapshot.id,
+            "VolumeSize": volume.size,
+            "VolumeType": volume.volume_type,
+            "DeleteOnTermination": str(block.delete_on_termination).lower() == "true",
+            "Encrypted": bool(volume.encrypted),
+        }
+        mappings.append({"DeviceName": device, "Ebs": ebs})
+    ami.ebs_snapshot = backend.snapshots[mappings[0]["Ebs"]["SnapshotId"]]
+    ami.root_device_name = instance.root_device_name
+    ami.root_device_type = "ebs"
+    ami.__dict__["_lb_mappings"] = mappings
+
+
+_original_mappings = Ami.block_device_mappings
+
+
+def _block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+    recorded = self.__dict__.get("_lb_mappings")
+    if recorded is None:
+        return _original_mappings.fget(self)  # type: ignore[no-any-return]
+    return [{"DeviceName": m["DeviceName"], "Ebs": dict(m["Ebs"])} for m in recorded]
 
 
 def _log_available(account: str, ami: Ami, at: float) -> None:
@@ -118,6 +162,7 @@ def _state_change(action: Any, state: str) -> Any:
 
 def apply() -> None:
     Ami.state = property(_get_state, _set_state)
+    Ami.block_device_mappings = property(_block_device_mappings)
     AmiBackend.create_image = _create_image
     AmisResponse.deregister_image = _deregister_image
     AmisResponse.describe_images = _describe_images

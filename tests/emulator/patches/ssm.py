@@ -135,7 +135,9 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
     for instance_id in self._get_param("InstanceIds", []) or []:
         instance = _instance(account, region, instance_id)
         if instance is None or _ping_status(account, instance) != "Online":
-            raise SSMException("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account {account}")
+            raise SSMException(
+                "InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account {account}"
+            )
     return _original_send_command(self)
 
 
