@@ -28,6 +28,7 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "terminated_visible_seconds": 3600,
                                      "ip_release_seconds": 5,
                                      "eni_release_seconds": 3,
+                                     "shutdown_seconds": 1,
                                      "offline_instances": ["i-..."],
                                      "command_results": [{"status": "Failed",
                                      "response_code": 3, "stdout": "..."}]}
@@ -37,6 +38,12 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/instances/<id>   {"terminated_seconds_ago": 4000}: ages a
                                      terminated instance (described for
                                      terminated_visible_seconds, then gone)
+    POST /lifeboat/interrupt/<id>   {"action": "terminate" | "stop" |
+                                     "hibernate", "after_seconds": 2}: EC2
+                                     interrupts the spot instance then: it is
+                                     shutting-down (stopping) for
+                                     shutdown_seconds, then terminated
+                                     (stopped, keeping disks and interfaces)
     GET  /lifeboat/notifications    [{"topic_arn", "subject", "message"}]: what
                                      SNS was asked to publish
     POST /lifeboat/seed-images      {"instance_id": "i-...", "images": [{"name":
@@ -287,6 +294,9 @@ class Emulator:
         if path.startswith("/lifeboat/instances/") and method == "POST":
             aged = patches.age_termination(account, path.rsplit("/", 1)[-1], payload["terminated_seconds_ago"])
             return json_response(start_response, aged)
+        if path.startswith("/lifeboat/interrupt/") and method == "POST":
+            action, after = payload.get("action", "terminate"), payload.get("after_seconds", 0)
+            return json_response(start_response, patches.interrupt(account, path.rsplit("/", 1)[-1], action, after))
         if path.startswith("/lifeboat/snapshots/") and method == "POST":
             return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")

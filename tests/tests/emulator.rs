@@ -797,3 +797,77 @@ async fn volumes_kept_on_termination_are_found_and_attached_where_they_belong() 
     assert_eq!(tag_pairs(drill.tags()), [("lifeboat:drill-of".to_string(), "k8s-master".to_string())]);
     ec2.delete_volume().volume_id(drill.volume_id().unwrap()).send().await.unwrap();
 }
+
+// --- Spot interruptions --------------------------------------------------------------
+
+async fn state_of(emu: &Emulator, instance: &str) -> String {
+    emu.instance(instance).await.state().unwrap().name().unwrap().as_str().to_string()
+}
+
+async fn wait_for_state(emu: &Emulator, instance: &str, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_of(emu, instance).await != wanted {
+        assert!(Instant::now() < deadline, "{instance} never became {wanted}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_spot_termination_shuts_down_then_keeps_what_was_kept() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"shutdown_seconds": 0.5, "eni_release_seconds": 0.5}));
+    let (node, root, data) = prepared_node(&emu, &emu.subnet().await).await;
+    let ec2 = emu.ec2().await;
+    let eni = emu.instance(&node).await.network_interfaces()[0].clone();
+    let attachment = eni.attachment().unwrap().attachment_id().unwrap().to_string();
+    let eni = eni.network_interface_id().unwrap().to_string();
+    let keep = aws_sdk_ec2::types::NetworkInterfaceAttachmentChanges::builder()
+        .attachment_id(attachment)
+        .delete_on_termination(false)
+        .build();
+    ec2.modify_network_interface_attribute().network_interface_id(&eni).attachment(keep).send().await.unwrap();
+
+    emu.control("POST", &format!("/lifeboat/interrupt/{node}"), &json!({"action": "terminate", "after_seconds": 0.3}));
+    assert_eq!(state_of(&emu, &node).await, "running");
+    wait_for_state(&emu, &node, "shutting-down").await;
+    wait_for_state(&emu, &node, "terminated").await;
+    let dead = emu.instance(&node).await;
+    assert_eq!(dead.state_reason().unwrap().code(), Some("Server.SpotInstanceTermination"));
+    for id in [&root, &data] {
+        assert_eq!(volume(&ec2, id).await.state().unwrap().as_str(), "available");
+    }
+    let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+    let shutting_down = event_at(&events, &node, "shutting-down").unwrap();
+    let terminated = event_at(&events, &node, "terminated").unwrap();
+    assert!((terminated - shutting_down - 0.5).abs() < 0.01, "{events}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let described = ec2.describe_network_interfaces().network_interface_ids(&eni).send().await.unwrap();
+    assert_eq!(described.network_interfaces()[0].status().unwrap().as_str(), "available");
+    let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+    assert!((event_at(&events, &eni, "interface-available").unwrap() - terminated - 0.5).abs() < 0.01, "{events}");
+    assert!(event_at(&events, &root, "volume-available").is_some(), "{events}");
+}
+
+#[tokio::test]
+async fn a_spot_stop_or_hibernation_keeps_the_disks_and_the_interface() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"shutdown_seconds": 0.2}));
+    let subnet = emu.subnet().await;
+    for action in ["stop", "hibernate"] {
+        let (node, root, _) = prepared_node(&emu, &subnet).await;
+        let ip = emu.instance(&node).await.private_ip_address().unwrap().to_string();
+        emu.control("POST", &format!("/lifeboat/interrupt/{node}"), &json!({"action": action, "after_seconds": 0}));
+        wait_for_state(&emu, &node, "stopped").await;
+        let stopped = emu.instance(&node).await;
+        assert_eq!(stopped.state_reason().unwrap().code(), Some("Server.SpotInstanceShutdown"));
+        assert_eq!(stopped.private_ip_address(), Some(ip.as_str()));
+        assert_eq!(stopped.network_interfaces().len(), 1);
+        assert_eq!(devices(&emu, &node).await.len(), 2, "{action}");
+        assert_eq!(volume(&emu.ec2().await, &root).await.state().unwrap().as_str(), "in-use");
+        let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+        assert!(event_at(&events, &node, "stopping").unwrap() < event_at(&events, &node, "stopped").unwrap());
+    }
+    let (status, body) =
+        emu.raw("POST", &format!("/lifeboat/interrupt/i-0?account={}", emu.account), &[], "{\"action\": \"reboot\"}");
+    assert_eq!(status, 400, "{body}");
+}

@@ -11,8 +11,9 @@ from __future__ import annotations
 from . import images, instances, network, speed, ssm, volumes
 from .core import configure, events, record, reset, tick
 from .instances import age_termination
+from .spot import interrupt
 
-__all__ = ["age_termination", "apply", "configure", "events", "record", "reset", "tick"]
+__all__ = ["age_termination", "apply", "configure", "events", "interrupt", "record", "reset", "tick"]
 
 
 def apply() -> None:
