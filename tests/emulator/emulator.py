@@ -30,8 +30,13 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "eni_release_seconds": 3,
                                      "shutdown_seconds": 1,
                                      "offline_instances": ["i-..."],
+                                     "ssm_invocation_delay_seconds": 0.5,
                                      "command_results": [{"status": "Failed",
-                                     "response_code": 3, "stdout": "..."}]}
+                                     "response_code": 3, "stdout": "...",
+                                     "seconds": 2}]}: "seconds" the
+                                     invocation runs (ssm_command_seconds by
+                                     default); past the document's
+                                     executionTimeout it ends TimedOut
     POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
                                      "2026-11-01T01:00:00Z"}
     POST /lifeboat/snapshots/<id>   {"state": "pending", "start_time": "..."}

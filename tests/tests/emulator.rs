@@ -204,6 +204,25 @@ async fn a_terminated_instance_loses_its_network_disks_and_profile_then_disappea
     assert!(ec2.describe_instances().send().await.unwrap().reservations().is_empty());
 }
 
+/// GetCommandInvocation once the invocation exists (it does not, for a
+/// moment after SendCommand).
+async fn invocation(
+    ssm: &aws_sdk_ssm::Client,
+    command: &str,
+    instance: &str,
+) -> aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ssm.get_command_invocation().command_id(command).instance_id(instance).send().await {
+            Ok(out) => return out,
+            Err(e) if e.code() == Some("InvocationDoesNotExist") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn ssm_sees_online_instances_and_sends_only_to_the_requested_one() {
     let emu = Emulator::new();
@@ -250,13 +269,7 @@ async fn ssm_sees_online_instances_and_sends_only_to_the_requested_one() {
         .unwrap();
     let command = sent.command().unwrap();
     assert_eq!(command.instance_ids(), std::slice::from_ref(&target));
-    let invocation = ssm
-        .get_command_invocation()
-        .command_id(command.command_id().unwrap())
-        .instance_id(&target)
-        .send()
-        .await
-        .unwrap();
+    let invocation = invocation(&ssm, command.command_id().unwrap(), &target).await;
     assert_eq!(invocation.status().unwrap().as_str(), "Failed");
     assert_eq!(invocation.response_code(), 3);
     assert_eq!(invocation.standard_output_content(), Some("{\"result\":\"failed\"}"));
@@ -870,4 +883,119 @@ async fn a_spot_stop_or_hibernation_keeps_the_disks_and_the_interface() {
     let (status, body) =
         emu.raw("POST", &format!("/lifeboat/interrupt/i-0?account={}", emu.account), &[], "{\"action\": \"reboot\"}");
     assert_eq!(status, 400, "{body}");
+}
+
+// --- Run Command -------------------------------------------------------------------
+
+async fn run_shell(ssm: &aws_sdk_ssm::Client, instance: &str, timeout: &str) -> Result<String, String> {
+    ssm.send_command()
+        .instance_ids(instance)
+        .document_name("AWS-RunShellScript")
+        .parameters("commands", vec!["/usr/local/sbin/lifeboat-repair.sh".to_string()])
+        .parameters("executionTimeout", vec![timeout.to_string()])
+        .send()
+        .await
+        .map(|out| out.command().unwrap().command_id().unwrap().to_string())
+        .map_err(|e| e.code().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn an_invocation_exists_a_moment_after_send_command() {
+    let emu = Emulator::new();
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ssm = emu.ssm().await;
+    let command = run_shell(&ssm, &instance, "600").await.unwrap();
+    let err = ssm.get_command_invocation().command_id(&command).instance_id(&instance).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvocationDoesNotExist"));
+    let sent = Instant::now();
+    let done = invocation(&ssm, &command, &instance).await;
+    assert!(sent.elapsed() > Duration::from_millis(300), "ssm_invocation_delay_seconds is 0.5 by default");
+    assert_eq!(done.status().unwrap().as_str(), "Success");
+}
+
+#[tokio::test]
+async fn a_command_running_past_its_execution_timeout_ends_timed_out() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"ssm_invocation_delay_seconds": 0}));
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ssm = emu.ssm().await;
+    emu.control(
+        "POST",
+        "/lifeboat/config",
+        &json!({"command_results": [{"seconds": 30, "stdout": "{\"result\":\"repaired\"}"}, {"seconds": 0.2}]}),
+    );
+    let slow = run_shell(&ssm, &instance, "1").await.unwrap();
+    let quick = run_shell(&ssm, &instance, "1").await.unwrap();
+    assert_eq!(invocation(&ssm, &slow, &instance).await.status().unwrap().as_str(), "InProgress");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let timed_out = invocation(&ssm, &slow, &instance).await;
+    assert_eq!(timed_out.status().unwrap().as_str(), "TimedOut");
+    assert_eq!(timed_out.status_details(), Some("ExecutionTimedOut"));
+    assert_eq!(timed_out.response_code(), -1);
+    assert_eq!(timed_out.standard_output_content(), Some(""));
+    assert_eq!(invocation(&ssm, &quick, &instance).await.status().unwrap().as_str(), "Success");
+
+    // AWS-RunShellScript's own parameters, as AWS declares them.
+    assert_eq!(run_shell(&ssm, &instance, "0").await, Err("InvalidParameters".to_string()));
+    assert_eq!(run_shell(&ssm, &instance, "172801").await, Err("InvalidParameters".to_string()));
+    let err = ssm
+        .send_command()
+        .instance_ids(&instance)
+        .document_name("AWS-RunShellScript")
+        .parameters("commands", vec!["true".to_string()])
+        .parameters("color", vec!["blue".to_string()])
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidParameters"));
+}
+
+#[tokio::test]
+async fn a_command_document_of_the_stack_is_sent_with_its_declared_parameters() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"ssm_invocation_delay_seconds": 0}));
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ssm = emu.ssm().await;
+    let content = json!({
+        "schemaVersion": "2.2",
+        "description": "lifeboat repair",
+        "parameters": {
+            "mode": {"type": "String", "allowedValues": ["repair", "dry-run"]},
+            "timeout": {"type": "String", "default": "600", "allowedPattern": "^[0-9]{1,5}$"}
+        },
+        "mainSteps": [{
+            "action": "aws:runShellScript",
+            "name": "repair",
+            "inputs": {"runCommand": ["lifeboat-repair.sh --{{ mode }}"], "timeoutSeconds": "{{ timeout }}"}
+        }]
+    });
+    ssm.create_document()
+        .name("lifeboat-repair")
+        .content(content.to_string())
+        .document_type(aws_sdk_ssm::types::DocumentType::Command)
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .send()
+        .await
+        .unwrap();
+    let send = async |params: &[(&str, &str)], document: &str| -> Result<String, String> {
+        let mut call = ssm.send_command().instance_ids(&instance).document_name(document);
+        for (k, v) in params {
+            call = call.parameters(*k, vec![v.to_string()]);
+        }
+        let out = call.send().await.map_err(|e| e.code().unwrap_or_default().to_string())?;
+        Ok(out.command().unwrap().command_id().unwrap().to_string())
+    };
+    let refused = |code: &str| Err::<String, String>(code.to_string());
+    assert!(send(&[("mode", "repair")], "lifeboat-repair").await.is_ok());
+    assert_eq!(send(&[], "lifeboat-repair").await, refused("InvalidParameters"), "mode has no default");
+    assert_eq!(send(&[("mode", "rebuild")], "lifeboat-repair").await, refused("InvalidParameters"));
+    assert_eq!(send(&[("mode", "repair"), ("timeout", "ten")], "lifeboat-repair").await, refused("InvalidParameters"));
+    assert_eq!(send(&[("mode", "repair"), ("node", "x")], "lifeboat-repair").await, refused("InvalidParameters"));
+    assert_eq!(send(&[("mode", "repair")], "lifeboat-missing").await, refused("InvalidDocument"));
+
+    // Its timeoutSeconds comes from its own parameter.
+    emu.control("POST", "/lifeboat/config", &json!({"command_results": [{"seconds": 5}]}));
+    let command = send(&[("mode", "repair"), ("timeout", "1")], "lifeboat-repair").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(invocation(&ssm, &command, &instance).await.status().unwrap().as_str(), "TimedOut");
 }

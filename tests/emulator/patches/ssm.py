@@ -12,8 +12,16 @@ from moto.ssm.exceptions import SSMException
 from moto.ssm.models import Command
 from moto.ssm.responses import SimpleSystemManagerResponse
 
-from .core import later, lock, now, on_configure, on_reset, record, setting
+from .core import DEFAULTS, later, lock, now, on_configure, on_reset, record, setting
+from .ssm_documents import check_parameters, document, execution_timeout
 
+DEFAULTS.update(
+    {
+        # GetCommandInvocation answers InvocationDoesNotExist this long after
+        # SendCommand.
+        "ssm_invocation_delay_seconds": 0.5,
+    }
+)
 # account -> list of results for the next SendCommand invocations
 _command_results: dict[str, list[dict[str, Any]]] = {}
 # instance ids whose SSM agent never comes online
@@ -130,8 +138,11 @@ _original_send_command = SimpleSystemManagerResponse.send_command
 
 def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
     # AWS: SendCommand to an instance that is not an Online managed node fails
-    # with InvalidInstanceId. moto accepts any id.
+    # with InvalidInstanceId; the document must exist and take the parameters
+    # given (ssm_documents.py). moto accepts any id, document and parameters.
     account, region = self.current_account, self.region
+    name = self._get_param("DocumentName")
+    check_parameters(name, document(account, region, name), self._get_param("Parameters", {}) or {})
     for instance_id in self._get_param("InstanceIds", []) or []:
         instance = _instance(account, region, instance_id)
         if instance is None or _ping_status(account, instance) != "Online":
@@ -154,35 +165,56 @@ _original_command_init = Command.__init__
 
 
 def _command_init(self: Command, *args: Any, **kwargs: Any) -> None:
+    """The result each invocation reports: Success with no output unless the
+    control API queued another one, after ssm_command_seconds (or the
+    result's own "seconds"). AWS (SSM user guide, monitor-commands): a command
+    still running when its execution timeout passes ends TimedOut
+    ("Execution Timed Out ... This is a terminal state"); its output is then
+    not reported (not documented: empty here) and its response code is -1."""
     _original_command_init(self, *args, **kwargs)
-    # The result each invocation reports: Success with no output unless the
-    # control API queued another one; InProgress until ssm_command_seconds pass.
-    self._lb_ready_at = now() + setting(self.account_id, "ssm_command_seconds")
     account, command_id = self.account_id, self.command_id
-    later(account, self._lb_ready_at, lambda at: record(account, command_id, "command-finished", at))
+    content = document(account, self.backend_region, str(self.document_name))
+    timeout = execution_timeout(content, check_parameters(str(self.document_name), content, self.parameters))
+    ready: dict[str, float] = {}
+    self._lb_sent_at, self._lb_ready_at = now(), ready
     for invocation in self.invocations:
         with lock:
-            queued = _command_results.get(self.account_id) or []
+            queued = _command_results.get(account) or []
             result = queued.pop(0) if queued else {}
+        seconds = float(result.get("seconds", setting(account, "ssm_command_seconds")))
         status = result.get("status", "Success")
+        if seconds > timeout:
+            seconds, status, result = timeout, "TimedOut", {"response_code": -1}
         invocation.update(
             {
                 "Status": status,
-                "StatusDetails": status,
+                "StatusDetails": "ExecutionTimedOut" if status == "TimedOut" else status,
                 "ResponseCode": int(result.get("response_code", 0 if status == "Success" else 1)),
                 "StandardOutputContent": result.get("stdout", ""),
                 "StandardErrorContent": result.get("stderr", ""),
             }
         )
+        ready_at = self._lb_sent_at + seconds
+        ready[invocation["InstanceId"]] = ready_at
+        later(account, ready_at, lambda at: record(account, command_id, "command-finished", at))
 
 
 _original_get_invocation = Command.get_invocation
 
 
 def _get_invocation(self: Command, instance_id: str, plugin_name: str | None) -> dict[str, Any]:
+    # AWS: right after SendCommand, GetCommandInvocation answers
+    # InvocationDoesNotExist for a moment (eventual consistency, reported in
+    # aws/aws-sdk-ruby#2556, boto/boto3#2701; no AWS page gives the time).
+    if now() < self._lb_sent_at + setting(self.account_id, "ssm_invocation_delay_seconds"):
+        raise SSMException(
+            "InvocationDoesNotExist",
+            "An error occurred (InvocationDoesNotExist) when calling the GetCommandInvocation operation",
+        )
     invocation = dict(_original_get_invocation(self, instance_id, plugin_name))
-    if now() < self._lb_ready_at:
+    if now() < self._lb_ready_at.get(instance_id, 0.0):
         invocation.update({"Status": "InProgress", "StatusDetails": "InProgress", "ResponseCode": -1})
+        invocation.update({"StandardOutputContent": "", "StandardErrorContent": ""})
     return invocation
 
 
