@@ -29,6 +29,8 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "ip_release_seconds": 5,
                                      "eni_release_seconds": 3,
                                      "shutdown_seconds": 1,
+                                     "root_task_seconds": 2,
+                                     "reboot_seconds": 2,
                                      "offline_instances": ["i-..."],
                                      "ssm_invocation_delay_seconds": 0.5,
                                      "command_results": [{"status": "Failed",

@@ -472,7 +472,7 @@ async fn the_event_log_tells_when_aws_reached_each_state() {
 #[tokio::test]
 async fn a_termination_frees_addresses_and_kept_interfaces_only_a_moment_later() {
     let emu = Emulator::new();
-    emu.control("POST", "/lifeboat/config", &json!({"ip_release_seconds": 1.5, "eni_release_seconds": 1.0}));
+    emu.control("POST", "/lifeboat/config", &json!({"ip_release_seconds": 3.0, "eni_release_seconds": 1.0}));
     let subnet = emu.subnet().await;
     let ec2 = emu.ec2().await;
     let on_address = |ip: &str| {
@@ -508,16 +508,26 @@ async fn a_termination_frees_addresses_and_kept_interfaces_only_a_moment_later()
     let err = on_interface(&eni).send().await.unwrap_err();
     assert_eq!(err.code(), Some("InvalidNetworkInterface.InUse"));
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let available = || async {
+        let described = ec2.describe_network_interfaces().network_interface_ids(&eni).send().await.unwrap();
+        described.network_interfaces()[0].status().unwrap().as_str() == "available"
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !available().await {
+        assert!(Instant::now() < deadline, "the kept interface never became available");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let described = ec2.describe_network_interfaces().network_interface_ids(&eni).send().await.unwrap();
-    assert_eq!(described.network_interfaces()[0].status().unwrap().as_str(), "available");
     assert_eq!(described.network_interfaces()[0].private_ip_address(), Some("10.0.1.31"));
     let err = on_address("10.0.1.30").send().await.unwrap_err();
     assert_eq!(err.code(), Some("InvalidIPAddress.InUse"), "still within ip_release_seconds");
     on_interface(&eni).send().await.expect("the kept interface is free");
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    on_address("10.0.1.30").send().await.expect("the address is free");
+    while let Err(e) = on_address("10.0.1.30").send().await {
+        assert_eq!(e.code(), Some("InvalidIPAddress.InUse"));
+        assert!(Instant::now() < deadline, "the address was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
     let terminated = event_at(&events, &kept, "terminated").unwrap();
     let available = event_at(&events, &eni, "interface-available").unwrap();
@@ -998,4 +1008,250 @@ async fn a_command_document_of_the_stack_is_sent_with_its_declared_parameters() 
     let command = send(&[("mode", "repair"), ("timeout", "1")], "lifeboat-repair").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(invocation(&ssm, &command, &instance).await.status().unwrap().as_str(), "TimedOut");
+}
+
+// --- Root volume replacement ---------------------------------------------------------
+
+use aws_sdk_ec2::types::ReplaceRootVolumeTask;
+
+async fn task(ec2: &aws_sdk_ec2::Client, id: &str) -> ReplaceRootVolumeTask {
+    let out = ec2.describe_replace_root_volume_tasks().replace_root_volume_task_ids(id).send().await.unwrap();
+    out.replace_root_volume_tasks()[0].clone()
+}
+
+async fn wait_for_task(ec2: &aws_sdk_ec2::Client, id: &str) -> ReplaceRootVolumeTask {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let task = task(ec2, id).await;
+        if !matches!(task.task_state().unwrap().as_str(), "pending" | "in-progress") {
+            return task;
+        }
+        assert!(Instant::now() < deadline, "the task never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn ping_status(emu: &Emulator, instance: &str) -> Option<String> {
+    let info = emu.ssm().await.describe_instance_information().send().await.unwrap();
+    info.instance_information_list()
+        .iter()
+        .find(|i| i.instance_id() == Some(instance))
+        .map(|i| i.ping_status().unwrap().as_str().to_string())
+}
+
+/// The old node's preserved root (marked as holding data written after the
+/// last backup) and a replacement launched next to it.
+async fn preserved_root_and_replacement(emu: &Emulator) -> (String, String) {
+    let subnet = emu.subnet().await;
+    let (node, root, _) = prepared_node(emu, &subnet).await;
+    let ec2 = emu.ec2().await;
+    ec2.create_tags()
+        .resources(&root)
+        .tags(Tag::builder().key("marker").value("after-backup").build())
+        .send()
+        .await
+        .unwrap();
+    ec2.terminate_instances().instance_ids(&node).send().await.unwrap();
+    (root, emu.launch(&subnet, &[]).await)
+}
+
+#[tokio::test]
+async fn a_root_volume_task_swaps_in_the_given_volume_and_reboots_the_instance() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_seconds": 0.6, "reboot_seconds": 1.5}));
+    let (root, replacement) = preserved_root_and_replacement(&emu).await;
+    let ec2 = emu.ec2().await;
+    let image_root = devices(&emu, &replacement).await[0].clone();
+    assert_eq!(image_root.0, "/dev/sda1");
+    let create = |volume: &str, token: &str| {
+        ec2.create_replace_root_volume_task()
+            .instance_id(&replacement)
+            .volume_id(volume)
+            .delete_replaced_root_volume(true)
+            .client_token(token)
+            .tag_specifications(tag_spec(ResourceType::ReplaceRootVolumeTask, "lifeboat:node", "k8s-master"))
+            .send()
+    };
+    let created = create(&root, "swap-1").await.unwrap();
+    let created = created.replace_root_volume_task().unwrap();
+    let id = created.replace_root_volume_task_id().unwrap().to_string();
+    assert_eq!(created.task_state().unwrap().as_str(), "pending");
+    assert_eq!(created.delete_replaced_root_volume(), Some(true));
+    assert_eq!(tag_pairs(created.tags()), [("lifeboat:node".to_string(), "k8s-master".to_string())]);
+    let again = create(&root, "swap-1").await.unwrap();
+    assert_eq!(again.replace_root_volume_task().unwrap().replace_root_volume_task_id(), Some(id.as_str()));
+    let other = ec2.create_volume().availability_zone("eu-west-1a").size(8).send().await.unwrap();
+    let err = create(other.volume_id().unwrap(), "swap-1").await.unwrap_err();
+    assert_eq!(err.code(), Some("IdempotentParameterMismatch"));
+
+    let by_instance = Filter::builder().name("instance-id").values(&replacement).build();
+    let listed = ec2.describe_replace_root_volume_tasks().filters(by_instance).send().await.unwrap();
+    assert_eq!(listed.replace_root_volume_tasks().len(), 1);
+    let done = wait_for_task(&ec2, &id).await;
+    assert_eq!(done.task_state().unwrap().as_str(), "succeeded");
+    assert!(done.complete_time().is_some());
+
+    // The root device is now the old node's root, same id, marker included.
+    let after = devices(&emu, &replacement).await;
+    assert_eq!(after[0], ("/dev/sda1".to_string(), root.clone(), image_root.2), "DeleteOnTermination as the original");
+    let swapped = volume(&ec2, &root).await;
+    assert_eq!(swapped.state().unwrap().as_str(), "in-use");
+    assert!(tag_pairs(swapped.tags()).contains(&("marker".to_string(), "after-backup".to_string())));
+    let err = ec2.describe_volumes().volume_ids(&image_root.1).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidVolume.NotFound"), "the image's root was deleted");
+
+    // The reboot: the agent is away for a moment.
+    assert_eq!(ping_status(&emu, &replacement).await.as_deref(), Some("ConnectionLost"));
+    let err = run_shell(&emu.ssm().await, &replacement, "600").await.unwrap_err();
+    assert_eq!(err, "InvalidInstanceId");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ping_status(&emu, &replacement).await.as_deref() != Some("Online") {
+        assert!(Instant::now() < deadline, "the agent never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+    let succeeded = event_at(&events, &id, "task-succeeded").unwrap();
+    let online = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"] == replacement.as_str() && e["event"] == "online")
+        .map(|e| e["at"].as_f64().unwrap())
+        .next_back()
+        .unwrap();
+    assert!((online - succeeded - 1.5).abs() < 0.01, "{events}");
+    assert!((succeeded - event_at(&events, &id, "task-pending").unwrap() - 0.6).abs() < 0.01, "{events}");
+}
+
+#[tokio::test]
+async fn a_root_volume_task_refuses_what_aws_refuses() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_seconds": 0.4}));
+    let (root, replacement) = preserved_root_and_replacement(&emu).await;
+    let ec2 = emu.ec2().await;
+    let zone = emu.instance(&replacement).await.placement().unwrap().availability_zone().unwrap().to_string();
+    let other_zone = if zone == "eu-west-1a" { "eu-west-1b" } else { "eu-west-1a" };
+    let task = || ec2.create_replace_root_volume_task().instance_id(&replacement);
+    let code = |r: Result<_, aws_sdk_ec2::error::SdkError<_, _>>| r.unwrap_err().code().map(str::to_string);
+
+    let elsewhere = ec2.create_volume().availability_zone(other_zone).size(8).send().await.unwrap();
+    assert_eq!(
+        code(task().volume_id(elsewhere.volume_id().unwrap()).send().await),
+        Some("InvalidVolume.ZoneMismatch".into())
+    );
+    let in_use = devices(&emu, &replacement).await[0].1.clone();
+    assert_eq!(code(task().volume_id(&in_use).send().await), Some("VolumeInUse".into()));
+    let snapshot = ec2.create_snapshot().volume_id(&root).send().await.unwrap();
+    let both = task().volume_id(&root).snapshot_id(snapshot.snapshot_id().unwrap()).send().await;
+    assert_eq!(code(both), Some("InvalidParameterCombination".into()));
+    assert_eq!(
+        code(task().snapshot_id(snapshot.snapshot_id().unwrap()).send().await),
+        Some("InvalidParameterValue".into()),
+        "a snapshot of another volume than the instance's root"
+    );
+
+    task().volume_id(&root).send().await.unwrap();
+    let second = ec2.create_volume().availability_zone(&zone).size(8).send().await.unwrap();
+    assert_eq!(code(task().volume_id(second.volume_id().unwrap()).send().await), Some("IncorrectState".into()));
+
+    ec2.stop_instances().instance_ids(&replacement).send().await.unwrap();
+    assert_eq!(code(task().volume_id(second.volume_id().unwrap()).send().await), Some("IncorrectInstanceState".into()));
+    let unknown = ec2.describe_replace_root_volume_tasks().replace_root_volume_task_ids("replacevol-0123456789abcdef0");
+    let err = unknown.send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidReplaceRootVolumeTaskId.NotFound"));
+
+    // An encrypted root takes only an encrypted volume.
+    let subnet = emu.instance(&replacement).await.subnet_id().unwrap().to_string();
+    let encrypted = ec2
+        .run_instances()
+        .image_id(BASE_AMI)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .block_device_mappings(ebs("/dev/sda1", EbsBlockDevice::builder().volume_size(8).encrypted(true).build()))
+        .send()
+        .await
+        .unwrap();
+    let encrypted = encrypted.instances()[0].instance_id().unwrap().to_string();
+    let err = ec2
+        .create_replace_root_volume_task()
+        .instance_id(&encrypted)
+        .volume_id(second.volume_id().unwrap())
+        .send()
+        .await;
+    assert_eq!(code(err), Some("InvalidParameterValue".into()));
+}
+
+#[tokio::test]
+async fn a_root_volume_task_whose_volume_went_away_fails_with_the_original_attached() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_seconds": 0.4, "reboot_seconds": 0}));
+    let (root, replacement) = preserved_root_and_replacement(&emu).await;
+    let ec2 = emu.ec2().await;
+    let original = devices(&emu, &replacement).await[0].1.clone();
+    let failing = ec2
+        .create_replace_root_volume_task()
+        .instance_id(&replacement)
+        .volume_id(&root)
+        .delete_replaced_root_volume(true)
+        .send()
+        .await
+        .unwrap();
+    let failing = failing.replace_root_volume_task().unwrap().replace_root_volume_task_id().unwrap().to_string();
+    ec2.delete_volume().volume_id(&root).send().await.unwrap();
+    assert_eq!(wait_for_task(&ec2, &failing).await.task_state().unwrap().as_str(), "failed");
+    assert_eq!(devices(&emu, &replacement).await[0].1, original, "the original root is still attached");
+
+    // Kept when not asked to delete it, and listed page by page.
+    let zone = emu.instance(&replacement).await.placement().unwrap().availability_zone().unwrap().to_string();
+    let fresh = ec2.create_volume().availability_zone(&zone).size(8).send().await.unwrap();
+    let kept = ec2
+        .create_replace_root_volume_task()
+        .instance_id(&replacement)
+        .volume_id(fresh.volume_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let kept = kept.replace_root_volume_task().unwrap().replace_root_volume_task_id().unwrap().to_string();
+    assert_eq!(wait_for_task(&ec2, &kept).await.task_state().unwrap().as_str(), "succeeded");
+    assert_eq!(volume(&ec2, &original).await.state().unwrap().as_str(), "available");
+    let first = ec2.describe_replace_root_volume_tasks().max_results(1).send().await.unwrap();
+    assert_eq!(first.replace_root_volume_tasks()[0].replace_root_volume_task_id(), Some(failing.as_str()));
+    let second = ec2
+        .describe_replace_root_volume_tasks()
+        .max_results(1)
+        .next_token(first.next_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.replace_root_volume_tasks()[0].replace_root_volume_task_id(), Some(kept.as_str()));
+    assert_eq!(second.next_token(), None);
+}
+
+#[tokio::test]
+async fn a_root_volume_task_restores_a_snapshot_an_image_or_the_launch_state() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_seconds": 0.2, "reboot_seconds": 0}));
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ec2 = emu.ec2().await;
+    let original = devices(&emu, &instance).await[0].clone();
+    let snapshot = ec2.create_snapshot().volume_id(&original.1).send().await.unwrap();
+    let snapshot = snapshot.snapshot_id().unwrap().to_string();
+    let sources = [
+        ec2.create_replace_root_volume_task().instance_id(&instance).snapshot_id(&snapshot),
+        ec2.create_replace_root_volume_task().instance_id(&instance).image_id(BASE_AMI),
+        ec2.create_replace_root_volume_task().instance_id(&instance),
+    ];
+    let mut roots = vec![original.1.clone()];
+    for source in sources {
+        let created = source.send().await.unwrap();
+        let id = created.replace_root_volume_task().unwrap().replace_root_volume_task_id().unwrap().to_string();
+        assert_eq!(wait_for_task(&ec2, &id).await.task_state().unwrap().as_str(), "succeeded");
+        let root = devices(&emu, &instance).await[0].clone();
+        assert!(!roots.contains(&root.1), "a new volume each time");
+        assert_eq!(root.2, original.2, "DeleteOnTermination as the original root");
+        roots.push(root.1);
+    }
+    assert_eq!(volume(&ec2, &roots[1]).await.snapshot_id(), Some(snapshot.as_str()));
+    assert_eq!(volume(&ec2, &original.1).await.state().unwrap().as_str(), "available", "kept: not asked to delete");
 }

@@ -58,7 +58,8 @@ def _ping_status(account: str, instance: Any) -> str | None:
     if instance.state != "running":
         return "ConnectionLost"
     if now() < _online_at(account, instance):
-        return None
+        # not registered yet; or rebooting (agent_starts with a time)
+        return "ConnectionLost" if "_lb_online_at" in instance.__dict__ else None
     return "Online"
 
 
