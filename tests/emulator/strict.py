@@ -429,7 +429,7 @@ def refusal(protocol: str, service: ServiceModel, found: list[Violation]) -> Ref
         body = json.dumps({"message": message})
         headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ValidationException")]
         return Refusal(400, headers, body.encode())
-    namespace = service.metadata.get("xmlNamespace", "")
+    namespace = service.metadata.get("xmlNamespace") or ""
     body = (
         f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type><Code>ValidationError</Code>'
         f"<Message>{_xml(message)}</Message></Error><RequestId>lifeboat-emulator</RequestId></ErrorResponse>"

@@ -30,12 +30,18 @@ def judge(service: str, operation: str, params: dict[str, Any]) -> tuple[int, st
     environ = {
         "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential=AK/20261126/eu-west-1/{service}/aws4_request, "
         "SignedHeaders=host, Signature=0",
-        "CONTENT_TYPE": request["headers"].get("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
+        "CONTENT_TYPE": request["headers"].get("Content-Type", "")
+        or ("application/x-www-form-urlencoded; charset=utf-8" if model.protocol in ("ec2", "query") else ""),
         "HTTP_X_AMZ_TARGET": request["headers"].get("X-Amz-Target", ""),
         "REQUEST_METHOD": request["method"],
         "PATH_INFO": request["url_path"],
-        "QUERY_STRING": "",
+        "QUERY_STRING": urlencode(request["query_string"], doseq=True),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "5000",
+        "HTTP_HOST": "127.0.0.1:5000",
+        "wsgi.url_scheme": "http",
     }
+    environ.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in request["headers"].items()})
     refusal = strict.judge(environ, body.encode() if isinstance(body, str) else body)
     return None if refusal is None else (refusal.status, refusal.body.decode())
 
@@ -141,6 +147,23 @@ class QueryProtocol(unittest.TestCase):
         attributes = {"a": {"DataType": "String", "StringValue": "x"}}
         params = {"TopicArn": "arn:aws:sns:eu-west-1:123456789012:t", "Message": "m", "MessageAttributes": attributes}
         self.assertIsNone(judge("sns", "Publish", params))
+
+
+class RestProtocols(unittest.TestCase):
+    def test_rest_json_routed_by_moto(self) -> None:
+        status, body = judge("lambda", "ListFunctions", {"MaxItems": 0}) or (0, "")
+        self.assertEqual(status, 400)
+        self.assertEqual(
+            json.loads(body)["message"],
+            "1 validation error detected: Value '0' at 'maxItems' failed to satisfy constraint: Member must have "
+            "value greater than or equal to 1",
+        )
+        self.assertIsNone(judge("lambda", "GetFunction", {"FunctionName": "repair"}))
+
+    def test_rest_xml_path_labels(self) -> None:
+        status, body = judge("route53", "GetHostedZone", {"Id": "Z" * 40}) or (0, "")
+        self.assertEqual(status, 400)
+        self.assertIn("at 'id' failed to satisfy constraint: Member must have length less than or equal to 32", body)
 
 
 if __name__ == "__main__":
