@@ -58,10 +58,16 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "state": "available"}]}: many at once
     GET  /lifeboat/events           [{"at": <unix seconds>, "resource": "i-...",
                                      "event": "running"}, ...] in time order:
-                                     when AWS reached each state (running,
-                                     online, image-available, ...; see
-                                     patches/), to compare with when lifeboat
-                                     noticed it
+                                     when AWS reached each state, to compare
+                                     with when lifeboat noticed it. Instances:
+                                     running, online, shutting-down,
+                                     terminated, stopping, stopped, rebooted;
+                                     images: image-available, image-<state>;
+                                     interfaces: interface-available; volumes:
+                                     volume-available; commands:
+                                     command-finished; root volume tasks:
+                                     task-pending, task-in-progress,
+                                     task-succeeded, task-failed
 """
 
 from __future__ import annotations
