@@ -433,6 +433,27 @@ async fn sns_refuses_a_missing_required_member_with_validation_error() {
     assert_eq!(sent, json!([]));
 }
 
+#[tokio::test]
+async fn sns_refuses_subjects_and_messages_as_aws_does() {
+    let emu = Emulator::new();
+    let sns = emu.sns().await;
+    let topic = sns.create_topic().name("lifeboat").send().await.unwrap();
+    let topic = topic.topic_arn().unwrap().to_string();
+    let publish =
+        |subject: String, message: &str| sns.publish().topic_arn(&topic).subject(subject).message(message).send();
+    for subject in ["s".repeat(101), "two\nlines".to_string(), String::new()] {
+        let err = publish(subject.clone(), "m").await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (Some("InvalidParameter"), Some("Invalid parameter: Subject")),
+            "{subject:?}"
+        );
+    }
+    let err = publish("lifeboat: k8s-master relaunched".to_string(), "").await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Some("InvalidParameter"), Some("Invalid parameter: Empty message")));
+    publish("s".repeat(100), "m").await.expect("100 characters are allowed");
+}
+
 // --- The event log ------------------------------------------------------------
 
 /// The time of `event` for `resource` in the account's event log.
