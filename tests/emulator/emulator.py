@@ -32,6 +32,7 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "root_task_seconds": 2,
                                      "reboot_seconds": 2,
                                      "offline_instances": ["i-..."],
+                                     "ssm_requires_instance_profile": true,
                                      "ssm_invocation_delay_seconds": 0.5,
                                      "command_results": [{"status": "Failed",
                                      "response_code": 3, "stdout": "...",

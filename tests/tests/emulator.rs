@@ -1276,3 +1276,29 @@ async fn a_root_volume_task_restores_a_snapshot_an_image_or_the_launch_state() {
     assert_eq!(volume(&ec2, &roots[1]).await.snapshot_id(), Some(snapshot.as_str()));
     assert_eq!(volume(&ec2, &original.1).await.state().unwrap().as_str(), "available", "kept: not asked to delete");
 }
+
+#[tokio::test]
+async fn an_agent_without_an_instance_profile_never_registers_when_asked_to_be_strict() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"ssm_requires_instance_profile": true}));
+    let (status, body) = emu.query("iam", "Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName=node");
+    assert_eq!(status, 200, "{body}");
+    let subnet = emu.subnet().await;
+    let bare = emu.launch(&subnet, &[]).await;
+    let out = emu
+        .ec2()
+        .await
+        .run_instances()
+        .image_id(BASE_AMI)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name("node").build())
+        .send()
+        .await
+        .unwrap();
+    let profiled = out.instances()[0].instance_id().unwrap().to_string();
+    assert_eq!(ping_status(&emu, &bare).await, None);
+    assert_eq!(ping_status(&emu, &profiled).await.as_deref(), Some("Online"));
+    assert_eq!(run_shell(&emu.ssm().await, &bare, "600").await, Err("InvalidInstanceId".to_string()));
+}

@@ -36,10 +36,20 @@ def _configure_results(account: str, results: list[dict[str, Any]]) -> None:
     _command_results.setdefault(account, []).extend(results)
 
 
+# accounts where an agent registers only with an instance profile
+_profile_required: set[str] = set()
+
+
+def _configure_profile_required(account: str, required: bool) -> None:
+    (_profile_required.add if required else _profile_required.discard)(account)
+
+
 on_configure("offline_instances", _configure_offline)
 on_configure("command_results", _configure_results)
+on_configure("ssm_requires_instance_profile", _configure_profile_required)
 on_reset(_command_results.clear)
 on_reset(_offline.clear)
+on_reset(_profile_required.clear)
 
 
 def _instance(account: str, region: str, instance_id: str) -> Any:
@@ -54,6 +64,12 @@ def _ping_status(account: str, instance: Any) -> str | None:
     """AWS: an instance is a managed node once its agent registered, some time
     after it started running; it goes ConnectionLost when it stops."""
     if instance.id in _offline:
+        return None
+    # AWS (SSM user guide, setup-instance-permissions): the agent needs the
+    # permissions of an instance profile (unless the account turned on Default
+    # Host Management, which lifeboat does not assume): an instance launched
+    # without one never registers. Opt-in (ssm_requires_instance_profile).
+    if account in _profile_required and not instance.iam_instance_profile:
         return None
     if instance.state != "running":
         return "ConnectionLost"
