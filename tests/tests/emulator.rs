@@ -136,7 +136,7 @@ async fn a_client_token_stays_bound_to_its_launch_and_its_parameters() {
         err.message(),
         Some("Arguments on this idempotent request are inconsistent with arguments used in previous request(s).")
     );
-    assert_eq!(instances_where(&ec2, "client-token", "relaunch-1").await, [first.clone()]);
+    assert_eq!(instances_where(&ec2, "client-token", "relaunch-1").await, std::slice::from_ref(&first));
 
     ec2.terminate_instances().instance_ids(&first).send().await.unwrap();
     let err = launch("10.0.1.21").client_token("relaunch-1").send().await.unwrap_err();
@@ -196,7 +196,7 @@ async fn a_terminated_instance_loses_its_network_disks_and_profile_then_disappea
         emu.control("POST", &format!("/lifeboat/instances/{id}"), &json!({"terminated_seconds_ago": seconds}))
     };
     assert_eq!(age(3500)["visible"], true);
-    assert_eq!(instances_where(&ec2, "tag:lifeboat:node", "k8s-master").await, [id.clone()]);
+    assert_eq!(instances_where(&ec2, "tag:lifeboat:node", "k8s-master").await, std::slice::from_ref(&id));
     assert_eq!(age(4000)["visible"], false);
     let err = ec2.describe_instances().instance_ids(&id).send().await.unwrap_err();
     assert_eq!(err.code(), Some("InvalidInstanceID.NotFound"));
