@@ -12,7 +12,8 @@ from moto.ec2.responses.amis import AmisResponse
 from .core import later, lock, now, record, setting
 
 
-# AWS: a new AMI is `pending` until its snapshots complete, then `available`.
+# AWS (API_Image.html, State; user guide creating-an-ami-ebs.html): a new AMI
+# is `pending` until its snapshots complete, then `available`.
 # moto makes it `available` at once. The state becomes a property that turns
 # `pending` into `available` once the account's ami_pending_seconds have passed.
 def _get_state(self: Ami) -> str:
@@ -32,13 +33,15 @@ _original_create_image = AmiBackend.create_image
 
 
 def _create_image(self: Any, instance_id: str, name: str, description: str, tag_specifications: list) -> Ami:
-    # AWS: AMI names are unique per account and region: InvalidAMIName.Duplicate.
+    # AWS (API_CreateImage.html; errors-overview.html): AMI names are unique per
+    # account and region: InvalidAMIName.Duplicate.
     # moto accepts any number of images with one name.
     for ami in self.amis.values():
         if ami.name == name and ami.owner_id == self.account_id:
             raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}")
-    # AWS: a `snapshot` TagSpecification tags the image's snapshots. moto raises
-    # NotImplementedError (HTTP 500); the image is made without it, then tagged.
+    # AWS (API_CreateImage.html, TagSpecifications): a `snapshot` TagSpecification
+    # tags all the snapshots the image creates. moto raises NotImplementedError
+    # (HTTP 500); the image is made without it, then its snapshots are tagged.
     image_tags = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
     snapshot_tags = [t for s in tag_specifications if s.get("ResourceType") == "snapshot" for t in s.get("Tags", [])]
     ami = _original_create_image(self, instance_id, name, description, tag_specifications=image_tags)
@@ -107,8 +110,9 @@ def image_snapshots(ami: Ami) -> list[str]:
 
 
 def _deregister_image(self: AmisResponse) -> ActionResult:
-    # AWS: DeleteAssociatedSnapshots=true deletes the image's snapshots unless
-    # another image still uses them, and reports each one. moto ignores it.
+    # AWS (API_DeregisterImage.html): DeleteAssociatedSnapshots=true deletes the
+    # image's snapshots unless another image still uses them, and reports each
+    # one. moto ignores it.
     ami_id = self._get_param("ImageId")
     delete_snapshots = str(self._get_param("DeleteAssociatedSnapshots", "false")).lower() == "true"
     self.error_on_dryrun()

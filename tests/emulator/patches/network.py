@@ -49,7 +49,8 @@ def _addresses(eni: NetworkInterface) -> set[str]:
 
 
 def _request_ip(self: Subnet, ip: str, instance: Any) -> None:
-    # AWS: a private IP outside the subnet is InvalidParameterValue, one held by
+    # AWS (API_RunInstances.html, PrivateIpAddress; errors-overview.html): a
+    # private IP outside the subnet is InvalidParameterValue, one held by
     # another interface is InvalidIPAddress.InUse. moto raises a bare
     # Exception (HTTP 500) for both, and knows nothing of interfaces created
     # on their own or of addresses released late (see _terminate).
@@ -80,9 +81,11 @@ _original_prep_nics = Instance.prep_nics
 
 
 def _prep_nics(self: Instance, nic_spec: list, *args: Any, **kwargs: Any) -> None:
-    # AWS: an interface named by NetworkInterfaceId must be `available`;
-    # attaching one in use (also one still detaching from a terminated
-    # instance) is InvalidNetworkInterface.InUse. moto moves it.
+    # AWS (errors-overview.html, InvalidNetworkInterface.InUse: "currently in
+    # use and cannot be ... attached to another instance"): an interface named
+    # by NetworkInterfaceId must be `available`; attaching one in use (also one
+    # still detaching from a terminated instance) is
+    # InvalidNetworkInterface.InUse. moto moves it.
     for nic in nic_spec:
         if nic.get("NetworkInterfaceId"):
             eni = self.ec2_backend.get_network_interface(nic["NetworkInterfaceId"])
@@ -91,8 +94,10 @@ def _prep_nics(self: Instance, nic_spec: list, *args: Any, **kwargs: Any) -> Non
     existing = {nic.get("NetworkInterfaceId") for nic in nic_spec}
     wanted = {int(n.get("DeviceIndex", 0)): n.get("DeleteOnTermination") for n in nic_spec}
     _original_prep_nics(self, nic_spec, *args, **kwargs)
-    # AWS: an interface created by the launch is deleted on termination unless
-    # the request says otherwise. moto defaults to keeping it.
+    # AWS (API_InstanceNetworkInterfaceSpecification.html, DeleteOnTermination;
+    # user guide, network interface attributes): an interface created by the
+    # launch is deleted on termination unless the request says otherwise. moto
+    # defaults to keeping it.
     for index, eni in self.nics.items():
         if eni.id not in existing:
             choice = wanted.get(index)
@@ -103,7 +108,8 @@ _original_modify_eni = ElasticNetworkInterfaces.modify_network_interface_attribu
 
 
 def _modify_eni(self: ElasticNetworkInterfaces) -> Any:
-    # AWS: Attachment.DeleteOnTermination changes whether the interface outlives
+    # AWS (API_ModifyNetworkInterfaceAttribute.html, Attachment):
+    # Attachment.DeleteOnTermination changes whether the interface outlives
     # its instance. moto ignores it.
     attachment = self._get_param("Attachment") or {}
     if attachment:

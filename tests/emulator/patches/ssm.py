@@ -61,8 +61,9 @@ def _instance(account: str, region: str, instance_id: str) -> Any:
 
 
 def _ping_status(account: str, instance: Any) -> str | None:
-    """AWS: an instance is a managed node once its agent registered, some time
-    after it started running; it goes ConnectionLost when it stops."""
+    """AWS (API_InstanceInformation.html, PingStatus): an instance is a managed
+    node once its agent registered, some time after it started running; it
+    goes ConnectionLost when it stops or reboots."""
     if instance.id in _offline:
         return None
     # AWS (SSM user guide, setup-instance-permissions): the agent needs the
@@ -120,7 +121,8 @@ def _agent_on_launch(init: Any) -> Any:
 
 
 def _describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
-    # AWS: lists the managed nodes with their PingStatus. Not in moto.
+    # AWS (API_DescribeInstanceInformation.html): lists the managed nodes with
+    # their PingStatus. Not in moto.
     wanted: set[str] | None = None
     for f in self._get_param("Filters", []) or []:
         if f.get("Key") == "InstanceIds":
@@ -154,8 +156,8 @@ _original_send_command = SimpleSystemManagerResponse.send_command
 
 
 def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
-    # AWS: SendCommand to an instance that is not an Online managed node fails
-    # with InvalidInstanceId; the document must exist and take the parameters
+    # AWS (API_SendCommand.html, Errors): SendCommand to an instance that is not
+    # an Online managed node fails with InvalidInstanceId; the document must exist and take the parameters
     # given (ssm_documents.py). moto accepts any id, document and parameters.
     account, region = self.current_account, self.region
     name = self._get_param("DocumentName")
@@ -170,7 +172,8 @@ def _send_command(self: SimpleSystemManagerResponse) -> ActionResult:
 
 
 def _targets_instance_ids(self: Command) -> list[str]:
-    # AWS: Targets select instances by tag; no Targets selects none. moto turns
+    # AWS (API_SendCommand.html, Targets): Targets select instances by tag; no
+    # Targets selects none. moto turns
     # an empty Targets into "no filter" and sends the command to every instance.
     if not self.targets:
         return []
