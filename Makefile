@@ -33,11 +33,13 @@ deps:
 SHELL_SCRIPTS := crates/lifeboat-core/scripts/*.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
 	tests/emulator/*.sh tests/bench/*.sh .ci/run
 
-# The repair script against fixture trees and a real etcd (bats), then unit,
-# flow and integration tests: the real binaries and SDK against one emulator
-# shared by every test (each in its own account).
+# The repair script against fixture trees and a real etcd (bats), the
+# emulator's own validation, then unit, flow and integration tests: the real
+# binaries and SDK against one emulator shared by every test (each in its own
+# account).
 test: venv deps
 	bats tests/repair
+	$(PYTHON) -m unittest discover -s tests/emulator
 	cargo build --workspace --bins --tests
 	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast
 

@@ -7,6 +7,9 @@ Accounts isolate tests that share one emulator: a request signed with an
 access key `LB<12 digits>...` acts in that account (moto's x-moto-account-id),
 so parallel tests never see each other's instances.
 
+Every request is first checked against botocore's model of its operation and
+refused as AWS refuses it (strict.py).
+
 Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /moto-api/reset            moto's reset, plus every lifeboat setting
     POST /lifeboat/faults           {"operation": "CreateImage" | "*", "code":
@@ -22,17 +25,50 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/config           {"ami_pending_seconds": 0,
                                      "ssm_online_seconds": 5,
                                      "ssm_command_seconds": 1,
+                                     "terminated_visible_seconds": 3600,
+                                     "ip_release_seconds": 5,
+                                     "eni_release_seconds": 3,
+                                     "shutdown_seconds": 1,
+                                     "root_task_seconds": 2,
+                                     "reboot_seconds": 2,
                                      "offline_instances": ["i-..."],
+                                     "ssm_requires_instance_profile": true,
+                                     "ssm_invocation_delay_seconds": 0.5,
                                      "command_results": [{"status": "Failed",
-                                     "response_code": 3, "stdout": "..."}]}
+                                     "response_code": 3, "stdout": "...",
+                                     "seconds": 2}]}: "seconds" the
+                                     invocation runs (ssm_command_seconds by
+                                     default); past the document's
+                                     executionTimeout it ends TimedOut
     POST /lifeboat/images/<ami-id>  {"state": "pending", "creation_date":
                                      "2026-11-01T01:00:00Z"}
     POST /lifeboat/snapshots/<id>   {"state": "pending", "start_time": "..."}
+    POST /lifeboat/instances/<id>   {"terminated_seconds_ago": 4000}: ages a
+                                     terminated instance (described for
+                                     terminated_visible_seconds, then gone)
+    POST /lifeboat/interrupt/<id>   {"action": "terminate" | "stop" |
+                                     "hibernate", "after_seconds": 2}: EC2
+                                     interrupts the spot instance then: it is
+                                     shutting-down (stopping) for
+                                     shutdown_seconds, then terminated
+                                     (stopped, keeping disks and interfaces)
     GET  /lifeboat/notifications    [{"topic_arn", "subject", "message"}]: what
                                      SNS was asked to publish
     POST /lifeboat/seed-images      {"instance_id": "i-...", "images": [{"name":
                                      ..., "tags": {...}, "creation_date": ...,
                                      "state": "available"}]}: many at once
+    GET  /lifeboat/events           [{"at": <unix seconds>, "resource": "i-...",
+                                     "event": "running"}, ...] in time order:
+                                     when AWS reached each state, to compare
+                                     with when lifeboat noticed it. Instances:
+                                     running, online, shutting-down,
+                                     terminated, stopping, stopped, rebooted;
+                                     images: image-available, image-<state>;
+                                     interfaces: interface-available; volumes:
+                                     volume-available; commands:
+                                     command-finished; root volume tasks:
+                                     task-pending, task-in-progress,
+                                     task-succeeded, task-failed
 """
 
 from __future__ import annotations
@@ -52,6 +88,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
 import patches
+import strict
 
 DEFAULT_ACCOUNT = "123456789012"
 ACCOUNT_KEY = re.compile(r"Credential=LB(\d{12})")
@@ -141,6 +178,7 @@ def set_image(account: str, image_id: str, values: dict[str, Any]) -> dict[str, 
             continue
         if "state" in values:
             ami.state = values["state"]
+            patches.record(account, image_id, f"image-{ami.state}")
         if "creation_date" in values:
             ami.creation_date = utc(values["creation_date"])
         return {"image_id": image_id, "region": region, "state": ami.state}
@@ -181,8 +219,8 @@ def set_snapshot(account: str, snapshot_id: str, values: dict[str, Any]) -> dict
 
 
 class Emulator:
-    """WSGI middleware: the control API, account selection and fault injection
-    in front of moto's own application."""
+    """WSGI middleware: the control API, account selection, fault injection
+    and the model's validation (strict.py) in front of moto's own application."""
 
     def __init__(self, moto_app: Any) -> None:
         self.moto_app = moto_app
@@ -206,6 +244,7 @@ class Emulator:
         if match:
             account = match.group(1)
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = account
+        patches.tick(account)
         body = self.read_body(environ)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         text = body.decode("utf-8", "replace")
@@ -217,6 +256,11 @@ class Emulator:
             fault = FAULTS.hit(account, operation, unquote_plus(text))
             if fault is not None:
                 return error_response(bool(target), fault["code"], int(fault["status"]), start_response)
+        refusal = strict.judge(environ, body)
+        if refusal is not None:
+            headers = [*refusal.headers, ("Content-Length", str(len(refusal.body)))]
+            start_response(f"{refusal.status} Bad Request", headers)
+            return [refusal.body]
         return self.moto_app(environ, start_response)
 
     @staticmethod
@@ -227,6 +271,7 @@ class Emulator:
         return body
 
     def control(self, method: str, path: str, account: str, environ: dict[str, Any], start_response: Any) -> Any:
+        patches.tick(account)
         query = parse_qs(environ.get("QUERY_STRING", ""))
         body = self.read_body(environ)
         payload = json.loads(body) if body else {}
@@ -250,6 +295,8 @@ class Emulator:
                 for (_, message, subject, _, _) in topic.sent_notifications
             ]
             return json_response(start_response, sent)
+        if path == "/lifeboat/events" and method == "GET":
+            return json_response(start_response, patches.events(account))
         if path == "/lifeboat/config" and method == "POST":
             patches.configure(account, payload)
             return json_response(start_response, {"ok": True})
@@ -258,6 +305,12 @@ class Emulator:
         if path == "/lifeboat/seed-images" and method == "POST":
             region = query.get("region", ["eu-west-1"])[0]
             return json_response(start_response, seed_images(account, region, payload))
+        if path.startswith("/lifeboat/instances/") and method == "POST":
+            aged = patches.age_termination(account, path.rsplit("/", 1)[-1], payload["terminated_seconds_ago"])
+            return json_response(start_response, aged)
+        if path.startswith("/lifeboat/interrupt/") and method == "POST":
+            action, after = payload.get("action", "terminate"), payload.get("after_seconds", 0)
+            return json_response(start_response, patches.interrupt(account, path.rsplit("/", 1)[-1], action, after))
         if path.startswith("/lifeboat/snapshots/") and method == "POST":
             return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")

@@ -143,34 +143,39 @@ impl Emulator {
     /// An instance profile in this account's IAM (nodes need one for SSM),
     /// made with the query API; returns its ARN.
     pub fn instance_profile(&self, name: &str) -> String {
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential=LB{}EMULATOR/20261130/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-            self.account
-        );
         let body = format!("Action=CreateInstanceProfile&InstanceProfileName={name}&Version=2010-05-08");
-        let headers =
-            [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", authorization.as_str())];
-        let (status, response) = self.raw("POST", "/", &headers, &body);
+        let (status, response) = self.query("iam", &body);
         assert!(status == 200 || response.contains("EntityAlreadyExists"), "{status} {response}");
         format!("arn:aws:iam::{}:instance-profile/{name}", self.account)
     }
 
-    /// One HTTP/1.1 request to the emulator.
+    /// One HTTP request to the emulator, as written: for requests the SDK
+    /// would refuse to send (a required member missing).
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
         let address = self.url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
-        let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        write!(stream, "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         (status, body)
+    }
+
+    /// A query-protocol request in this account, for a service the tests
+    /// have no SDK client for (IAM): unsigned, with the credential scope that
+    /// names the service, as the SDK sends it.
+    pub fn query(&self, service: &str, body: &str) -> (u16, String) {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=LB{}EMULATOR/20261126/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0",
+            self.account
+        );
+        let headers = [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Authorization", &auth)];
+        self.raw("POST", "/", &headers, body)
     }
 
     /// A subnet in a new VPC.
