@@ -173,7 +173,28 @@ def _attachment(original: property) -> property:
     return property(get)
 
 
+def _placed_with_interface(original: Callable[..., None]) -> Callable[..., None]:
+    # AWS: an instance launched on an existing interface (NetworkInterfaceId,
+    # no SubnetId) runs in that interface's subnet and Availability Zone ("An
+    # elastic network interface is bound to the Availability Zone of its
+    # subnet", EC2 User Guide, Elastic network interfaces). moto places it
+    # in the region's first zone, so its launch volumes would land in another
+    # zone than the interface and the volumes kept from the instance before.
+    def init(self: Instance, ec2_backend: Any, image_id: str, user_data: Any, security_groups: Any, **kwargs: Any) -> None:
+        original(self, ec2_backend, image_id, user_data, security_groups, **kwargs)
+        if kwargs.get("subnet_id"):
+            return
+        for nic in kwargs.get("nics") or []:
+            if nic.get("NetworkInterfaceId") and not nic.get("SubnetId"):
+                eni = ec2_backend.get_network_interface(nic["NetworkInterfaceId"])
+                self._placement.zone = eni.subnet.availability_zone
+                break
+
+    return init
+
+
 def apply() -> None:
+    Instance.__init__ = _placed_with_interface(Instance.__init__)
     Subnet.request_ip = _request_ip
     ElasticNetworkInterfaces.create_network_interface = _create_eni
     Instance.prep_nics = _prep_nics
