@@ -85,7 +85,7 @@ async fn a_warning_relaunches_the_node_once_on_its_own_disks_and_ip() {
 }
 
 #[tokio::test]
-async fn without_preparation_the_replacement_comes_back_from_the_image_and_says_so() {
+async fn without_preparation_the_replacement_comes_back_from_the_final_image_and_says_so() {
     let emu = Emulator::new();
     let subnet = emu.subnet().await;
     let old = emu.launch_node(&subnet, &[("lifeboat:node", "k8s-master")]).await;
@@ -107,7 +107,10 @@ async fn without_preparation_the_replacement_comes_back_from_the_image_and_says_
     let run = handle_interruption(&emu, &old, vec![warning(&old)]);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
-    assert_eq!(report["state"]["source"], "backup");
+    // No old disks to use; the image started at the warning is available
+    // at once here (ami_pending_seconds 0), so it is the state it comes back with.
+    assert_eq!(report["state"]["source"], "final-image", "{report}");
+    assert_eq!(report["state"]["image_id"], report["backup"]["image_id"]);
     assert!(report["state"]["fallback"].as_str().unwrap().contains("no preserved root volume"), "{report}");
     assert_eq!(report["replacement"]["same_ip"], true, "the address waited out and reused");
 }
