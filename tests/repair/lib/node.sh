@@ -1,0 +1,628 @@
+# shellcheck shell=bash
+# The fixture node that the stand-ins in tests/repair/bin share: what kubelet,
+# containerd, the kernel and the apiserver do on a kubeadm control plane, as
+# far as the repair and health scripts depend on it. Sourced by the stand-ins.
+#
+#   FAKE_ROOT  the node's disk (the scripts run with --root / LIFEBOAT_ROOT on it)
+#   FAKE_NODE  what is not on the disk: host (ip, hostname), systemd's unit
+#              state, containers and pods (containerd), iptables (kernel)
+#   FAKE_LOG   one line per stand-in call, and what the model did
+#
+# Behaviour modelled, with the upstream source it follows:
+# - kubelet (pkg/kubelet/config/file.go, pkg/kubelet/kubelet.go): while its
+#   unit is active, one container per static pod manifest in
+#   /etc/kubernetes/manifests, recreated when the manifest changes or the
+#   container exits, stopped when the manifest goes. Stopping kubelet leaves
+#   the containers running. Pods of DaemonSets run only once kubelet can reach
+#   the apiserver as its node.
+# - kubelet's node name (cmd/kubelet/app/server.go getNodeName, with the
+#   host name of k8s.io/component-helpers/node/util GetHostname): the
+#   --hostname-override flag, else the lower-cased hostname. Its flags come
+#   from the EnvironmentFile= lines of the 10-kubeadm.conf drop-in, in the
+#   order of its ExecStart= (KUBELET_KUBEADM_ARGS, then KUBELET_EXTRA_ARGS; the
+#   last value of a flag wins).
+# - NodeRestriction (plugin/pkg/admission/noderestriction/admission.go): a
+#   kubelet whose credentials say system:node:A may not create or update node
+#   B; the real node then gets no status and no lease from it.
+# - --node-ip (pkg/kubelet/kubelet_node_status.go, validateNodeIP): an address
+#   the host does not have fails every status update ("node IP ... not found
+#   in the host's network interfaces"), so the Node keeps its old addresses.
+# - node lifecycle controller (pkg/controller/nodelifecycle): with the
+#   controller-manager running, a Node whose kubelet does not renew its lease
+#   is marked Ready=Unknown (its grace period is long gone after a relaunch).
+# - DaemonSet controller (pkg/controller/daemon): a pod whose template no
+#   longer matches its DaemonSet's is replaced, only while the
+#   controller-manager runs. A container recreated by kubelet for the same pod
+#   keeps the pod's spec (env is immutable) but reads ConfigMaps anew.
+# - etcd: the real etcd (Debian's etcd-server) runs as the etcd container,
+#   from the manifest's own flags, its paths mapped through the manifest's
+#   hostPath volumes. Addresses the host does not have cannot be bound
+#   ("bind: cannot assign requested address").
+# - the apiserver (not a process here) is ready while its container runs and
+#   its storage answers: the etcd pod runs and listens on the port of
+#   --etcd-servers, and the apiserver's client certificate for it
+#   (--etcd-certfile) has not expired. It serves on every address of the host
+#   (--bind-address 0.0.0.0); clients verify its certificate (--tls-cert-file)
+#   for the name they dial, which resolves through /etc/hosts only. Its
+#   storage is the real etcd: the objects are YAML under /registry/.
+# - the kernel: traffic to an address that filter OUTPUT rejects (or mangle
+#   POSTROUTING drops) is refused (or times out); see bin/iptables.
+#
+# Every stand-in runs model_begin first: it takes the node's lock, loads the
+# container table and lets kubelet and the controllers catch up (node_sync);
+# the table is saved when the stand-in exits.
+
+model_log() { printf '%s\n' "$*" >>"$FAKE_LOG"; }
+
+model_begin() {
+  model_begin_quiet
+  node_sync
+}
+
+# The same without letting kubelet and the controllers catch up (systemctl
+# does it around its own change; iptables does not need it).
+model_begin_quiet() {
+  exec {MODEL_LOCK_FD}>"$FAKE_NODE/lock"
+  flock "$MODEL_LOCK_FD"
+  ctr_load
+  trap model_end EXIT
+}
+
+model_end() {
+  local rc=$?
+  ctr_save
+  exit "$rc"
+}
+
+read_file() { # read_file VAR FILE: the file's content without a trailing newline ("" when missing)
+  local -n into=$1
+  into=""
+  [[ -f $2 ]] || return 1
+  IFS= read -r -d '' into <"$2" || true
+  into=${into%$'\n'}
+}
+
+# A value computed from files, kept in FAKE_NODE/cache until one of them
+# changes (a cache entry newer than all its sources is valid).
+cached() { # cached NAME SOURCE... -- COMMAND...: prints COMMAND's output
+  local name=${1//\//_} file sources=() value
+  shift
+  while [[ $1 != -- ]]; do sources+=("$1"); shift; done
+  shift
+  file=$FAKE_NODE/cache/$name
+  if [[ -f $file ]]; then
+    local fresh=true src
+    for src in "${sources[@]}"; do
+      [[ -e $src && ! $file -nt $src ]] && fresh=false
+    done
+    if $fresh; then read_file value "$file"; printf '%s\n' "$value"; return 0; fi
+  fi
+  mkdir -p "$FAKE_NODE/cache"
+  value=$("$@") || true
+  printf '%s\n' "$value" >"$file"
+  printf '%s\n' "$value"
+}
+
+HOST_IP=""
+host_ip() {
+  [[ -n $HOST_IP ]] || read_file HOST_IP "$FAKE_NODE/host/ip"
+  echo "$HOST_IP"
+}
+host_name() { local name; read_file name "$FAKE_NODE/host/hostname"; echo "$name"; }
+host_has_address() {
+  [[ -n $HOST_IP ]] || read_file HOST_IP "$FAKE_NODE/host/ip"
+  [[ $1 == 127.0.0.1 || $1 == localhost || $1 == "$HOST_IP" ]]
+}
+
+# A host name as glibc resolves it on the node: /etc/hosts first (nsswitch
+# "files dns"); the fixture has no DNS server, so other names do not resolve.
+resolve_host() {
+  local address names name
+  if [[ $1 =~ ^[0-9.]+$ ]]; then echo "$1"; return; fi
+  [[ $1 == localhost ]] && { echo 127.0.0.1; return; }
+  [[ -f $FAKE_ROOT/etc/hosts ]] || return 1
+  while read -r address names; do
+    [[ $address == \#* ]] && continue
+    for name in $names; do
+      [[ $name == "$1" ]] && { echo "$address"; return; }
+    done
+  done <"$FAKE_ROOT/etc/hosts"
+  return 1
+}
+
+# What the kernel does to traffic to $1, from the rules the iptables stand-in
+# keeps: filter OUTPUT, then mangle POSTROUTING. Prints DROP, REJECT or nothing.
+fence_verdict() {
+  local ip=$1 file line
+  for file in "$FAKE_NODE/iptables/filter/OUTPUT" "$FAKE_NODE/iptables/mangle/POSTROUTING"; do
+    [[ -f $file ]] || continue
+    while read -r line; do
+      [[ " $line " == *" -d $ip/32 "* ]] || continue
+      case $line in
+        *" -j REJECT"*) echo REJECT; return ;;
+        *" -j DROP"*) echo DROP; return ;;
+      esac
+    done <"$file"
+  done
+}
+
+# --- files on the node -------------------------------------------------------
+
+manifest_file() { echo "$FAKE_ROOT/etc/kubernetes/manifests/$1.yaml"; }
+manifest_flag() { sed -n "s/^ *- --$2=//p" "$1" 2>/dev/null | head -n 1; }
+
+# Container paths of a manifest's hostPath mounts (kubeadm mounts each at the
+# same path as on the host).
+manifest_mounts() { sed -n 's/^ *- mountPath: //p' "$1"; }
+
+# A path as the container sees it, on the fixture's disk.
+host_path() { # host_path MANIFEST PATH
+  local mount
+  while read -r mount; do
+    if [[ $2 == "$mount" || $2 == "$mount"/* ]]; then
+      echo "$FAKE_ROOT$2"
+      return
+    fi
+  done < <(manifest_mounts "$1")
+  echo "$2"
+}
+
+kubeconfig_field() { sed -n "s/^ *$2: //p" "$1" 2>/dev/null | head -n 1; }
+
+# The kubeconfig's CA as a file (certificate-authority-data or
+# certificate-authority).
+kubeconfig_ca() { # kubeconfig_ca KUBECONFIG OUT
+  local data file
+  data=$(kubeconfig_field "$1" certificate-authority-data)
+  if [[ -n $data ]]; then
+    base64 -d <<<"$data" >"$2" 2>/dev/null
+  else
+    file=$(kubeconfig_field "$1" certificate-authority)
+    [[ -n $file ]] && cp "$FAKE_ROOT$file" "$2"
+  fi
+}
+
+# The CN of a kubeconfig's client certificate.
+kubeconfig_client_cn() { cached "cn-$1" "$1" "$FAKE_ROOT/var/lib/kubelet/pki/kubelet-client-current.pem" -- kubeconfig_client_cn_now "$1"; }
+kubeconfig_client_cn_now() {
+  local data file pem=""
+  data=$(kubeconfig_field "$1" client-certificate-data)
+  if [[ -n $data ]]; then
+    pem=$(base64 -d <<<"$data" 2>/dev/null)
+  else
+    file=$(kubeconfig_field "$1" client-certificate)
+    [[ -n $file && -f $FAKE_ROOT$file ]] && pem=$(cat "$FAKE_ROOT$file")
+  fi
+  [[ -n $pem ]] || return 1
+  openssl x509 -noout -subject -nameopt RFC2253 <<<"$pem" 2>/dev/null | sed -n 's/.*CN=\([^,]*\).*/\1/p'
+}
+
+# --- systemd's view of kubelet ---------------------------------------------------
+
+unit_state() { local s; read_file s "$FAKE_NODE/systemd/$1.state" || s=inactive; echo "${s:-inactive}"; }
+kubelet_active() { local s; read_file s "$FAKE_NODE/systemd/kubelet.state" && [[ $s == active ]]; }
+
+env_file_var() { sed -n "s/^$2=//p" "$1" | tail -n 1 | sed 's/^"\(.*\)"$/\1/'; }
+
+# kubelet's command line: the EnvironmentFile= files of its drop-ins, read as
+# systemd.exec(5) reads them, in ExecStart's order.
+kubelet_args() {
+  local dropin file kubeadm_args="" extra_args=""
+  for dropin in "$FAKE_ROOT"/{etc,run,usr/lib,lib}/systemd/system/kubelet.service.d/10-kubeadm.conf; do
+    [[ -f $dropin ]] || continue
+    while read -r file; do
+      file=${file#-}
+      [[ -f $FAKE_ROOT$file ]] || continue
+      kubeadm_args+=" $(env_file_var "$FAKE_ROOT$file" KUBELET_KUBEADM_ARGS)"
+      extra_args+=" $(env_file_var "$FAKE_ROOT$file" KUBELET_EXTRA_ARGS)"
+    done < <(sed -n 's/^EnvironmentFile=//p' "$dropin")
+    break
+  done
+  echo "$kubeadm_args $extra_args"
+}
+
+kubelet_flag() { # kubelet_flag NAME [ARGS]
+  local arg value="" args=${2-$(kubelet_args)}
+  for arg in $args; do
+    [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
+  done
+  echo "$value"
+}
+
+kubelet_node_name() { # kubelet_node_name [ARGS]
+  local name
+  name=$(kubelet_flag hostname-override "${1-$(kubelet_args)}")
+  [[ -n $name ]] || name=$(host_name)
+  echo "${name,,}"
+}
+
+# --- containers (containerd through the CRI) ----------------------------------
+# One table, FAKE_NODE/containers.tsv: id name namespace pod kind created state
+# pid hash finished; FAKE_NODE/containers/<id>/ holds its log and view.
+
+declare -A C_NAME=() C_NS=() C_POD=() C_KIND=() C_CREATED=() C_STATE=() C_PID=() C_HASH=() C_FINISHED=() C_LATEST=()
+C_IDS=()
+C_SEQ=0
+
+ctr_load() {
+  local id name ns pod kind created state pid hash finished
+  [[ -f $FAKE_NODE/seq ]] && read_file C_SEQ "$FAKE_NODE/seq"
+  [[ -f $FAKE_NODE/containers.tsv ]] || return 0
+  while IFS=$'\t' read -r id name ns pod kind created state pid hash finished; do
+    C_IDS+=("$id")
+    C_NAME[$id]=$name C_NS[$id]=$ns C_POD[$id]=$pod C_KIND[$id]=$kind C_CREATED[$id]=$created
+    C_STATE[$id]=$state C_PID[$id]=${pid#-} C_HASH[$id]=${hash#-} C_FINISHED[$id]=${finished#-}
+    C_LATEST[$pod]=$id
+  done <"$FAKE_NODE/containers.tsv"
+}
+
+ctr_save() {
+  local id
+  [[ -n ${FAKE_NODE:-} && -d $FAKE_NODE ]] || return 0
+  echo "$C_SEQ" >"$FAKE_NODE/seq"
+  for id in "${C_IDS[@]}"; do
+    [[ -n ${C_NAME[$id]:-} ]] || continue
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t-%s\t-%s\t-%s\n' "$id" "${C_NAME[$id]}" "${C_NS[$id]}" "${C_POD[$id]}" "${C_KIND[$id]}" \
+      "${C_CREATED[$id]}" "${C_STATE[$id]}" "${C_PID[$id]}" "${C_HASH[$id]}" "${C_FINISHED[$id]}"
+  done >"$FAKE_NODE/containers.tsv.new"
+  mv "$FAKE_NODE/containers.tsv.new" "$FAKE_NODE/containers.tsv"
+}
+
+ctr() { echo "$FAKE_NODE/containers/$1"; }
+
+ctr_exited() { C_STATE[$1]=exited; C_FINISHED[$1]=$EPOCHSECONDS; }
+
+ctr_running() {
+  [[ ${C_STATE[$1]:-} == running ]] || return 1
+  if [[ -n ${C_PID[$1]} ]] && ! kill -0 "${C_PID[$1]}" 2>/dev/null; then
+    ctr_exited "$1"
+    return 1
+  fi
+}
+
+ctr_new() { # ctr_new NAME NAMESPACE POD KIND: sets NEW_ID
+  local n=$((C_SEQ + 1))
+  C_SEQ=$n
+  printf -v NEW_ID '%013x' $((((n + 7) * 0x9E3779B97F4A7C15 >> 11) & 0xFFFFFFFFFFFFF | 0x1000000000000))
+  mkdir -p "$(ctr "$NEW_ID")"
+  C_IDS+=("$NEW_ID")
+  C_NAME[$NEW_ID]=$1 C_NS[$NEW_ID]=$2 C_POD[$NEW_ID]=$3 C_KIND[$NEW_ID]=$4 C_CREATED[$NEW_ID]=$n
+  C_STATE[$NEW_ID]=running C_PID[$NEW_ID]="" C_HASH[$NEW_ID]="" C_FINISHED[$NEW_ID]=""
+  C_LATEST[$3]=$NEW_ID
+}
+
+ctr_remove() {
+  unset "C_NAME[$1]"
+  rm -rf "$(ctr "$1")"
+}
+
+ctr_stop() {
+  local pid=${C_PID[$1]:-}
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  [[ ${C_STATE[$1]} == running ]] && ctr_exited "$1"
+  return 0
+}
+
+# The newest container of a pod, any state.
+pod_container() {
+  local id=${C_LATEST[$1]:-}
+  [[ -n $id && -n ${C_NAME[$id]:-} ]] && echo "$id"
+  return 0
+}
+
+running_pod() { # running_pod POD: the id of its running container
+  local id=${C_LATEST[$1]:-}
+  [[ -n $id && -n ${C_NAME[$id]:-} ]] && ctr_running "$id" && echo "$id"
+}
+
+# kubelet restarts a container that exited, not more than once a second here.
+recently_exited() { [[ -n ${C_FINISHED[$1]:-} ]] && ((EPOCHSECONDS - C_FINISHED[$1] < 1)); }
+
+etcd_spawn() { # etcd_spawn MANIFEST ID
+  local manifest=$1 id=$2 arg name value url host args=()
+  while read -r arg; do
+    name=${arg%%=*} value=${arg#*=}
+    [[ $value == /* ]] && value=$(host_path "$manifest" "$value")
+    case $name in
+      --listen-client-urls | --listen-peer-urls | --listen-metrics-urls)
+        for url in ${value//,/ }; do
+          host=${url#*://} host=${host%:*}
+          if ! host_has_address "$host"; then
+            echo "listen tcp $host: bind: cannot assign requested address" >>"$(ctr "$id")/log"
+            return 1
+          fi
+        done
+        ;;
+    esac
+    args+=("$name=$value")
+  done < <(sed -n 's/^    - \(--.*\)$/\1/p' "$manifest")
+  # The process outlives the stand-in that started it, as a container
+  # outlives kubelet; it keeps no fd of the test or of the model's lock open.
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done; exec "$@"' \
+    etcd /usr/bin/etcd "${args[@]}" </dev/null >>"$(ctr "$id")/log" 2>&1 &
+  C_PID[$id]=$!
+}
+
+# --- kubelet's static pods ------------------------------------------------------
+
+kubelet_static_pods() {
+  local manifest pod hash id
+  local -A wanted=() hashes=() pods=()
+  while read -r hash manifest; do hashes[$manifest]=${hash:0:16}; done < <(sha256sum "$FAKE_ROOT"/etc/kubernetes/manifests/*.yaml 2>/dev/null)
+  while read -r manifest pod; do pods[$manifest]=$pod; done < <(
+    awk 'FNR == 1 { m = 0; done = 0 } done { next } /^metadata:/ { m = 1; next } /^[^ ]/ { m = 0 } m && /^  name: / { print FILENAME, $2; done = 1 }' \
+      "$FAKE_ROOT"/etc/kubernetes/manifests/*.yaml 2>/dev/null
+  )
+  for manifest in "${!pods[@]}"; do
+    pod=${pods[$manifest]} hash=${hashes[$manifest]}
+    wanted[$pod]=1
+    id=$(pod_container "$pod")
+    if [[ -n $id ]] && ctr_running "$id"; then
+      [[ ${C_HASH[$id]} == "$hash" ]] && continue
+      model_log "kubelet: the manifest of $pod changed: recreating it"
+      ctr_stop "$id"
+    elif [[ -n $id ]] && recently_exited "$id"; then
+      continue
+    fi
+    ctr_new "$pod" kube-system "$pod" static
+    id=$NEW_ID
+    C_HASH[$id]=$hash
+    if [[ $pod == etcd ]] && ! etcd_spawn "$manifest" "$id"; then
+      ctr_exited "$id"
+    fi
+    model_log "kubelet: started $pod ($id)"
+  done
+  for id in "${C_IDS[@]}"; do
+    [[ -n ${C_NAME[$id]:-} && ${C_KIND[$id]} == static ]] || continue
+    pod=${C_POD[$id]}
+    if [[ -z ${wanted[$pod]:-} ]] && ctr_running "$id"; then
+      model_log "kubelet: $pod has no manifest any more: stopping it"
+      ctr_stop "$id"
+    fi
+  done
+}
+
+# --- the apiserver ----------------------------------------------------------------
+
+# etcdctl as the apiserver reaches its storage: its own --etcd-* flags.
+APISERVER_ETCD=()
+cluster_etcdctl() {
+  local m
+  if ((${#APISERVER_ETCD[@]} == 0)); then
+    m=$(manifest_file kube-apiserver)
+    [[ -f $m ]] || return 1
+    APISERVER_ETCD=(--endpoints "$(manifest_flag "$m" etcd-servers)" --cacert "$FAKE_ROOT$(manifest_flag "$m" etcd-cafile)"
+      --cert "$FAKE_ROOT$(manifest_flag "$m" etcd-certfile)" --key "$FAKE_ROOT$(manifest_flag "$m" etcd-keyfile)")
+  fi
+  ETCDCTL_API=3 /usr/bin/etcdctl "${APISERVER_ETCD[@]}" --dial-timeout=2s --command-timeout=5s "$@"
+}
+
+cert_matches_host() { # cert_matches_host CERT HOST
+  local how=-checkhost
+  [[ $2 =~ ^[0-9.]+$ ]] && how=-checkip
+  openssl x509 -in "$1" -noout "$how" "$2" 2>/dev/null | grep -q ' does match '
+}
+
+# The apiserver answers only while its etcd does: the model's etcd is the
+# local member (the etcd pod), listening on the port of --etcd-servers, and
+# the apiserver's client certificate for it must not have expired.
+ETCD_ANSWERS=""
+apiserver_storage_ok() {
+  local m url port cert fd
+  if [[ -z $ETCD_ANSWERS ]]; then
+    ETCD_ANSWERS=no
+    m=$(manifest_file kube-apiserver)
+    url=$(manifest_flag "$m" etcd-servers) url=${url%%,*}
+    port=${url##*:}
+    cert=$FAKE_ROOT$(manifest_flag "$m" etcd-certfile)
+    if running_pod etcd >/dev/null && { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+      exec {fd}>&-
+      [[ $(cached "etcd-client-valid" "$cert" -- openssl x509 -in "$cert" -noout -checkend 0) == *"will not expire"* ]] &&
+        ETCD_ANSWERS=yes
+    fi
+  fi
+  [[ $ETCD_ANSWERS == yes ]]
+}
+
+# Does the apiserver's serving certificate verify for HOST against the CA
+# of --kubeconfig FILE or --cacert FILE?
+tls_ok_now() { # tls_ok_now HOW SOURCE HOST CERT
+  local ca=$2 ok=""
+  if [[ $1 == --kubeconfig ]]; then
+    ca=$(mktemp)
+    kubeconfig_ca "$2" "$ca"
+  fi
+  openssl verify -CAfile "$ca" "$4" >/dev/null 2>&1 && cert_matches_host "$4" "$3" && ok=good
+  [[ $1 == --kubeconfig ]] && rm -f "$ca"
+  echo "$ok"
+}
+
+# Can a client reach a ready apiserver at https://HOST:6443? Exit status as
+# curl's: 0 ready, 6 cannot resolve HOST, 7 refused / no route, 28 timed out,
+# 60 certificate not valid for HOST, 22 not ready. The client verifies the
+# certificate when given the CA it trusts: --kubeconfig FILE (its
+# certificate-authority-data) or --cacert FILE.
+apiserver_check() { # apiserver_check HOST [--kubeconfig FILE | --cacert FILE]
+  local name=$1 how=${2:-} src=${3:-} host verdict m cert
+  host=$(resolve_host "$name") || return 6
+  verdict=$(fence_verdict "$host")
+  [[ $verdict == DROP ]] && return 28
+  [[ $verdict == REJECT ]] && return 7
+  host_has_address "$host" || return 28
+  running_pod kube-apiserver >/dev/null || return 7
+  m=$(manifest_file kube-apiserver)
+  [[ -f $m ]] || return 7
+  if [[ -n $how ]]; then
+    cert=$FAKE_ROOT$(manifest_flag "$m" tls-cert-file)
+    [[ $(cached "tls-$name-$src" "$src" "$cert" -- tls_ok_now "$how" "$src" "$name" "$cert") == good ]] || return 60
+  fi
+  apiserver_storage_ok || return 22
+}
+
+url_host() { local h=${1#*://}; h=${h%%/*}; echo "${h%:*}"; }
+
+# The apiserver's objects, read from etcd once per stand-in call
+# (REGISTRY[key] = value; keys are the lines that start with /registry/, which
+# no stored YAML line does).
+declare -A REGISTRY=()
+REGISTRY_LOADED=false
+registry_load() {
+  local line key="" value=""
+  $REGISTRY_LOADED && return 0
+  REGISTRY_LOADED=true
+  while IFS= read -r line; do
+    if [[ $line == /registry/* ]]; then
+      [[ -n $key ]] && REGISTRY[$key]=${value%$'\n'}
+      key=$line value=""
+    else
+      value+="$line"$'\n'
+    fi
+  done < <(cluster_etcdctl get --prefix /registry/ 2>/dev/null)
+  [[ -n $key ]] && REGISTRY[$key]=${value%$'\n'}
+  return 0
+}
+registry_keys() { # registry_keys PREFIX: sorted
+  local key
+  registry_load
+  for key in "${!REGISTRY[@]}"; do
+    [[ $key == "$1"* ]] && echo "$key"
+  done | sort
+}
+cluster_get() { registry_load; [[ -n ${REGISTRY[$1]:-} ]] && printf '%s\n' "${REGISTRY[$1]}"; }
+cluster_put() { cluster_etcdctl put "$1" >/dev/null <<<"$2" && REGISTRY[$1]=$2; }
+
+# A Node as the apiserver stores it (the fields the scripts read).
+node_yaml() { # node_yaml NAME READY IP
+  printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\nstatus:\n  addresses:\n  - address: %s\n    type: InternalIP\n  - address: %s\n    type: Hostname\n  conditions:\n  - status: "%s"\n    type: Ready\n' \
+    "$1" "$3" "$1" "$2"
+}
+node_ready() { awk '/^  conditions:/{c=1} c&&/- status:/{gsub(/"/,"",$3); s=$3} c&&/type: Ready/{print s; exit}' <<<"$1"; }
+node_internal_ip() { awk '/- address:/{a=$3} /type: InternalIP/{print a; exit}' <<<"$1"; }
+
+# --- kubelet and controllers against the apiserver ---------------------------------
+
+kubelet_reaches_apiserver() {
+  local conf
+  conf=$FAKE_ROOT/etc/kubernetes/kubelet.conf
+  [[ -f $conf ]] || return 1
+  apiserver_check "$(url_host "$(kubeconfig_field "$conf" server)")" --kubeconfig "$conf"
+}
+
+# kubelet posts its node's status (and renews its lease). POSTING: the name it
+# posts for, if NodeRestriction lets it.
+POSTING=""
+kubelet_post_status() {
+  local args name cn node_ip stored ip
+  args=$(kubelet_args)
+  name=$(kubelet_node_name "$args")
+  cn=$(kubeconfig_client_cn "$FAKE_ROOT/etc/kubernetes/kubelet.conf")
+  if [[ $cn != "system:node:$name" ]]; then
+    model_log "kubelet: nodes \"$name\" is forbidden: node \"${cn#system:node:}\" is not allowed to modify node \"$name\""
+    return 0
+  fi
+  POSTING=$name
+  registry_load
+  node_ip=$(kubelet_flag node-ip "$args")
+  if [[ -n $node_ip ]] && ! host_has_address "$node_ip"; then
+    model_log "kubelet: failed to validate nodeIP: node IP: \"$node_ip\" not found in the host's network interfaces"
+    return 0
+  fi
+  ip=${node_ip:-$(host_ip)}
+  stored=$(cluster_get "/registry/minions/$name")
+  if [[ $(node_ready "$stored") != True || $(node_internal_ip "$stored") != "$ip" ]]; then
+    cluster_put "/registry/minions/$name" "$(node_yaml "$name" True "$ip")"
+    model_log "kubelet: node $name Ready on $ip"
+  fi
+}
+
+node_lifecycle() { # node_lifecycle POSTING_NAME
+  local key name
+  running_pod kube-controller-manager >/dev/null || return 0
+  registry_load
+  for key in $(registry_keys /registry/minions/); do
+    name=${key##*/}
+    [[ $name == "$1" ]] && continue
+    [[ $(node_ready "${REGISTRY[$key]}") == True ]] || continue
+    cluster_put "$key" "$(node_yaml "$name" Unknown "$(node_internal_ip "${REGISTRY[$key]}")")"
+    model_log "node-lifecycle-controller: node $name stopped posting its status: Ready=Unknown"
+  done
+}
+
+# The spec.template block of a DaemonSet's YAML.
+ds_template() { awk '/^  template:/{t=1;print;next} t&&/^(  )?[^ ]/{t=0} t' <<<"$1"; }
+ds_first_container() { awk '/^      containers:/{c=1;next} c&&/^        name: /{print $2; exit}' <<<"$1"; }
+
+# Names of the ConfigMaps a pod template refers to (volumes, env valueFrom,
+# envFrom).
+ds_configmap_refs() {
+  awk '
+    match($0, /^ *(- )?(configMap|configMapKeyRef|configMapRef):$/) {
+      ind = match($0, /[^ -]/); want = 1; next
+    }
+    want && match($0, /[^ -]/) <= ind { want = 0 }
+    want && /^ *name: / { print $2; want = 0 }
+  ' <<<"$1" | sort -u
+}
+
+# What a new container of a DaemonSet pod starts with: the pod's spec and the
+# ConfigMaps it reads, as they are now.
+ds_container_view() { # ds_container_view NS TEMPLATE
+  local name
+  printf '%s\n' "$2"
+  for name in $(ds_configmap_refs "$2"); do
+    cluster_get "/registry/configmaps/$1/$name"
+  done
+}
+
+kubelet_daemonsets() {
+  local key ns name template pod_dir pod id stored
+  registry_load
+  for key in $(registry_keys /registry/daemonsets/); do
+    ns=${key#/registry/daemonsets/} ns=${ns%%/*} name=${key##*/}
+    template=$(ds_template "${REGISTRY[$key]}")
+    pod=$ns/$name
+    pod_dir=$FAKE_NODE/pods/${ns}_$name
+    if read_file stored "$pod_dir/template" && [[ $stored != "$template" ]] &&
+      running_pod kube-controller-manager >/dev/null; then
+      model_log "daemonset-controller: replacing the pod of $pod (template changed)"
+      id=$(pod_container "$pod")
+      [[ -n $id ]] && ctr_stop "$id"
+      rm -rf "$pod_dir"
+    fi
+    if [[ ! -d $pod_dir ]]; then
+      mkdir -p "$pod_dir"
+      printf '%s\n' "$template" >"$pod_dir/template"
+    fi
+    id=$(pod_container "$pod")
+    if [[ -n $id ]] && { ctr_running "$id" || recently_exited "$id"; }; then continue; fi
+    read_file stored "$pod_dir/template"
+    ctr_new "$(ds_first_container "$stored")" "$ns" "$pod" daemonset
+    ds_container_view "$ns" "$stored" >"$(ctr "$NEW_ID")/view"
+    model_log "kubelet: started ${C_NAME[$NEW_ID]} of $pod ($NEW_ID)"
+  done
+}
+
+# What the node's kubelet and the controllers have done by now.
+node_sync() {
+  POSTING=""
+  [[ -n ${FAKE_NODE:-} && -f $FAKE_NODE/host/ip ]] || return 0
+  if kubelet_active; then
+    kubelet_static_pods
+    if kubelet_reaches_apiserver; then
+      kubelet_post_status
+      [[ -n $POSTING ]] && kubelet_daemonsets
+    fi
+  fi
+  if apiserver_check 127.0.0.1; then
+    node_lifecycle "$POSTING"
+  fi
+  return 0
+}
