@@ -1,60 +1,72 @@
 #!/usr/bin/env bats
-# The repair script's etcd step against a real etcd (Debian's etcd-server) on
-# loopback: a single member on 127.0.0.2 holding keys is moved to 127.0.0.3.
-
-SCRIPT="$BATS_TEST_DIRNAME/../../crates/lifeboat-core/scripts/lifeboat-repair.sh"
-CLIENT_PORT=23791
-PEER_PORT=23801
-
-start_etcd() { # start_etcd IP
-  etcd --name k8s-master --data-dir "$BATS_TEST_TMPDIR/etcd" \
-    --listen-peer-urls "http://$1:$PEER_PORT" --initial-advertise-peer-urls "http://$1:$PEER_PORT" \
-    --listen-client-urls "http://$1:$CLIENT_PORT" --advertise-client-urls "http://$1:$CLIENT_PORT" \
-    --initial-cluster "k8s-master=http://$1:$PEER_PORT" >>"$BATS_TEST_TMPDIR/etcd.log" 2>&1 &
-  ETCD_PID=$!
-  for _ in $(seq 1 100); do
-    etcdctl --endpoints "http://$1:$CLIENT_PORT" endpoint health >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  cat "$BATS_TEST_TMPDIR/etcd.log" >&2
-  return 1
-}
-
-stop_etcd() {
-  kill "$ETCD_PID" 2>/dev/null || true
-  wait "$ETCD_PID" 2>/dev/null || true
-}
+# The repair against the real etcd (Debian's etcd-server) over TLS on
+# loopback, reached as on a stock kubeadm node: no etcdctl on the node's PATH,
+# `crictl exec` into the etcd container (the host's etcdctl stands for the
+# image's) with kubeadm's healthcheck-client certificate. A member on
+# 127.0.0.2 holding keys is moved to 127.0.0.3 by the script itself.
 
 setup() {
+  load helpers
   command -v etcd >/dev/null || skip "etcd is not installed (apt-get install etcd-server)"
+  node_setup
 }
 
 teardown() {
-  stop_etcd
+  node_teardown
 }
 
-@test "the etcd step moves the member's peer URL and keeps the data" {
-  start_etcd 127.0.0.2
-  etcdctl --endpoints "http://127.0.0.2:$CLIENT_PORT" put /registry/namespaces/default default >/dev/null
-  etcdctl --endpoints "http://127.0.0.2:$CLIENT_PORT" put /registry/secrets/kube-system/token s3cret >/dev/null
-
-  export LIFEBOAT_ETCD_ENDPOINTS="http://127.0.0.2:$CLIENT_PORT"
-  # shellcheck source=crates/lifeboat-core/scripts/lifeboat-repair.sh
-  source "$SCRIPT"
-  update_etcd_member 127.0.0.2 127.0.0.3
-  run etcdctl --endpoints "http://127.0.0.2:$CLIENT_PORT" member list
-  [[ $output == *", k8s-master, http://127.0.0.3:$PEER_PORT, http://127.0.0.2:$CLIENT_PORT,"* ]]
-  # A second call finds it done.
-  update_etcd_member 127.0.0.2 127.0.0.3
-
-  # etcd restarted on the new address (as kubelet does with the rewritten
-  # manifest) serves the same data with the new peer URL.
-  stop_etcd
-  start_etcd 127.0.0.3
-  run etcdctl --endpoints "http://127.0.0.3:$CLIENT_PORT" member list
-  [[ $output == *"http://127.0.0.3:$PEER_PORT"* && $output != *"127.0.0.2:$PEER_PORT"* ]]
-  run etcdctl --endpoints "http://127.0.0.3:$CLIENT_PORT" get --print-value-only /registry/secrets/kube-system/token
+@test "the repair moves a real etcd over TLS from 127.0.0.2 to 127.0.0.3, keys intact" {
+  make_fixture 127.0.0.2
+  # The old instance, running, takes writes.
+  node_host 127.0.0.2 k8s-master
+  node_boot
+  until test_etcdctl 127.0.0.2 endpoint health >/dev/null 2>&1; do sleep 0.2; done
+  test_etcdctl 127.0.0.2 put /registry/namespaces/default default >/dev/null
+  test_etcdctl 127.0.0.2 put /registry/secrets/kube-system/token s3cret >/dev/null
+  keys_before=$(test_etcdctl 127.0.0.2 get --prefix --keys-only /registry/ | sed '/^$/d' | sort)
+  # Its disk, on a new instance on 127.0.0.3.
+  node_host 127.0.0.3 ip-127-0-0-3
+  node_boot --cloud-init
+  [ ! -e "$STOCK_BIN/etcdctl" ]
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  read -r client peer _ <"$FIXTURE/ports"
+  # The member's peer URL moved (etcd keeps it in its data, not the manifest).
+  run test_etcdctl 127.0.0.3 member list
+  [[ $output == *", k8s-master, https://127.0.0.3:$peer, https://127.0.0.3:$client, false"* ]]
+  [[ $output != *127.0.0.2* ]]
+  grep -qE "^crictl exec [0-9a-f]+ etcdctl --endpoints=https://127.0.0.1:$client .*--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key .*member update [0-9a-f]+ --peer-urls=https://127.0.0.3:$peer$" "$FAKE_LOG"
+  # The data came along.
+  run test_etcdctl 127.0.0.3 get --print-value-only /registry/secrets/kube-system/token
   [ "$output" = s3cret ]
-  run etcdctl --endpoints "http://127.0.0.3:$CLIENT_PORT" get --prefix --keys-only /registry
-  [ "$(grep -c . <<<"$output")" -eq 2 ]
+  [ "$(test_etcdctl 127.0.0.3 get --prefix --keys-only /registry/ | sed '/^$/d' | sort)" = "$keys_before" ]
+  # Nothing listens on the old address any more.
+  run test_etcdctl 127.0.0.2 endpoint health --dial-timeout=1s
+  [ "$status" -ne 0 ]
+}
+
+@test "without kubeadm's healthcheck-client certificate the repair stops before anything (no etcdctl to fall back on)" {
+  make_fixture 127.0.0.2
+  node_host 127.0.0.3 ip-127-0-0-3
+  node_boot --cloud-init
+  rm "$FAKE_ROOT/etc/kubernetes/pki/etcd/healthcheck-client.key"
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*"healthcheck-client certificate is missing"* ]]
+  run ! grep -qE "^systemctl stop" "$FAKE_LOG"
+}
+
+@test "crictl exec runs only what the etcd image carries" {
+  make_fixture 127.0.0.2
+  node_host 127.0.0.2 k8s-master
+  node_boot
+  until test_etcdctl 127.0.0.2 endpoint health >/dev/null 2>&1; do sleep 0.2; done
+  id=$(running_containers etcd)
+  run on_node crictl exec "$id" sh -c 'etcdctl endpoint health'
+  [ "$status" -eq 1 ]
+  # shellcheck disable=SC2016 # the container's $PATH, as the runtime says it
+  [[ $output == *'exec: "sh": executable file not found in $PATH'* ]]
+  id=$(running_containers kube-apiserver)
+  run on_node crictl exec "$id" etcdctl endpoint health
+  [ "$status" -eq 1 ]
 }

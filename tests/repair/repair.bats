@@ -1,157 +1,439 @@
 #!/usr/bin/env bats
 # Each @test runs in a subshell of its own: exporting there is meant to stay local.
 # shellcheck disable=SC2030,SC2031
-# The on-node repair script against kubeadm-shaped fixture trees, with
-# stand-ins for systemctl, crictl, kubeadm, kubectl, etcdctl and curl.
+# The repair script on a kubeadm-shaped fixture node (tests/repair/make-fixture.sh)
+# with a stock node's PATH: the host's tools, the stand-ins of tests/repair/bin
+# (systemctl, crictl, kubeadm, kubectl, curl, hostname, iptables), no etcdctl.
+# The etcd is real (over TLS, on loopback); the cluster's objects live in it.
 
-SCRIPT="$BATS_TEST_DIRNAME/../../crates/lifeboat-core/scripts/lifeboat-repair.sh"
-OLD=10.0.1.10
-NEW=10.0.1.77
-
-bats_require_minimum_version 1.5.0
+OLD=127.0.0.10
+NEW=127.0.0.77
 
 setup() {
-  export ROOT="$BATS_TEST_TMPDIR/root"
-  export FAKE_CLUSTER="$BATS_TEST_TMPDIR/cluster"
-  export FAKE_LOG="$BATS_TEST_TMPDIR/calls.log"
-  export PATH="$BATS_TEST_DIRNAME/bin:$PATH"
-  export LIFEBOAT_ROOT="$ROOT" LIFEBOAT_WAIT_SECONDS=3
-  export FAKE_NEW_IP=$NEW
-  : >"$FAKE_LOG"
+  load helpers
+  node_setup
 }
 
-fixture() { # fixture API_VERSION
-  "$BATS_TEST_DIRNAME/make-fixture.sh" "$ROOT" "$OLD" "$1" k8s-master
-  # An unrelated address that only looks alike must survive.
-  echo "# upstream resolver 10.0.1.100" >>"$ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+teardown() {
+  node_teardown
 }
 
-sans() { openssl x509 -in "$1" -noout -ext subjectAltName | tail -n 1; }
+# The node restored on a new instance: NEW, a host name of its own.
+relaunched() { # relaunched [make-fixture options]
+  make_fixture "$OLD" "$@"
+  node_host "$NEW" ip-127-0-0-77
+}
 
-tree_sum() { (cd "$ROOT" && find etc var -type f -print0 | sort -z | xargs -0 sha256sum); }
-
-last_json() { tail -n 1 <<<"$output"; }
-
+# Checks a repaired node; RESULT: the result line.
 assert_repaired() {
+  local result
+  result=$(last_json)
+  RESULT=$result
   [ "$status" -eq 3 ]
-  [[ $(last_json) == '{"result":"repaired",'* ]]
-  # No file under /etc/kubernetes still names the old address.
-  run grep -rlwF "$OLD" "$ROOT/etc/kubernetes"
+  [[ $result == '{"result":"repaired",'* ]]
+  [ "$(json_field node "$result")" = k8s-master ]
+  # No file of the node names the old address any more; a look-alike survives.
+  run grep -rlE "(^|[^0-9.])${OLD//./\\.}([^0-9.]|$)" "$FAKE_ROOT/etc/kubernetes" "$FAKE_ROOT/etc/hosts" "$FAKE_ROOT/var/lib/kubelet"
   [ "$status" -eq 1 ]
-  grep -qF -- "--advertise-address=$NEW" "$ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
-  grep -qF "host: $NEW" "$ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
-  grep -qF -- "--initial-cluster=k8s-master=https://$NEW:2380" "$ROOT/etc/kubernetes/manifests/etcd.yaml"
-  grep -qF "server: https://$NEW:6443" "$ROOT/etc/kubernetes/admin.conf"
-  grep -qF "server: https://$NEW:6443" "$ROOT/etc/kubernetes/super-admin.conf"
-  grep -qF "10.0.1.100" "$ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
-  # The regenerated certificates carry the new address, not the old one.
-  for cert in apiserver etcd/server etcd/peer; do
-    sans "$ROOT/etc/kubernetes/pki/$cert.crt" | grep -qF "IP Address:$NEW"
-    if sans "$ROOT/etc/kubernetes/pki/$cert.crt" | grep -qwF "IP Address:$OLD"; then return 1; fi
+  grep -qF -- "--advertise-address=$NEW" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  grep -qF "host: $NEW" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  grep -qF "${OLD}0 upstream.example" <(cluster_object /registry/configmaps/kube-system/coredns)
+  grep -qF "# upstream resolver ${OLD}0" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  grep -qE -- "--initial-cluster=k8s-master=https://$NEW:[0-9]+$" "$FAKE_ROOT/etc/kubernetes/manifests/etcd.yaml"
+  grep -qF "server: https://$NEW:6443" "$FAKE_ROOT/etc/kubernetes/admin.conf"
+  grep -qF "server: https://$NEW:6443" "$FAKE_ROOT/etc/kubernetes/kubelet.conf"
+  # The new certificates carry the new address and every other name.
+  for cert in apiserver:ca etcd/server:etcd/ca etcd/peer:etcd/ca; do
+    sans "$FAKE_ROOT/etc/kubernetes/pki/${cert%:*}.crt" | grep -qF "IP Address:$NEW"
+    run grep -qwF "IP Address:$OLD" <(sans "$FAKE_ROOT/etc/kubernetes/pki/${cert%:*}.crt")
+    [ "$status" -eq 1 ]
+    openssl verify -CAfile "$FAKE_ROOT/etc/kubernetes/pki/${cert#*:}.crt" "$FAKE_ROOT/etc/kubernetes/pki/${cert%:*}.crt"
   done
-  sans "$ROOT/etc/kubernetes/pki/apiserver.crt" | grep -qF "DNS:k8s-master"
-  sans "$ROOT/etc/kubernetes/pki/apiserver.crt" | grep -qF "DNS:k8s.example.com"
-  # The node name was kept.
-  grep -qF "name: k8s-master" "$ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
-  # Backups of both trees, with the old address in them.
-  backup=$(find "$ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | sort | head -n 1)
+  sans "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" | grep -qF "DNS:k8s.example.com"
+  sans "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" | grep -qF "DNS:k8s-master"
+  sans "$FAKE_ROOT/etc/kubernetes/pki/etcd/server.crt" | grep -qF "DNS:localhost"
+  # Backups, the first one of the old state.
+  [ -d "$FAKE_ROOT$(json_field backup "$result")/etcd/member" ]
+  backup=$(find "$FAKE_ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | sort | head -n 1)
   grep -qF -- "--advertise-address=$OLD" "$backup/kubernetes/manifests/kube-apiserver.yaml"
-  [ -f "$backup/etcd/member/snap/db" ]
-  # etcd's member, the ConfigMaps, kube-proxy.
-  grep -qF "https://$NEW:2380" "$FAKE_CLUSTER/etcd-members"
-  grep -qF "server: https://$NEW:6443" "$FAKE_CLUSTER/applied-kube-proxy.yaml"
-  grep -qF "server: https://$NEW:6443" "$FAKE_CLUSTER/applied-cluster-info.yaml"
-  grep -qF "kubectl --kubeconfig $ROOT/etc/kubernetes/admin.conf -n kube-system rollout restart daemonset kube-proxy" "$FAKE_LOG"
-  grep -qF "systemctl stop kubelet" "$FAKE_LOG"
-  grep -qF "crictl stop 3f2a9c etcd7b1" "$FAKE_LOG"
-  [ ! -e "$ROOT/var/lib/lifeboat/repair-state" ]
+  # etcd's member, over TLS on the new address.
+  test_etcdctl "$NEW" member list | grep -qE ", k8s-master, https://$NEW:[0-9]+, https://$NEW:[0-9]+, false$"
+  # The cluster's own copy of the configuration (issue: the next kubeadm
+  # upgrade reads it) and the kubeconfigs it hands out.
+  cluster_object /registry/configmaps/kube-system/kubeadm-config | grep -qF "controlPlaneEndpoint: $NEW:6443"
+  cluster_object /registry/configmaps/kube-system/kubeadm-config | grep -qF -- "- $NEW"
+  cluster_object /registry/configmaps/kube-system/kube-proxy | grep -qF "server: https://$NEW:6443"
+  cluster_object /registry/configmaps/kube-public/cluster-info | grep -qF "server: https://$NEW:6443"
+  run grep -rlF "$OLD" <(cluster_object /registry/configmaps/kube-system/kubeadm-config)
+  [ "$status" -eq 1 ]
+  # The Node, Ready with its new address; kube-proxy talks to the new one.
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $NEW"
+  container_view kube-proxy | grep -qF "server: https://$NEW:6443"
+  [ ! -e "$FAKE_ROOT/var/lib/lifeboat/repair-state" ]
+  [ ! -e "$FAKE_ROOT/etc/kubernetes/lifeboat/cluster-configuration.yaml" ]
 }
 
-@test "a new IP is repaired everywhere (ClusterConfiguration v1beta3)" {
-  fixture v1beta3
-  run "$SCRIPT"
+@test "a new IP is repaired from the node's own files, with the tools of a stock node (kubeadm v1.30, v1beta3)" {
+  relaunched --api v1beta3
+  export FAKE_KUBEADM_VERSION=v1.30.6
+  sed -i 's/v1\.31\.2/v1.30.6/' "$FAKE_ROOT"/etc/kubernetes/manifests/*.yaml
+  node_boot --cloud-init
+  [ ! -e "$STOCK_BIN/etcdctl" ]
+  run repair --timeout 120
   assert_repaired
+  grep -qF "apiVersion: kubeadm.k8s.io/v1beta3" "$FAKE_ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  grep -qF "name: k8s-master" "$FAKE_ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  # etcd reached only through the CRI, with kubeadm's healthcheck client.
+  grep -qE "^crictl exec [0-9a-f]+ etcdctl .*--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt .* member update " "$FAKE_LOG"
+  [ "$(json_field guard "$RESULT")" = released ]
 }
 
-@test "a new IP is repaired everywhere (ClusterConfiguration v1beta4)" {
-  fixture v1beta4
-  run "$SCRIPT"
+@test "a new IP is repaired from the node's own files (kubeadm v1.31, v1beta4)" {
+  relaunched --api v1beta4
+  node_boot --cloud-init
+  run repair --timeout 120
   assert_repaired
-  grep -qF "apiVersion: kubeadm.k8s.io/v1beta4" "$ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  grep -qF "apiVersion: kubeadm.k8s.io/v1beta4" "$FAKE_ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  [[ $(json_field changed "$RESULT") == *'"configmap kube-system/kubeadm-config"'* ]]
+}
+
+@test "kubeadm-config is rewritten in the cluster, and a copy cached by an earlier version is rewritten too" {
+  relaunched
+  mkdir -p "$FAKE_ROOT/etc/kubernetes/lifeboat"
+  sed -n '/ClusterConfiguration: |/,/^kind:/p' "$FIXTURE/objects/configmaps_kube-system_kubeadm-config" |
+    sed '1d;$d; s/^    //' >"$FAKE_ROOT/etc/kubernetes/lifeboat/cluster-configuration.yaml"
+  grep -qF "controlPlaneEndpoint: $OLD:6443" "$FAKE_ROOT/etc/kubernetes/lifeboat/cluster-configuration.yaml"
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qF "controlPlaneEndpoint: $NEW:6443" "$FAKE_ROOT/etc/kubernetes/lifeboat/cluster-configuration.yaml"
+  cluster_object /registry/configmaps/kube-system/kubeadm-config | grep -qF "controlPlaneEndpoint: $NEW:6443"
 }
 
 @test "a second run changes nothing" {
-  fixture v1beta4
-  run "$SCRIPT"
+  relaunched
+  node_boot --cloud-init
+  run repair --timeout 120
   [ "$status" -eq 3 ]
   before=$(tree_sum)
-  run "$SCRIPT"
+  run repair --timeout 120
   [ "$status" -eq 0 ]
   [[ $(last_json) == '{"result":"ok",'* ]]
+  [ "$(json_field changed)" = "[]" ]
   [ "$(tree_sum)" == "$before" ]
 }
 
-@test "the same IP verifies and changes nothing" {
-  fixture v1beta3
-  export FAKE_NEW_IP=$OLD
+@test "the same IP verifies through the CRI and changes nothing" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot --cloud-init
   before=$(tree_sum)
-  run "$SCRIPT"
+  run repair --timeout 120
   [ "$status" -eq 0 ]
-  [[ $(last_json) == '{"result":"ok",'* ]]
+  [[ $(last_json) == '{"result":"ok","step":"verify",'* ]]
+  [ "$(json_field guard)" = released ]
   [ "$(tree_sum)" == "$before" ]
-  run ! grep -qE "^(systemctl (stop|start)|kubeadm |crictl stop)" "$FAKE_LOG"
+  run ! grep -qE "^(systemctl stop|kubeadm |crictl stop|kubectl .*replace)" "$FAKE_LOG"
+  grep -qE "^crictl exec [0-9a-f]+ etcdctl .* endpoint health" "$FAKE_LOG"
 }
 
-@test "the same IP with an apiserver that never gets ready fails at verify" {
-  fixture v1beta3
-  export FAKE_NEW_IP=$OLD FAKE_READYZ_FAIL=1
-  run "$SCRIPT"
-  [ "$status" -eq 21 ]
-  [[ $(last_json) == '{"result":"failed","step":"verify",'* ]]
+@test "all waits share one budget: an apiserver that never gets ready fails verify when --timeout is spent" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  # The apiserver's etcd address leads nowhere: it never gets ready.
+  sed -i -E 's#(--etcd-servers=https://127.0.0.1:)[0-9]+#\11#' "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  node_boot --cloud-init
+  start=$SECONDS
+  run repair --timeout 8
+  elapsed=$((SECONDS - start))
+  [ "$status" -eq 23 ]
+  [[ $(last_json) == '{"result":"failed","step":"verify",'*"within the budget"* ]]
+  ((elapsed >= 8 && elapsed < 25))
+}
+
+@test "a signal (SSM's executionTimeout) is reported with the step it interrupted" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  sed -i -E 's#(--etcd-servers=https://127.0.0.1:)[0-9]+#\11#' "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  node_boot --cloud-init
+  (
+    node_env
+    exec env -i "${NODE_ENV[@]}" "$SCRIPT" --timeout 60
+  ) >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
+  pid=$!
+  until grep -q "lifeboat-repair \[release\] kubelet started" "$BATS_TEST_TMPDIR/out"; do sleep 0.2; done
+  kill -TERM "$pid"
+  status=0
+  wait "$pid" || status=$?
+  [ "$status" -eq 23 ]
+  [[ $(tail -n 1 "$BATS_TEST_TMPDIR/out") == '{"result":"failed","step":"verify",'*'"message":"interrupted by a signal"}' ]]
+}
+
+@test "one repair at a time: a second one waits for the lock within its budget" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot --cloud-init
+  mkdir -p "$FAKE_ROOT/run/lifeboat"
+  # Another repair holds the node's lock.
+  flock "$FAKE_ROOT/run/lifeboat/repair.lock" sleep 30 &
+  holder=$!
+  sleep 0.5
+  : >"$FAKE_LOG"
+  run repair --timeout 3
+  kill "$holder"
+  wait "$holder" || true
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*"another lifeboat repair of this node still runs"* ]]
+  run ! grep -qE "^systemctl (stop|start)" "$FAKE_LOG"
+  # Once it is free, the next one goes through.
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
 }
 
 @test "a dry run prints the plan and changes nothing" {
-  fixture v1beta4
+  relaunched
+  node_boot
+  : >"$FAKE_LOG"
   before=$(tree_sum)
-  run "$SCRIPT" --dry-run
+  run repair --dry-run
   [ "$status" -eq 0 ]
   [[ $(last_json) == '{"result":"dry-run",'*"would back up, stop kubelet, replace $OLD by $NEW"* ]]
   [ "$(tree_sum)" == "$before" ]
-  run ! grep -qE "^(systemctl (stop|start)|kubeadm |crictl stop)|apply" "$FAKE_LOG"
+  run ! grep -qE "^(systemctl (stop|start)|kubeadm init|crictl stop)|replace" "$FAKE_LOG"
 }
 
-@test "a failure in the middle is reported with its step, and the next run repairs" {
-  fixture v1beta3
-  export FAKE_KUBEADM_FAIL_ONCE="$BATS_TEST_TMPDIR/kubeadm-failed"
-  run "$SCRIPT"
-  [ "$status" -eq 15 ]
+@test "prerequisites are checked before anything is stopped" {
+  relaunched
+  node_boot
+  on_node systemctl is-active kubelet
+  before=$(tree_sum)
+  rm "$FAKE_ROOT/etc/kubernetes/pki/etcd/ca.key"
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*"pki/etcd/ca.key is missing"* ]]
+  run ! grep -qE "^systemctl stop|^crictl stop" "$FAKE_LOG"
+  on_node systemctl is-active kubelet
+
+  # No kubeadm on the node: found before anything is stopped too.
+  rm "$STOCK_BIN/kubeadm"
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == *'"message":"missing on the node: kubeadm"'* ]]
+  run ! grep -qE "^systemctl stop|^crictl stop" "$FAKE_LOG"
+}
+
+@test "a failure after kubelet was stopped starts it again, is reported with its step, and the next run finishes" {
+  relaunched
+  node_boot
+  export FAKE_KUBEADM_FAIL_ONCE=$BATS_TEST_TMPDIR/kubeadm-failed
+  run repair --timeout 120
+  [ "$status" -eq 16 ]
   [[ $(last_json) == '{"result":"failed","step":"certificates",'* ]]
-  [ -e "$ROOT/var/lib/lifeboat/repair-state" ]
-  run "$SCRIPT"
+  grep -qF "systemctl stop kubelet" "$FAKE_LOG"
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
+  [ -e "$FAKE_ROOT/var/lib/lifeboat/repair-state" ]
+  run repair --timeout 120
   assert_repaired
-  [ "$(find "$ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | wc -l)" -eq 2 ]
+  [ "$(find "$FAKE_ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | wc -l)" -eq 2 ]
 }
 
-@test "quarantine moves the controller-manager aside before kubelet starts" {
-  fixture v1beta3
-  touch "$ROOT/etc/kubernetes/manifests/cloud-controller-manager.yaml"
-  run "$SCRIPT" --quarantine
+@test "etcd's data is copied only once etcd has stopped, and the copy opens" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot
+  # The node runs; etcd is live.
+  until test_etcdctl 127.0.0.1 endpoint health >/dev/null 2>&1; do sleep 0.2; done
+  test_etcdctl 127.0.0.1 put /registry/secrets/default/written-last s3cret >/dev/null
+  node_host "$NEW" ip-127-0-0-77
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  stopped=$(grep -n "lifeboat-repair \[stop\] kubelet and the control-plane containers are stopped" <<<"$output" | cut -d: -f1)
+  backed_up=$(grep -n "lifeboat-repair \[backup\] backed up" <<<"$output" | cut -d: -f1)
+  ((stopped < backed_up))
+  grep -q "^containerd: stopped etcd" "$FAKE_LOG"
+  # The copy is a database etcd opens, with the last write in it.
+  backup=$FAKE_ROOT$(json_field backup)
+  read -r client peer < <(free_ports 2)
+  etcd --data-dir "$backup/etcd" --listen-client-urls "http://127.0.0.1:$client" \
+    --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
+    >"$BATS_TEST_TMPDIR/backup-etcd.log" 2>&1 3>&- &
+  pid=$!
+  for _ in $(seq 1 50); do
+    ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$client" endpoint health >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  value=$(ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$client" get --print-value-only /registry/secrets/default/written-last)
+  kill "$pid"
+  wait "$pid" || true
+  [ "$value" = s3cret ]
+}
+
+@test "quarantine: the controllers never start, kube-proxy is restarted through the CRI" {
+  relaunched
+  touch "$FAKE_ROOT/etc/kubernetes/manifests/cloud-controller-manager.yaml"
+  node_boot --cloud-init
+  run repair --quarantine --timeout 120
   [[ $(last_json) == *'"quarantine":true'* ]]
   assert_repaired
-  [ ! -e "$ROOT/etc/kubernetes/manifests/kube-controller-manager.yaml" ]
-  [ ! -e "$ROOT/etc/kubernetes/manifests/cloud-controller-manager.yaml" ]
-  [ -f "$ROOT/etc/kubernetes/lifeboat-quarantine/kube-controller-manager.yaml" ]
-  [ -f "$ROOT/etc/kubernetes/manifests/kube-scheduler.yaml" ]
+  [ ! -e "$FAKE_ROOT/etc/kubernetes/manifests/kube-controller-manager.yaml" ]
+  [ ! -e "$FAKE_ROOT/etc/kubernetes/manifests/cloud-controller-manager.yaml" ]
+  [ -f "$FAKE_ROOT/etc/kubernetes/lifeboat-quarantine/kube-controller-manager.yaml" ]
+  [ -f "$FAKE_ROOT/etc/kubernetes/manifests/kube-scheduler.yaml" ]
+  run ! grep -q "kubelet: started kube-controller-manager" "$FAKE_LOG"
+  # The DaemonSet controller is quarantined: kubelet recreated the container.
+  run ! grep -q "rollout restart" "$FAKE_LOG"
+  grep -qE "^crictl stop [0-9a-f]+$" "$FAKE_LOG"
+  grep -qE "^crictl rm [0-9a-f]+$" "$FAKE_LOG"
+  [[ $(json_field changed "$RESULT") == *"daemonset kube-system/kube-proxy: containers restarted through the CRI"* ]]
+}
+
+@test "without quarantine kube-proxy is restarted by its DaemonSet (rollout restart)" {
+  relaunched
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  grep -qF "rollout restart daemonset kube-proxy" "$FAKE_LOG"
+  grep -qF "daemonset-controller: replacing the pod of kube-system/kube-proxy" "$FAKE_LOG"
+}
+
+@test "the node keeps its name when the replacement's host name differs" {
+  make_fixture "$OLD"
+  node_host "$OLD" ip-10-0-1-23.ec2.internal
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  [[ $(last_json) == '{"result":"repaired","step":"verify",'* ]]
+  [ "$(json_field node)" = k8s-master ]
+  [[ $(json_field changed) == '["/var/lib/kubelet/kubeadm-flags.env"]' ]]
+  # As kubeadm writes it: one variable, the flags sorted by name.
+  [ "$(cat "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env")" = 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --hostname-override=k8s-master --pod-infra-container-image=registry.k8s.io/pause:3.10"' ]
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $OLD"
+  [ -z "$(cluster_object /registry/minions/ip-10-0-1-23.ec2.internal)" ]
+}
+
+@test "the node's name comes from kubelet's client certificate when kubelet.conf says default-auth" {
+  relaunched --kubelet-cert file
+  run grep -c "system:node:" "$FAKE_ROOT/etc/kubernetes/kubelet.conf"
+  [ "$output" -eq 0 ]
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  grep -qF -- "--hostname-override=k8s-master" "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+}
+
+@test "verify requires the Node Ready on the node's IP: a kubelet pinned to another address fails it" {
+  relaunched
+  # An operator's pin to an address the node does not have: kubelet's status
+  # updates fail, the Node keeps the old address.
+  echo 'KUBELET_EXTRA_ARGS="--node-ip=10.9.9.9"' >"$FAKE_ROOT/etc/default/kubelet"
+  node_boot --cloud-init
+  run repair --timeout 20
+  [ "$status" -eq 23 ]
+  [[ $(last_json) == *"node k8s-master is not Ready on $NEW (Ready=True, InternalIP=$OLD)"* ]]
+}
+
+@test "kubelet's --node-ip and CNI settings that name the old IP are rewritten and listed" {
+  relaunched --node-ip --cni cilium,tigera,flannel
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  changed=$(json_field changed "$RESULT")
+  for item in /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet "configmap kube-system/cilium-config" \
+    "configmap tigera-operator/kubernetes-services-endpoint" "daemonset calico-system/calico-node" \
+    "daemonset kube-flannel/kube-flannel-ds"; do
+    [[ $changed == *"\"$item\""* ]]
+  done
+  grep -qF -- "--node-ip=$NEW" "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  grep -qF -- "--node-ip=$NEW" "$FAKE_ROOT/etc/default/kubelet"
+  cluster_object /registry/configmaps/kube-system/cilium-config | grep -qF "k8s-service-host: $NEW"
+  cluster_object /registry/configmaps/tigera-operator/kubernetes-services-endpoint | grep -qF "KUBERNETES_SERVICE_HOST: $NEW"
+  cluster_object /registry/daemonsets/calico-system/calico-node | grep -qF "value: $NEW"
+  cluster_object /registry/daemonsets/kube-flannel/kube-flannel-ds | grep -qF "value: $NEW"
+  # Cilium's agent reads its ConfigMap at start: restarted with the new one.
+  container_view cilium-agent | grep -qF "k8s-service-host: $NEW"
+  grep -qF "rollout restart daemonset cilium" "$FAKE_LOG"
+}
+
+@test "a DNS controlPlaneEndpoint is reported for the operator to repoint" {
+  relaunched --endpoint k8s.example.com
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  [[ $(json_field warnings) == *"controlPlaneEndpoint k8s.example.com is a DNS name: point it at $NEW"* ]]
+  grep -qxF "$NEW k8s.example.com" "$FAKE_ROOT/etc/hosts"
+  [[ $(json_field changed) == *'"/etc/hosts"'* ]]
+  cluster_object /registry/configmaps/kube-system/kubeadm-config | grep -qF "controlPlaneEndpoint: k8s.example.com:6443"
+}
+
+@test "certificates that expire within 30 days are warnings after a restore on the same IP" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  cert_days apiserver 12
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"ok",'* ]]
+  [[ $(json_field warnings) == *"certificate apiserver expires on "*"(in 1"[12]" days): renew it with 'kubeadm certs renew apiserver'"* ]]
+}
+
+@test "an expired certificate fails before kubelet starts, naming the fix" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  cert_days apiserver-etcd-client -1
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*"kubeadm certs renew apiserver-etcd-client"* ]]
+  [ "$(json_field guard)" = held ]
+  run on_node systemctl is-active kubelet
+  [ "$output" = inactive ]
+}
+
+@test "SSM runs it from stdin: bash -s -- ARGS" {
+  relaunched
+  node_boot
+  run on_node bash -s -- --dry-run <"$SCRIPT"
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"dry-run",'* ]]
 }
 
 @test "no apiserver manifest: not a control plane, failed at detect" {
-  mkdir -p "$ROOT/etc/kubernetes"
-  run "$SCRIPT"
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  rm "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  run repair
   [ "$status" -eq 10 ]
   [[ $(last_json) == '{"result":"failed","step":"detect",'*"not a kubeadm control plane"* ]]
 }
 
-@test "an unknown argument is a usage error" {
-  run "$SCRIPT" --force
+@test "an unknown argument or a bad --timeout is a usage error" {
+  run repair --force
   [ "$status" -eq 2 ]
+  [[ $(last_json) == '{"result":"failed",'*"unknown argument '--force'"* ]]
+  run repair --timeout soon
+  [ "$status" -eq 2 ]
+}
+
+@test "the stand-in kubeadm refuses an existing certificate that lacks the new SANs, as kubeadm does" {
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  cat >"$BATS_TEST_TMPDIR/config.yaml" <<YAML
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.31.2
+certificatesDir: $FAKE_ROOT/etc/kubernetes/pki
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $NEW
+nodeRegistration:
+  name: k8s-master
+YAML
+  run on_node kubeadm init phase certs apiserver --config "$BATS_TEST_TMPDIR/config.yaml"
+  [ "$status" -eq 1 ]
+  [[ $output == *"certificate apiserver is invalid: x509: certificate is valid for "*", not $NEW"* ]]
+  run on_node kubeadm init phase certs etcd-server --apiserver-advertise-address "$NEW" --config "$BATS_TEST_TMPDIR/config.yaml"
+  [ "$status" -eq 1 ]
 }

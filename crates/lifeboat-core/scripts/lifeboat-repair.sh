@@ -1,57 +1,103 @@
 #!/usr/bin/env bash
 # lifeboat-repair: brings a restored kubeadm control plane back healthy,
-# whatever its private IP.
+# whatever its private IP, then releases lifeboat's boot guard.
 #
-# Sent by interruption-handler over SSM Run Command (AWS-RunShellScript), or
-# run by hand: lifeboat-repair.sh [--dry-run] [--quarantine] [--root DIR]
+#   lifeboat-repair.sh [--dry-run] [--quarantine] [--timeout SECONDS] [--root DIR]
 #
-# Same IP as before (the normal case: lifeboat keeps the interface): verify
-# kubelet, the apiserver's /readyz and etcd, and change nothing.
-# Another IP: back up /etc/kubernetes and /var/lib/etcd, stop kubelet and the
-# static pods, replace the old IP in the manifests and kubeconfigs, regenerate
-# the apiserver and etcd certificates with kubeadm from the cluster's own
-# ClusterConfiguration, start kubelet, move etcd's peer URL, wait for /readyz,
-# fix the kube-proxy and cluster-info ConfigMaps, restart kube-proxy.
-# The node name never changes.
+# Sent by interruption-handler over SSM Run Command (`bash -s -- ARGS`, the
+# script on stdin), or run by hand as root.
 #
-# Idempotent: a second run, or a run after a partial one, converges. The last
-# line printed is the result as JSON. Exit codes:
-#   0  nothing to do (healthy on its IP)     3  repaired
-#   2  usage                                 10+N  failed at step N (see STEPS)
+# The node needs what a stock kubeadm control plane has: bash, coreutils,
+# sed, awk, grep, openssl, curl, hostname, systemctl, crictl, kubeadm and
+# kubectl. It does NOT need etcdctl: etcd is reached through the CRI
+# (`crictl exec` into the running etcd container, whose image carries
+# etcdctl) with the healthcheck-client certificate kubeadm makes for etcd's
+# probes.
 #
-# --quarantine (restore drills): the controller-manager and any
-# cloud-controller-manager manifests are moved aside before kubelet starts, so
-# a clone cannot act on the cloud or on the real cluster.
+# Steps; a failure at step N exits 10+N and names the step:
+#   0 detect        the node's IP (IMDSv2), the IP it was configured with (the
+#                   apiserver manifest), its Kubernetes node name, the guard
+#   1 preflight     all that follows, checked before anything is touched:
+#                   tools, certificates (expired: failure; expiring within 30
+#                   days: warning); on a new IP also kubeadm, the CAs, disk
+#                   space for the backup, and the kubeadm configuration,
+#                   derived from the node's own manifests and certificates
+#   2 stop          kubelet, then the control-plane containers, etcd included
+#   3 backup        /etc/kubernetes, kubelet's flags and etcd's data, copied
+#                   while etcd is not running
+#   4 quarantine    (--quarantine, restore drills) the controller-manager and
+#                   any cloud-controller-manager moved aside
+#   5 rewrite       the old IP replaced, as a whole address, in the manifests,
+#                   kubeconfigs, /etc/hosts and kubelet's flags (--node-ip)
+#   6 certificates  apiserver, etcd-server and etcd-peer certificates made by
+#                   `kubeadm init phase certs` for the new IP
+#   7 node-name     kubelet pinned to the node's name (--hostname-override)
+#                   when the host name differs, before it starts
+#   8 release       the boot guard released and kubelet started
+#   9 etcd          the etcd member's peer URL moved to the new IP
+#  10 ready         the apiserver's /readyz on the new IP
+#  11 cluster       objects naming the old IP rewritten: kubeadm-config,
+#                   kube-proxy, cluster-info, CNI ConfigMaps, workloads' env
+#  12 restart       what reads the address only at start restarted: through
+#                   the CRI with --quarantine (its controllers are stopped),
+#                   `kubectl rollout restart` otherwise
+#  13 verify        kubelet active, /readyz, etcd healthy, the Node Ready
+#                   with the node's IP as its InternalIP
+# After preflight a repair takes the node's lock (flock on
+# /run/lifeboat/repair.lock): one repair at a time, the next one waits.
+# On the same IP: detect, preflight, quarantine, node-name, release, verify.
+# A failure after kubelet was stopped starts it again; a guard that holds
+# kubelet stays in place (only a finished repair releases it).
 #
-# systemctl, crictl, kubeadm, kubectl, etcdctl and curl are called through
-# PATH; LIFEBOAT_ROOT (or --root) prefixes every path, so tests run the whole
-# script against a fixture tree.
-set -euo pipefail
+# The last line on stdout is the result, one JSON object:
+#   {"result": "ok|repaired|failed|dry-run", "step", "old_ip", "new_ip",
+#    "node", "backup", "quarantine", "guard": "released|held|absent",
+#    "changed": [...], "warnings": [...], "message"}
+# Exit codes: 0 nothing to do (and dry runs), 3 repaired, 2 usage, 10+N
+# failed at step N. `--timeout` is the budget of all the waits together
+# (default 480 s). Idempotent: a state file marks a repair under way; the
+# next run finishes it. LIFEBOAT_ROOT (or --root) prefixes every path on the
+# node, so tests run it against a fixture tree.
+set -Eeuo pipefail
 
-STEPS=(detect backup stop quarantine rewrite certificates start etcd ready configmaps kube-proxy verify)
+STEPS=(detect preflight stop backup quarantine rewrite certificates node-name release etcd ready cluster restart verify)
 EXIT_NOTHING_TO_DO=0
 EXIT_USAGE=2
 EXIT_REPAIRED=3
+EXPIRY_WARNING_DAYS=30
 
 ROOT=${LIFEBOAT_ROOT:-}
 IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
-WAIT_SECONDS=${LIFEBOAT_WAIT_SECONDS:-300}
+TIMEOUT=480
+DEADLINE=0
 DRY_RUN=false
 QUARANTINE=false
 STEP=detect
 OLD_IP=""
 NEW_IP=""
+NODE=""
 BACKUP_DIR=""
+GUARD=absent
+KUBELET_STOPPED=false
+CHANGED=()
+WARNINGS=()
+KUBEADM_CONFIG=""
 
 log() { printf '%s lifeboat-repair [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
 
-json_escape() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '%s' "${s//$'\n'/ }"; }
+json_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; printf '"%s"' "${s//$'\n'/ }"; }
+json_array() {
+  local out="" item
+  for item in "$@"; do out+=",$(json_string "$item")"; done
+  printf '[%s]' "${out#,}"
+}
 
 # The result goes to the original stdout (fd 7), even from inside a redirect.
 exec 7>&1
-result() { # result <result> [message]
-  printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","backup":"%s","quarantine":%s,"message":"%s"}\n' \
-    "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$BACKUP_DIR" "$QUARANTINE" "$(json_escape "${2:-}")" >&7
+result() { # result RESULT [MESSAGE]
+  printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","changed":%s,"warnings":%s,"message":%s}\n' \
+    "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
+    "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
 }
 
 step_code() {
@@ -63,217 +109,410 @@ step_code() {
 }
 
 fail() {
+  trap - ERR
   log "FAILED: $*"
+  restart_kubelet_after_failure
   result failed "$*"
   exit "$(step_code "$STEP")"
 }
 
+# An unexpected failure is reported like the others, from the main shell only.
+on_error() {
+  if [[ $BASHPID != "$$" ]]; then exit 1; fi
+  fail "unexpected failure of '$2' (line $1)"
+}
+trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
+# SSM's executionTimeout or an operator's ^C: reported, kubelet started again.
+trap 'fail "interrupted by a signal"' HUP INT TERM
+
+# A failure after this run stopped kubelet leaves it started again; under a
+# guard that is not released, systemd skips the start and kubelet stays held.
+restart_kubelet_after_failure() {
+  $KUBELET_STOPPED || return 0
+  KUBELET_STOPPED=false
+  if timeout 60 systemctl start kubelet >&2; then
+    log "kubelet started again after the failure"
+  else
+    log "could not start kubelet again: start it by hand (systemctl start kubelet)"
+  fi
+}
+
+# --- the budget of every wait ---------------------------------------------------
+
+remaining() { local r=$((DEADLINE - SECONDS)); echo $((r > 0 ? r : 0)); }
+
+# wait_for DESCRIPTION COMMAND...: retries COMMAND until it succeeds or the
+# budget is spent.
+wait_for() {
+  local what=$1
+  shift
+  while true; do
+    if "$@"; then return 0; fi
+    if (($(remaining) <= 0)); then
+      log "gave up waiting for $what: the --timeout budget of ${TIMEOUT}s is spent"
+      return 1
+    fi
+    sleep "$(($(remaining) < 2 ? 1 : 2))"
+  done
+}
+
+# A command bounded by the budget (at least a few seconds).
+bounded() { local t; t=$(remaining); timeout "$((t > 5 ? t : 5))" "$@"; }
+
+# --- the node's files ------------------------------------------------------------------
+
 k8s() { echo "$ROOT/etc/kubernetes"; }
+manifest() { echo "$(k8s)/manifests/$1.yaml"; }
+manifest_flag() { sed -n "s/^ *- --$2=//p" "$1" 2>/dev/null | head -n 1; }
 state_file() { echo "$ROOT/var/lib/lifeboat/repair-state"; }
-
-# The node's private IP, from IMDSv2.
-new_ip() {
-  local token
-  token=$(curl -sf -X PUT "$IMDS/latest/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300') || return 1
-  curl -sf -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/local-ipv4"
-}
-
-# The IP the control plane was configured with, from the apiserver manifest.
-manifest_ip() {
-  local manifest
-  manifest="$(k8s)/manifests/kube-apiserver.yaml"
-  [[ -f $manifest ]] || return 1
-  sed -n 's/.*--advertise-address=\([0-9.]*\).*/\1/p' "$manifest" | head -n 1
-}
+guard_dropin() { echo "$ROOT/run/systemd/system/kubelet.service.d/50-lifeboat-guard.conf"; }
+guard_flag() { echo "$ROOT/run/lifeboat/released"; }
+node_path() { echo "${1#"$ROOT"}"; }
 
 valid_ip() { [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]]; }
+ip_regex() { echo "(^|[^0-9.])${1//./\\.}([^0-9.]|$)"; }
+names_ip() { grep -Eq "$(ip_regex "$2")" "$1" 2>/dev/null; }
 
 # Replaces OLD_IP by NEW_IP as a whole address (not inside 10.0.1.100 when
 # the old one is 10.0.1.10), dots taken literally.
-replace_ip() { # replace_ip FILE...
-  local old_re=${OLD_IP//./\\.}
-  sed -E -i ":a; s/(^|[^0-9.])${old_re}([^0-9.]|$)/\\1${NEW_IP}\\2/; ta" "$@"
+replace_ip() { sed -E ":a; s/(^|[^0-9.])${OLD_IP//./\\.}([^0-9.]|$)/\\1${NEW_IP}\\2/; ta" "$@"; }
+
+# The node's private IP, from IMDSv2.
+imds_ip() {
+  local token
+  token=$(curl -sf --max-time 5 -X PUT "$IMDS/latest/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300') || return 1
+  curl -sf --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/local-ipv4"
 }
 
-# Files under /etc/kubernetes that name the node's IP: manifests, kubeconfigs,
-# kubeadm configuration (certificates are regenerated, not edited).
-ip_files() {
-  local dir
-  dir=$(k8s)
-  find "$dir/manifests" "$dir" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.conf' -o -name '*.yml' \) 2>/dev/null
-  find "$dir/lifeboat" -maxdepth 1 -type f -name '*.yaml' 2>/dev/null || true
-}
+kubeconfig_field() { sed -n "s/^ *$2: //p" "$1" 2>/dev/null | head -n 1; }
 
-wait_ready() {
-  local deadline=$((SECONDS + WAIT_SECONDS))
-  until curl -ksf --max-time 5 "https://$1:6443/readyz" >/dev/null; do
-    ((SECONDS < deadline)) || return 1
-    sleep 5
-  done
-}
-
-etcd_flags() {
-  local pki
-  pki="$(k8s)/pki"
-  ETCD_ARGS=(--endpoints "${LIFEBOAT_ETCD_ENDPOINTS:-https://127.0.0.1:2379}")
-  if [[ -f $pki/etcd/ca.crt && -z ${LIFEBOAT_ETCD_ENDPOINTS:-} ]]; then
-    ETCD_ARGS+=(--cacert "$pki/etcd/ca.crt" --cert "$pki/apiserver-etcd-client.crt" --key "$pki/apiserver-etcd-client.key")
-  fi
-}
-
-# Moves this member's peer URL from the old IP to the new one. etcd keeps
-# the peer URL in its own membership data: the manifest's flags do not
-# change it once the member exists.
-update_etcd_member() { # update_etcd_member OLD NEW
-  local old=$1 new=$2 line id urls
-  etcd_flags
-  line=$(etcdctl "${ETCD_ARGS[@]}" member list | grep -F "://$old:" | head -n 1 || true)
-  if [[ -z $line ]]; then
-    if etcdctl "${ETCD_ARGS[@]}" member list | grep -qF "://$new:"; then
-      log "etcd member already at $new"
-      return 0
-    fi
-    return 1
-  fi
-  # "<id>, started, <name>, <peer URLs>, <client URLs>, <is learner>"
-  id=${line%%,*}
-  urls=$(awk -F', ' '{print $4}' <<<"$line")
-  urls=${urls//:\/\/$old:/:\/\/$new:}
-  log "etcd member $id: peer URLs now $urls"
-  etcdctl "${ETCD_ARGS[@]}" member update "$id" --peer-urls="$urls" >/dev/null
-}
-
-etcd_healthy() {
-  etcd_flags
-  etcdctl "${ETCD_ARGS[@]}" endpoint health >/dev/null 2>&1
-}
-
-# The cluster's ClusterConfiguration, as kubeadm stored it in the
-# kubeadm-config ConfigMap; cached on disk while the cluster is healthy,
-# because with a new IP the apiserver cannot be asked.
-cluster_configuration() {
-  local cache
-  cache="$(k8s)/lifeboat/cluster-configuration.yaml"
-  if [[ -s $cache ]]; then
-    cat "$cache"
-  elif [[ -s "$(k8s)/kubeadm-config.yaml" ]]; then
-    awk 'BEGIN{RS="\n---\n"} /kind: ClusterConfiguration/' "$(k8s)/kubeadm-config.yaml"
+# The PEM of a kubeconfig's client certificate (embedded or a file).
+kubeconfig_client_cert() {
+  local data file
+  data=$(kubeconfig_field "$1" client-certificate-data)
+  if [[ -n $data ]]; then
+    base64 -d <<<"$data" 2>/dev/null
   else
-    kubectl --kubeconfig "$(k8s)/admin.conf" --request-timeout=10s -n kube-system get configmap kubeadm-config \
-      -o 'jsonpath={.data.ClusterConfiguration}'
+    file=$(kubeconfig_field "$1" client-certificate)
+    [[ -n $file && -f $ROOT$file ]] && cat "$ROOT$file"
   fi
 }
 
-save_cluster_configuration() {
-  local cache config
-  cache="$(k8s)/lifeboat/cluster-configuration.yaml"
-  if config=$(kubectl --kubeconfig "$(k8s)/admin.conf" --request-timeout=10s -n kube-system get configmap kubeadm-config \
-    -o 'jsonpath={.data.ClusterConfiguration}' 2>/dev/null) && [[ -n $config ]]; then
-    mkdir -p "$(dirname "$cache")"
-    printf '%s\n' "$config" >"$cache"
-  fi
-}
-
-node_name() {
+# The Kubernetes node name: kubelet.conf's system:node:<name> user, else the
+# CN of kubelet's client certificate (kubeadm's kubelet.conf names the user
+# default-auth once kubelet rotates its certificate).
+kubernetes_node_name() {
   local conf name
   conf="$(k8s)/kubelet.conf"
-  name=$(sed -n 's/.*user: system:node:\(.*\)$/\1/p' "$conf" 2>/dev/null | head -n 1)
-  echo "${name:-$(hostname)}"
-}
-
-# A kubeadm configuration for `init phase certs`: the stored
-# ClusterConfiguration (same apiVersion) with certificatesDir under ROOT,
-# plus an InitConfiguration advertising the new IP under the same node name.
-kubeadm_config() {
-  local cluster api_version
-  cluster=$(cluster_configuration) || fail "cannot read the cluster's ClusterConfiguration"
-  [[ -n $cluster ]] || fail "the cluster's ClusterConfiguration is empty"
-  api_version=$(sed -n 's/^apiVersion: *//p' <<<"$cluster" | head -n 1)
-  [[ $api_version == kubeadm.k8s.io/* ]] || fail "unexpected ClusterConfiguration apiVersion '$api_version'"
-  cluster=$(sed -E '/^certificatesDir:/d' <<<"$cluster")
-  printf '%s\ncertificatesDir: %s\n' "$cluster" "$(k8s)/pki"
-  printf -- '---\napiVersion: %s\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: %s\n  bindPort: 6443\nnodeRegistration:\n  name: %s\n' \
-    "$api_version" "$NEW_IP" "$(node_name)"
-}
-
-verify() {
-  STEP=verify
-  [[ $(systemctl is-active kubelet || true) == active ]] || fail "kubelet is not active"
-  wait_ready "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 after ${WAIT_SECONDS}s"
-  etcd_healthy || fail "etcd is not healthy"
-}
-
-repair() {
-  local pki config_file
-  mkdir -p "$(dirname "$(state_file)")"
-  printf 'old_ip=%s\nnew_ip=%s\n' "$OLD_IP" "$NEW_IP" >"$(state_file)"
-
-  STEP=backup
-  BACKUP_DIR="$ROOT/var/lib/lifeboat/backup-$(date -u +%Y%m%dT%H%M%SZ)-$OLD_IP"
-  if [[ -d $BACKUP_DIR ]]; then
-    BACKUP_DIR="$BACKUP_DIR-$$"
+  [[ -f $conf ]] || return 1
+  name=$(grep -o 'system:node:[^ "@]*' "$conf" | head -n 1 || true)
+  if [[ -z $name ]]; then
+    name=$(kubeconfig_client_cert "$conf" | openssl x509 -noout -subject -nameopt RFC2253 2>/dev/null |
+      sed -n 's/.*CN=\(system:node:[^,]*\).*/\1/p')
   fi
-  mkdir -p "$BACKUP_DIR"
-  cp -a "$(k8s)" "$BACKUP_DIR/kubernetes"
-  if [[ -d $ROOT/var/lib/etcd ]]; then cp -a "$ROOT/var/lib/etcd" "$BACKUP_DIR/etcd"; fi
-  log "backed up to $BACKUP_DIR"
+  [[ -n $name ]] || return 1
+  echo "${name#system:node:}"
+}
 
+# kubelet's environment files (10-kubeadm.conf: kubeadm's flags, then the
+# package's file for extra flags, deb or rpm).
+kubeadm_flags_file() { echo "$ROOT/var/lib/kubelet/kubeadm-flags.env"; }
+extra_args_files() { echo "$ROOT/etc/default/kubelet" "$ROOT/etc/sysconfig/kubelet"; }
+env_var() { sed -n "s/^$2=//p" "$1" 2>/dev/null | tail -n 1 | sed 's/^"\(.*\)"$/\1/'; }
+
+# The value of a kubelet flag as kubelet gets it (the last one wins).
+kubelet_flag() {
+  local arg value="" file
+  for arg in $(env_var "$(kubeadm_flags_file)" KUBELET_KUBEADM_ARGS); do
+    [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
+  done
+  for file in $(extra_args_files); do
+    for arg in $(env_var "$file" KUBELET_EXTRA_ARGS); do
+      [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
+    done
+  done
+  echo "$value"
+}
+
+# The CRI endpoint kubelet uses (kubeadm writes it to kubelet's flags, or to
+# its configuration since NodeLocalCRISocket).
+kubelet_runtime_endpoint() {
+  local endpoint
+  endpoint=$(kubelet_flag container-runtime-endpoint)
+  [[ -n $endpoint ]] || endpoint=$(sed -n 's/^containerRuntimeEndpoint: *//p' "$ROOT/var/lib/kubelet/config.yaml" 2>/dev/null | tr -d '"' | head -n 1)
+  echo "$endpoint"
+}
+
+cert_sans() { # the SANs of a certificate, one a line, as kubeadm's config takes them
+  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | tr ',' '\n' |
+    sed -e 's/^ *//' -e 's/^DNS://' -e 's/^IP Address://' -e 's/^0:0:0:0:0:0:0:1$/::1/' | grep . || true
+}
+
+# --- the CRI and etcd ---------------------------------------------------------------
+
+cri_ids() { # cri_ids NAME [NAMESPACE]: running containers named exactly NAME
+  crictl ps -q --name "^$1\$" --label "io.kubernetes.pod.namespace=${2:-kube-system}" 2>/dev/null || true
+}
+
+# etcdctl inside the running etcd container, with kubeadm's healthcheck
+# client certificate; paths are the container's (kubeadm mounts the etcd
+# certificates directory at the same path).
+etcdctl_cri() {
+  local id manifest pki endpoint url
+  id=$(cri_ids etcd | head -n 1)
+  [[ -n $id ]] || return 1
+  manifest=$(manifest etcd)
+  pki=$(dirname "$(manifest_flag "$manifest" trusted-ca-file)")
+  endpoint=""
+  for url in $(manifest_flag "$manifest" listen-client-urls | tr ',' ' '); do
+    [[ $url == https://127.0.0.1:* ]] && endpoint=$url
+  done
+  [[ -n $endpoint ]] || endpoint=$(manifest_flag "$manifest" advertise-client-urls | cut -d, -f1)
+  timeout 30 crictl exec "$id" etcdctl --endpoints="$endpoint" --cacert="$pki/ca.crt" \
+    --cert="$pki/healthcheck-client.crt" --key="$pki/healthcheck-client.key" \
+    --dial-timeout=3s --command-timeout=10s "$@"
+}
+
+etcd_healthy() { etcdctl_cri endpoint health >/dev/null 2>&1; }
+etcd_stopped() { [[ -z $(cri_ids etcd) ]]; }
+
+# --- the apiserver -----------------------------------------------------------------
+
+readyz() { # readyz IP
+  [[ $(curl -sf --max-time 5 --cacert "$(k8s)/pki/ca.crt" "https://$1:6443/readyz" 2>/dev/null) == ok ]]
+}
+
+# kubectl against this node's own apiserver, whatever admin.conf names.
+kube() { kubectl --kubeconfig "$(k8s)/admin.conf" --server "https://$NEW_IP:6443" --request-timeout=10s "$@"; }
+
+node_status() { # "<Ready> <InternalIP>" of NODE
+  kube get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null
+}
+node_ready_on_ip() { [[ $(node_status) == "True $NEW_IP" ]]; }
+
+# --- certificates -------------------------------------------------------------------
+
+# kubeadm-managed certificates: FILE (under /etc/kubernetes) and its name for
+# `kubeadm certs renew`; kubeconfigs carry theirs inside.
+CERTIFICATES=(
+  pki/apiserver.crt:apiserver pki/apiserver-kubelet-client.crt:apiserver-kubelet-client
+  pki/apiserver-etcd-client.crt:apiserver-etcd-client pki/front-proxy-client.crt:front-proxy-client
+  pki/etcd/server.crt:etcd-server pki/etcd/peer.crt:etcd-peer pki/etcd/healthcheck-client.crt:etcd-healthcheck-client
+  admin.conf:admin.conf super-admin.conf:super-admin.conf controller-manager.conf:controller-manager.conf
+  scheduler.conf:scheduler.conf pki/ca.crt:ca pki/front-proxy-ca.crt:front-proxy-ca pki/etcd/ca.crt:etcd-ca
+)
+REGENERATED=(apiserver etcd-server etcd-peer)
+
+# Expired certificates fail (with the fix); those expiring soon are warnings.
+# On a new IP the three the repair makes anew do not count.
+check_certificates() {
+  local entry file name pem end end_s now expired=() days
+  now=$(date +%s)
+  for entry in "${CERTIFICATES[@]}"; do
+    file="$(k8s)/${entry%%:*}" name=${entry#*:}
+    [[ -f $file ]] || continue
+    if [[ $file == *.conf ]]; then pem=$(kubeconfig_client_cert "$file") || continue; else pem=$(cat "$file"); fi
+    [[ -n $pem ]] || continue
+    end=$(openssl x509 -noout -enddate <<<"$pem" 2>/dev/null | sed 's/^notAfter=//') || continue
+    end_s=$(date -d "$end" +%s) || continue
+    if [[ $OLD_IP != "$NEW_IP" && " ${REGENERATED[*]} " == *" $name "* ]]; then continue; fi
+    days=$(((end_s - now) / 86400))
+    if ((end_s <= now)); then
+      expired+=("$name (expired $(date -u -d "@$end_s" +%Y-%m-%d))")
+    elif ((days < EXPIRY_WARNING_DAYS)); then
+      if [[ $name == ca || $name == *-ca ]]; then
+        WARNINGS+=("the $name CA expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): kubeadm cannot renew a CA; rotate it (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)")
+      else
+        WARNINGS+=("certificate $name expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): renew it with 'kubeadm certs renew $name'")
+      fi
+    fi
+  done
+  if ((${#expired[@]})); then
+    local names=() fix=""
+    for entry in "${expired[@]}"; do
+      name=${entry%% *}
+      [[ $name == ca || $name == *-ca ]] || names+=("$name")
+    done
+    ((${#names[@]} == 0)) || fix="renew them on the node with 'kubeadm certs renew ${names[*]}'"
+    ((${#names[@]} == ${#expired[@]})) || fix+="${fix:+; }rotate the expired CA (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)"
+    fail "expired certificates: ${expired[*]}; $fix, then run the repair again"
+  fi
+}
+
+# A kubeadm configuration for `init phase certs`, derived from the node's own
+# files: the certificates' SANs with the old IP replaced (so
+# controlPlaneEndpoint, certSANs, serverCertSANs and peerCertSANs carry
+# over), the service subnet and version of the apiserver manifest, the DNS
+# domain of kubelet's configuration, the node name, the CRI socket of
+# kubelet's flags, the new IP as the advertise address. CERT_DIR receives the
+# new certificates.
+derive_kubeadm_config() { # derive_kubeadm_config API_VERSION CERT_DIR
+  local api=$1 dir=$2 apiserver version subnet domain cri port
+  apiserver=$(manifest kube-apiserver)
+  version=$(sed -n 's/^ *image: .*kube-apiserver:\(v[0-9][^ ]*\)$/\1/p' "$apiserver" | head -n 1)
+  subnet=$(manifest_flag "$apiserver" service-cluster-ip-range)
+  port=$(manifest_flag "$apiserver" secure-port)
+  domain=$(sed -n 's/^clusterDomain: *//p' "$ROOT/var/lib/kubelet/config.yaml" 2>/dev/null | head -n 1)
+  [[ -n $domain ]] || domain=$(cert_sans "$(k8s)/pki/apiserver.crt" | sed -n 's/^kubernetes\.default\.svc\.//p' | head -n 1)
+  cri=$(kubelet_runtime_endpoint)
+  [[ -n $version && -n $subnet ]] || return 1
+  sans() { cert_sans "$1" | replace_ip | sed 's/^/    - /'; }
+  cat <<YAML
+apiVersion: $api
+kind: ClusterConfiguration
+kubernetesVersion: $version
+certificatesDir: $dir
+networking:
+  serviceSubnet: $subnet
+  dnsDomain: ${domain:-cluster.local}
+apiServer:
+  certSANs:
+$(sans "$(k8s)/pki/apiserver.crt" | sed 's/^  //')
+etcd:
+  local:
+    dataDir: $(manifest_flag "$(manifest etcd)" data-dir)
+    serverCertSANs:
+$(sans "$(k8s)/pki/etcd/server.crt")
+    peerCertSANs:
+$(sans "$(k8s)/pki/etcd/peer.crt")
+---
+apiVersion: $api
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $NEW_IP
+  bindPort: ${port:-6443}
+nodeRegistration:
+  name: $NODE
+YAML
+  [[ -z $cri ]] || printf '  criSocket: %s\n' "$cri"
+}
+
+# --- steps ---------------------------------------------------------------------------
+
+detect() {
+  STEP=detect
+  local manifest
+  manifest=$(manifest kube-apiserver)
+  NEW_IP=$(imds_ip) || fail "cannot read local-ipv4 from IMDSv2 at $IMDS"
+  valid_ip "$NEW_IP" || fail "IMDS gave '$NEW_IP', not an IPv4 address"
+  [[ -f $manifest && -f $(manifest etcd) ]] ||
+    fail "$(node_path "$(k8s)")/manifests/kube-apiserver.yaml or etcd.yaml is missing: not a kubeadm control plane with local etcd"
+  if [[ -f $(state_file) ]]; then
+    # An earlier run stopped half way: finish it.
+    OLD_IP=$(sed -n 's/^old_ip=//p' "$(state_file)")
+    log "resuming the repair from $OLD_IP"
+  else
+    OLD_IP=$(manifest_flag "$manifest" advertise-address)
+  fi
+  valid_ip "$OLD_IP" || fail "no --advertise-address in the apiserver manifest"
+  # crictl talks to kubelet's runtime (its default endpoints are deprecated).
+  if [[ -z ${CONTAINER_RUNTIME_ENDPOINT:-} ]]; then
+    CONTAINER_RUNTIME_ENDPOINT=$(kubelet_runtime_endpoint)
+    [[ -z $CONTAINER_RUNTIME_ENDPOINT ]] || export CONTAINER_RUNTIME_ENDPOINT
+  fi
+  NODE=$(kubernetes_node_name) || fail "cannot tell the node's name from $(node_path "$(k8s)")/kubelet.conf (no system:node: user or client certificate)"
+  if [[ -f $(guard_dropin) ]]; then
+    GUARD=held
+    [[ -f $(guard_flag) ]] && GUARD=released
+  fi
+  log "node $NODE, configured for $OLD_IP, running on $NEW_IP, guard $GUARD"
+}
+
+require_tools() {
+  local tool missing=()
+  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  ((${#missing[@]} == 0)) || fail "missing on the node: ${missing[*]}"
+}
+
+preflight() {
+  STEP=preflight
+  local etcd_pki
+  require_tools systemctl crictl curl kubectl openssl hostname timeout base64
+  [[ -f $(k8s)/admin.conf ]] || fail "$(node_path "$(k8s)")/admin.conf is missing"
+  etcd_pki=$ROOT$(dirname "$(manifest_flag "$(manifest etcd)" trusted-ca-file)")
+  [[ -f $etcd_pki/ca.crt && -f $etcd_pki/healthcheck-client.crt && -f $etcd_pki/healthcheck-client.key ]] ||
+    fail "etcd's CA or healthcheck-client certificate is missing in $(node_path "$etcd_pki") (needed to reach etcd through crictl)"
+  check_certificates
+  if [[ $OLD_IP != "$NEW_IP" ]]; then
+    preflight_new_ip
+  fi
+  endpoint_warning
+  log "ready: nothing is stopped yet"
+}
+
+preflight_new_ip() {
+  local version api file need avail output
+  require_tools kubeadm du df
+  version=$(kubeadm version -o short 2>/dev/null) || fail "kubeadm is not usable: 'kubeadm version' failed"
+  api=$(kubeadm config print init-defaults 2>/dev/null | sed -n 's/^apiVersion: \(kubeadm\.k8s\.io\/.*\)$/\1/p' | head -n 1)
+  [[ -n $api ]] || fail "kubeadm $version did not print its configuration API version"
+  for file in pki/ca.crt pki/ca.key pki/etcd/ca.crt pki/etcd/ca.key pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
+    [[ -f $(k8s)/$file ]] || fail "$(node_path "$(k8s)")/$file is missing: kubeadm cannot make the new certificates without it"
+  done
+  KUBEADM_CONFIG=$(derive_kubeadm_config "$api" "$ROOT/var/lib/lifeboat/pki-new") ||
+    fail "cannot derive the kubeadm configuration from the apiserver manifest and the certificates"
+  file=$(mktemp)
+  printf '%s\n' "$KUBEADM_CONFIG" >"$file"
+  if ! output=$(kubeadm config validate --config "$file" 2>&1); then
+    rm -f "$file"
+    # kubeadm before v1.28 has no `config validate`: the certificates step
+    # is then the first to read the configuration.
+    [[ $output == *'unknown command "validate"'* ]] ||
+      fail "kubeadm $version refuses the configuration derived from the node's files: $output"
+  fi
+  rm -f "$file"
+  # The backup: /etc/kubernetes and etcd's data, plus a margin.
+  need=$(du -sk "$(k8s)" "$ROOT$(manifest_flag "$(manifest etcd)" data-dir)" 2>/dev/null | awk '{s += $1} END {print int(s * 1.1) + 1024}')
+  file=$ROOT/var/lib/lifeboat
+  while [[ ! -d $file ]]; do file=$(dirname "$file"); done
+  avail=$(df -Pk "$file" | awk 'NR == 2 {print $4}')
+  ((avail > need)) || fail "not enough disk for the backup in $(node_path "$ROOT/var/lib/lifeboat"): ${need} KiB needed, ${avail} KiB free"
+  log "kubeadm $version ($api) will make the certificates; backup needs ${need} KiB of ${avail} KiB free"
+}
+
+# A controlPlaneEndpoint that is a DNS name: lifeboat can fix this node's
+# /etc/hosts, not the DNS records other nodes and clients use.
+endpoint_warning() {
+  local host
+  host=$(kubeconfig_field "$(k8s)/admin.conf" server)
+  host=${host#https://} host=${host%%/*} host=${host%:*}
+  if [[ $OLD_IP != "$NEW_IP" && -n $host ]] && ! valid_ip "$host"; then
+    WARNINGS+=("controlPlaneEndpoint $host is a DNS name: point it at $NEW_IP (lifeboat cannot change DNS records)")
+  fi
+}
+
+stop_control_plane() {
   STEP=stop
-  systemctl stop kubelet || fail "cannot stop kubelet"
   local ids
-  ids=$(crictl ps -q --name 'kube-apiserver|etcd|kube-controller-manager|kube-scheduler|cloud-controller-manager' || true)
+  if [[ $(systemctl is-active kubelet || true) == active ]]; then
+    KUBELET_STOPPED=true
+    bounded systemctl stop kubelet || fail "cannot stop kubelet"
+  fi
+  ids=$(crictl ps -q --name '^(kube-apiserver|etcd|kube-controller-manager|kube-scheduler|cloud-controller-manager)$' \
+    --label io.kubernetes.pod.namespace=kube-system) || fail "crictl cannot list the containers"
   if [[ -n $ids ]]; then
     # shellcheck disable=SC2086 # one id per word
-    crictl stop $ids >/dev/null || fail "cannot stop the static pods"
+    bounded crictl stop $ids >/dev/null || fail "cannot stop the control-plane containers"
   fi
+  wait_for "etcd to stop" etcd_stopped || fail "etcd's container is still running"
   log "kubelet and the control-plane containers are stopped"
+}
 
-  quarantine
-
-  STEP=rewrite
-  mapfile -t files < <(ip_files)
-  if ((${#files[@]})); then replace_ip "${files[@]}"; fi
-  log "replaced $OLD_IP by $NEW_IP in ${#files[@]} files"
-
-  STEP=certificates
-  pki="$(k8s)/pki"
-  config_file="$ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
-  kubeadm_config >"$config_file"
-  rm -f "$pki/apiserver.crt" "$pki/apiserver.key" "$pki/etcd/server.crt" "$pki/etcd/server.key" \
-    "$pki/etcd/peer.crt" "$pki/etcd/peer.key"
-  local phase
-  for phase in apiserver etcd-server etcd-peer; do
-    kubeadm init phase certs "$phase" --config "$config_file" >&2 || fail "kubeadm init phase certs $phase failed"
+backup() {
+  STEP=backup
+  local data file
+  data=$ROOT$(manifest_flag "$(manifest etcd)" data-dir)
+  BACKUP_DIR="$ROOT/var/lib/lifeboat/backup-$(date -u +%Y%m%dT%H%M%SZ)-$OLD_IP"
+  [[ -e $BACKUP_DIR ]] && BACKUP_DIR="$BACKUP_DIR-$$"
+  mkdir -p "$BACKUP_DIR/kubelet"
+  cp -a "$(k8s)" "$BACKUP_DIR/kubernetes"
+  for file in "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files) "$ROOT/etc/hosts"; do
+    if [[ -f $file ]]; then cp -a "$file" "$BACKUP_DIR/kubelet/"; fi
   done
-  log "regenerated the apiserver, etcd server and etcd peer certificates for $NEW_IP"
-
-  STEP=start
-  systemctl start kubelet || fail "cannot start kubelet"
-
-  STEP=etcd
-  local deadline=$((SECONDS + WAIT_SECONDS))
-  until update_etcd_member "$OLD_IP" "$NEW_IP"; do
-    ((SECONDS < deadline)) || fail "cannot move the etcd member's peer URL to $NEW_IP"
-    sleep 5
-  done
-
-  STEP=ready
-  wait_ready "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 after ${WAIT_SECONDS}s"
-
-  STEP=configmaps
-  local ns_cm
-  for ns_cm in kube-system/kube-proxy kube-public/cluster-info; do
-    kubectl --kubeconfig "$(k8s)/admin.conf" -n "${ns_cm%/*}" get configmap "${ns_cm#*/}" -o yaml |
-      sed -E ":a; s/(^|[^0-9.])${OLD_IP//./\\.}([^0-9.]|$)/\\1${NEW_IP}\\2/; ta" |
-      kubectl --kubeconfig "$(k8s)/admin.conf" apply -f - >/dev/null || fail "cannot update ConfigMap $ns_cm"
-  done
-
-  STEP=kube-proxy
-  kubectl --kubeconfig "$(k8s)/admin.conf" -n kube-system rollout restart daemonset kube-proxy >/dev/null ||
-    fail "cannot restart kube-proxy"
-
-  verify
-  rm -f "$(state_file)"
+  # A copy of a live database is not a backup: etcd must be stopped.
+  [[ -z $(cri_ids etcd) ]] || fail "etcd is running: refusing to copy its data"
+  if [[ -d $data ]]; then cp -a "$data" "$BACKUP_DIR/etcd"; fi
+  log "backed up to $(node_path "$BACKUP_DIR")"
 }
 
 quarantine() {
@@ -285,9 +524,327 @@ quarantine() {
   for name in kube-controller-manager.yaml cloud-controller-manager.yaml; do
     if [[ -f "$(k8s)/manifests/$name" ]]; then
       mv "$(k8s)/manifests/$name" "$dir/$name"
+      CHANGED+=("$(node_path "$(k8s)")/manifests/$name (moved to $(node_path "$dir"))")
       log "quarantined $name"
     fi
   done
+}
+
+# Files on the node that name the IP: manifests, kubeconfigs, kubeadm
+# configuration files, /etc/hosts, kubelet's flags (--node-ip) and config.
+ip_files() {
+  local file
+  {
+    find "$(k8s)/manifests" "$(k8s)" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.conf' -o -name '*.yml' \) 2>/dev/null
+    find "$(k8s)/lifeboat" -maxdepth 1 -type f -name '*.yaml' 2>/dev/null || true
+    for file in "$ROOT/etc/hosts" "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files); do
+      if [[ -f $file ]]; then echo "$file"; fi
+    done
+  } | while read -r file; do
+    if names_ip "$file" "$OLD_IP"; then echo "$file"; fi
+  done
+}
+
+rewrite() {
+  STEP=rewrite
+  local file
+  while read -r file; do
+    [[ -n $file ]] || continue
+    replace_ip -i "$file"
+    CHANGED+=("$(node_path "$file")")
+  done < <(ip_files)
+  log "replaced $OLD_IP by $NEW_IP in ${#CHANGED[@]} files"
+}
+
+certificates() {
+  STEP=certificates
+  local pki staging config phase base
+  pki="$(k8s)/pki"
+  staging="$ROOT/var/lib/lifeboat/pki-new"
+  config="$ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  # kubeadm never overwrites a certificate (it refuses one that lacks the new
+  # SANs): it makes them in a directory holding only the CAs, and the old
+  # ones stay in place until the new ones move in.
+  rm -rf "$staging"
+  mkdir -p "$staging/etcd"
+  chmod 700 "$staging"
+  cp -a "$pki/ca.crt" "$pki/ca.key" "$staging/"
+  cp -a "$pki/etcd/ca.crt" "$pki/etcd/ca.key" "$staging/etcd/"
+  printf '%s\n' "$KUBEADM_CONFIG" >"$config"
+  for phase in apiserver etcd-server etcd-peer; do
+    kubeadm init phase certs "$phase" --config "$config" >&2 || fail "kubeadm init phase certs $phase failed"
+  done
+  for base in apiserver etcd/server etcd/peer; do
+    mv -f "$staging/$base.key" "$pki/$base.key"
+    mv -f "$staging/$base.crt" "$pki/$base.crt"
+    CHANGED+=("$(node_path "$pki")/$base.crt")
+  done
+  rm -rf "$staging"
+  log "made the apiserver, etcd server and etcd peer certificates for $NEW_IP"
+}
+
+# kubeadm-flags.env as kubeadm writes it (phases/kubelet/flags.go):
+# KUBELET_KUBEADM_ARGS="--name=value ...", sorted by flag name.
+set_kubeadm_flag() { # set_kubeadm_flag NAME VALUE
+  local file args arg kept=()
+  file=$(kubeadm_flags_file)
+  args=$(env_var "$file" KUBELET_KUBEADM_ARGS)
+  for arg in $args; do
+    [[ $arg == --$1=* ]] || kept+=("$arg")
+  done
+  kept+=("--$1=$2")
+  args=$(printf '%s\n' "${kept[@]}" | LC_ALL=C sort -t= -k1,1 -k2 | paste -sd ' ')
+  mkdir -p "$(dirname "$file")"
+  if grep -q '^KUBELET_KUBEADM_ARGS=' "$file" 2>/dev/null; then
+    sed -i "s|^KUBELET_KUBEADM_ARGS=.*|KUBELET_KUBEADM_ARGS=\"$args\"|" "$file"
+  else
+    printf 'KUBELET_KUBEADM_ARGS="%s"\n' "$args" >>"$file"
+  fi
+}
+
+# kubelet registers under --hostname-override or its host name; a replacement
+# can come up with another host name, and NodeRestriction then keeps its
+# kubelet from the real Node: pin the name before kubelet starts.
+pin_node_name() {
+  STEP=node-name
+  local host current file
+  host=$(hostname)
+  host=${host,,}
+  current=$(kubelet_flag hostname-override)
+  if [[ ${current:-$host} == "$NODE" ]]; then
+    log "kubelet registers as $NODE"
+    return 0
+  fi
+  set_kubeadm_flag hostname-override "$NODE"
+  CHANGED+=("$(node_path "$(kubeadm_flags_file)")")
+  # An extra flags file naming another node would win over kubeadm's.
+  for file in $(extra_args_files); do
+    if grep -q -- '--hostname-override=' "$file" 2>/dev/null && [[ $(kubelet_flag hostname-override) != "$NODE" ]]; then
+      sed -i -E "s/--hostname-override=[^ \"]*/--hostname-override=$NODE/g" "$file"
+      CHANGED+=("$(node_path "$file")")
+    fi
+  done
+  log "the host name is $host: kubelet pinned to node $NODE (--hostname-override)"
+}
+
+# Releases lifeboat's boot guard for this boot: the flag its drop-in's
+# ConditionPathExists= waits for (/run is a tmpfs: the next boot is guarded
+# again), then a start of kubelet. A blocking start (bounded by the budget):
+# the repair runs after boot, not in cloud-init's ordering, so it cannot
+# deadlock, and it returns once the start job ran, so is-active below tells
+# whether kubelet runs (a start systemd skips for an unmet condition exits 0).
+release() {
+  STEP=release
+  if [[ -f $(guard_dropin) ]]; then
+    mkdir -p "$(dirname "$(guard_flag)")"
+    touch "$(guard_flag)"
+  fi
+  bounded systemctl start kubelet >&2 || fail "systemctl start kubelet failed"
+  [[ $(systemctl is-active kubelet || true) == active ]] ||
+    fail "kubelet is not active after its start: a ConditionPathExists= of its unit is not met (see systemctl status kubelet)"
+  KUBELET_STOPPED=false
+  if [[ -f $(guard_dropin) ]]; then GUARD=released; else GUARD=absent; fi
+  log "kubelet started (guard $GUARD)"
+}
+
+# One attempt at moving this member's peer URL from the old IP to the new
+# one (done when no member names the old IP and one names the new).
+update_etcd_member() {
+  local list line id name urls
+  list=$(etcdctl_cri member list) || return 1
+  # "<id>, started, <name>, <peer URLs>, <client URLs>, <is learner>"
+  line=$(awk -F', ' -v old="://$OLD_IP:" 'index($4, old)' <<<"$list" | head -n 1)
+  if [[ -z $line ]]; then
+    [[ -n $(awk -F', ' -v new="://$NEW_IP:" 'index($4, new)' <<<"$list") ]] || return 1
+    log "etcd's member already has its peer URL on $NEW_IP"
+    return 0
+  fi
+  id=${line%%,*}
+  name=$(awk -F', ' '{print $3}' <<<"$line")
+  urls=$(awk -F', ' '{print $4}' <<<"$line")
+  urls=${urls//:\/\/$OLD_IP:/:\/\/$NEW_IP:}
+  etcdctl_cri member update "$id" --peer-urls="$urls" >/dev/null || return 1
+  CHANGED+=("etcd member $name: peer URL $urls")
+  log "etcd member $name ($id): peer URL now $urls"
+}
+
+# etcd keeps its members' peer URLs in its own data: the manifest's flags do
+# not change them once the member exists.
+move_etcd_member() {
+  STEP=etcd
+  wait_for "etcd to move its member" update_etcd_member || fail "cannot move etcd's member peer URL to $NEW_IP"
+}
+
+wait_ready() {
+  STEP=ready
+  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
+}
+
+# The objects (kind namespace name) in a kubectl List that name the IP.
+objects_naming() { # objects_naming IP < LIST_YAML
+  awk -v re="$(ip_regex "$1")" '
+    function flush() { if (kind != "" && hit) print kind, ns, name; kind = ""; ns = ""; name = ""; hit = 0; meta = 0 }
+    /^- / { flush(); in_item = 1 }
+    /^[^- ]/ { flush(); in_item = 0 }
+    !in_item { next }
+    { line = substr($0, 3) }
+    line ~ /^kind: / { kind = substr(line, 7) }
+    line ~ /^metadata:/ { meta = 1; next }
+    line ~ /^[^ ]/ { meta = 0 }
+    meta && line ~ /^  name: / { name = substr(line, 9) }
+    meta && line ~ /^  namespace: / { ns = substr(line, 14) }
+    $0 ~ re { hit = 1 }
+    END { flush() }
+  '
+}
+
+# DaemonSets and the ConfigMaps their pods read (ns daemonset configmap).
+daemonset_configmaps() {
+  awk '
+    function flush() { kind = ""; ns = ""; name = ""; meta = 0 }
+    /^- / { if (kind == "DaemonSet") for (c in refs) print ns, name, c; delete refs; flush(); in_item = 1 }
+    /^[^- ]/ { if (kind == "DaemonSet") for (c in refs) print ns, name, c; delete refs; flush(); in_item = 0 }
+    !in_item { next }
+    { line = substr($0, 3) }
+    line ~ /^kind: / { kind = substr(line, 7) }
+    line ~ /^metadata:/ { meta = 1; next }
+    line ~ /^[^ ]/ { meta = 0 }
+    meta && line ~ /^  name: / { name = substr(line, 9) }
+    meta && line ~ /^  namespace: / { ns = substr(line, 14) }
+    line ~ /^ *(- )?(configMap|configMapKeyRef|configMapRef):$/ { want = 1; ind = match(line, /[^ -]/); next }
+    want && match(line, /[^ -]/) <= ind { want = 0 }
+    want && line ~ /^ *name: / { sub(/^ *name: /, "", line); refs[line] = 1; want = 0 }
+  '
+}
+
+CLUSTER_LIST=""
+RESTART_DAEMONSETS=()
+ENV_DAEMONSETS=()
+
+update_cluster_objects() {
+  STEP=cluster
+  local kind ns name resource object cm_changed=() ds cm
+  CLUSTER_LIST=$(kube get configmaps,daemonsets,deployments -A -o yaml) || fail "cannot list ConfigMaps and workloads"
+  while read -r kind ns name; do
+    [[ -n $kind ]] || continue
+    resource=${kind,,}
+    object=$(kube get "$resource" "$name" -n "$ns" -o yaml) || fail "cannot read $resource $ns/$name"
+    replace_ip <<<"$object" | kube replace -f - >/dev/null || fail "cannot update $resource $ns/$name"
+    CHANGED+=("$resource $ns/$name")
+    log "$resource $ns/$name now names $NEW_IP"
+    case $kind in
+      ConfigMap) cm_changed+=("$ns/$name") ;;
+      DaemonSet) ENV_DAEMONSETS+=("$ns/$name") ;;
+    esac
+  done < <(objects_naming "$OLD_IP" <<<"$CLUSTER_LIST")
+  # DaemonSets whose pods read a changed ConfigMap only at start.
+  while read -r ns ds cm; do
+    [[ -n $ds ]] || continue
+    if [[ " ${cm_changed[*]} " == *" $ns/$cm "* && " ${RESTART_DAEMONSETS[*]} " != *" $ns/$ds "* ]]; then
+      RESTART_DAEMONSETS+=("$ns/$ds")
+    fi
+  done < <(daemonset_configmaps <<<"$CLUSTER_LIST")
+}
+
+recreated() { # recreated NAME NAMESPACE OLD_IDS: a container other than those runs
+  local now
+  now=$(cri_ids "$1" "$2")
+  [[ -n $now && " $3 " != *" $now "* ]]
+}
+
+# kubelet recreates a container that is gone; the new one reads its
+# ConfigMaps anew.
+restart_through_cri() { # restart_through_cri NS DAEMONSET
+  local ns=$1 ds=$2 names container ids id
+  names=$(kube get daemonset "$ds" -n "$ns" -o 'jsonpath={.spec.template.spec.containers[*].name}') ||
+    fail "cannot read the containers of daemonset $ns/$ds"
+  for container in $names; do
+    ids=$(cri_ids "$container" "$ns")
+    for id in $ids; do
+      bounded crictl stop "$id" >/dev/null || fail "crictl stop $id ($container) failed"
+      bounded crictl rm "$id" >/dev/null || fail "crictl rm $id ($container) failed"
+    done
+    wait_for "kubelet to recreate $container" recreated "$container" "$ns" "$ids" ||
+      fail "kubelet did not recreate $container of $ns/$ds"
+    log "$container of $ns/$ds restarted through the CRI"
+  done
+}
+
+restart_components() {
+  STEP=restart
+  local entry
+  for entry in "${RESTART_DAEMONSETS[@]}"; do
+    if $QUARANTINE; then
+      restart_through_cri "${entry%%/*}" "${entry#*/}"
+      CHANGED+=("daemonset $entry: containers restarted through the CRI")
+    else
+      kube -n "${entry%%/*}" rollout restart daemonset "${entry#*/}" >/dev/null || fail "cannot restart daemonset $entry"
+      CHANGED+=("daemonset $entry: rollout restarted")
+    fi
+  done
+  if $QUARANTINE; then
+    for entry in "${ENV_DAEMONSETS[@]}"; do
+      WARNINGS+=("daemonset $entry names the address in its pods' env: its pods on this clone keep the old one until the DaemonSet controller replaces them")
+    done
+  fi
+}
+
+verify() {
+  STEP=verify
+  local status
+  [[ $(systemctl is-active kubelet || true) == active ]] || fail "kubelet is not active"
+  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
+  wait_for "etcd" etcd_healthy || fail "etcd is not healthy (crictl exec etcdctl endpoint health)"
+  if ! wait_for "node $NODE to be Ready on $NEW_IP" node_ready_on_ip; then
+    status=$(node_status || true)
+    fail "node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${status#* })"
+  fi
+  log "healthy: /readyz, etcd, node $NODE Ready on $NEW_IP"
+}
+
+repair_new_ip() {
+  mkdir -p "$(dirname "$(state_file)")"
+  printf 'old_ip=%s\nnew_ip=%s\n' "$OLD_IP" "$NEW_IP" >"$(state_file)"
+  stop_control_plane
+  backup
+  quarantine
+  rewrite
+  certificates
+  pin_node_name
+  release
+  move_etcd_member
+  wait_ready
+  update_cluster_objects
+  restart_components
+  verify
+  rm -f "$(state_file)"
+}
+
+# One repair at a time on a node: two invocations for one instance (a retry
+# while the first still runs, or the warning's and the state change's) wait
+# for each other here, within the budget, and the second finds the work
+# done. The lock lives on the node, so it needs nothing of AWS and dies with
+# the instance.
+one_at_a_time() {
+  local file="$ROOT/run/lifeboat/repair.lock"
+  mkdir -p "$(dirname "$file")"
+  exec 9>"$file"
+  flock -w "$(remaining)" 9 || fail "another lifeboat repair of this node still runs after ${TIMEOUT}s"
+}
+
+usage() {
+  echo "lifeboat-repair: $1" >&2
+  echo "usage: lifeboat-repair.sh [--dry-run] [--quarantine] [--timeout SECONDS] [--root DIR]" >&2
+  result failed "$1"
+  exit $EXIT_USAGE
+}
+
+dry_run_plan() {
+  if [[ $OLD_IP == "$NEW_IP" ]]; then
+    echo "same IP: would pin the node name if needed, release the guard, start kubelet and verify /readyz, etcd and node $NODE"
+  else
+    echo "would back up, stop kubelet, replace $OLD_IP by $NEW_IP in $(ip_files | wc -l) files, make 3 certificates with kubeadm, pin the node name if needed, release the guard, move the etcd peer URL, rewrite the cluster's objects naming $OLD_IP and restart what reads them"
+  fi
 }
 
 main() {
@@ -295,51 +852,52 @@ main() {
     case $1 in
       --dry-run) DRY_RUN=true ;;
       --quarantine) QUARANTINE=true ;;
-      --root) ROOT=${2:?--root needs a directory}; shift ;;
-      -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
-      *) echo "lifeboat-repair: unknown argument '$1'" >&2; result failed "unknown argument $1"; exit $EXIT_USAGE ;;
+      --timeout)
+        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage "--timeout needs a number of seconds"
+        TIMEOUT=$2
+        shift
+        ;;
+      --root)
+        [[ -n ${2:-} ]] || usage "--root needs a directory"
+        ROOT=$2
+        shift
+        ;;
+      -h | --help) sed -n '2,60p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
+      *) usage "unknown argument '$1'" ;;
     esac
     shift
   done
+  DEADLINE=$((SECONDS + TIMEOUT))
 
-  STEP=detect
-  NEW_IP=$(new_ip) || fail "cannot read local-ipv4 from IMDSv2 at $IMDS"
-  valid_ip "$NEW_IP" || fail "IMDS gave '$NEW_IP', not an IPv4 address"
-  if [[ -f $(state_file) ]]; then
-    # An earlier run stopped half way: finish it.
-    OLD_IP=$(sed -n 's/^old_ip=//p' "$(state_file)")
-    log "resuming the repair from $OLD_IP"
-  else
-    OLD_IP=$(manifest_ip) || fail "$(k8s)/manifests/kube-apiserver.yaml is missing: not a kubeadm control plane"
-  fi
-  valid_ip "$OLD_IP" || fail "no --advertise-address in the apiserver manifest"
-  log "configured for $OLD_IP, running on $NEW_IP"
-
+  detect
+  preflight
   if $DRY_RUN; then
-    if [[ $OLD_IP == "$NEW_IP" ]]; then
-      result dry-run "same IP: would verify kubelet, /readyz and etcd, and change nothing"
-    else
-      result dry-run "would back up, stop kubelet, replace $OLD_IP by $NEW_IP in $(ip_files | wc -l) files, regenerate 3 certificates, move the etcd peer URL, update 2 ConfigMaps and restart kube-proxy"
-    fi
+    result dry-run "$(dry_run_plan)"
     exit $EXIT_NOTHING_TO_DO
   fi
+  one_at_a_time
 
   if [[ $OLD_IP == "$NEW_IP" ]]; then
     quarantine
+    pin_node_name
+    release
     verify
-    save_cluster_configuration
+    if ((${#CHANGED[@]})); then
+      result repaired "healthy on $NEW_IP after changing ${#CHANGED[@]} things"
+      exit $EXIT_REPAIRED
+    fi
     result ok "healthy on $NEW_IP"
     exit $EXIT_NOTHING_TO_DO
   fi
 
-  repair
-  save_cluster_configuration
+  repair_new_ip
   result repaired "moved from $OLD_IP to $NEW_IP"
   exit $EXIT_REPAIRED
 }
 
 # Run, unless sourced (tests call the functions); `bash -s` reading the script
-# from stdin, as SSM runs it, has no BASH_SOURCE.
+# from stdin, as SSM runs it, has no BASH_SOURCE. Nothing the script runs
+# reads the rest of the script from stdin.
 if [[ ${BASH_SOURCE[0]:-$0} == "$0" ]]; then
-  main "$@"
+  main "$@" </dev/null
 fi
