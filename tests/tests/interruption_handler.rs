@@ -248,3 +248,50 @@ async fn a_malformed_event_is_an_error_and_launches_nothing() {
     assert!(messages[3].contains("LIFEBOAT_DRILL_ALLOW_KEEP"), "{}", messages[3]);
     assert_eq!(emu.total_calls(), 0);
 }
+
+/// The stack's SSM documents, made from the scripts as the template carries
+/// them, in this account.
+async fn stack_documents(emu: &Emulator, prefix: &str) {
+    let dir = std::env::temp_dir().join(format!("lifeboat-documents-{}", emu.account));
+    let status = std::process::Command::new("python3")
+        .arg(lifeboat_tests::workspace_root().join("infra/sync-repair-document.py"))
+        .args(["--check", "--write-documents"])
+        .arg(&dir)
+        .args(["--prefix", prefix])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ssm = emu.ssm().await;
+    for name in ["repair", "health"] {
+        let name = format!("{prefix}-{name}");
+        let content = std::fs::read_to_string(dir.join(format!("{name}.yaml"))).unwrap();
+        ssm.create_document()
+            .name(&name)
+            .document_type(aws_sdk_ssm::types::DocumentType::Command)
+            .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
+            .content(content)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_repair_goes_through_the_stacks_own_document_with_parameters_it_admits() {
+    let emu = Emulator::new();
+    stack_documents(&emu, "lifeboat").await;
+    let node = emu.backed_up_node().await;
+    emu.command_results(&[REPAIRED]);
+    let mut env = emu.env();
+    env.push(("LIFEBOAT_SSM_DOCUMENTS".into(), "lifeboat".into()));
+    emu.interrupt(&node.instance, "terminate", 2.0);
+    let run = invoke("interruption-handler", &env, &[warning(&node.instance)], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["outcome"], "relaunched", "{report}");
+    let commands = emu.ssm().await.list_commands().send().await.unwrap();
+    let command = &commands.commands()[0];
+    assert_eq!(command.document_name(), Some("lifeboat-repair"));
+    let parameters = command.parameters().unwrap();
+    assert_eq!(parameters["args"], ["--timeout 480"]);
+    assert_eq!(parameters["executionTimeout"], ["600"]);
+}

@@ -65,6 +65,8 @@ impl Ssm for AwsSsm {
         let call = match &self.documents {
             Documents::Stack(prefix) => call
                 .document_name(format!("{prefix}-{}", request.script.name()))
+                // The newest version, whatever CloudFormation made the default.
+                .document_version("$LATEST")
                 .parameters("args", vec![request.args.join(" ")])
                 .parameters("executionTimeout", vec![timeout]),
             Documents::RunShellScript => call

@@ -15,7 +15,7 @@ use super::failure::Failure;
 use super::launch::Launch;
 use super::report::{OldInstance, Outcome, StateReport};
 use super::source::{launch_devices, newest_available};
-use super::wait::{REPAIR_TIMEOUT_SECONDS, wait_for};
+use super::wait::{HEALTH_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, wait_for};
 use super::{Flow, RelaunchCloud, Source};
 use crate::model::{ErrorKind, Image, Instance, InstanceState, RootTaskState, Tags, VolumeState};
 use crate::node::NodeName;
@@ -185,7 +185,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let args = vec!["--quarantine".to_string(), "--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
         let (id, state) = self.run_script(clone, Script::Repair, &node.comment("drill-repair"), args).await?;
         self.finish_repair(id, state, "the clone was repaired in quarantine".into())?;
-        let args = vec![self.kubernetes_node_name(node), "--timeout".to_string(), "120".to_string()];
+        let args = vec![self.kubernetes_node_name(node), "--timeout".to_string(), HEALTH_TIMEOUT_SECONDS.to_string()];
         let (id, state) = self.run_script(clone, Script::Health, &node.comment("drill-health"), args).await?;
         let (result, verdict) = super::repair_verdict(&state);
         self.report.health = Some(super::CommandReport { command_id: id, state, result });

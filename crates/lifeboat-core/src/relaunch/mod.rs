@@ -31,7 +31,7 @@ pub use report::{
     Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step,
 };
 pub use source::{OldDisks, StatePlan, launch_devices, newest_available, old_disks};
-pub use wait::{COMMAND_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, Timing};
+pub use wait::{COMMAND_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, Timing};
 
 use crate::backup;
 use crate::config::Config;

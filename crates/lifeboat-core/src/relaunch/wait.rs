@@ -12,6 +12,8 @@ use tokio::time::{Instant, sleep};
 /// command's executionTimeout: the script stops itself before SSM does.
 pub const REPAIR_TIMEOUT_SECONDS: u32 = 480;
 pub const COMMAND_TIMEOUT_SECONDS: u32 = REPAIR_TIMEOUT_SECONDS + 120;
+/// A drill's health check's budget for its retries (its own default).
+pub const HEALTH_TIMEOUT_SECONDS: u32 = 120;
 
 /// Time the handler keeps for itself before the Lambda deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
