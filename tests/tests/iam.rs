@@ -1,104 +1,446 @@
-//! Least privilege, checked: every AWS operation the adapters call is allowed
-//! by infra/template.yaml and by infra/iam-policy.json (the role for
-//! `cargo lambda deploy`), and neither allows an action the code never needs.
+//! Least privilege and the deployment, checked offline by infra/check_stack.py
+//! (run with the deploy tools' Python, `make deploy-venv`): for each function,
+//! every AWS operation its code path makes (read from the source: its port
+//! bounds, their impl blocks, their `.client.<op>(` calls) is granted on every
+//! resource type the Service Authorization Reference says AWS authorizes, with
+//! condition keys AWS defines for that action and resource type, and nothing
+//! else; tag guards, the topic's key, the SSM documents, the alarms, the
+//! parameters and the outputs follow the template's stated rules. Both the SAM
+//! template and the per-function policies for `cargo lambda deploy`.
+//!
+//! The mutant tests feed the checker deliberately wrong documents (a missing
+//! resource type, a misspelt condition key, an extra action, one per numbered
+//! rule) and assert it fails, naming the fault: the check is proven to bite.
 
+use lifeboat_core::relaunch::{COMMAND_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS};
 use lifeboat_tests::workspace_root;
-use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Allowed although no SDK call is named after them: EC2 authorizes the
-/// TagSpecifications of CreateImage and RunInstances as CreateTags, and
-/// RunInstances with an instance profile as iam:PassRole of its role.
-const IMPLIED: &[&str] = &["ec2:CreateTags", "iam:PassRole"];
+const POLICIES: [&str; 3] =
+    ["iam-policy-scheduled-backup.json", "iam-policy-retention-pruner.json", "iam-policy-interruption-handler.json"];
 
-fn pascal(snake: &str) -> String {
-    snake.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect()
+fn python() -> PathBuf {
+    let python = workspace_root().join(".venv-deploy/bin/python");
+    assert!(
+        python.exists() && workspace_root().join(".venv-deploy/sar").exists(),
+        "{} is missing: run `make deploy-venv` (the deploy tools and the Service Authorization Reference data)",
+        python.display()
+    );
+    python
 }
 
-/// `service:Operation` for each `.client.<operation>(` in an adapter source.
-fn sdk_operations(file: &str, service: &str) -> BTreeSet<String> {
-    let source = std::fs::read_to_string(workspace_root().join("crates/lifeboat-aws/src").join(file)).unwrap();
-    let mut ops = BTreeSet::new();
-    let mut rest = source.as_str();
-    while let Some(at) = rest.find(".client") {
-        rest = &rest[at + ".client".len()..];
-        let after = rest.trim_start();
-        if let Some(call) = after.strip_prefix('.') {
-            let name: String = call.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-            if call[name.len()..].starts_with('(') && !name.is_empty() {
-                ops.insert(format!("{service}:{}", pascal(&name)));
-            }
-        }
+/// The values the handler sends to the stack's documents, from its own constants.
+fn handler_sends() -> Vec<String> {
+    vec![
+        format!("repair=--timeout {REPAIR_TIMEOUT_SECONDS}"),
+        format!("repair=--quarantine --timeout {REPAIR_TIMEOUT_SECONDS}"),
+        // drill.rs: the Kubernetes node name, then the health check's budget.
+        format!("health=k8s-master --timeout {HEALTH_TIMEOUT_SECONDS}"),
+        format!("executionTimeout={COMMAND_TIMEOUT_SECONDS}"),
+    ]
+}
+
+fn check<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    let mut command = Command::new(python());
+    command.arg(workspace_root().join("infra/check_stack.py")).args(args);
+    for value in handler_sends() {
+        command.arg("--handler-sends").arg(value);
     }
-    ops
+    command.output().unwrap()
 }
 
-/// Every `service:Action` token in a policy file.
-fn policy_actions(file: &str) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(workspace_root().join("infra").join(file)).unwrap();
-    let mut actions = BTreeSet::new();
-    for service in ["ec2", "ssm", "iam", "sns", "sqs", "logs", "kms", "s3"] {
-        let prefix = format!("{service}:");
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find(&prefix) {
-            let before = rest[..at].chars().last();
-            rest = &rest[at + prefix.len()..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-            // An action (ec2:CreateImage), not a condition key (ec2:CreateAction) or an ARN.
-            let action_like = name.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-            if action_like && !matches!(before, Some('/') | Some('.')) && !is_condition_key(service, &name) {
-                actions.insert(format!("{service}:{name}"));
-            }
-        }
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn the_template_and_the_cargo_lambda_policies_pass_the_check() {
+    let output = check::<&str>(&[]);
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+#[test]
+fn the_scan_finds_each_functions_own_operations() {
+    let output =
+        Command::new(python()).arg(workspace_root().join("infra/check_stack.py")).arg("--operations").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ops = |function: &str| -> Vec<String> {
+        found[function]["operations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    let has = |function: &str, op: &str| ops(function).iter().any(|o| o == op);
+    for op in
+        ["ec2:CreateImage", "ec2:ModifyNetworkInterfaceAttribute", "ec2:ModifyInstanceAttribute", "ec2:CreateTags"]
+    {
+        assert!(has("scheduled-backup", op), "scheduled-backup: {op} in {:?}", ops("scheduled-backup"));
     }
-    actions
-}
-
-fn is_condition_key(service: &str, name: &str) -> bool {
-    matches!((service, name), ("ec2", "CreateAction") | ("iam", "PassedToService"))
-}
-
-fn code_operations() -> BTreeSet<String> {
-    let mut ops = sdk_operations("ec2.rs", "ec2");
-    ops.extend(sdk_operations("ssm.rs", "ssm"));
-    ops.extend(sdk_operations("sns.rs", "sns"));
-    ops
-}
-
-#[test]
-fn the_scan_finds_the_operations_the_adapters_call() {
-    let ops = code_operations();
-    for op in ["ec2:CreateImage", "ec2:RunInstances", "ec2:DeregisterImage", "ssm:SendCommand"] {
-        assert!(ops.contains(op), "{op} not found in {ops:?}");
+    for op in ["ec2:RunInstances", "ec2:DeregisterImage", "ec2:DeleteVolume", "ssm:SendCommand"] {
+        assert!(!has("scheduled-backup", op), "scheduled-backup never calls {op}");
     }
-    assert_eq!(ops.len(), 15, "{ops:?}");
-}
-
-fn check(file: &str) {
-    let code = code_operations();
-    let allowed = policy_actions(file);
-    let missing: Vec<&String> = code.difference(&allowed).collect();
-    assert!(missing.is_empty(), "{file} does not allow what the code calls: {missing:?}");
-    let implied: BTreeSet<String> = IMPLIED.iter().map(|s| s.to_string()).collect();
-    let extra: Vec<&String> = allowed.iter().filter(|a| !code.contains(*a) && !implied.contains(*a)).collect();
-    assert!(extra.is_empty(), "{file} allows what the code never calls: {extra:?}");
+    for op in ["ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DeleteVolume", "ec2:DescribeSnapshots"] {
+        assert!(has("retention-pruner", op), "retention-pruner: {op} in {:?}", ops("retention-pruner"));
+    }
+    for op in ["ec2:CreateImage", "ec2:CreateTags", "ec2:RunInstances"] {
+        assert!(!has("retention-pruner", op), "retention-pruner never calls {op}");
+    }
+    for op in [
+        "ec2:RunInstances",
+        "ec2:AttachVolume",
+        "ec2:CreateVolume",
+        "ec2:CreateReplaceRootVolumeTask",
+        "ec2:DescribeReplaceRootVolumeTasks",
+        "ec2:TerminateInstances",
+        "ec2:DeleteVolume",
+        "ssm:SendCommand",
+        "ssm:ListCommands",
+        "sns:Publish",
+    ] {
+        assert!(has("interruption-handler", op), "interruption-handler: {op} in {:?}", ops("interruption-handler"));
+    }
+    for op in ["ec2:DeregisterImage", "ec2:DeleteSnapshot"] {
+        assert!(!has("interruption-handler", op), "interruption-handler never calls {op}");
+    }
+    assert_eq!(found["interruption-handler"]["ports"].as_array().unwrap().len(), 7, "{found}");
 }
 
 #[test]
-fn the_sam_template_allows_exactly_what_the_code_calls() {
-    check("template.yaml");
-}
-
-#[test]
-fn the_cargo_lambda_policy_allows_exactly_what_the_code_calls() {
-    check("iam-policy.json");
-}
-
-#[test]
-fn the_repair_document_is_the_script_the_handler_sends() {
-    let status = std::process::Command::new("python3")
+fn the_ssm_documents_are_the_scripts_the_handler_sends() {
+    let status = Command::new("python3")
         .arg(workspace_root().join("infra/sync-repair-document.py"))
         .arg("--check")
         .status()
         .unwrap();
-    assert!(status.success(), "run `make infra` to copy lifeboat-repair.sh into infra/template.yaml");
+    assert!(status.success(), "run `make infra` to copy the scripts into infra/template.yaml");
+}
+
+#[test]
+fn the_documents_admit_what_the_handler_sends_and_nothing_a_shell_reads_otherwise() {
+    let accepts = |document: &str, param: &str, value: &str| {
+        Command::new(python())
+            .arg(workspace_root().join("infra/check_stack.py"))
+            .args(["--document-accepts", document, param, value])
+            .status()
+            .unwrap()
+            .success()
+    };
+    for sent in handler_sends() {
+        let (document, value) = sent.split_once('=').unwrap();
+        let documents: &[&str] = if document == "executionTimeout" { &["repair", "health"] } else { &[document] };
+        for d in documents {
+            let param = if document == "executionTimeout" { "executionTimeout" } else { "args" };
+            assert!(accepts(d, param, value), "{d} rejects {param}={value:?}");
+        }
+    }
+    for hostile in [
+        "--timeout 480; reboot",
+        "--timeout $(reboot)",
+        "--timeout `reboot`",
+        "--timeout 480 | sh",
+        "--timeout 480\nreboot",
+        "--quarantine --timeout 480 && curl x",
+    ] {
+        assert!(!accepts("repair", "args", hostile), "repair admits {hostile:?}");
+    }
+    for hostile in ["k8s-master; reboot --timeout 120", "$(reboot) --timeout 120", "K8S --timeout 120"] {
+        assert!(!accepts("health", "args", hostile), "health admits {hostile:?}");
+    }
+    assert!(!accepts("repair", "executionTimeout", "600; reboot"));
+}
+
+// ---- mutants: each must fail the check, and say why.
+
+static MUTANT: AtomicUsize = AtomicUsize::new(0);
+
+/// A copy of infra/ (template and policies) with `from` replaced by `to`
+/// (exactly once) in `file`; the checker's failure output.
+fn mutant(file: &str, from: &str, to: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "lifeboat-iam-{}-{}",
+        std::process::id(),
+        MUTANT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let infra = workspace_root().join("infra");
+    for name in POLICIES.iter().chain(&["template.yaml"]) {
+        std::fs::copy(infra.join(name), dir.join(name)).unwrap();
+    }
+    let original = std::fs::read_to_string(infra.join(file)).unwrap();
+    assert_eq!(original.matches(from).count(), 1, "{file}: the mutated text must occur exactly once: {from:?}");
+    std::fs::write(dir.join(file), original.replacen(from, to, 1)).unwrap();
+    let output =
+        check(&[PathBuf::from("--template"), dir.join("template.yaml"), PathBuf::from("--policies-dir"), dir.clone()]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!output.status.success(), "the check passed a mutant of {file}: {from:?} -> {to:?}");
+    text(&output)
+}
+
+fn fails_with(output: &str, expected: &str) {
+    assert!(output.contains(expected), "expected {expected:?} in:\n{output}");
+}
+
+const HANDLER_ENI: &str = "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*\n                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*\n";
+
+#[test]
+fn a_missing_resource_type_fails() {
+    let out = mutant(
+        "template.yaml",
+        HANDLER_ENI,
+        "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*\n",
+    );
+    fails_with(&out, "interruption-handler calls ec2:RunInstances but its role grants it no network-interface");
+    let out = mutant(
+        "iam-policy-retention-pruner.json",
+        r#""Resource": ["arn:${Partition}:ec2:${Region}::image/*", "arn:${Partition}:ec2:${Region}::snapshot/*"],"#,
+        r#""Resource": ["arn:${Partition}:ec2:${Region}::image/*"],"#,
+    );
+    fails_with(&out, "retention-pruner calls ec2:DeleteSnapshot but its role grants it no snapshot");
+}
+
+#[test]
+fn a_misspelt_condition_key_fails() {
+    let out = mutant("template.yaml", "{ec2:MetadataHttpTokens: required}", "{ec2:MetadataHttpToken: required}");
+    fails_with(&out, "condition key ec2:metadatahttptoken is not defined for ec2:RunInstances");
+    let out = mutant(
+        "iam-policy-interruption-handler.json",
+        r#"{"StringLike": {"ssm:resourceTag/lifeboat:drill-of": "?*"}}"#,
+        r#"{"StringLike": {"ssm:ResourceTags/lifeboat:drill-of": "?*"}}"#,
+    );
+    fails_with(&out, "condition key ssm:resourcetags/lifeboat:drill-of is not defined for ssm:SendCommand");
+}
+
+#[test]
+fn a_condition_key_aws_does_not_define_for_that_resource_type_fails() {
+    // The reference defines no resource-tag key for the volume of
+    // CreateReplaceRootVolumeTask: such a condition would never match.
+    let task = "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:replace-root-volume-task/*\n";
+    let out = mutant(
+        "template.yaml",
+        task,
+        &format!(
+            "{task}              Condition:\n                StringLike: {{aws:ResourceTag/lifeboat:node: \"?*\"}}\n"
+        ),
+    );
+    fails_with(&out, "is not defined for ec2:CreateReplaceRootVolumeTask on replace-root-volume-task, volume");
+}
+
+#[test]
+fn an_action_the_code_never_calls_fails() {
+    let out = mutant(
+        "template.yaml",
+        "Action: [ec2:DescribeInstances, ec2:DescribeImages, ec2:DescribeVolumes]\n",
+        "Action: [ec2:DescribeInstances, ec2:DescribeImages, ec2:DescribeVolumes, ec2:DescribeSnapshots]\n",
+    );
+    fails_with(&out, "scheduled-backup's role allows ec2:DescribeSnapshots, which its code never calls");
+    let out = mutant(
+        "iam-policy-retention-pruner.json",
+        r#""Action": "ec2:DeleteVolume","#,
+        r#""Action": ["ec2:DeleteVolume", "ec2:DetachVolume"],"#,
+    );
+    fails_with(&out, "retention-pruner's role allows ec2:DetachVolume, which its code never calls");
+}
+
+#[test]
+fn resource_star_on_an_action_authorized_per_resource_fails() {
+    let out = mutant(
+        "iam-policy-interruption-handler.json",
+        r#""Action": "ec2:TerminateInstances",
+      "Resource": "arn:${Partition}:ec2:${Region}:${Account}:instance/*","#,
+        r#""Action": "ec2:TerminateInstances",
+      "Resource": "*","#,
+    );
+    fails_with(&out, "Resource \"*\" for ec2:TerminateInstances, which AWS authorizes per resource");
+}
+
+#[test]
+fn rule_1_the_topic_needs_a_customer_managed_key_cloudwatch_may_use() {
+    let out = mutant("template.yaml", "KmsMasterKeyId: !Ref TopicKey", "KmsMasterKeyId: alias/aws/sns");
+    fails_with(&out, "KmsMasterKeyId must be a customer-managed AWS::KMS::Key");
+    let out = mutant(
+        "template.yaml",
+        "            Principal: {Service: cloudwatch.amazonaws.com}\n            Action: [kms:Decrypt, kms:GenerateDataKey*]\n            Resource: \"*\"\n            Condition:\n              StringEquals: {aws:SourceAccount: !Ref AWS::AccountId}\n",
+        "            Principal: {Service: cloudwatch.amazonaws.com}\n            Action: [kms:Decrypt, kms:GenerateDataKey*]\n            Resource: \"*\"\n            Condition:\n",
+    );
+    fails_with(&out, "CloudWatch's statement needs aws:SourceAccount and aws:SourceArn");
+    let out = mutant(
+        "template.yaml",
+        "      AlarmName: !Sub ${AWS::StackName}-drill-failed\n",
+        "      AlarmName: drill-failed\n",
+    );
+    fails_with(&out, "is not admitted by TopicKey's aws:SourceArn");
+}
+
+#[test]
+fn rule_2_the_node_role_is_required_and_a_role_arn() {
+    let out = mutant(
+        "template.yaml",
+        "  NodeRoleArn:\n    Type: String\n",
+        "  NodeRoleArn:\n    Type: String\n    Default: \"\"\n",
+    );
+    fails_with(&out, "parameter NodeRoleArn must have no Default");
+    let out = mutant(
+        "template.yaml",
+        r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$",
+        r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:.+$",
+    );
+    fails_with(&out, "AllowedPattern admits 'arn:aws:iam::123456789012:instance-profile/k8s'");
+}
+
+#[test]
+fn rule_3_ebs_keys_only_through_ec2_with_grants_for_aws_resources() {
+    let out = mutant("template.yaml", "                  Bool: {kms:GrantIsForAWSResource: \"true\"}\n", "");
+    fails_with(&out, "kms:CreateGrant on key without its guard");
+    let out = mutant(
+        "iam-policy-interruption-handler.json",
+        r#""Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"],
+      "Resource": "${EbsKmsKeyArns}",
+      "Condition": {"StringEquals": {"kms:ViaService": "ec2.${Region}.${UrlSuffix}"}}"#,
+        r#""Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"],
+      "Resource": "${EbsKmsKeyArns}""#,
+    );
+    fails_with(&out, "without its guard (kms:ViaService)");
+}
+
+#[test]
+fn rule_4_no_reserved_concurrency() {
+    let out =
+        mutant("template.yaml", "      Timeout: 900\n", "      Timeout: 900\n      ReservedConcurrentExecutions: 1\n");
+    fails_with(&out, "ReservedConcurrentExecutions must not be set");
+}
+
+#[test]
+fn rule_5_the_no_backup_alarm_waits_for_a_backup_to_be_expected() {
+    let out = mutant("template.yaml", "TreatMissingData: missing", "TreatMissingData: breaching");
+    fails_with(&out, "must treat missing data as missing");
+    let out = mutant("template.yaml", "      InsufficientDataActions: [!Ref Topic]\n", "");
+    fails_with(&out, "must notify on ALARM and on INSUFFICIENT_DATA");
+}
+
+#[test]
+fn rule_6_the_node_tag_is_fixed_and_guards_every_destructive_grant() {
+    let out = mutant(
+        "template.yaml",
+        "        LIFEBOAT_NODE_TAG: lifeboat:node\n",
+        "        LIFEBOAT_NODE_TAG: !Ref DrillNode\n",
+    );
+    fails_with(&out, "LIFEBOAT_NODE_TAG must be the literal lifeboat:node");
+    let out = mutant(
+        "template.yaml",
+        "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n              Condition:\n                StringLike: {aws:ResourceTag/lifeboat:node: \"?*\"}\n            - Sid: DeleteOnlyNodeVolumes",
+        "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n            - Sid: DeleteOnlyNodeVolumes",
+    );
+    fails_with(&out, "ec2:DeregisterImage on image without its guard (aws:ResourceTag/lifeboat:node)");
+}
+
+#[test]
+fn rule_7_only_the_stack_documents_with_tight_patterns() {
+    let out = mutant(
+        "template.yaml",
+        "document/${AWS::StackName}-health\n",
+        "document/${AWS::StackName}-health\n                - !Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/AWS-RunShellScript\n",
+    );
+    fails_with(&out, "no IAM statement may name AWS-RunShellScript");
+    let out = mutant(
+        "template.yaml",
+        "allowedPattern: '^(--dry-run )?(--quarantine )?--timeout [1-9][0-9]{0,4}$'",
+        "allowedPattern: '^[-a-z0-9 ;$()]*$'",
+    );
+    fails_with(&out, "args admits '--timeout $(id)'");
+    let out = mutant("template.yaml", "          LIFEBOAT_SSM_DOCUMENTS: !Ref AWS::StackName\n", "");
+    fails_with(&out, "LIFEBOAT_SSM_DOCUMENTS must be the stack name");
+    let out = mutant(
+        "template.yaml",
+        "              Condition:\n                StringLike: {ssm:resourceTag/lifeboat:node: \"?*\"}\n",
+        "",
+    );
+    fails_with(&out, "ssm:SendCommand on instance without its guard");
+}
+
+#[test]
+fn rule_8_launches_only_from_own_node_backups_imdsv2_only_in_the_vpc() {
+    let out = mutant("template.yaml", "                StringEquals: {ec2:Owner: !Ref AWS::AccountId}\n", "");
+    fails_with(&out, "ec2:RunInstances on image without its guard");
+    let out = mutant("template.yaml", "                StringEquals: {ec2:MetadataHttpTokens: required}\n", "");
+    fails_with(&out, "ec2:MetadataHttpTokens = required");
+    let out = mutant(
+        "template.yaml",
+        "                - StringEquals: {ec2:Vpc: !Sub \"arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc/${VpcId}\"}\n                - !Ref AWS::NoValue",
+        "                - !Ref AWS::NoValue\n                - !Ref AWS::NoValue",
+    );
+    fails_with(&out, "ec2:RunInstances on subnet without its guard (ec2:Vpc");
+    let out = mutant(
+        "template.yaml",
+        "                ForAllValues:StringEquals: {aws:TagKeys: [lifeboat:state-source]}\n",
+        "",
+    );
+    fails_with(&out, "ec2:CreateTags on instance without its guard");
+    let out = mutant(
+        "iam-policy-scheduled-backup.json",
+        r#""Condition": {"StringEquals": {"ec2:CreateAction": "CreateImage"}}"#,
+        r#""Condition": {"StringEquals": {"aws:RequestedRegion": "${Region}"}}"#,
+    );
+    fails_with(&out, "ec2:CreateTags on image without its guard");
+}
+
+#[test]
+fn rule_9_no_hard_coded_partition_anywhere() {
+    let out = mutant(
+        "template.yaml",
+        "              Action: ec2:TerminateInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2",
+        "              Action: ec2:TerminateInstances\n              Resource: !Sub arn:aws:ec2",
+    );
+    fails_with(&out, "a hard-coded arn:aws: partition");
+    fails_with(&out, "grants ec2:TerminateInstances on no resource of a type AWS authorizes for it");
+    let out = mutant(
+        "iam-policy-retention-pruner.json",
+        r#""Resource": "arn:${Partition}:ec2:${Region}:${Account}:volume/*","#,
+        r#""Resource": "arn:aws:ec2:${Region}:${Account}:volume/*","#,
+    );
+    fails_with(&out, "iam-policy-retention-pruner.json: a hard-coded arn:aws: partition");
+}
+
+#[test]
+fn rule_10_the_operator_may_invoke_the_handler() {
+    let out = mutant(
+        "template.yaml",
+        "      FunctionName: !Ref InterruptionHandlerFunction\n      Principal: !Ref OperatorPrincipalArn\n",
+        "      FunctionName: !Ref RetentionPrunerFunction\n      Principal: !Ref OperatorPrincipalArn\n",
+    );
+    fails_with(&out, "interruption-handler must grant it lambda:InvokeFunction");
+}
+
+#[test]
+fn rule_11_parameters_dashboard_experiment_metadata_and_outputs() {
+    let out = mutant(
+        "template.yaml",
+        "    ConstraintDescription: must be a security group id (sg-0123456789abcdef0), or empty.\n",
+        "",
+    );
+    fails_with(
+        &out,
+        "parameter DrillSecurityGroup: needs AllowedValues, or AllowedPattern with a ConstraintDescription",
+    );
+    let out = mutant("template.yaml", "MetricName=\\\"ImagesPruned\\\"", "MetricName=\\\"Pruned\\\"");
+    fails_with(&out, "no widget shows the ImagesPruned metric");
+    let out = mutant(
+        "template.yaml",
+        "    Type: AWS::FIS::ExperimentTemplate\n    Condition: HasInterruptNode\n",
+        "    Type: AWS::FIS::ExperimentTemplate\n",
+    );
+    fails_with(&out, "must be created only when asked");
+    let out = mutant("template.yaml", "    SemanticVersion: 0.1.0\n", "    SemanticVersion: 9.9.9\n");
+    fails_with(&out, "is not the workspace's version");
+    let out = mutant(
+        "template.yaml",
+        "  DashboardName:\n    Description: The CloudWatch dashboard.\n    Value: !Ref Dashboard\n",
+        "",
+    );
+    fails_with(&out, "output DashboardName is missing");
+    let out = mutant(
+        "template.yaml",
+        "                Action: ec2:SendSpotInstanceInterruptions\n                Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n                Condition:\n                  StringEquals: {aws:ResourceTag/lifeboat:node: !Ref InterruptNode}\n",
+        "                Action: ec2:SendSpotInstanceInterruptions\n                Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n",
+    );
+    fails_with(&out, "ec2:SendSpotInstanceInterruptions on instance without its guard");
 }
