@@ -49,6 +49,8 @@ pub struct Run {
     /// What the binary printed: its logs and EMF metric lines.
     pub stdout: String,
     pub stderr: String,
+    /// When each event was handed to the function (wall clock).
+    pub handed_out: Vec<std::time::SystemTime>,
 }
 
 #[derive(Default)]
@@ -56,6 +58,7 @@ struct State {
     events: VecDeque<(String, Value)>,
     results: Vec<Invocation>,
     init_error: Option<Value>,
+    handed_out: Vec<std::time::SystemTime>,
 }
 
 /// The path of a workspace binary, next to this test executable.
@@ -143,6 +146,7 @@ pub fn invoke(name: &str, env: &[(String, String)], events: &[Value], timeout: D
         peak_rss_kib,
         stdout,
         stderr,
+        handed_out: std::mem::take(&mut s.handed_out),
     }
 }
 
@@ -182,6 +186,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
                 std::thread::sleep(Duration::from_millis(50));
             };
             let (id, event) = next;
+            state.lock().unwrap().handed_out.push(std::time::SystemTime::now());
             let payload = event.to_string();
             let deadline =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 900_000;
