@@ -88,6 +88,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
 import patches
+import services
 import strict
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -238,6 +239,7 @@ class Emulator:
         if path == "/moto-api/reset" and method == "POST":
             FAULTS.reset()
             patches.reset()
+            services.reset()
             return self.moto_app(environ, start_response)
 
         match = ACCOUNT_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -313,6 +315,9 @@ class Emulator:
             return json_response(start_response, patches.interrupt(account, path.rsplit("/", 1)[-1], action, after))
         if path.startswith("/lifeboat/snapshots/") and method == "POST":
             return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
+        answer = services.control(method, path, account, payload)
+        if answer is not None:
+            return json_response(start_response, answer)
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")
 
 
@@ -332,6 +337,7 @@ def main() -> None:
         threading.Thread(target=watch, daemon=True).start()
 
     patches.apply()
+    services.apply()  # after patches: it wraps RunInstances as they leave it
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
