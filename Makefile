@@ -8,10 +8,46 @@ FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
 .PHONY: build test lint lint-infra infra deps venv deploy-venv bench bench-venv bench-prune bench-cold bench-flows emulator demo watch invoke \
-	build-lambda deploy deploy-lambda invoke-remote drill
+	build-lambda deploy deploy-lambda invoke-remote drill cli package
 
 build:
 	cargo build --workspace --bins
+
+# The operator's command-line tool, debug build (the same build as make build).
+cli:
+	cargo build --workspace --bins
+	@echo "lifeboat is $(CARGO_TARGET_DIR)/debug/lifeboat: run it from there, or"
+	@echo "  export PATH=$(CARGO_TARGET_DIR)/debug:\$$PATH"
+
+# A release for operators without a Rust toolchain, in dist/<version>/: per
+# architecture whose Rust target is installed, the three functions as Lambda
+# zips, the CLI (built by the same cargo lambda build: Linux, glibc 2.26 and
+# later), and the template with CodeUri pointing at those zips
+# (sam deploy --template-file dist/<version>/template-<arch>.yaml --resolve-s3
+# --capabilities CAPABILITY_IAM uploads them), and SHA256SUMS.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+DIST := $(CURDIR)/dist/$(VERSION)
+FUNCTIONS := scheduled-backup retention-pruner interruption-handler
+package: deploy-venv
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	@built=""; for arch in arm64 x86_64; do \
+	  case $$arch in arm64) triple=aarch64-unknown-linux-gnu; flag=--arm64;; x86_64) triple=x86_64-unknown-linux-gnu; flag=--x86-64;; esac; \
+	  if ! rustup target list --installed 2>/dev/null | grep -qx $$triple; then \
+	    echo "package: no $$arch build: the $$triple Rust target is not installed (rustup target add $$triple)" >&2; continue; fi; \
+	  out=$(CARGO_TARGET_DIR)/lambda-$$arch; \
+	  PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release $$flag $(LAMBDA_PACKAGES) -p lifeboat-cli \
+	    --lambda-dir $$out || exit 1; \
+	  for fn in $(FUNCTIONS); do (cd $$out/$$fn && python3 -m zipfile -c $(DIST)/lifeboat-$$fn-$(VERSION)-$$arch.zip bootstrap) || exit 1; done; \
+	  tmp=$$(mktemp -d) && cp $$out/lifeboat/bootstrap $$tmp/lifeboat && \
+	    (cd $$tmp && python3 -m zipfile -c $(DIST)/lifeboat-cli-$(VERSION)-linux-$$arch.zip lifeboat) && rm -rf $$tmp; \
+	  sed -e "s|CodeUri: \.\./target/lambda/\([a-z-]*\)/|CodeUri: lifeboat-\1-$(VERSION)-$$arch.zip|" \
+	      -e "s|Architectures: \[arm64\]|Architectures: [$$arch]|" infra/template.yaml > $(DIST)/template-$$arch.yaml; \
+	  if grep -n "target/lambda" $(DIST)/template-$$arch.yaml; then echo "package: a CodeUri was not rewritten" >&2; exit 1; fi; \
+	  built="$$built $$arch"; \
+	done; \
+	test -n "$$built" || { echo "package: no architecture could be built" >&2; exit 1; }; \
+	(cd $(DIST) && sha256sum *.zip *.yaml > SHA256SUMS); \
+	echo "lifeboat $(VERSION) ($${built# }) packaged in $(DIST):"; ls -l $(DIST)
 
 # The emulator's Python environment, remade when its pins change.
 venv: $(VENV)/.installed

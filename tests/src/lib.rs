@@ -390,3 +390,77 @@ pub fn fixture(name: &str) -> Value {
     let path = workspace_root().join("events").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
+
+/// A deployed-looking lifeboat stack for the `lifeboat` CLI: a CloudFormation
+/// stack with the template's outputs (and two of its alarms), whose functions
+/// the emulator's Lambda runs as the workspace's own binaries.
+pub mod stack {
+    use super::{Emulator, REGION, runtime};
+    use serde_json::{Value, json};
+
+    pub const NAME: &str = "lifeboat";
+
+    /// The outputs of a deployed lifeboat stack in this account.
+    pub fn outputs(emu: &Emulator) -> Value {
+        json!({
+            "ScheduledBackupFunctionName": "lifeboat-scheduled-backup",
+            "RetentionPrunerFunctionName": "lifeboat-retention-pruner",
+            "InterruptionHandlerFunctionName": "lifeboat-interruption-handler",
+            "TopicArn": format!("arn:aws:sns:{REGION}:{}:lifeboat", emu.account),
+            "FailedEventsQueueUrl": format!("https://sqs.{REGION}.amazonaws.com/{}/lifeboat-failed", emu.account),
+            "RepairDocumentName": "lifeboat-repair",
+            "HealthDocumentName": "lifeboat-health",
+            "DashboardName": "lifeboat",
+            "NodeRoleArn": format!("arn:aws:iam::{}:role/k8s-node", emu.account),
+            "EbsKmsKeyArns": format!("arn:aws:kms:{REGION}:{}:key/lifeboat", emu.account),
+            "Version": "0.1.0",
+        })
+    }
+
+    /// The stack's resources as the template makes them, reduced to what
+    /// the tool reads: its alarms and its outputs.
+    fn template(outputs: &Value) -> String {
+        let alarm = |metric: &str| {
+            json!({"Type": "AWS::CloudWatch::Alarm", "Properties": {
+                "Namespace": "lifeboat", "MetricName": metric, "Statistic": "Sum", "Period": 60,
+                "EvaluationPeriods": 1, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold"}})
+        };
+        let outputs: serde_json::Map<String, Value> =
+            outputs.as_object().unwrap().iter().map(|(k, v)| (k.clone(), json!({"Value": v}))).collect();
+        json!({
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {
+                "Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"},
+                "RelaunchFailed": alarm("RelaunchFailed"),
+                "NoRecentBackup": alarm("NodesBackedUp"),
+            },
+            "Outputs": outputs,
+        })
+        .to_string()
+    }
+
+    /// CreateStack, as `sam deploy` would leave it, and the functions its
+    /// outputs name registered with the emulator's Lambda.
+    pub fn deploy(emu: &Emulator, outputs: &Value) {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "CreateStack")
+            .append_pair("Version", "2010-05-15")
+            .append_pair("StackName", NAME)
+            .append_pair("TemplateBody", &template(outputs))
+            .finish();
+        let (status, answer) = emu.query("cloudformation", &body);
+        assert_eq!(status, 200, "{answer}");
+        let env: serde_json::Map<String, Value> = emu.env().into_iter().map(|(k, v)| (k, json!(v))).collect();
+        let function =
+            |bin: &str, timeout: u64| json!({"binary": runtime::binary(bin), "env": env, "timeout_seconds": timeout});
+        emu.control(
+            "POST",
+            "/lifeboat/functions",
+            &json!({"functions": {
+                "lifeboat-scheduled-backup": function("scheduled-backup", 120),
+                "lifeboat-retention-pruner": function("retention-pruner", 600),
+                "lifeboat-interruption-handler": function("interruption-handler", 900),
+            }}),
+        );
+    }
+}

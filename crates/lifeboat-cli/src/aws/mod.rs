@@ -1,0 +1,96 @@
+//! The tool's ports over the AWS SDK. The node, its images and volumes, its
+//! instances and SSM go through lifeboat-aws's adapters; what only the tool
+//! needs (the stack, alarms, Lambda, FIS, and EC2's network and spot reads)
+//! is here, translated and nothing more.
+
+mod ec2;
+mod services;
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use lifeboat_aws::{AwsEc2, AwsSsm, Documents};
+use lifeboat_core::model::{CloudError, ErrorKind};
+use std::time::Duration;
+
+/// One client per service, from one SDK configuration.
+pub struct Aws {
+    pub(crate) ec2: AwsEc2,
+    pub(crate) ec2_client: aws_sdk_ec2::Client,
+    pub(crate) ssm: AwsSsm,
+    pub(crate) ssm_client: aws_sdk_ssm::Client,
+    pub(crate) cloudformation: aws_sdk_cloudformation::Client,
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
+    pub(crate) lambda: aws_sdk_lambda::Client,
+    pub(crate) fis: aws_sdk_fis::Client,
+}
+
+/// interruption-handler may run for 15 minutes: the invocation waits that
+/// long for its answer, plus a margin.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(16 * 60);
+
+impl Aws {
+    pub fn new(sdk: &SdkConfig) -> Aws {
+        // One attempt: a retried RequestResponse invocation whose first
+        // attempt timed out on the wire would run a drill or a restore twice.
+        let lambda = aws_sdk_lambda::config::Builder::from(sdk)
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(INVOKE_TIMEOUT)
+                    .operation_attempt_timeout(INVOKE_TIMEOUT)
+                    .operation_timeout(INVOKE_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        let ec2_client = aws_sdk_ec2::Client::new(sdk);
+        Aws {
+            ec2: AwsEc2::from_client(ec2_client.clone()),
+            ec2_client,
+            ssm: AwsSsm::new(sdk, Documents::RunShellScript),
+            ssm_client: aws_sdk_ssm::Client::new(sdk),
+            cloudformation: aws_sdk_cloudformation::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda),
+            fis: aws_sdk_fis::Client::new(sdk),
+        }
+    }
+}
+
+/// The SDK configuration from the standard AWS environment, in `region` if
+/// given, with lifeboat's retries.
+pub async fn sdk_config(region: Option<String>) -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(lifeboat_aws::retry_config());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader.load().await
+}
+
+/// An SDK error as the core's [`CloudError`], its kind from the AWS code
+/// (the same table as the functions'). Every SDK shares the error type.
+pub(crate) fn cloud_error<E, R>(operation: &str, err: aws_sdk_ec2::error::SdkError<E, R>) -> CloudError
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(service) => {
+            let kind = service.code().map(lifeboat_aws::kind_of).unwrap_or(ErrorKind::Other);
+            CloudError::new(operation, kind, service.code(), service.message().unwrap_or_default())
+        }
+        None => CloudError::new(
+            operation,
+            ErrorKind::Other,
+            None,
+            aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
+        ),
+    }
+}
+
+/// The SDK's timestamps as chrono's.
+pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}

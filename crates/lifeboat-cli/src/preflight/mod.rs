@@ -1,0 +1,455 @@
+//! `lifeboat preflight`: everything a relaunch of the node needs, checked
+//! read-only, each check with the exact fix. [`gather`] reads the facts
+//! (Describe calls, DryRun permission checks, one read-only SSM command);
+//! [`checks`] decides, as a pure function of them.
+
+mod gather;
+mod network;
+pub mod probe;
+
+pub use gather::gather;
+use network::network_path;
+
+use crate::ports::{AccountConcurrency, InstanceExtras, Permission, Route, SpotRequest, Stack, VolumeCrypto};
+use crate::stack;
+use lifeboat_core::model::{Instance, InstanceState};
+use probe::NodeProbe;
+use serde::Serialize;
+
+/// A fact that could not be read carries why.
+pub type Read<T> = Result<T, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(id: &'static str, detail: impl Into<String>) -> Check {
+        Check { id, status: Status::Pass, detail: detail.into(), fix: None }
+    }
+    fn warn(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { id, status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
+    }
+    fn fail(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { id, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// The EC2 calls whose DryRun tells whether the operator's credentials may
+/// make them (EC2 answers DryRunOperation or UnauthorizedOperation).
+pub const DRY_RUN_CALLS: &[&str] = &[
+    "DescribeInstances",
+    "DescribeImages",
+    "DescribeVolumes",
+    "DescribeSpotInstanceRequests",
+    "DescribeAddresses",
+    "DescribeRouteTables",
+    "DescribeVpcEndpoints",
+];
+
+/// What EC2, SSM and the node say about the node's one running instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeFacts {
+    pub instance: Instance,
+    pub extras: Read<InstanceExtras>,
+    pub spot_request: Read<Option<SpotRequest>>,
+    pub ssm_online: Read<bool>,
+    /// `None` when the agent is not online (nothing could be sent).
+    pub probe: Option<Read<NodeProbe>>,
+    pub elastic_ip: Read<Option<String>>,
+    pub routes: Read<Vec<Route>>,
+    pub endpoints: Read<Vec<String>>,
+    pub volumes: Read<Vec<VolumeCrypto>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub node: String,
+    pub region: String,
+    pub node_tag: String,
+    pub permissions: Vec<(&'static str, Permission)>,
+    /// The instances carrying the node tag with this node's name, any state.
+    pub instances: Read<Vec<Instance>>,
+    pub stack_name: String,
+    pub stack: Read<Option<Stack>>,
+    pub concurrency: Read<AccountConcurrency>,
+    /// Read when exactly one instance of the node runs.
+    pub node_facts: Option<NodeFacts>,
+}
+
+/// Every check, in the order a person fixes them.
+pub fn checks(f: &Facts) -> Vec<Check> {
+    let mut all = vec![credentials(&f.permissions), node_tag(f)];
+    if let Some(n) = &f.node_facts {
+        let stack = f.stack.as_ref().ok().and_then(Option::as_ref);
+        all.push(market(n));
+        all.push(instance_profile(n, stack));
+        all.push(ssm_agent(n));
+        all.push(interface_kept(n, &f.node));
+        all.push(network_path(n, &f.region));
+        all.extend(on_node(n));
+        all.push(ebs_only(n));
+        all.push(kms(n, stack));
+    }
+    all.push(stack_deployed(f));
+    all.push(concurrency(f));
+    all
+}
+
+fn credentials(permissions: &[(&'static str, Permission)]) -> Check {
+    let denied: Vec<&str> =
+        permissions.iter().filter(|(_, p)| matches!(p, Permission::Denied { .. })).map(|(op, _)| *op).collect();
+    let unknown: Vec<String> = permissions
+        .iter()
+        .filter_map(|(op, p)| match p {
+            Permission::Unknown { message } => Some(format!("{op}: {message}")),
+            _ => None,
+        })
+        .collect();
+    if !denied.is_empty() {
+        let actions: Vec<String> = denied.iter().map(|op| format!("ec2:{op}")).collect();
+        return Check::fail(
+            "credentials",
+            format!("your credentials may not call {} (DryRun)", denied.join(", ")),
+            format!("allow {} to the identity running lifeboat", actions.join(", ")),
+        );
+    }
+    if !unknown.is_empty() {
+        return Check::warn(
+            "credentials",
+            format!("DryRun gave no permission answer: {}", unknown.join("; ")),
+            "check the region and the network path to EC2, then run preflight again",
+        );
+    }
+    Check::pass("credentials", format!("DryRun: {} allowed", permissions.len()))
+}
+
+fn node_tag(f: &Facts) -> Check {
+    let tag = format!("{}={}", f.node_tag, f.node);
+    let instances = match &f.instances {
+        Ok(i) => i,
+        Err(e) => {
+            return Check::fail("node-tag", format!("could not list instances tagged {tag}: {e}"), "see the error");
+        }
+    };
+    let running: Vec<&Instance> = instances.iter().filter(|i| i.state == InstanceState::Running).collect();
+    match running.as_slice() {
+        [one] => Check::pass("node-tag", format!("{} is the one running instance tagged {tag}", one.id)),
+        [] => Check::fail(
+            "node-tag",
+            format!("no running instance is tagged {tag} ({} in other states)", instances.len()),
+            format!("aws ec2 create-tags --resources <instance id> --tags Key={},Value={}", f.node_tag, f.node),
+        ),
+        many => {
+            let ids: Vec<&str> = many.iter().map(|i| i.id.as_str()).collect();
+            Check::fail(
+                "node-tag",
+                format!("{} running instances are tagged {tag}: {}", many.len(), ids.join(", ")),
+                format!(
+                    "keep the tag on the control-plane instance only: aws ec2 delete-tags --resources <other id> --tags Key={}",
+                    f.node_tag
+                ),
+            )
+        }
+    }
+}
+
+const MARKET_FIX: &str = "relaunch the node as on-demand, or as spot with --instance-market-options \
+     'MarketType=spot,SpotOptions={SpotInstanceType=one-time,InstanceInterruptionBehavior=terminate}'";
+
+fn market(n: &NodeFacts) -> Check {
+    if !n.instance.spot {
+        return Check::pass("market", "on-demand: never interrupted by EC2");
+    }
+    match &n.spot_request {
+        Err(e) => Check::warn(
+            "market",
+            format!("spot; the spot request could not be read: {e}"),
+            "allow ec2:DescribeSpotInstanceRequests",
+        ),
+        Ok(None) => Check::warn(
+            "market",
+            "spot, with no spot request EC2 describes",
+            "look at the instance's spot request in the console",
+        ),
+        Ok(Some(r)) if r.request_type == "one-time" && r.interruption_behavior == "terminate" => {
+            Check::pass("market", format!("spot, one-time request {} that terminates", r.id))
+        }
+        Ok(Some(r)) => Check::fail(
+            "market",
+            format!(
+                "spot request {} is {} and its interruption behaviour is {}: EC2 would stop the node and start it \
+                 again itself, and lifeboat relaunches only a terminated node",
+                r.id, r.request_type, r.interruption_behavior
+            ),
+            MARKET_FIX,
+        ),
+    }
+}
+
+/// The name of a role from its ARN (`arn:aws:iam::1:role/path/name`).
+fn role_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+fn instance_profile(n: &NodeFacts, stack: Option<&Stack>) -> Check {
+    let Some(profile) = &n.instance.instance_profile_arn else {
+        return Check::fail(
+            "instance-profile",
+            "the node has no instance profile: its SSM agent cannot register, so no repair can reach a replacement",
+            "attach an instance profile whose role has the AmazonSSMManagedInstanceCore policy \
+             (aws ec2 associate-iam-instance-profile), and deploy the stack with NodeRoleArn set to that role",
+        );
+    };
+    let allowed = stack.and_then(|s| s.output(stack::NODE_ROLE));
+    let role = match &n.probe {
+        Some(Ok(p)) => p.iam_role.clone(),
+        _ => None,
+    };
+    match (role, allowed) {
+        (None, _) => Check::warn(
+            "instance-profile",
+            format!("{profile}; its role could not be read from the node (the check runs over SSM)"),
+            format!("make sure the stack's NodeRoleArn ({}) is this profile's role", allowed.unwrap_or("not set")),
+        ),
+        (Some(role), None) => Check::fail(
+            "instance-profile",
+            format!("{profile} with role {role}, but the stack may pass no role to a replacement"),
+            format!("deploy the stack with NodeRoleArn=arn:aws:iam::<account>:role/{role}"),
+        ),
+        (Some(role), Some(arn)) if role_name(arn) == role => {
+            Check::pass("instance-profile", format!("{profile} with role {role}, the stack's NodeRoleArn"))
+        }
+        (Some(role), Some(arn)) => Check::fail(
+            "instance-profile",
+            format!("the node's role is {role}, but the stack may pass only {arn}"),
+            format!("deploy the stack with NodeRoleArn=arn:aws:iam::<account>:role/{role}"),
+        ),
+    }
+}
+
+fn ssm_agent(n: &NodeFacts) -> Check {
+    match &n.ssm_online {
+        Ok(true) => Check::pass("ssm-agent", format!("{} is an Online managed node", n.instance.id)),
+        Ok(false) => Check::fail(
+            "ssm-agent",
+            format!("{} is not an Online managed node", n.instance.id),
+            "install and start amazon-ssm-agent, give the instance profile AmazonSSMManagedInstanceCore, \
+             and let it reach ssm, ssmmessages and ec2messages (see network-path)",
+        ),
+        Err(e) => Check::fail(
+            "ssm-agent",
+            format!("DescribeInstanceInformation failed: {e}"),
+            "allow ssm:DescribeInstanceInformation",
+        ),
+    }
+}
+
+fn interface_kept(n: &NodeFacts, node: &str) -> Check {
+    match &n.instance.primary_interface {
+        Some(a) if !a.delete_on_termination => Check::pass(
+            "interface-kept",
+            format!("{} is kept on termination (same private IP for the replacement)", a.interface_id),
+        ),
+        Some(a) => Check::fail(
+            "interface-kept",
+            format!(
+                "{} is deleted with the instance (DeleteOnTermination=true): a replacement gets a new interface",
+                a.interface_id
+            ),
+            format!("run lifeboat backup --node {node} (every backup keeps it)"),
+        ),
+        None => Check::fail(
+            "interface-kept",
+            "the instance has no primary interface EC2 describes",
+            "look at the instance in the console",
+        ),
+    }
+}
+
+fn on_node(n: &NodeFacts) -> Vec<Check> {
+    let probe = match &n.probe {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            return vec![Check::warn(
+                "on-node",
+                format!("the read-only check on the node failed: {e}"),
+                "run preflight again once the agent is Online",
+            )];
+        }
+        None => {
+            return vec![Check::warn(
+                "on-node",
+                "not checked: the node is not an Online managed node (kubelet, crictl, kubeadm, cloud-init, IMDSv2)",
+                "fix ssm-agent, then run preflight again",
+            )];
+        }
+    };
+    let one = |id: &'static str, ok: bool, yes: &str, no: &str, fix: &str| {
+        if ok { Check::pass(id, yes) } else { Check::fail(id, no, fix) }
+    };
+    vec![
+        one(
+            "kubelet",
+            probe.kubelet_unit,
+            "kubelet.service is a systemd unit",
+            "no kubelet.service unit: lifeboat's boot guard holds kubelet through a systemd drop-in",
+            "install kubelet from the Kubernetes packages (it ships kubelet.service)",
+        ),
+        one(
+            "crictl",
+            probe.crictl,
+            "crictl is installed",
+            "crictl is missing: the repair stops the control-plane containers with it",
+            "install cri-tools",
+        ),
+        one(
+            "kubeadm",
+            probe.kubeadm,
+            "kubeadm is installed",
+            "kubeadm is missing: the repair regenerates certificates with it",
+            "install kubeadm of the cluster's version",
+        ),
+        one(
+            "cloud-init",
+            probe.cloud_init,
+            "cloud-init is installed",
+            "cloud-init is missing: a replacement would boot without lifeboat's boot guard",
+            "install cloud-init (Ubuntu, Debian and Amazon Linux images have it)",
+        ),
+        one(
+            "imdsv2",
+            probe.imdsv2,
+            "IMDSv2 answers on the node",
+            "IMDSv2 did not answer: the repair reads the new private IP from it",
+            "aws ec2 modify-instance-metadata-options --instance-id <id> --http-endpoint enabled --http-tokens required --http-put-response-hop-limit 2",
+        ),
+    ]
+}
+
+fn ebs_only(n: &NodeFacts) -> Check {
+    let root = n.extras.as_ref().ok().and_then(|e| e.root_device_type.clone());
+    let mounted = match &n.probe {
+        Some(Ok(p)) => p.mounted_instance_store().iter().map(|s| s.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    if root.as_deref() == Some("instance-store") {
+        return Check::fail(
+            "ebs",
+            "the root device is instance store: it is gone with the instance",
+            "move the node to an EBS-backed AMI",
+        );
+    }
+    if !mounted.is_empty() {
+        return Check::fail(
+            "ebs",
+            format!("instance store is mounted ({}): what is on it is lost at every interruption", mounted.join(", ")),
+            "keep /var/lib/etcd, /etc/kubernetes and all state on EBS volumes; unmount the instance store",
+        );
+    }
+    let ebs = n.instance.volumes.len();
+    Check::pass("ebs", format!("root and {} data volume(s) on EBS", ebs.saturating_sub(1)))
+}
+
+fn kms(n: &NodeFacts, stack: Option<&Stack>) -> Check {
+    let volumes = match &n.volumes {
+        Ok(v) => v,
+        Err(e) => return Check::warn("kms", format!("could not read the volumes: {e}"), "allow ec2:DescribeVolumes"),
+    };
+    let keys = stack.map(Stack::kms_keys).unwrap_or_default();
+    let foreign: Vec<String> = volumes
+        .iter()
+        .filter(|v| v.encrypted)
+        .filter_map(|v| v.kms_key_id.as_ref().map(|k| (v, k)))
+        .filter(|(_, k)| !keys.iter().any(|allowed| allowed == *k))
+        .map(|(v, k)| format!("{} ({k})", v.id))
+        .collect();
+    if foreign.is_empty() {
+        let encrypted = volumes.iter().filter(|v| v.encrypted).count();
+        return Check::pass(
+            "kms",
+            format!("{} volume(s), {encrypted} encrypted, every key among the stack's EbsKmsKeyArns", volumes.len()),
+        );
+    }
+    // Telling an AWS-managed key (aws/ebs) from a customer one needs
+    // kms:DescribeKey, which this tool does not call.
+    Check::warn(
+        "kms",
+        format!("encrypted with a key the stack does not list: {}", foreign.join(", ")),
+        "if it is a customer managed key, add its ARN to the stack's EbsKmsKeyArns parameter and redeploy; \
+         the AWS-managed aws/ebs key needs nothing",
+    )
+}
+
+fn stack_deployed(f: &Facts) -> Check {
+    let name = &f.stack_name;
+    match &f.stack {
+        Err(e) => Check::fail("stack", format!("DescribeStacks failed: {e}"), "allow cloudformation:DescribeStacks"),
+        Ok(None) => Check::fail(
+            "stack",
+            format!("no stack {name} in {}", f.region),
+            format!(
+                "deploy lifeboat: sam deploy --template-file packaged.yaml --stack-name {name} --region {} --capabilities CAPABILITY_IAM",
+                f.region
+            ),
+        ),
+        Ok(Some(s)) if !s.is_deployed() => {
+            Check::fail("stack", format!("stack {name} is {}", s.status), "fix or delete the stack, then deploy again")
+        }
+        Ok(Some(s)) => match (s.output(stack::VERSION), s.missing_outputs()) {
+            (Some(v), missing) if missing.is_empty() => {
+                Check::pass("stack", format!("{name} {v} ({}) in {}", s.status, f.region))
+            }
+            (_, missing) => Check::warn(
+                "stack",
+                format!("{name} ({}) lacks the outputs {}", s.status, missing.join(", ")),
+                "update the stack with this release's packaged template",
+            ),
+        },
+    }
+}
+
+fn concurrency(f: &Facts) -> Check {
+    let c = match &f.concurrency {
+        Ok(c) => c,
+        Err(e) => {
+            return Check::warn(
+                "lambda-concurrency",
+                format!("GetAccountSettings failed: {e}"),
+                "allow lambda:GetAccountSettings",
+            );
+        }
+    };
+    // The stack reserves none: its functions run from the account's
+    // unreserved pool, a relaunch beside a backup and a prune at least.
+    let needed = stack::CONCURRENT_AT_LEAST;
+    let detail = format!(
+        "{} unreserved of {} (lifeboat reserves none; a relaunch, a backup and a prune at once need {needed}, and one more per node interrupted together)",
+        c.unreserved, c.limit
+    );
+    if c.unreserved >= needed {
+        Check::pass("lambda-concurrency", detail)
+    } else {
+        Check::fail(
+            "lambda-concurrency",
+            detail,
+            "ask for more Lambda concurrency: Service Quotas > AWS Lambda > Concurrent executions (L-B99A9384), e.g. 1000",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! What each command prints for a person.
+
+use crate::interrupt::Recovered;
+use crate::invoke::Outcome;
+use crate::output::{or_dash, table};
+use crate::ports::Alarm;
+use crate::preflight::{Check, Status};
+use crate::status::{DrillOutcome, NodeStatus, age};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn preflight(node: &str, checks: &[Check]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            let status = match c.status {
+                Status::Pass => "pass",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            vec![status.to_string(), c.id.to_string(), c.detail.clone()]
+        })
+        .collect();
+    let mut out = format!("preflight of {node}\n\n{}", table(&["result", "check", "detail"], &rows));
+    let fixes: Vec<&Check> = checks.iter().filter(|c| c.status != Status::Pass && c.fix.is_some()).collect();
+    if !fixes.is_empty() {
+        out.push_str("\nfixes:\n");
+        for c in fixes {
+            out.push_str(&format!("  {:<18} {}\n", c.id, c.fix.as_deref().unwrap_or_default()));
+        }
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    let warned = checks.iter().filter(|c| c.status == Status::Warn).count();
+    out.push_str(&match failed {
+        0 => format!("\n{node} is ready for a relaunch ({} checks, {warned} warnings)\n", checks.len()),
+        n => format!("\n{n} of {} checks failed: {node} is NOT ready for a relaunch\n", checks.len()),
+    });
+    out
+}
+
+pub fn status(stack: &str, nodes: &[NodeStatus], alarms: &Result<Vec<Alarm>, String>) -> String {
+    let mut out = format!("{stack}\n\n");
+    for n in nodes {
+        let kept = |k: Option<bool>| k.map(|k| if k { "yes" } else { "NO" });
+        let backup = n.newest_backup.as_ref().map(|b| {
+            format!("{} ({}, {} ago)", b.name, b.image_id, b.age_seconds.map(age).unwrap_or_else(|| "?".into()))
+        });
+        let relaunch = n.last_relaunch.as_ref().map_or("never".to_string(), |r| {
+            format!(
+                "replaced {} at {}, state {} as of {}",
+                r.replaces,
+                or_dash(r.launched.as_ref().map(time)),
+                or_dash(r.state_source.as_ref()),
+                or_dash(r.state_as_of.as_ref())
+            )
+        });
+        let drill = n.last_drill.as_ref().map_or("never".to_string(), |d| {
+            let outcome = if d.outcome == DrillOutcome::Passed { "passed" } else { "FAILED" };
+            format!("{outcome} {} on {}", time(&d.at), d.image_id)
+        });
+        let rows = vec![
+            vec!["instance".into(), format!("{} ({})", or_dash(n.instance.as_ref()), or_dash(n.state.as_ref()))],
+            vec!["type".into(), format!("{} {}", or_dash(n.instance_type.as_ref()), or_dash(n.market))],
+            vec!["private IP".into(), or_dash(n.private_ip.as_ref())],
+            vec!["interface kept".into(), or_dash(kept(n.interface_kept))],
+            vec!["volumes kept".into(), or_dash(n.volumes_kept.map(|k| format!("{}/{}", k.kept, k.total)))],
+            vec!["newest backup".into(), backup.unwrap_or_else(|| "none".into())],
+            vec!["backups".into(), n.backups.to_string()],
+            vec!["last relaunch".into(), relaunch],
+            vec!["last drill".into(), drill],
+        ];
+        out.push_str(&format!(
+            "{}\n{}\n",
+            n.node,
+            table(&["", ""], &rows).lines().skip(2).collect::<Vec<_>>().join("\n")
+        ));
+        out.push('\n');
+    }
+    if nodes.is_empty() {
+        out.push_str("no node is tagged for lifeboat\n\n");
+    }
+    match alarms {
+        Ok(a) if a.is_empty() => out.push_str("alarms: none found in the stack\n"),
+        Ok(a) => {
+            let rows: Vec<Vec<String>> = a
+                .iter()
+                .map(|a| vec![a.name.clone(), a.state.clone(), a.since.as_ref().map(time).unwrap_or_default()])
+                .collect();
+            out.push_str(&table(&["alarm", "state", "since"], &rows));
+        }
+        Err(e) => out.push_str(&format!("alarms: {e}\n")),
+    }
+    out
+}
+
+pub fn invoked(o: &Outcome) -> String {
+    let mut out = format!("{} of {} ({})\n\n", o.action.what(), o.node, o.function);
+    if !o.timeline.is_empty() {
+        let rows: Vec<Vec<String>> = o
+            .timeline
+            .iter()
+            .map(|s| vec![format!("{:.1} s", s.at_seconds), s.step.clone(), s.detail.clone()])
+            .collect();
+        out.push_str(&table(&["at", "step", "detail"], &rows));
+        out.push('\n');
+    }
+    if let Some(state) = &o.state {
+        out.push_str(&format!("state: {state}\n"));
+    }
+    out.push_str(&format!("{}: {}\n", if o.passed { "passed" } else { "FAILED" }, o.headline));
+    out
+}
+
+pub fn recovered(r: &Recovered) -> String {
+    let rows: Vec<Vec<String>> = r
+        .milestones
+        .iter()
+        .map(|m| vec![format!("{:.0} s", m.at_seconds), m.step.to_string(), m.detail.clone()])
+        .collect();
+    format!(
+        "interruption of {} ({})\n\n{}\n{} came back as {} in {:.0} s from the warning to a healthy control plane\n\
+         state: {} as of {}\n",
+        r.node,
+        r.old,
+        table(&["at", "step", "detail"], &rows),
+        r.node,
+        r.replacement,
+        r.seconds_to_healthy,
+        or_dash(r.state_source.as_ref()),
+        or_dash(r.state_as_of.as_ref()),
+    )
+}
