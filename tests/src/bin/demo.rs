@@ -1,8 +1,8 @@
 //! `make demo`: the emulator, a tagged spot node "k8s-master", and lifeboat's
 //! real binaries run against it, told as a person reads it.
 
-use lifeboat_tests::runtime::invoke;
-use lifeboat_tests::{Emulator, fixture};
+use lifeboat_tests::runtime::{self, invoke};
+use lifeboat_tests::{Emulator, fixture, stack};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -120,4 +120,17 @@ async fn main() {
         text(&report["old"]["private_ip"]),
     );
     timeline(&report);
+
+    println!("\n== lifeboat status (the CLI, reading the stack's outputs and AWS's tags)");
+    stack::deploy(&emu, &stack::outputs(&emu));
+    let status = std::process::Command::new(runtime::binary("lifeboat"))
+        .arg("status")
+        .env_clear()
+        .envs(emu.env())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&status.stdout).lines() {
+        println!("  {line}");
+    }
 }
