@@ -71,7 +71,9 @@ fn events(emu: &Emulator) -> Vec<(String, String, f64)> {
     log.as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["resource"].as_str().unwrap().into(), e["event"].as_str().unwrap().into(), e["at"].as_f64().unwrap()))
+        .map(|e| {
+            (e["resource"].as_str().unwrap().into(), e["event"].as_str().unwrap().into(), e["at"].as_f64().unwrap())
+        })
         .collect()
 }
 
@@ -100,12 +102,22 @@ async fn relaunch_once(lags: &mut BTreeMap<&'static str, Vec<f64>>, per_operatio
     assert_eq!(report["state"]["source"], "old-volumes", "{report}");
     let log = events(&emu);
     let step = |name: &str| {
-        report["timeline"].as_array().unwrap().iter().filter(|s| s["step"] == name).last().and_then(|s| s["at_ms"].as_f64())
+        report["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"] == name)
+            .last()
+            .and_then(|s| s["at_ms"].as_f64())
     };
     let replacement = report["replacement"]["id"].as_str().unwrap().to_string();
-    let task = log.iter().find(|(r, e, _)| r.starts_with("replacevol-") && e == "task-succeeded").map(|(r, ..)| r.clone());
+    let task =
+        log.iter().find(|(r, e, _)| r.starts_with("replacevol-") && e == "task-succeeded").map(|(r, ..)| r.clone());
     let command = report["command"]["command_id"].as_str().unwrap_or_default().to_string();
-    let released = [&node.root_volume, &node.data_volume].iter().filter_map(|v| last(&log, v, "volume-available")).fold(0.0, f64::max);
+    let released = [&node.root_volume, &node.data_volume]
+        .iter()
+        .filter_map(|v| last(&log, v, "volume-available"))
+        .fold(0.0, f64::max);
     let waits: [(&'static str, &str, Option<f64>); 6] = [
         ("the old instance terminated", "old-terminated", last(&log, &node.instance, "terminated")),
         ("its volumes released", "old-volumes", Some(released).filter(|r| *r > 0.0)),
@@ -134,7 +146,9 @@ async fn relaunches() {
     for _ in 0..RUNS {
         relaunch_once(&mut lags, &mut per_operation).await;
     }
-    println!("\n| wait ({RUNS} relaunches on the old disks) | lifeboat noticed it after AWS reached it: median | max |");
+    println!(
+        "\n| wait ({RUNS} relaunches on the old disks) | lifeboat noticed it after AWS reached it: median | max |"
+    );
     println!("| --- | ---: | ---: |");
     for (wait, mut seconds) in lags {
         seconds.sort_by(f64::total_cmp);
