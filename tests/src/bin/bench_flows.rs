@@ -78,7 +78,7 @@ fn events(emu: &Emulator) -> Vec<(String, String, f64)> {
 }
 
 fn last(events: &[(String, String, f64)], resource: &str, event: &str) -> Option<f64> {
-    events.iter().filter(|(r, e, _)| r == resource && e == event).map(|(_, _, at)| *at).last()
+    events.iter().rev().find(|(r, e, _)| r == resource && e == event).map(|(_, _, at)| *at)
 }
 
 /// One relaunch on the old disks with AWS's delays shortened (EC2 reclaims
@@ -106,8 +106,8 @@ async fn relaunch_once(lags: &mut BTreeMap<&'static str, Vec<f64>>, per_operatio
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| s["step"] == name)
-            .last()
+            .rev()
+            .find(|s| s["step"] == name)
             .and_then(|s| s["at_ms"].as_f64())
     };
     let replacement = report["replacement"]["id"].as_str().unwrap().to_string();
