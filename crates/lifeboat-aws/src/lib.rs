@@ -73,7 +73,7 @@ pub fn kind_of(code: &str) -> ErrorKind {
 
 /// Turns an SDK error into the core's [`CloudError`]: the AWS error code and
 /// its kind when the service answered, the whole error chain otherwise.
-pub(crate) fn cloud_error<E, R>(operation: &str, err: aws_sdk_ec2::error::SdkError<E, R>) -> CloudError
+pub fn cloud_error<E, R>(operation: &str, err: aws_sdk_ec2::error::SdkError<E, R>) -> CloudError
 where
     E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -98,7 +98,7 @@ pub(crate) fn no_answer(operation: &str, message: &str) -> CloudError {
 }
 
 /// The SDK's timestamps as chrono's.
-pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+pub fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 

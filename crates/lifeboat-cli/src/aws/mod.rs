@@ -10,7 +10,6 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use lifeboat_aws::{AwsEc2, AwsSsm, Documents};
-use lifeboat_core::model::{CloudError, ErrorKind};
 use std::time::Duration;
 
 /// One client per service, from one SDK configuration.
@@ -69,28 +68,6 @@ pub async fn sdk_config(region: Option<String>) -> SdkConfig {
     loader.load().await
 }
 
-/// An SDK error as the core's [`CloudError`], its kind from the AWS code
-/// (the same table as the functions'). Every SDK shares the error type.
-pub(crate) fn cloud_error<E, R>(operation: &str, err: aws_sdk_ec2::error::SdkError<E, R>) -> CloudError
-where
-    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(service) => {
-            let kind = service.code().map(lifeboat_aws::kind_of).unwrap_or(ErrorKind::Other);
-            CloudError::new(operation, kind, service.code(), service.message().unwrap_or_default())
-        }
-        None => CloudError::new(
-            operation,
-            ErrorKind::Other,
-            None,
-            aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
-        ),
-    }
-}
-
-/// The SDK's timestamps as chrono's.
-pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
+// The functions' translation of SDK errors (kinds from AWS codes) and
+// times: every SDK shares the error type.
+pub(crate) use lifeboat_aws::{cloud_error, to_chrono};
