@@ -85,6 +85,51 @@ async fn a_warning_relaunches_the_node_once_on_its_own_disks_and_ip() {
 }
 
 #[tokio::test]
+async fn a_refused_swap_of_the_old_root_takes_the_final_images_root() {
+    let emu = Emulator::new();
+    let node = backed_up_node(&emu).await;
+    // The final image is still pending at the launch (the replacement boots
+    // the backup) and available soon after; EC2 refuses the old root.
+    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 20}));
+    emu.control(
+        "POST",
+        "/lifeboat/faults",
+        &json!({"operation": "CreateReplaceRootVolumeTask", "code": "InvalidParameterValue", "status": 400,
+                "count": 1, "body_contains": "VolumeId="}),
+    );
+    emu.command_results(&[REPAIRED]);
+    let run = handle_interruption(&emu, &node.instance, vec![warning(&node.instance)]);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["outcome"], "relaunched", "{report}");
+    let ec2 = emu.ec2().await;
+    let final_name = format!("k8s-master-final-{}", node.instance);
+    let images = ec2.describe_images().owners("self").send().await.unwrap();
+    let final_image = images.images().iter().find(|i| i.name() == Some(final_name.as_str())).unwrap();
+    let final_id = final_image.image_id().unwrap();
+    assert_eq!(report["state"]["source"], "final-image", "{report}");
+    assert_eq!(report["state"]["image_id"], final_id);
+    assert!(report["state"]["fallback"].as_str().unwrap().contains("refused"), "{report}");
+
+    let new = emu.replacements(&node.instance).await;
+    assert_eq!(new.len(), 1);
+    let new_id = new[0].instance_id().unwrap();
+    let tags = lifeboat_tests::tag_pairs(new[0].tags());
+    assert!(tags.contains(&("lifeboat:state-source".into(), "final-image".into())), "{tags:?}");
+    assert!(!tags.contains(&("lifeboat:restored-from".into(), final_id.into())), "booted the backup: {tags:?}");
+    // The final image's root, restored by EC2, replaced the backup's.
+    let tasks = ec2.describe_replace_root_volume_tasks().send().await.unwrap();
+    let task = tasks.replace_root_volume_tasks().iter().find(|t| t.instance_id() == Some(new_id)).unwrap();
+    assert_eq!(task.image_id(), Some(final_id));
+    assert_eq!(task.task_state().map(|s| s.as_str()), Some("succeeded"));
+    let root = emu.volume_at(new_id, new[0].root_device_name().unwrap()).await.unwrap();
+    assert_ne!(root, node.root_volume);
+    assert_eq!(emu.volume_at(new_id, "/dev/sdf").await.as_deref(), Some(node.data_volume.as_str()));
+    let old_root = emu.volume(&node.root_volume).await.expect("the old root is kept: the only copy");
+    assert_eq!(old_root.state().map(|s| s.as_str()), Some("available"));
+    assert_eq!(emu.calls("CreateReplaceRootVolumeTask"), 2, "the refused one, then the final image's");
+}
+
+#[tokio::test]
 async fn without_preparation_the_replacement_comes_back_from_the_final_image_and_says_so() {
     let emu = Emulator::new();
     let subnet = emu.subnet().await;

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
     InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceType, MarketType, ResourceType,
 };
 use lifeboat_core::model::{CloudError, Instance, NetworkInterface, RootTask, RootTaskState};
-use lifeboat_core::ports::{DeviceOverride, LaunchRequest, Launching, Market, Network, VolumeRequest};
+use lifeboat_core::ports::{DeviceOverride, LaunchRequest, Launching, Market, Network, RootSource, VolumeRequest};
 
 /// A device of the image as the launch wants it: left out (NoDevice), or
 /// with the DeleteOnTermination it means (the image's would apply otherwise).
@@ -123,14 +123,15 @@ impl Launching for AwsEc2 {
     async fn replace_root_volume(
         &self,
         instance_id: &str,
-        volume_id: &str,
+        source: &RootSource,
         client_token: &str,
     ) -> Result<String, CloudError> {
-        let out = self
-            .client
-            .create_replace_root_volume_task()
-            .instance_id(instance_id)
-            .volume_id(volume_id)
+        let request = self.client.create_replace_root_volume_task().instance_id(instance_id);
+        let request = match source {
+            RootSource::Volume(id) => request.volume_id(id),
+            RootSource::Image(id) => request.image_id(id),
+        };
+        let out = request
             .delete_replaced_root_volume(true)
             .client_token(client_token)
             .send()

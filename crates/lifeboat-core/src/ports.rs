@@ -86,6 +86,24 @@ pub struct VolumeRequest {
     pub tags: Tags,
 }
 
+/// What a root-volume replacement task swaps in: a given volume (a node's
+/// own old root, a drill's volume made from a snapshot) or a new volume
+/// EC2 restores from an image of the same instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    Volume(String),
+    Image(String),
+}
+
+impl RootSource {
+    /// The volume or image id.
+    pub fn id(&self) -> &str {
+        match self {
+            RootSource::Volume(id) | RootSource::Image(id) => id,
+        }
+    }
+}
+
 /// What every function reads: instances, images, volumes.
 pub trait Describe: Send + Sync {
     /// Every instance (any state) that carries the tag key `tag_key`.
@@ -205,12 +223,13 @@ pub trait Launching: Send + Sync {
     /// CreateVolume from a snapshot; returns the volume id.
     fn create_volume(&self, request: &VolumeRequest) -> impl Future<Output = Result<String, CloudError>> + Send;
 
-    /// CreateReplaceRootVolumeTask with this volume, the replaced root
-    /// deleted by the task. Returns the task id.
+    /// CreateReplaceRootVolumeTask from this source, the replaced root
+    /// deleted by the task. Idempotent by `client_token`: the same token
+    /// answers the task it started. Returns the task id.
     fn replace_root_volume(
         &self,
         instance_id: &str,
-        volume_id: &str,
+        source: &RootSource,
         client_token: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 

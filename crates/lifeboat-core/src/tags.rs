@@ -38,6 +38,9 @@ pub const STATE_SOURCE: &str = "lifeboat:state-source";
 pub const STATE_AS_OF: &str = "lifeboat:state-as-of";
 /// On a replacement that swaps in the old root: that volume.
 pub const ROOT_VOLUME: &str = "lifeboat:root-volume";
+/// On a replacement whose old root could not be swapped in: the final
+/// image whose root replaces the one it booted.
+pub const ROOT_IMAGE: &str = "lifeboat:root-image";
 /// On a restore drill's clone and everything made for it: the node it is a
 /// drill of. Never the node tag, so a clone is never backed up, pruned as a
 /// node or taken for a replacement.
@@ -78,5 +81,5 @@ pub fn volume(node_tag: &str, node: &str, instance_id: &str, device: &str, root:
 /// Whether a tag was written by lifeboat for one generation of a node (and
 /// so must not be copied onto the next one).
 pub fn is_generation_marker(key: &str) -> bool {
-    matches!(key, REPLACES | RESTORED_FROM | STATE_SOURCE | STATE_AS_OF | ROOT_VOLUME)
+    matches!(key, REPLACES | RESTORED_FROM | STATE_SOURCE | STATE_AS_OF | ROOT_VOLUME | ROOT_IMAGE)
 }

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use lifeboat_core::config::Config;
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{ImageState, Instance, Volume, VolumeState};
+use lifeboat_core::model::{ImageState, Instance, RootTaskState, Volume, VolumeState};
 use lifeboat_core::ports::Market;
 use lifeboat_core::relaunch::{Outcome, Source};
 use std::time::Duration;
@@ -162,6 +162,94 @@ async fn a_root_swap_that_fails_keeps_the_image_root_and_says_so() {
         cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available),
         "kept: the only copy"
     );
+}
+
+/// The final image of `old`, once made.
+fn final_image_of(cloud: &MemoryCloud, old: &str) -> lifeboat_core::model::Image {
+    cloud.images().into_iter().find(|i| i.name.ends_with(&format!("final-{old}"))).unwrap()
+}
+
+/// Makes the images pending so far available after `after`.
+async fn images_available_after(cloud: &MemoryCloud, after: Duration) {
+    tokio::time::sleep(after).await;
+    cloud.finish_images();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_root_swap_that_fails_takes_the_final_images_root_when_it_is_available() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    // Terminated a while after the warning: the final image is started.
+    cloud.terminate_in(&old, Duration::from_secs(60));
+    cloud.fail_next_root_tasks(1); // the old root's swap
+    // The final image becomes available after the launch, before the swap fails.
+    let handler = async { run(&cloud, &Config::default(), &warning(&old)).await };
+    let (report, ()) = tokio::join!(handler, images_available_after(&cloud, Duration::from_secs(100)));
+    let report = report.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let final_image = final_image_of(&cloud, &old);
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::FinalImage, "{state:?}");
+    assert_eq!(state.image_id.as_deref(), Some(final_image.id.as_str()));
+    assert_eq!(state.as_of, final_image.creation_date);
+    assert!(state.fallback.unwrap().contains("ended Failed"));
+    let new = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
+    let scheduled = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "scheduled").unwrap();
+    assert_eq!(new.tags["lifeboat:restored-from"], scheduled.id, "booted the backup");
+    assert_eq!(new.tags["lifeboat:state-source"], "final-image", "a retry reads the truth");
+    assert_eq!(new.tags["lifeboat:root-image"], final_image.id);
+    let tasks = cloud.root_tasks_of(&new.id);
+    let states: Vec<_> = tasks.iter().map(|t| t.state).collect();
+    assert_eq!(states, [RootTaskState::Failed, RootTaskState::Succeeded]);
+    let new_root = volume_at(&cloud, &new, "/dev/xvda");
+    assert_ne!(new_root.id, root.id);
+    assert_eq!(volume_at(&cloud, &new, "/dev/sdf").id, data.id, "the data volumes stay the old ones");
+    assert!(
+        cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available),
+        "the old root is kept: the only copy"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_during_the_final_images_swap_resumes_the_same_task() {
+    let cloud = MemoryCloud::new();
+    let (old, _, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(60));
+    cloud.fail_next_root_tasks(1);
+    // Out of time while the final image's root is being swapped in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(155);
+    let handler = async { run_until(&cloud, &Config::default(), &warning(&old), Some(deadline)).await };
+    let (report, ()) = tokio::join!(handler, images_available_after(&cloud, Duration::from_secs(100)));
+    let report = failed(report);
+    let started = steps(&report).iter().filter(|s| **s == "root-swap-started").count();
+    assert!(started == 2 && !steps(&report).contains(&"prepared"), "{:#?}", report.timeline);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Resumed);
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::FinalImage, "{state:?}");
+    assert_eq!(state.image_id, Some(final_image_of(&cloud, &old).id));
+    let new = replacements(&cloud, &old);
+    assert_eq!(new.len(), 1);
+    let states: Vec<_> = cloud.root_tasks_of(&new[0].id).iter().map(|t| t.state).collect();
+    assert_eq!(states, [RootTaskState::Failed, RootTaskState::Succeeded], "the same task, not a third");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_root_swap_that_fails_on_a_replacement_booted_from_the_final_image_keeps_it() {
+    let cloud = MemoryCloud::new();
+    let (old, _, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(60));
+    cloud.fail_next_root_tasks(1);
+    // Available before the launch: the replacement boots it.
+    let handler = async { run(&cloud, &Config::default(), &warning(&old)).await };
+    let (report, ()) = tokio::join!(handler, images_available_after(&cloud, Duration::from_secs(10)));
+    let state = report.unwrap().state.unwrap();
+    let final_image = final_image_of(&cloud, &old);
+    assert_eq!(state.source, Source::FinalImage, "{state:?}");
+    assert_eq!(state.image_id, Some(final_image.id.clone()));
+    let new = replacements(&cloud, &old).remove(0);
+    assert_eq!(new.tags["lifeboat:restored-from"], final_image.id);
+    assert_eq!(cloud.root_tasks_of(&new.id).len(), 1, "its own root is already the final image's");
 }
 
 #[tokio::test(start_paused = true)]

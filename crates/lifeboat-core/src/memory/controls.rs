@@ -170,7 +170,12 @@ impl MemoryCloud {
 
     /// Root-volume replacement tasks end `failed`, the original root kept.
     pub fn fail_root_tasks(&self) {
-        self.lock().root_tasks_fail = true;
+        self.fail_next_root_tasks(usize::MAX);
+    }
+
+    /// The next `count` root-volume replacement tasks end `failed`.
+    pub fn fail_next_root_tasks(&self, count: usize) {
+        self.lock().root_tasks_failing = count;
     }
 
     /// Commands run this long (past their executionTimeout, they time out).

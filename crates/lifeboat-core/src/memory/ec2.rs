@@ -7,7 +7,7 @@ use crate::model::{
 };
 use crate::ports::{
     DeleteVolume, Describe, ImageSpec, Imaging, LaunchRequest, Launching, Market, Network, Preparing, Pruning,
-    VolumeRequest,
+    RootSource, VolumeRequest,
 };
 
 fn not_found(operation: &str, code: &str, id: &str) -> CloudError {
@@ -420,11 +420,19 @@ impl Launching for MemoryCloud {
     async fn replace_root_volume(
         &self,
         instance_id: &str,
-        volume_id: &str,
-        _client_token: &str,
+        source: &RootSource,
+        client_token: &str,
     ) -> Result<String, CloudError> {
         let mut s = self.call("CreateReplaceRootVolumeTask")?;
         let op = "CreateReplaceRootVolumeTask";
+        // The same token answers the task it started; with other arguments
+        // it is refused (API_CreateReplaceRootVolumeTask.html, ClientToken).
+        if let Some(known) = s.tasks.iter().find(|t| t.token == client_token) {
+            if known.task.instance_id != instance_id || &known.source != source {
+                return Err(error(op, ErrorKind::Other, "IdempotentParameterMismatch", client_token));
+            }
+            return Ok(known.task.id.clone());
+        }
         let instance =
             s.described(instance_id).ok_or_else(|| not_found(op, "InvalidInstanceID.NotFound", instance_id))?;
         if instance.state != InstanceState::Running {
@@ -438,18 +446,29 @@ impl Launching for MemoryCloud {
         if s.tasks.iter().any(|t| t.task.instance_id == instance_id && !t.task.state.is_done()) {
             return Err(error(op, ErrorKind::Other, "IncorrectState", "a replacement task is in progress"));
         }
-        let volume = s.volumes.get(volume_id).ok_or_else(|| not_found(op, "InvalidVolume.NotFound", volume_id))?;
         let current = instance.root_volume().and_then(|r| s.volumes.get(&r.volume_id));
-        let refuse =
-            |why: &str| Err(error(op, ErrorKind::Other, "InvalidParameterValue", format!("{volume_id}: {why}")));
-        if volume.state != VolumeState::Available || volume.attached_to.is_some() {
-            return refuse("not available");
-        }
-        if Some(volume.availability_zone.as_str()) != instance.availability_zone.as_deref().or(Some(ZONE)) {
-            return refuse("another Availability Zone");
-        }
-        if current.is_some_and(|c| c.encrypted) && !volume.encrypted {
-            return refuse("the original root is encrypted");
+        match source {
+            RootSource::Volume(volume_id) => {
+                let volume =
+                    s.volumes.get(volume_id).ok_or_else(|| not_found(op, "InvalidVolume.NotFound", volume_id))?;
+                let refuse = |why: &str| {
+                    Err(error(op, ErrorKind::Other, "InvalidParameterValue", format!("{volume_id}: {why}")))
+                };
+                if volume.state != VolumeState::Available || volume.attached_to.is_some() {
+                    return refuse("not available");
+                }
+                if Some(volume.availability_zone.as_str()) != instance.availability_zone.as_deref().or(Some(ZONE)) {
+                    return refuse("another Availability Zone");
+                }
+                if current.is_some_and(|c| c.encrypted) && !volume.encrypted {
+                    return refuse("the original root is encrypted");
+                }
+            }
+            RootSource::Image(image_id) => {
+                if !s.images.contains_key(image_id) {
+                    return Err(not_found(op, "InvalidAMIID.NotFound", image_id));
+                }
+            }
         }
         let id = s.id("replacevol");
         let task = RootTask {
@@ -458,7 +477,7 @@ impl Launching for MemoryCloud {
             state: RootTaskState::Pending,
             start_time: stamp(),
         };
-        s.tasks.push(Task { task, volume_id: volume_id.into() });
+        s.tasks.push(Task { task, source: source.clone(), token: client_token.into() });
         // The instance reboots during the task: its agent is not online.
         if let Some(machine) = s.instances.get_mut(instance_id) {
             machine.online_at = None;

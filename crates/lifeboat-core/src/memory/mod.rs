@@ -22,7 +22,7 @@ use crate::model::{
     Attachment, CloudError, ErrorKind, Image, Instance, InstanceState, NetworkInterface, RootTask, Snapshot, Tags,
     Volume, VolumeState,
 };
-use crate::ports::{CommandState, Market, Script};
+use crate::ports::{CommandState, Market, RootSource, Script};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -81,9 +81,9 @@ struct State {
     due: Vec<(Instant, Due)>,
     /// Instances launched from now on never register with SSM.
     agents_offline: bool,
-    /// Root-volume replacement tasks end `failed` (say, a KMS key the role
-    /// cannot use).
-    root_tasks_fail: bool,
+    /// This many of the next root-volume replacement tasks end `failed`
+    /// (say, a KMS key the role cannot use).
+    root_tasks_failing: usize,
     encrypt_new_volumes: bool,
     /// DeregisterImage leaves the snapshots behind even when asked to delete
     /// them (as AWS does when the caller may not DeleteSnapshot).
@@ -120,7 +120,8 @@ struct Nic {
 #[derive(Debug)]
 struct Task {
     task: RootTask,
-    volume_id: String,
+    source: RootSource,
+    token: String,
 }
 
 #[derive(Debug)]
@@ -353,9 +354,25 @@ impl State {
     fn finish_task(&mut self, task_id: &str, at: Instant) {
         let Some(index) = self.tasks.iter().position(|t| t.task.id == task_id) else { return };
         let instance_id = self.tasks[index].task.instance_id.clone();
-        let new_root = self.tasks[index].volume_id.clone();
-        let fail =
-            self.root_tasks_fail || !self.volumes.get(&new_root).is_some_and(|v| v.state == VolumeState::Available);
+        let new_root = match self.tasks[index].source.clone() {
+            RootSource::Volume(id) => Some(id),
+            // EC2 restores a new volume from the image's root snapshot.
+            RootSource::Image(image_id) => {
+                self.images.get(&image_id).and_then(Image::root).map(|r| r.size_gib.unwrap_or(8)).map(|size| {
+                    let zone = self.instances.get(&instance_id).and_then(|m| m.instance.availability_zone.clone());
+                    let id = self.new_volume(size, Tags::new(), None);
+                    let volume = self.volumes.get_mut(&id).unwrap();
+                    volume.state = VolumeState::Available;
+                    volume.availability_zone = zone.unwrap_or(ZONE.into());
+                    id
+                })
+            }
+        };
+        let usable =
+            new_root.as_ref().is_some_and(|id| self.volumes.get(id).is_some_and(|v| v.state == VolumeState::Available));
+        let fail = self.root_tasks_failing > 0 || !usable;
+        self.root_tasks_failing = self.root_tasks_failing.saturating_sub(1);
+        let new_root = new_root.unwrap_or_default();
         let agents_offline = self.agents_offline;
         let Some(machine) = self.instances.get_mut(&instance_id) else { return };
         // The instance rebooted either way; its agent registers again.

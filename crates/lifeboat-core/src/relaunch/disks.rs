@@ -5,12 +5,12 @@
 //! after a crash between any two calls does each thing once.
 
 use super::failure::Failure;
-use super::report::Source;
+use super::report::{Source, StateReport};
 use super::wait::wait_for;
 use super::{Dead, Flow, RelaunchCloud};
-use crate::model::{Instance, InstanceState, RootTask, RootTaskState, VolumeState};
+use crate::model::{ErrorKind, Instance, InstanceState, RootTask, RootTaskState, VolumeState};
 use crate::node::NodeName;
-use crate::ports::Ssm;
+use crate::ports::{RootSource, Ssm};
 use crate::{prepare, tags};
 
 impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
@@ -32,14 +32,27 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     }
 
     /// The old disks (when the state chosen is theirs), then the
-    /// preparation of the replacement.
+    /// preparation of the replacement. When the old root cannot be swapped
+    /// in, the final image's root is the next best state, then the backup
+    /// the replacement booted.
     pub(super) async fn restore_disks(&mut self, dead: &Dead, replacement: Instance) -> Result<(), Failure> {
-        let source = replacement.tags.get(tags::STATE_SOURCE).and_then(|s| Source::parse(s));
-        if let (Some(Source::OldVolumes), Some(root)) = (source, replacement.tags.get(tags::ROOT_VOLUME).cloned()) {
-            self.attach_data_volumes(dead, &replacement).await?;
-            if let Err(reason) = self.swap_root(&replacement, &root).await? {
-                self.fall_back_to_image(&replacement, reason).await?;
+        let recorded = |key: &str| replacement.tags.get(key).cloned();
+        let source = recorded(tags::STATE_SOURCE).and_then(|s| Source::parse(&s));
+        match (source, recorded(tags::ROOT_VOLUME), recorded(tags::ROOT_IMAGE)) {
+            (Some(Source::OldVolumes), Some(root), _) => {
+                self.attach_data_volumes(dead, &replacement).await?;
+                if let Err(reason) = self.swap_root(&replacement, &RootSource::Volume(root)).await? {
+                    self.step("root-not-swapped", reason.clone());
+                    self.swap_final_root(dead, &replacement, reason).await?;
+                }
             }
+            // A retry after the final image's root was chosen.
+            (Some(Source::FinalImage), _, Some(image)) => {
+                if let Err(reason) = self.swap_root(&replacement, &RootSource::Image(image)).await? {
+                    self.fall_back_to_image(dead, &replacement, reason).await?;
+                }
+            }
+            _ => {}
         }
         let node = dead.node.clone();
         self.prepare_replacement(&replacement.id, &node).await
@@ -71,35 +84,68 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         Ok(())
     }
 
-    /// Swaps the preserved root in: `Ok(Err(reason))` when it cannot be (the
-    /// replacement then keeps the image's root).
-    async fn swap_root(&mut self, replacement: &Instance, root: &str) -> Result<Result<(), String>, Failure> {
-        if replacement.root_volume().is_some_and(|v| v.volume_id == root) {
-            self.step("root-swapped", format!("{root} is the root of {} already", replacement.id));
-            return Ok(Ok(()));
-        }
-        let tasks = self.ec2.root_tasks(&replacement.id).await?;
-        let task = match tasks.into_iter().max_by_key(|t| t.start_time) {
-            Some(task) if !task.state.is_done() || task.state == RootTaskState::Succeeded => task.id,
-            Some(task) => return Ok(Err(format!("root-volume replacement task {} is {:?}", task.id, task.state))),
-            None => {
-                if let Err(reason) = self.can_swap(replacement, root).await? {
-                    return Ok(Err(reason));
-                }
-                let token = format!("root-{}", replacement.id);
-                let task = self.ec2.replace_root_volume(&replacement.id, root, &token).await?;
-                self.step("root-swap-started", format!("task {task}: {root} replaces the image's root"));
-                task
+    /// Swaps a root in: `Ok(Err(reason))` when it cannot be (the
+    /// replacement then keeps the root it has). The token makes a retry get
+    /// the task it started instead of starting another.
+    async fn swap_root(&mut self, replacement: &Instance, root: &RootSource) -> Result<Result<(), String>, Failure> {
+        if let RootSource::Volume(volume) = root {
+            if replacement.root_volume().is_some_and(|v| &v.volume_id == volume) {
+                self.step("root-swapped", format!("{volume} is the root of {} already", replacement.id));
+                return Ok(Ok(()));
             }
+            if let Err(reason) = self.can_swap(replacement, volume).await? {
+                return Ok(Err(reason));
+            }
+        }
+        let token = format!("root-{}-{}", replacement.id, root.id());
+        let task = match self.ec2.replace_root_volume(&replacement.id, root, &token).await {
+            Ok(task) => task,
+            Err(e) if e.is(ErrorKind::Other) => return Ok(Err(format!("EC2 refused the swap: {e}"))),
+            Err(e) => return Err(e.into()),
         };
+        self.step("root-swap-started", format!("task {task}: {} replaces the image's root", root.id()));
         let done = self.wait_root_task(&replacement.id, &task).await?;
         Ok(match done.state {
             RootTaskState::Succeeded => {
-                self.step("root-swapped", format!("{root} is the root of {} (task {task})", replacement.id));
+                self.step("root-swapped", format!("{} is the root of {} (task {task})", root.id(), replacement.id));
                 Ok(())
             }
             state => Err(format!("root-volume replacement task {task} ended {state:?}")),
         })
+    }
+
+    /// The old root could not be swapped in: the root of the image made at
+    /// the interruption, if it is (or becomes in time) available, replaces
+    /// the backup's. Recorded on the replacement first, so a retry goes on
+    /// with the same choice.
+    async fn swap_final_root(&mut self, dead: &Dead, replacement: &Instance, reason: String) -> Result<(), Failure> {
+        let image = match self.final_image(dead, None).await {
+            Ok(image) if replacement.tags.get(tags::RESTORED_FROM) != Some(&image.id) => image,
+            // It booted the final image already (available at the launch).
+            Ok(_) => return self.fall_back_to_image(dead, replacement, reason).await,
+            Err(why) => return self.fall_back_to_image(dead, replacement, format!("{reason}; {why}")).await,
+        };
+        let mut recorded = crate::model::Tags::from([
+            (tags::STATE_SOURCE.to_string(), Source::FinalImage.as_str().to_string()),
+            (tags::ROOT_IMAGE.to_string(), image.id.clone()),
+        ]);
+        if let Some(as_of) = image.creation_date {
+            recorded.insert(tags::STATE_AS_OF.to_string(), as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+        self.ec2.tag(std::slice::from_ref(&replacement.id), &recorded).await?;
+        match self.swap_root(replacement, &RootSource::Image(image.id.clone())).await? {
+            Ok(()) => {
+                self.report.state = Some(StateReport {
+                    source: Source::FinalImage,
+                    image_id: Some(image.id),
+                    volumes: Vec::new(),
+                    as_of: image.creation_date,
+                    fallback: Some(reason),
+                });
+                Ok(())
+            }
+            Err(why) => self.fall_back_to_image(dead, replacement, format!("{reason}; {why}")).await,
+        }
     }
 
     /// What CreateReplaceRootVolumeTask requires of the volume that EC2
@@ -125,18 +171,26 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         .await
     }
 
-    /// The old root could not be swapped in: the replacement keeps the
-    /// image's root, and says so (also to a later retry).
-    async fn fall_back_to_image(&mut self, replacement: &Instance, reason: String) -> Result<(), Failure> {
-        self.step("root-not-swapped", reason.clone());
-        let source = tags::STATE_SOURCE.to_string();
-        let backup = crate::model::Tags::from([(source, Source::Backup.as_str().to_string())]);
-        self.ec2.tag(std::slice::from_ref(&replacement.id), &backup).await?;
-        if let Some(state) = self.report.state.as_mut() {
-            state.source = Source::Backup;
-            state.fallback = Some(reason);
-            state.volumes.clear();
+    /// No better root could be swapped in: the replacement keeps the root
+    /// of the image it booted (the newest backup, or the final image if it
+    /// was available at the launch), and says so (also to a later retry).
+    async fn fall_back_to_image(&mut self, dead: &Dead, replacement: &Instance, reason: String) -> Result<(), Failure> {
+        self.step("image-root-kept", reason.clone());
+        let booted_id = replacement.tags.get(tags::RESTORED_FROM).cloned();
+        let images = self.ec2.own_images().await?;
+        let booted = images.iter().find(|i| Some(&i.id) == booted_id.as_ref());
+        let as_of = booted.and_then(|i| i.creation_date);
+        let source = match booted {
+            Some(image) if image.name == dead.final_image_name() => Source::FinalImage,
+            _ => Source::Backup,
+        };
+        let mut recorded = crate::model::Tags::from([(tags::STATE_SOURCE.to_string(), source.as_str().to_string())]);
+        if let Some(as_of) = as_of {
+            recorded.insert(tags::STATE_AS_OF.to_string(), as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         }
+        self.ec2.tag(std::slice::from_ref(&replacement.id), &recorded).await?;
+        self.report.state =
+            Some(StateReport { source, image_id: booted_id, volumes: Vec::new(), as_of, fallback: Some(reason) });
         Ok(())
     }
 

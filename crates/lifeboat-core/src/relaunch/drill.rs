@@ -19,7 +19,7 @@ use super::wait::{HEALTH_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, wait_for};
 use super::{Flow, RelaunchCloud, Source};
 use crate::model::{ErrorKind, Image, Instance, InstanceState, RootTaskState, Tags, VolumeState};
 use crate::node::NodeName;
-use crate::ports::{Network, Script, Ssm, VolumeRequest};
+use crate::ports::{Network, RootSource, Script, Ssm, VolumeRequest};
 use crate::spec::LaunchSpec;
 use crate::{tags, userdata};
 use std::net::Ipv4Addr;
@@ -230,7 +230,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             },
         )
         .await?;
-        let task = self.ec2.replace_root_volume(&clone.id, &volume, &format!("root-{}", clone.id)).await?;
+        let source = RootSource::Volume(volume.clone());
+        let task = self.ec2.replace_root_volume(&clone.id, &source, &format!("root-{}", clone.id)).await?;
         let done = self.wait_root_task(&clone.id, &task).await?;
         if done.state != RootTaskState::Succeeded {
             return Err(Failure::Drill(format!("root-volume replacement task {task} ended {:?}", done.state)));

@@ -137,6 +137,11 @@ impl Dead {
         owners.extend(self.instance.as_ref().and_then(|i| i.tags.get(tags::REPLACES)).cloned());
         owners
     }
+
+    /// The name of the image started at its interruption.
+    fn final_image_name(&self) -> String {
+        self.node.image(&format!("final-{}", self.id))
+    }
 }
 
 struct Flow<'a, E, S> {
@@ -339,8 +344,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     async fn final_backup(&mut self, dead: &Dead) {
         let Some(instance) = &dead.instance else { return };
         if self.config.final_backup && instance.state.can_be_imaged() {
-            let name = dead.node.image(&format!("final-{}", dead.id));
-            self.backup(instance, &dead.node, name, "final").await;
+            self.backup(instance, &dead.node, dead.final_image_name(), "final").await;
         }
     }
 

@@ -79,8 +79,11 @@ pub fn recorded_state(replacement: &Instance) -> Option<StateReport> {
     let source = Source::parse(replacement.tags.get(tags::STATE_SOURCE)?)?;
     Some(StateReport {
         source,
-        image_id: replacement.tags.get(tags::RESTORED_FROM).cloned(),
-        volumes: replacement.tags.get(tags::ROOT_VOLUME).cloned().into_iter().collect(),
+        image_id: replacement.tags.get(tags::ROOT_IMAGE).or(replacement.tags.get(tags::RESTORED_FROM)).cloned(),
+        volumes: match source {
+            Source::OldVolumes => replacement.tags.get(tags::ROOT_VOLUME).cloned().into_iter().collect(),
+            _ => Vec::new(),
+        },
         as_of: replacement
             .tags
             .get(tags::STATE_AS_OF)
@@ -146,9 +149,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         Ok(plan)
     }
 
-    /// The fallback: the final image if it becomes available within
-    /// `LIFEBOAT_FINAL_IMAGE_WAIT` of its creation (so retries do not wait
-    /// again), else the newest backup.
+    /// The fallback: the final image if it becomes available in time, else
+    /// the newest backup.
     async fn image_state(
         &mut self,
         dead: &Dead,
@@ -156,35 +158,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         newest: Image,
         reason: String,
     ) -> Result<StatePlan, Failure> {
-        let name = dead.node.image(&format!("final-{}", dead.id));
-        let backup = |fallback: String| StatePlan {
-            source: Source::Backup,
-            as_of: newest.creation_date,
-            image: newest.clone(),
-            disks: None,
-            fallback: Some(fallback),
-        };
-        let Some(final_image) = images.iter().find(|i| i.name == name) else {
-            return Ok(backup(format!("{reason}; no final image")));
-        };
-        let waited = match final_image.state {
-            ImageState::Available => Ok(final_image.clone()),
-            ImageState::Pending => {
-                let until = final_image.creation_date.unwrap_or(self.now) + self.config.final_image_wait;
-                let left = (until - self.wall_now()).to_std().unwrap_or_default();
-                let name = name.clone();
-                wait_for("the final image to be available", left, &self.timing, self.deadline, || async {
-                    Ok(self.ec2.image_named(&name).await?.filter(|i| i.state != ImageState::Pending))
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|i| {
-                    if i.state == ImageState::Available { Ok(i) } else { Err(format!("it is {:?}", i.state)) }
-                })
-            }
-            other => Err(format!("it is {other:?}")),
-        };
-        Ok(match waited {
+        let found = images.iter().find(|i| i.name == dead.final_image_name()).cloned();
+        Ok(match self.final_image(dead, found).await {
             Ok(image) => StatePlan {
                 source: Source::FinalImage,
                 as_of: image.creation_date,
@@ -192,8 +167,45 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 disks: None,
                 fallback: Some(reason),
             },
-            Err(why) => backup(format!("{reason}; final image {}: {why}", final_image.id)),
+            Err(why) => StatePlan {
+                source: Source::Backup,
+                as_of: newest.creation_date,
+                image: newest,
+                disks: None,
+                fallback: Some(format!("{reason}; {why}")),
+            },
         })
+    }
+
+    /// The image started at the interruption, once `available`: waited for
+    /// until `LIFEBOAT_FINAL_IMAGE_WAIT` after its creation (so retries do
+    /// not wait again). Otherwise why not. `found` is the image if already
+    /// described.
+    pub(super) async fn final_image(&mut self, dead: &Dead, found: Option<Image>) -> Result<Image, String> {
+        let name = dead.final_image_name();
+        let found = match found {
+            Some(image) => Some(image),
+            None => self.ec2.image_named(&name).await.map_err(|e| e.to_string())?,
+        };
+        let Some(final_image) = found else { return Err("no final image".into()) };
+        let why = |it: &str| format!("final image {}: {it}", final_image.id);
+        match final_image.state {
+            ImageState::Available => Ok(final_image),
+            ImageState::Pending => {
+                let until = final_image.creation_date.unwrap_or(self.now) + self.config.final_image_wait;
+                let left = (until - self.wall_now()).to_std().unwrap_or_default();
+                let waited = wait_for("the final image to be available", left, &self.timing, self.deadline, || async {
+                    Ok(self.ec2.image_named(&name).await?.filter(|i| i.state != ImageState::Pending))
+                })
+                .await
+                .map_err(|e| why(&e.to_string()))?;
+                match waited.state {
+                    ImageState::Available => Ok(waited),
+                    other => Err(why(&format!("it is {other:?}"))),
+                }
+            }
+            other => Err(why(&format!("it is {other:?}"))),
+        }
     }
 
     /// The volumes the dead instance left, waited for until released. A
