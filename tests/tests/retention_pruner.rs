@@ -208,3 +208,24 @@ async fn throttling_and_a_failed_deregistration_end_in_the_right_state_and_an_ho
     assert!(image_ids(&emu).await.is_disjoint(&old));
     assert!(emu.calls("DeregisterImage") > 6, "throttled calls were retried");
 }
+
+#[tokio::test]
+async fn a_disabled_image_is_kept_with_its_snapshot_and_never_taken_for_an_orphan() {
+    let emu = Emulator::new();
+    let instance = emu.launch(&emu.subnet().await, &[(NODE_TAG, "k8s-master")]).await;
+    for days in [1, 2, 3] {
+        image(&emu, &instance, &format!("k8s-master-{days}"), Some("k8s-master"), days, "available").await;
+    }
+    let (disabled, snapshot) = image(&emu, &instance, "k8s-master-30", Some("k8s-master"), 30, "available").await;
+    // DescribeImages leaves it out unless asked (IncludeDisabled).
+    emu.ec2().await.disable_image().image_id(&disabled).send().await.unwrap();
+    let run = invoke("retention-pruner", &emu.env(), &[event()], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    let node = &report["nodes"][0];
+    let kept = node["kept"].as_array().unwrap();
+    assert!(kept.iter().any(|k| k["image_id"] == disabled.as_str() && k["reason"] == "disabled"), "{report}");
+    assert_eq!(node["orphans_deleted"], json!([]), "{report}");
+    assert_eq!(node["failures"], json!([]), "{report}");
+    assert_eq!(emu.calls("DeleteSnapshot") + emu.calls("DeregisterImage"), 0, "nothing the policy names");
+    assert!(snapshot_ids(&emu).await.contains(&snapshot));
+}
