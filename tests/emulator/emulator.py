@@ -26,6 +26,7 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "ssm_online_seconds": 5,
                                      "ssm_command_seconds": 1,
                                      "terminated_visible_seconds": 3600,
+                                     "tag_filter_lag_seconds": 0,
                                      "ip_release_seconds": 5,
                                      "eni_release_seconds": 3,
                                      "shutdown_seconds": 1,

@@ -152,6 +152,40 @@ async fn a_client_token_stays_bound_to_its_launch_and_its_parameters() {
 }
 
 #[tokio::test]
+async fn tag_filters_can_lag_behind_a_launch_as_ec2_s_eventual_consistency_allows() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let ec2 = emu.ec2().await;
+    emu.control("POST", "/lifeboat/config", &json!({"tag_filter_lag_seconds": 600}));
+    let launched = ec2
+        .run_instances()
+        .image_id(BASE_AMI)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .client_token("lagging")
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(aws_sdk_ec2::types::Tag::builder().key("lifeboat:replaces").value("i-old").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let new = launched.instances()[0].instance_id().unwrap().to_string();
+    // Filtered by tag: not yet.
+    assert!(instances_where(&ec2, "tag:lifeboat:replaces", "i-old").await.is_empty());
+    assert!(instances_where(&ec2, "tag-key", "lifeboat:replaces").await.is_empty());
+    // By id or by its token: at once.
+    assert_eq!(instances_where(&ec2, "client-token", "lagging").await, std::slice::from_ref(&new));
+    let by_id = ec2.describe_instances().instance_ids(&new).send().await.unwrap();
+    assert_eq!(by_id.reservations().len(), 1);
+    emu.control("POST", "/lifeboat/config", &json!({"tag_filter_lag_seconds": 0}));
+    assert_eq!(instances_where(&ec2, "tag:lifeboat:replaces", "i-old").await, [new]);
+}
+
+#[tokio::test]
 async fn a_terminated_instance_loses_its_network_disks_and_profile_then_disappears() {
     let emu = Emulator::new();
     let (status, body) = emu.query("iam", "Action=CreateInstanceProfile&Version=2010-05-08&InstanceProfileName=node");

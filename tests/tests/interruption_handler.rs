@@ -129,25 +129,31 @@ async fn a_refused_swap_of_the_old_root_takes_the_final_images_root() {
     assert_eq!(emu.calls("CreateReplaceRootVolumeTask"), 2, "the refused one, then the final image's");
 }
 
+/// An image of `source` made by hand with the spec lifeboat records for a
+/// node at `ip` (nothing prepared); returns its id.
+async fn hand_made_backup(emu: &Emulator, ip: &str, subnet: &str, source: &str, name: &str) -> String {
+    let image = emu.ec2().await.create_image().instance_id(source).name(name).send().await.unwrap();
+    let image = image.image_id().unwrap().to_string();
+    let spec = [
+        ("lifeboat:node", "k8s-master"),
+        ("lifeboat:spec-instance-type", "t3.medium"),
+        ("lifeboat:spec-subnet", subnet),
+        ("lifeboat:spec-private-ip", ip),
+    ];
+    let tags: Vec<aws_sdk_ec2::types::Tag> =
+        spec.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build()).collect();
+    emu.ec2().await.create_tags().resources(&image).set_tags(Some(tags)).send().await.unwrap();
+    image
+}
+
 #[tokio::test]
 async fn without_preparation_the_replacement_comes_back_from_the_final_image_and_says_so() {
     let emu = Emulator::new();
     let subnet = emu.subnet().await;
     let old = emu.launch_node(&subnet, &[("lifeboat:node", "k8s-master")]).await;
-    // An image made by hand, with the spec lifeboat records, and nothing prepared.
     emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
-    let image = emu.ec2().await.create_image().instance_id(&old).name("k8s-master-by-hand").send().await.unwrap();
-    let image = image.image_id().unwrap().to_string();
-    let described = emu.instance(&old).await;
-    let spec = [
-        ("lifeboat:node", "k8s-master"),
-        ("lifeboat:spec-instance-type", "t3.medium"),
-        ("lifeboat:spec-subnet", subnet.as_str()),
-        ("lifeboat:spec-private-ip", described.private_ip_address().unwrap()),
-    ];
-    let tags: Vec<aws_sdk_ec2::types::Tag> =
-        spec.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build()).collect();
-    emu.ec2().await.create_tags().resources(&image).set_tags(Some(tags)).send().await.unwrap();
+    let ip = emu.instance(&old).await.private_ip_address().unwrap().to_string();
+    hand_made_backup(&emu, &ip, &subnet, &old, "k8s-master-by-hand").await;
 
     let run = handle_interruption(&emu, &old, vec![warning(&old)]);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
@@ -161,9 +167,46 @@ async fn without_preparation_the_replacement_comes_back_from_the_final_image_and
 }
 
 #[tokio::test]
+async fn a_retry_whose_launch_differs_finds_the_instance_its_token_made() {
+    let emu = Emulator::new();
+    let subnet = emu.subnet().await;
+    let old = emu.launch_node(&subnet, &[("lifeboat:node", "k8s-master")]).await;
+    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
+    let ip = emu.instance(&old).await.private_ip_address().unwrap().to_string();
+    let first_image = hand_made_backup(&emu, &ip, &subnet, &old, "k8s-master-20261126-0100").await;
+    emu.control("POST", &format!("/lifeboat/images/{first_image}"), &json!({"creation_date": "2026-11-26T01:00:00Z"}));
+    emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
+    // The first invocation launches, then is killed while the agent registers.
+    emu.control("POST", "/lifeboat/config", &json!({"ssm_online_seconds": 120}));
+    let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], Duration::from_secs(15));
+    assert!(run.invocations.is_empty(), "killed before answering");
+    let first = emu.replacements(&old).await;
+    assert_eq!(first.len(), 1, "it had launched");
+    let first = first[0].instance_id().unwrap().to_string();
+    // A newer backup is available now, so the retry's launch differs, and
+    // tag filters do not show the replacement yet (eventual consistency).
+    let newer = hand_made_backup(&emu, &ip, &subnet, &first, "k8s-master-20261126-1300").await;
+    emu.control("POST", &format!("/lifeboat/images/{newer}"), &json!({"creation_date": "2026-11-26T13:00:00Z"}));
+    emu.control("POST", "/lifeboat/config", &json!({"ssm_online_seconds": 0, "tag_filter_lag_seconds": 600}));
+    emu.command_results(&[REPAIRED]);
+    let launches_before = emu.calls("RunInstances");
+    let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["replacement"]["id"], first.as_str(), "{report}");
+    assert_eq!(report["command"]["result"]["result"], "ok", "{report}");
+    let steps: Vec<&str> = report["timeline"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(steps.contains(&"launched-before"), "{steps:?}");
+    emu.control("POST", "/lifeboat/config", &json!({"tag_filter_lag_seconds": 0}));
+    assert_eq!(emu.replacements(&old).await.len(), 1, "one launch, whatever the retry's parameters");
+    assert_eq!(emu.calls("RunInstances") - launches_before, 1, "the retry's, refused: IdempotentParameterMismatch");
+}
+
+#[tokio::test]
 async fn a_relaunch_from_the_state_change_alone_keeps_the_instance_profile() {
     let emu = Emulator::new();
     let node = emu.backed_up_node().await;
+    // As on AWS: an instance without a profile never registers with SSM.
+    emu.control("POST", "/lifeboat/config", &json!({"ssm_requires_instance_profile": true}));
     let profile = emu.instance(&node.instance).await.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string);
     assert!(profile.is_some());
     // No warning: the instance is simply gone, and EC2 describes it without

@@ -13,7 +13,7 @@ from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import filter_dict_attribute_mapping
 
-from .core import now, on_reset, record, setting
+from .core import DEFAULTS, now, on_reset, record, setting
 
 
 @dataclass
@@ -77,6 +77,7 @@ _original_init = Instance.__init__
 
 def _init(self: Instance, *args: Any, **kwargs: Any) -> None:
     _original_init(self, *args, **kwargs)
+    self.__dict__["_lb_launched_at"] = now()
     record(self.ec2_backend.account_id, self.id, "running")
 
 
@@ -134,6 +135,21 @@ def _hidden_once_terminated(name: str, empty: Any) -> property:
     return property(get, None if isinstance(original, property) else set_)
 
 
+# AWS (ec2/latest/devguide/eventual-consistency.html): "the result of an API
+# command ... might not be immediately visible to all subsequent commands".
+# Opt-in (tag_filter_lag_seconds, default 0): an instance launched less than
+# that long ago is left out of DescribeInstances filtered by tag, the lookup
+# a retry uses to find the replacement an earlier invocation launched.
+DEFAULTS["tag_filter_lag_seconds"] = 0.0
+
+
+def _lagging(instance: Instance, filters: Any) -> bool:
+    if not filters or not any(k == "tag-key" or k.startswith("tag:") for k in filters):
+        return False
+    lag = setting(instance.ec2_backend.account_id, "tag_filter_lag_seconds")
+    return now() - instance.__dict__.get("_lb_launched_at", 0.0) < lag
+
+
 def _visible(instance: Instance) -> bool:
     terminated_at = instance.__dict__.get("_lb_terminated_at")
     if instance.state != "terminated" or terminated_at is None:
@@ -149,7 +165,7 @@ def _all_reservations(self: InstanceBackend, filters: Any = None) -> list[Any]:
     # the results is InvalidInstanceID.NotFound by id.
     visible = []
     for reservation in _original_all_reservations(self, filters):
-        instances = [i for i in reservation.instances if _visible(i)]
+        instances = [i for i in reservation.instances if _visible(i) and not _lagging(i, filters)]
         if instances:
             reservation.instances = instances  # a copy of moto's reservation
             visible.append(reservation)
