@@ -90,3 +90,42 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
     );
     assert_eq!(emu.calls("TerminateInstances"), 1);
 }
+
+#[tokio::test]
+async fn a_kept_clone_runs_on_a_volume_made_from_the_images_root_snapshot() {
+    let emu = Emulator::new();
+    let node = emu.backed_up_node().await;
+    emu.command_results(&[
+        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
+    ]);
+    let mut env = emu.env();
+    env.push(("LIFEBOAT_DRILL_ALLOW_KEEP".into(), "true".into()));
+    let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": true});
+    let run = invoke("interruption-handler", &env, &[drill], TIMEOUT);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["outcome"], "drill-passed", "{report}");
+    let clones = emu.instances_tagged("lifeboat:drill-of", "k8s-master").await;
+    assert_eq!(clones.len(), 1);
+    let clone = &clones[0];
+    assert_eq!(clone.state().unwrap().name().unwrap().as_str(), "running", "kept on purpose");
+    assert!(tag_pairs(clone.tags()).contains(&("lifeboat:drill-kept".into(), "true".into())));
+    let ec2 = emu.ec2().await;
+    let image = ec2.describe_images().image_ids(&node.image).send().await.unwrap();
+    let image = &image.images()[0];
+    let root_device = image.root_device_name().unwrap();
+    let snapshot_of = |mappings: &[aws_sdk_ec2::types::BlockDeviceMapping]| {
+        mappings
+            .iter()
+            .find(|m| m.device_name() == Some(root_device))
+            .and_then(|m| m.ebs()?.snapshot_id())
+            .map(str::to_string)
+    };
+    let root_snapshot = snapshot_of(image.block_device_mappings()).unwrap();
+    // The clone's root now is the volume the drill made from that snapshot.
+    let root = emu.volume_at(clone.instance_id().unwrap(), root_device).await.unwrap();
+    assert_eq!(report["state"]["volumes"], json!([root]), "{report}");
+    let root = emu.volume(&root).await.unwrap();
+    assert_eq!(root.snapshot_id(), Some(root_snapshot.as_str()));
+    assert!(tag_pairs(root.tags()).contains(&("lifeboat:drill-of".into(), "k8s-master".into())));
+}

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use lifeboat_core::config::Config;
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{Instance, InstanceState, VolumeState};
+use lifeboat_core::model::{Instance, InstanceState};
 use lifeboat_core::ports::{CommandState, Network, Script};
 use lifeboat_core::relaunch::{self, Cloud, Outcome, RelaunchError, Timing};
 use lifeboat_core::tags::{DRILL_OF, REPLACES};
@@ -110,11 +110,8 @@ async fn an_unhealthy_drill_fails_and_still_cleans_up() {
     let image = report.state.as_ref().unwrap().image_id.clone().unwrap();
     assert!(cloud.images().iter().any(|i| i.id == image && i.tags["lifeboat:drill"].starts_with("failed ")));
     assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
-    assert!(
-        drill_volumes(&cloud)
-            .iter()
-            .all(|id| cloud.volumes().iter().any(|v| &v.id == id && v.state == VolumeState::InUse))
-    );
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(drill_volumes(&cloud).is_empty(), "deleted with the clone: {:?}", drill_volumes(&cloud));
 }
 
 #[tokio::test(start_paused = true)]
@@ -128,6 +125,19 @@ async fn a_clone_that_never_reaches_ssm_names_the_likely_cause_and_is_cleaned_up
     assert!(reason.contains("needs HTTPS to SSM") && reason.contains("sg-0drill"), "{reason}");
     assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
     assert!(cloud.commands().is_empty());
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(drill_volumes(&cloud).is_empty(), "deleted with the clone: {:?}", drill_volumes(&cloud));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_is_fenced_off_the_live_nodes_public_address_too() {
+    let cloud = MemoryCloud::new();
+    let node = prepared_node(&cloud).await;
+    cloud.set_public_ip(&node, "203.0.113.7");
+    let live_ip = cloud.instance(&node).unwrap().private_ip.unwrap();
+    run(&cloud, &Config::default(), &drill(false)).await.unwrap();
+    let user_data = cloud.user_data(&clones(&cloud)[0].id).unwrap();
+    assert!(user_data.contains(&format!("for ip in {live_ip} 203.0.113.7; do")), "{user_data}");
 }
 
 #[tokio::test(start_paused = true)]

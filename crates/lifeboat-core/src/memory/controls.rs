@@ -120,6 +120,13 @@ impl MemoryCloud {
         self.lock().interfaces.get(interface_id).map(|n| n.tags.clone())
     }
 
+    /// Gives the instance a public (say, Elastic) address.
+    pub fn set_public_ip(&self, instance_id: &str, ip: &str) {
+        if let Some(m) = self.lock().instances.get_mut(instance_id) {
+            m.instance.public_ip = Some(ip.to_string());
+        }
+    }
+
     /// Tags a resource as CreateTags would (a test's marker, say).
     pub fn set_tag(&self, resource_id: &str, key: &str, value: &str) {
         let mut s = self.lock();
