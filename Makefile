@@ -41,12 +41,15 @@ package: deploy-venv
 	  tmp=$$(mktemp -d) && cp $$out/lifeboat/bootstrap $$tmp/lifeboat && \
 	    (cd $$tmp && python3 -m zipfile -c $(DIST)/lifeboat-cli-$(VERSION)-linux-$$arch.zip lifeboat) && rm -rf $$tmp; \
 	  sed -e "s|CodeUri: \.\./target/lambda/\([a-z-]*\)/|CodeUri: lifeboat-\1-$(VERSION)-$$arch.zip|" \
-	      -e "s|Architectures: \[arm64\]|Architectures: [$$arch]|" infra/template.yaml > $(DIST)/template-$$arch.yaml; \
-	  if grep -n "target/lambda" $(DIST)/template-$$arch.yaml; then echo "package: a CodeUri was not rewritten" >&2; exit 1; fi; \
+	      -e "s|Architectures: \[arm64\]|Architectures: [$$arch]|" \
+	      -e "s|ReadmeUrl: \.\./README.md|ReadmeUrl: README.md|" -e "s|LicenseUrl: \.\./LICENSE|LicenseUrl: LICENSE|" \
+	      infra/template.yaml > $(DIST)/template-$$arch.yaml; \
+	  if grep -n "target/lambda\|: \.\./" $(DIST)/template-$$arch.yaml; then echo "package: a path was not rewritten" >&2; exit 1; fi; \
 	  built="$$built $$arch"; \
 	done; \
 	test -n "$$built" || { echo "package: no architecture could be built" >&2; exit 1; }; \
-	(cd $(DIST) && sha256sum *.zip *.yaml > SHA256SUMS); \
+	cp README.md LICENSE $(DIST)/; \
+	(cd $(DIST) && sha256sum *.zip *.yaml README.md LICENSE > SHA256SUMS); \
 	echo "lifeboat $(VERSION) ($${built# }) packaged in $(DIST):"; ls -l $(DIST)
 
 # The emulator's Python environment, remade when its pins change.
@@ -73,7 +76,7 @@ SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat
 # emulator's own validation, then unit, flow and integration tests: the real
 # binaries and SDK against one emulator shared by every test (each in its own
 # account).
-test: venv deps
+test: venv deps deploy-venv
 	cargo build --quiet -p lifeboat-tests --bin user_data && bats tests/repair
 	$(PYTHON) -m unittest discover -s tests/emulator
 	cargo build --workspace --bins --tests

@@ -1082,8 +1082,9 @@ def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, prob
         value = str(meta.get(url, ""))
         if not value or value.startswith(("http", "/")) or "{" in json.dumps(meta.get(url)):
             problems.append(f"Serverless Application Repository: {url} must be a path relative to infra/ (sam package uploads it)")
-    if not (INFRA / str(meta.get("ReadmeUrl", "-"))).exists():
-        problems.append(f"Serverless Application Repository: ReadmeUrl {meta.get('ReadmeUrl')} does not exist")
+    for url in ("ReadmeUrl", "LicenseUrl"):
+        if not (INFRA / str(meta.get(url, "-"))).is_file():
+            problems.append(f"Serverless Application Repository: {url} {meta.get(url)} does not exist")
     version = str(meta.get("SemanticVersion", ""))
     if version != workspace_version():
         problems.append(f"Serverless Application Repository: SemanticVersion {version} is not the workspace's version {workspace_version()}")

@@ -437,6 +437,8 @@ fn rule_11_parameters_dashboard_experiment_metadata_and_outputs() {
         "",
     );
     fails_with(&out, "output DashboardName is missing");
+    let out = mutant("template.yaml", "    LicenseUrl: ../LICENSE\n", "    LicenseUrl: ../NO-LICENSE\n");
+    fails_with(&out, "LicenseUrl ../NO-LICENSE does not exist");
     let out = mutant(
         "template.yaml",
         "                Action: ec2:SendSpotInstanceInterruptions\n                Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n                Condition:\n                  StringEquals: {aws:ResourceTag/lifeboat:node: !Ref InterruptNode}\n",
