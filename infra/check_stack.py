@@ -559,6 +559,7 @@ GUARDS = {
     ("ec2:AttachVolume", "instance"): [[NODE]],
     ("ec2:AttachVolume", "volume"): [[NODE]],
     ("ec2:CreateReplaceRootVolumeTask", "instance"): [[NODE], [DRILL]],
+    ("ec2:CreateReplaceRootVolumeTask", "image"): [[NODE]],
     ("ec2:CreateVolume", "volume"): [[_guard(f"aws:RequestTag/{DRILL_TAG}")]],
     ("ec2:CreateVolume", "snapshot"): [[NODE]],
     ("ec2:TerminateInstances", "instance"): [[DRILL]],
@@ -665,7 +666,7 @@ def analyze(statements, sar: Sar, stack_or_scenario, where: str, identity: bool,
             for key, (op, _) in conds.items():
                 _, if_exists = operator_name(op)
                 ok = [t for t in matched if key_defined(key, sar.keys(action, t))]
-                missing = [t or "*" for t in matched if not key_defined(key, sar.keys(action, t))]
+                missing = [t or "*" for t in sorted(matched, key=str) if not key_defined(key, sar.keys(action, t))]
                 if not ok and not key_defined(key, [k for t in types for k in sar.keys(action, t)]):
                     problems.append(f"{label}: condition key {key} is not defined for {action} (misspelt, or another action's)")
                 elif missing and not if_exists:

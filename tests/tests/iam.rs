@@ -331,6 +331,18 @@ fn rule_6_the_node_tag_is_fixed_and_guards_every_destructive_grant() {
         "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n            - Sid: DeleteOnlyNodeVolumes",
     );
     fails_with(&out, "ec2:DeregisterImage on image without its guard (aws:ResourceTag/lifeboat:node)");
+    let out = mutant(
+        "template.yaml",
+        "              Action: ec2:AttachVolume\n              Resource:\n                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*\n              Condition:\n                StringLike: {aws:ResourceTag/lifeboat:node: \"?*\"}\n",
+        "              Action: ec2:AttachVolume\n              Resource:\n                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*\n",
+    );
+    fails_with(&out, "ec2:AttachVolume on instance without its guard");
+    let out = mutant(
+        "template.yaml",
+        "              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::image/*\n              Condition:\n                StringEquals: {ec2:Owner: !Ref AWS::AccountId}\n                StringLike: {aws:ResourceTag/lifeboat:node: \"?*\"}\n            # A drill's root volume",
+        "              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::image/*\n            # A drill's root volume",
+    );
+    fails_with(&out, "ec2:CreateReplaceRootVolumeTask on image without its guard");
 }
 
 #[test]
@@ -359,7 +371,11 @@ fn rule_7_only_the_stack_documents_with_tight_patterns() {
 
 #[test]
 fn rule_8_launches_only_from_own_node_backups_imdsv2_only_in_the_vpc() {
-    let out = mutant("template.yaml", "                StringEquals: {ec2:Owner: !Ref AWS::AccountId}\n", "");
+    let out = mutant(
+        "template.yaml",
+        "              Action: ec2:RunInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::image/*\n              Condition:\n                StringEquals: {ec2:Owner: !Ref AWS::AccountId}\n",
+        "              Action: ec2:RunInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::image/*\n              Condition:\n",
+    );
     fails_with(&out, "ec2:RunInstances on image without its guard");
     let out = mutant("template.yaml", "                StringEquals: {ec2:MetadataHttpTokens: required}\n", "");
     fails_with(&out, "ec2:MetadataHttpTokens = required");
