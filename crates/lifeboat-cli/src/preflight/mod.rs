@@ -205,6 +205,15 @@ fn role_name(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
+/// The role's ARN in the partition and account of the instance profile
+/// (`arn:<partition>:iam::<account>:instance-profile/...`).
+fn role_arn(profile: &str, role: &str) -> String {
+    let mut parts = profile.split(':');
+    let partition = parts.nth(1).filter(|p| !p.is_empty()).unwrap_or("aws");
+    let account = parts.nth(2).filter(|a| !a.is_empty()).unwrap_or("<account>");
+    format!("arn:{partition}:iam::{account}:role/{role}")
+}
+
 fn instance_profile(n: &NodeFacts, stack: Option<&Stack>) -> Check {
     let Some(profile) = &n.instance.instance_profile_arn else {
         return Check::fail(
@@ -228,7 +237,7 @@ fn instance_profile(n: &NodeFacts, stack: Option<&Stack>) -> Check {
         (Some(role), None) => Check::fail(
             "instance-profile",
             format!("{profile} with role {role}, but the stack may pass no role to a replacement"),
-            format!("deploy the stack with NodeRoleArn=arn:aws:iam::<account>:role/{role}"),
+            format!("deploy the stack with NodeRoleArn={}", role_arn(profile, &role)),
         ),
         (Some(role), Some(arn)) if role_name(arn) == role => {
             Check::pass("instance-profile", format!("{profile} with role {role}, the stack's NodeRoleArn"))
@@ -236,7 +245,7 @@ fn instance_profile(n: &NodeFacts, stack: Option<&Stack>) -> Check {
         (Some(role), Some(arn)) => Check::fail(
             "instance-profile",
             format!("the node's role is {role}, but the stack may pass only {arn}"),
-            format!("deploy the stack with NodeRoleArn=arn:aws:iam::<account>:role/{role}"),
+            format!("deploy the stack with NodeRoleArn={}", role_arn(profile, &role)),
         ),
     }
 }

@@ -153,7 +153,10 @@ fn the_profiles_role_must_be_the_one_the_stack_may_pass() {
     let c = one(&f, "instance-profile");
     assert_eq!(c.status, Status::Fail);
     assert!(c.detail.contains("the node's role is other, but the stack may pass only arn:aws:iam::1:role/k8s-node"));
-    assert!(c.fix.unwrap().contains("NodeRoleArn=arn:aws:iam::<account>:role/other"));
+    assert!(c.fix.unwrap().contains("NodeRoleArn=arn:aws:iam::1:role/other"));
+    // In the partition and account of the node's profile.
+    node(&mut f).instance.instance_profile_arn = Some("arn:aws-cn:iam::2:instance-profile/k8s-node".into());
+    assert!(one(&f, "instance-profile").fix.unwrap().contains("NodeRoleArn=arn:aws-cn:iam::2:role/other"));
 
     node(&mut f).instance.instance_profile_arn = None;
     assert!(one(&f, "instance-profile").fix.unwrap().contains("AmazonSSMManagedInstanceCore"));
