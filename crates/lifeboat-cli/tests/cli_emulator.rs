@@ -34,11 +34,24 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     public_path(&emu, &node.instance).await;
     emu.command_results(&[&healthy_probe("k8s-node")]);
 
+    let before = emu.call_counts();
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("k8s-master is ready for a relaunch"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
+    // Read-only: reads, and the one probe command on the node.
+    let made: Vec<(String, u64)> = emu
+        .call_counts()
+        .into_iter()
+        .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let reads = ["Describe", "Get", "List"];
+    let writes: Vec<&(String, u64)> =
+        made.iter().filter(|(op, _)| !reads.iter().any(|r| op.starts_with(r)) && op != "SendCommand").collect();
+    assert!(writes.is_empty(), "preflight changed something: {writes:?}");
+    assert!(made.contains(&("SendCommand".to_string(), 1)), "{made:?}");
 
     emu.command_results(&[&healthy_probe("k8s-node")]);
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
