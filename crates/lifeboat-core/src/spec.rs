@@ -10,6 +10,7 @@
 //! control plane; the image already holds the configured system.
 
 use crate::model::{Instance, Tags};
+use crate::tags::spec::{GROUPS, HOPS, INTERFACE, IP, KEY, MARKET, PROFILE, SUBNET, TOKENS, TYPE, ZONE};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -29,18 +30,6 @@ pub struct LaunchSpec {
     pub spot: bool,
 }
 
-// Keys under tags::SPEC_PREFIX.
-const TYPE: &str = "lifeboat:spec-instance-type";
-const ZONE: &str = "lifeboat:spec-availability-zone";
-const SUBNET: &str = "lifeboat:spec-subnet";
-const IP: &str = "lifeboat:spec-private-ip";
-const GROUPS: &str = "lifeboat:spec-security-groups";
-const INTERFACE: &str = "lifeboat:spec-interface";
-const KEY: &str = "lifeboat:spec-key-name";
-const PROFILE: &str = "lifeboat:spec-instance-profile";
-const TOKENS: &str = "lifeboat:spec-http-tokens";
-const HOPS: &str = "lifeboat:spec-hop-limit";
-const MARKET: &str = "lifeboat:spec-market";
 /// EC2 tag values hold at most 256 characters.
 const MAX_TAG_VALUE: usize = 256;
 

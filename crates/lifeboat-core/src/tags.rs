@@ -24,6 +24,22 @@ pub const DRILL: &str = "lifeboat:drill";
 /// Prefix of the launch spec recorded on each image (see [`crate::spec`]).
 pub const SPEC_PREFIX: &str = "lifeboat:spec-";
 
+/// The launch spec's keys, each under [`SPEC_PREFIX`]: what a relaunch
+/// needs when EC2 no longer describes the dead instance.
+pub mod spec {
+    pub const TYPE: &str = "lifeboat:spec-instance-type";
+    pub const ZONE: &str = "lifeboat:spec-availability-zone";
+    pub const SUBNET: &str = "lifeboat:spec-subnet";
+    pub const IP: &str = "lifeboat:spec-private-ip";
+    pub const GROUPS: &str = "lifeboat:spec-security-groups";
+    pub const INTERFACE: &str = "lifeboat:spec-interface";
+    pub const KEY: &str = "lifeboat:spec-key-name";
+    pub const PROFILE: &str = "lifeboat:spec-instance-profile";
+    pub const TOKENS: &str = "lifeboat:spec-http-tokens";
+    pub const HOPS: &str = "lifeboat:spec-hop-limit";
+    pub const MARKET: &str = "lifeboat:spec-market";
+}
+
 // --- Instances ------------------------------------------------------------------
 
 /// On a replacement: the instance it replaces. Finding it is how a retry,
@@ -41,6 +57,9 @@ pub const ROOT_VOLUME: &str = "lifeboat:root-volume";
 /// On a replacement whose old root could not be swapped in: the final
 /// image whose root replaces the one it booted.
 pub const ROOT_IMAGE: &str = "lifeboat:root-image";
+/// On a drill clone left running on purpose (`keep`): never swept by a
+/// later drill.
+pub const DRILL_KEPT: &str = "lifeboat:drill-kept";
 /// On a restore drill's clone and everything made for it: the node it is a
 /// drill of. Never the node tag, so a clone is never backed up, pruned as a
 /// node or taken for a replacement.

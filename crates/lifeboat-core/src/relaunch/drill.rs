@@ -24,11 +24,19 @@ use crate::spec::LaunchSpec;
 use crate::{tags, userdata};
 use std::net::Ipv4Addr;
 
-/// On a kept clone: left running on purpose, never swept by a later drill.
-const KEPT: &str = "lifeboat:drill-kept";
 /// Longer than any invocation (Lambda's 15 minutes): a clone this old is
 /// a leftover.
 const LEFTOVER_MINUTES: i64 = 20;
+
+/// A clone's tags and its volumes': never the node tag, so a clone is never
+/// backed up, pruned as a node or taken for a replacement.
+fn clone_tags(node: &NodeName, image: &Image) -> (Tags, Tags) {
+    let drill_tag = Tags::from([(tags::DRILL_OF.to_string(), node.to_string())]);
+    let mut instance_tags = drill_tag.clone();
+    instance_tags.insert(tags::NAME.to_string(), format!("{node}-drill"));
+    instance_tags.insert(tags::RESTORED_FROM.to_string(), image.id.clone());
+    (instance_tags, drill_tag)
+}
 
 /// The live node's addresses a clone must never reach.
 pub fn fence_addresses(live: Option<&Instance>, spec: &LaunchSpec) -> Vec<Ipv4Addr> {
@@ -65,7 +73,9 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let clone = self.launch_clone(&node, live.as_ref(), &image).await?;
         let checked = self.check_clone(&clone, &image, &node).await;
         let cleaned = if keep {
-            self.ec2.tag(std::slice::from_ref(&clone), &Tags::from([(KEPT.to_string(), "true".to_string())])).await?;
+            self.ec2
+                .tag(std::slice::from_ref(&clone), &Tags::from([(tags::DRILL_KEPT.to_string(), "true".to_string())]))
+                .await?;
             self.step("kept", format!("{clone} left running (keep)"));
             Ok(())
         } else {
@@ -131,10 +141,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 None => spec.security_group_ids.clone(),
             },
         };
-        let drill_tag = Tags::from([(tags::DRILL_OF.to_string(), node.to_string())]);
-        let mut instance_tags = drill_tag.clone();
-        instance_tags.insert(tags::NAME.to_string(), format!("{node}-drill"));
-        instance_tags.insert(tags::RESTORED_FROM.to_string(), image.id.clone());
+        let (instance_tags, drill_tag) = clone_tags(node, image);
         let launch = Launch {
             image_id: image.id.clone(),
             network: network.clone(),
@@ -286,7 +293,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         for clone in clones.iter().filter(|c| {
             c.tags.get(tags::DRILL_OF).map(String::as_str) == Some(node.as_str())
                 && !c.state.is_gone()
-                && !c.tags.contains_key(KEPT)
+                && !c.tags.contains_key(tags::DRILL_KEPT)
                 && old(c.launch_time)
         }) {
             self.ec2.terminate_instance(&clone.id).await?;
