@@ -108,61 +108,74 @@ fn older_than(created: Option<DateTime<Utc>>, now: DateTime<Utc>, days: u32) -> 
 /// not), the snapshots carrying the node tag, the policy and the time in; the
 /// plan out.
 pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Policy, now: DateTime<Utc>) -> Plan {
-    let mut plan = Plan::new();
     let mut by_node: BTreeMap<&str, Vec<&Image>> = BTreeMap::new();
     for image in images {
         if let Some(node) = image.tags.get(node_tag) {
             by_node.entry(node).or_default().push(image);
         }
     }
-    let mut deleted: BTreeSet<&str> = BTreeSet::new();
-    for (node, mut node_images) in by_node {
-        // Newest first; images without a date after those with one; ties by id.
-        node_images.sort_by(|a, b| b.creation_date.cmp(&a.creation_date).then(a.id.cmp(&b.id)));
-        let node_plan = plan.entry(node.to_string()).or_default();
-        let mut good_kept = 0;
-        for image in node_images {
-            let keep = |reason| Kept { image: ImageRef::of(image), reason };
-            let old = older_than(image.creation_date, now, policy.retention_days);
-            match image.state {
-                ImageState::Pending => node_plan.keep.push(keep(KeepReason::Pending)),
-                ImageState::Disabled => node_plan.keep.push(keep(KeepReason::Disabled)),
-                ImageState::Other => node_plan.keep.push(keep(KeepReason::OtherState)),
-                ImageState::Failed => {
-                    deleted.insert(&image.id);
-                    node_plan.delete.push(Deletion { image: ImageRef::of(image), snapshot_ids: Vec::new() });
-                }
-                ImageState::Available if good_kept < policy.keep_min => {
-                    good_kept += 1;
-                    node_plan.keep.push(keep(KeepReason::NewestK));
-                }
-                ImageState::Available => match old {
-                    None => node_plan.keep.push(keep(KeepReason::UnknownAge)),
-                    Some(false) => node_plan.keep.push(keep(KeepReason::WithinRetention)),
-                    Some(true) => {
-                        deleted.insert(&image.id);
-                        node_plan.delete.push(Deletion { image: ImageRef::of(image), snapshot_ids: Vec::new() });
-                    }
-                },
-            }
-        }
-    }
-
-    // A snapshot is used while any image that is not being deleted refers to it.
-    let surviving: BTreeSet<&str> = images
-        .iter()
-        .filter(|i| !deleted.contains(i.id.as_str()))
-        .flat_map(|i| i.snapshot_ids().map(String::as_str))
+    let mut plan: Plan = by_node
+        .into_iter()
+        .map(|(node, node_images)| (node.to_string(), plan_node(node_images, policy, now)))
         .collect();
-    let by_id: BTreeMap<&str, &Image> = images.iter().map(|i| (i.id.as_str(), i)).collect();
-    for node_plan in plan.values_mut() {
-        for deletion in &mut node_plan.delete {
-            let image = by_id[deletion.image.image_id.as_str()];
-            deletion.snapshot_ids = image.snapshot_ids().filter(|s| !surviving.contains(s.as_str())).cloned().collect();
+    assign_snapshots(&mut plan, images);
+    plan_orphans(&mut plan, images, snapshots, node_tag, policy, now);
+    plan
+}
+
+/// Which of one node's images to keep and which to delete.
+fn plan_node(mut images: Vec<&Image>, policy: Policy, now: DateTime<Utc>) -> NodePlan {
+    // Newest first; images without a date after those with one; ties by id.
+    images.sort_by(|a, b| b.creation_date.cmp(&a.creation_date).then(a.id.cmp(&b.id)));
+    let mut node_plan = NodePlan::default();
+    let mut good_kept = 0;
+    for image in images {
+        let keep = |reason| Kept { image: ImageRef::of(image), reason };
+        let delete = || Deletion { image: ImageRef::of(image), snapshot_ids: Vec::new() };
+        match image.state {
+            ImageState::Pending => node_plan.keep.push(keep(KeepReason::Pending)),
+            ImageState::Disabled => node_plan.keep.push(keep(KeepReason::Disabled)),
+            ImageState::Other => node_plan.keep.push(keep(KeepReason::OtherState)),
+            ImageState::Failed => node_plan.delete.push(delete()),
+            ImageState::Available if good_kept < policy.keep_min => {
+                good_kept += 1;
+                node_plan.keep.push(keep(KeepReason::NewestK));
+            }
+            ImageState::Available => match older_than(image.creation_date, now, policy.retention_days) {
+                None => node_plan.keep.push(keep(KeepReason::UnknownAge)),
+                Some(false) => node_plan.keep.push(keep(KeepReason::WithinRetention)),
+                Some(true) => node_plan.delete.push(delete()),
+            },
         }
     }
+    node_plan
+}
 
-    // Orphans: tagged snapshots no image refers to at all.
+/// Gives each deletion the snapshots no surviving image uses (a snapshot is
+/// used while any image that is not being deleted, tagged or not, refers to
+/// it).
+fn assign_snapshots(plan: &mut Plan, images: &[Image]) {
+    let deleted: BTreeSet<String> =
+        plan.values().flat_map(|p| p.delete.iter().map(|d| d.image.image_id.clone())).collect();
+    let surviving: BTreeSet<&str> =
+        images.iter().filter(|i| !deleted.contains(&i.id)).flat_map(|i| i.snapshot_ids().map(String::as_str)).collect();
+    let by_id: BTreeMap<&str, &Image> = images.iter().map(|i| (i.id.as_str(), i)).collect();
+    for deletion in plan.values_mut().flat_map(|p| p.delete.iter_mut()) {
+        let image = by_id[deletion.image.image_id.as_str()];
+        deletion.snapshot_ids = image.snapshot_ids().filter(|s| !surviving.contains(s.as_str())).cloned().collect();
+    }
+}
+
+/// Orphans: tagged snapshots no image refers to at all, deleted by the same
+/// age rule.
+fn plan_orphans(
+    plan: &mut Plan,
+    images: &[Image],
+    snapshots: &[Snapshot],
+    node_tag: &str,
+    policy: Policy,
+    now: DateTime<Utc>,
+) {
     let referenced: BTreeSet<&str> = images.iter().flat_map(|i| i.snapshot_ids().map(String::as_str)).collect();
     for snapshot in snapshots {
         let Some(node) = snapshot.tags.get(node_tag) else { continue };
@@ -183,7 +196,6 @@ pub fn plan(images: &[Image], snapshots: &[Snapshot], node_tag: &str, policy: Po
             None => node_plan.orphans.push(snapshot.id.clone()),
         }
     }
-    plan
 }
 
 /// A preserved volume left alone, and why.
@@ -454,6 +466,21 @@ async fn execute(
 /// Deregisters the images, then deletes whatever of their snapshots (and
 /// the orphans) is left.
 async fn delete_images(ec2: &impl PruneCloud, report: &mut NodeReport, images: Vec<Deletion>, orphans: Vec<String>) {
+    let mut leftovers = deregister(ec2, report, images).await;
+    let orphans: BTreeSet<String> = orphans.into_iter().collect();
+    leftovers.extend(orphans.iter().cloned());
+    if leftovers.is_empty() {
+        return;
+    }
+    match ec2.snapshots_by_id(&leftovers).await {
+        Ok(remaining) => delete_snapshots(ec2, report, remaining, &orphans).await,
+        Err(e) => report.failures.push(Failure { resource: "DescribeSnapshots".into(), error: e.to_string() }),
+    }
+}
+
+/// Deregisters the images (asking EC2 to delete their snapshots); returns
+/// the snapshots to check for leftovers.
+async fn deregister(ec2: &impl PruneCloud, report: &mut NodeReport, images: Vec<Deletion>) -> Vec<String> {
     let results: Vec<(Deletion, Result<(), CloudError>)> = stream::iter(images)
         .map(async |d| {
             let result = ec2.deregister_image(&d.image.image_id, true).await;
@@ -462,8 +489,7 @@ async fn delete_images(ec2: &impl PruneCloud, report: &mut NodeReport, images: V
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    // Snapshots to verify: those of the deregistered images, and the orphans.
-    let mut leftovers: Vec<String> = Vec::new();
+    let mut leftovers = Vec::new();
     for (deletion, result) in results {
         let status = match result {
             Ok(()) => {
@@ -479,18 +505,17 @@ async fn delete_images(ec2: &impl PruneCloud, report: &mut NodeReport, images: V
         };
         report.deleted.push(Deleted { image: deletion.image, status, snapshot_ids: deletion.snapshot_ids });
     }
-    let orphans: BTreeSet<String> = orphans.into_iter().collect();
-    leftovers.extend(orphans.iter().cloned());
-    if leftovers.is_empty() {
-        return;
-    }
-    let remaining = match ec2.snapshots_by_id(&leftovers).await {
-        Ok(remaining) => remaining,
-        Err(e) => {
-            report.failures.push(Failure { resource: "DescribeSnapshots".into(), error: e.to_string() });
-            return;
-        }
-    };
+    leftovers
+}
+
+/// Deletes the snapshots still there; pending ones and those in use are
+/// reported and left.
+async fn delete_snapshots(
+    ec2: &impl PruneCloud,
+    report: &mut NodeReport,
+    remaining: Vec<Snapshot>,
+    orphans: &BTreeSet<String>,
+) {
     let outcomes: Vec<(Snapshot, Option<Result<(), CloudError>>)> = stream::iter(remaining)
         .map(async |s| {
             if s.state == SnapshotState::Pending {
