@@ -90,6 +90,13 @@ enum Free {
     TakenBy(String),
 }
 
+/// The network a replacement gets, or the replacement that already has it.
+enum Route {
+    Launch(Network),
+    /// A concurrent invocation launched this replacement on the interface.
+    TakenBy(String),
+}
+
 impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// The spec to launch with: the old instance's, completed by what the
     /// image recorded (EC2 no longer describes a terminated instance's
@@ -113,8 +120,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             old.private_ip = spec.private_ip.clone();
         }
         let network = match self.network(&spec, &dead.id).await? {
-            Ok(network) => network,
-            Err(replacement) => return Ok(self.resume_taken(replacement)),
+            Route::Launch(network) => network,
+            Route::TakenBy(replacement) => return Ok(self.resume_taken(replacement)),
         };
         let taken: Vec<String> =
             plan.disks.iter().flat_map(|d| d.data.iter()).filter_map(|v| v.tags.get(tags::DEVICE).cloned()).collect();
@@ -140,15 +147,15 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     }
 
     /// The replacement's network: the kept interface once it is free, or a
-    /// new interface on the old address. `Err` with the replacement a
-    /// concurrent invocation launched on the interface.
-    async fn network(&mut self, spec: &LaunchSpec, old_id: &str) -> Result<Result<Network, String>, Failure> {
+    /// new interface on the old address; or the replacement a concurrent
+    /// invocation launched on the interface.
+    async fn network(&mut self, spec: &LaunchSpec, old_id: &str) -> Result<Route, Failure> {
         let address = || Network::Address {
             subnet_id: spec.subnet_id.clone(),
             private_ip: spec.private_ip.clone(),
             security_group_ids: spec.security_group_ids.clone(),
         };
-        let Some(eni) = spec.interface_id.clone() else { return Ok(Ok(self.record_network(address()))) };
+        let Some(eni) = spec.interface_id.clone() else { return Ok(Route::Launch(self.record_network(address()))) };
         let free =
             wait_for("the kept interface to be free", self.timing.release, &self.timing, self.deadline, || async {
                 Ok(match self.ec2.network_interface(&eni).await? {
@@ -161,12 +168,12 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             })
             .await?;
         Ok(match free {
-            Free::Available => Ok(self.record_network(Network::Interface(eni))),
+            Free::Available => Route::Launch(self.record_network(Network::Interface(eni))),
             Free::Gone => {
                 self.step("interface", format!("{eni} is gone: a new interface with the old address"));
-                Ok(self.record_network(address()))
+                Route::Launch(self.record_network(address()))
             }
-            Free::TakenBy(replacement) => Err(replacement),
+            Free::TakenBy(replacement) => Route::TakenBy(replacement),
         })
     }
 
