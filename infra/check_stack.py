@@ -809,7 +809,7 @@ HOSTILE = [
     "--root /tmp --timeout 480", "--timeout 0", "k8s master --timeout 120", "K8S;id --timeout 120",
     "--timeout 480 &", "$(reboot) --timeout 120", "--timeout 4800000",
 ]
-METRICS = ["BackupSucceeded", "NodesBackedUp", "Relaunched", "RelaunchFailed", "RelaunchSeconds", "DrillPassed", "DrillFailed", "DrillSeconds", "ImagesPruned"]
+METRICS = ["BackupSucceeded", "NodesBackedUp", "Relaunched", "RelaunchFailed", "RelaunchSeconds", "DrillPassed", "DrillFailed", "DrillSeconds", "ImagesPruned", "NewestBackupAgeHours"]
 OUTPUTS = [
     "StackVersion", "ScheduledBackupFunctionName", "ScheduledBackupFunctionArn", "RetentionPrunerFunctionName",
     "RetentionPrunerFunctionArn", "InterruptionHandlerFunctionName", "InterruptionHandlerFunctionArn", "TopicArn",

@@ -300,18 +300,21 @@ impl PruneReport {
         self.nodes.iter().map(|n| n.failures.len()).sum()
     }
 
-    /// EMF lines: `ImagesPruned` per node (not on a dry run).
+    /// EMF lines per node: `ImagesPruned` (not on a dry run) and
+    /// `NewestBackupAgeHours`, the age of the newest available backup at
+    /// the time of the run, for the dashboard.
     pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
-        if self.dry_run {
-            return Vec::new();
-        }
-        self.nodes
-            .iter()
-            .map(|n| {
+        let mut lines = Vec::new();
+        for n in &self.nodes {
+            if !self.dry_run {
                 let pruned = n.deleted.iter().filter(|d| d.status == DeleteStatus::Deleted).count();
-                crate::metrics::value("ImagesPruned", "Count", pruned as f64, Some(&n.node), at)
-            })
-            .collect()
+                lines.push(crate::metrics::value("ImagesPruned", "Count", pruned as f64, Some(&n.node), at));
+            }
+            if let Some(hours) = n.newest_backup_age_hours(self.time) {
+                lines.push(crate::metrics::value("NewestBackupAgeHours", "None", hours, Some(&n.node), at));
+            }
+        }
+        lines
     }
 }
 
@@ -332,6 +335,19 @@ pub struct NodeReport {
     pub volumes_deleted: Vec<String>,
     pub volumes_kept: Vec<VolumeKept>,
     pub failures: Vec<Failure>,
+}
+
+impl NodeReport {
+    /// Hours since the newest available image the run kept was made.
+    fn newest_backup_age_hours(&self, now: DateTime<Utc>) -> Option<f64> {
+        let newest = self
+            .kept
+            .iter()
+            .filter(|k| k.image.state == ImageState::Available)
+            .filter_map(|k| k.image.created)
+            .max()?;
+        Some(((now - newest).num_minutes() as f64 / 60.0 * 10.0).round() / 10.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -454,3 +454,26 @@ async fn preserved_volumes_are_deleted_by_the_rule_and_a_dry_run_only_lists_them
     assert!(!cloud.volumes().iter().any(|v| preserved.contains(&v.id)));
     assert_eq!(cloud.volumes().iter().filter(|v| v.state == VolumeState::InUse).count(), 1, "the successor's own root");
 }
+
+#[tokio::test]
+async fn each_run_reports_the_pruned_images_and_the_newest_backups_age_per_node() {
+    let cloud = MemoryCloud::new();
+    for age in [1, 2, 3, 30] {
+        cloud.add_image(&format!("n-{age}"), ImageState::Available, days_ago(age), &[(TAG, "n")]);
+    }
+    cloud.add_image("n-pending", ImageState::Pending, Some(now()), &[(TAG, "n")]);
+    let metric = |lines: &[String], name: &str| -> Option<f64> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find_map(|v| (v["Node"] == "n").then(|| v[name].as_f64()).flatten())
+    };
+    let dry = prune::handle(&cloud, &Config::default(), &json!({"dry_run": true}), now()).await.unwrap();
+    let lines = dry.metrics(now());
+    assert_eq!(metric(&lines, "NewestBackupAgeHours"), Some(24.0), "the pending image is not a backup yet: {lines:?}");
+    assert_eq!(metric(&lines, "ImagesPruned"), None, "a dry run prunes nothing");
+    let report = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
+    let lines = report.metrics(now());
+    assert_eq!(metric(&lines, "ImagesPruned"), Some(1.0));
+    assert_eq!(metric(&lines, "NewestBackupAgeHours"), Some(24.0));
+}
