@@ -166,12 +166,18 @@ running_containers() { on_node crictl ps -q --name "^$1\$"; }
 container_view() { cat "$FAKE_NODE/containers/$(running_containers "$1" | head -n 1)/view"; }
 
 # cert_days BASE DAYS: re-signs a certificate of the fixture's PKI with its
-# names and usages kept, valid for DAYS more days (-1: expired yesterday).
+# names and usages kept, valid for DAYS more days (-1: expired yesterday). A
+# CA (ca, front-proxy-ca, etcd/ca) signs itself anew with its own key: the
+# certificates it signed still verify.
 cert_days() {
-  local pki=$FAKE_ROOT/etc/kubernetes/pki base=$1 days=$2 ca=ca
-  [[ $base == etcd/* || $base == apiserver-etcd-client ]] && ca=etcd/ca
+  local pki=$FAKE_ROOT/etc/kubernetes/pki base=$1 days=$2 sign
+  case $base in
+    ca | front-proxy-ca | etcd/ca) sign=(-signkey "$pki/$base.key") ;;
+    etcd/* | apiserver-etcd-client) sign=(-CA "$pki/etcd/ca.crt" -CAkey "$pki/etcd/ca.key") ;;
+    *) sign=(-CA "$pki/ca.crt" -CAkey "$pki/ca.key") ;;
+  esac
   openssl x509 -in "$pki/$base.crt" -x509toreq -signkey "$pki/$base.key" -copy_extensions copyall -out "$pki/$base.csr" 2>/dev/null
-  openssl x509 -req -in "$pki/$base.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+  openssl x509 -req -in "$pki/$base.csr" "${sign[@]}" -set_serial "0x$(openssl rand -hex 8)" \
     -days "$days" -copy_extensions copyall -out "$pki/$base.crt" 2>/dev/null
   rm -f "$pki/$base.csr"
 }

@@ -9,7 +9,13 @@
 #   --endpoint HOST      controlPlaneEndpoint host: the old IP (default) or a DNS
 #                        name, which /etc/hosts maps to the old IP
 #   --node-ip            kubelet pinned with --node-ip=OLD_IP in kubeadm-flags.env
-#                        and /etc/default/kubelet
+#                        and the extra flags file (/etc/default/kubelet, or
+#                        /etc/sysconfig/kubelet with --rpm)
+#   --rpm                the packages as on a RHEL-family node: the extra flags
+#                        file is /etc/sysconfig/kubelet (kubernetes/release
+#                        cmd/krel/templates/latest/kubelet/kubelet.spec installs
+#                        kubelet.env there for rpms, in /etc/default for debs),
+#                        and 10-kubeadm.conf's EnvironmentFile= names it
 #   --cni LIST           cilium,tigera,flannel: CNI settings naming the old IP
 #   --kubelet-cert file  kubelet.conf as after kubelet's client certificate
 #                        rotation: user default-auth, the certificate in
@@ -19,13 +25,14 @@
 set -euo pipefail
 dir=$1 ip=$2
 shift 2
-node=k8s-master api=v1beta4 endpoint="" node_ip=false cni="" kubelet_cert=embedded
+node=k8s-master api=v1beta4 endpoint="" node_ip=false cni="" kubelet_cert=embedded extra_flags=/etc/default/kubelet
 while (($#)); do
   case $1 in
     --node) node=$2; shift ;;
     --api) api=$2; shift ;;
     --endpoint) endpoint=$2; shift ;;
     --node-ip) node_ip=true ;;
+    --rpm) extra_flags=/etc/sysconfig/kubelet ;;
     --cni) cni=$2; shift ;;
     --kubelet-cert) kubelet_cert=$2; shift ;;
     *) echo "make-fixture: unknown option $1" >&2; exit 2 ;;
@@ -37,7 +44,7 @@ root=$dir/root
 k=$root/etc/kubernetes
 pki=$k/pki
 lookalike=${ip}0
-mkdir -p "$k/manifests" "$pki/etcd" "$root/var/lib/etcd" "$root/var/lib/kubelet/pki" "$root/etc/default" \
+mkdir -p "$k/manifests" "$pki/etcd" "$root/var/lib/etcd" "$root/var/lib/kubelet/pki" "$root${extra_flags%/*}" \
   "$root/usr/lib/systemd/system/kubelet.service.d" "$dir/objects"
 chmod 700 "$root/var/lib/etcd"
 
@@ -342,6 +349,7 @@ EnvironmentFile=-/etc/default/kubelet
 ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 UNIT
+sed -i "s#^EnvironmentFile=-/etc/default/kubelet\$#EnvironmentFile=-$extra_flags#" "$root/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
 # The package's unit pins ConditionPathExists=/var/lib/kubelet/config.yaml
 # in some versions; kubeadm writes that file at init.
 sed -i 's/^After=network-online.target$/&\nConditionPathExists=\/var\/lib\/kubelet\/config.yaml/' "$root/usr/lib/systemd/system/kubelet.service"
@@ -365,9 +373,9 @@ $node_ip && flags+=" --node-ip=$ip"
 flags+=" --pod-infra-container-image=registry.k8s.io/pause:3.10"
 printf 'KUBELET_KUBEADM_ARGS="%s"\n' "$flags" >"$root/var/lib/kubelet/kubeadm-flags.env"
 if $node_ip; then
-  printf 'KUBELET_EXTRA_ARGS="--node-ip=%s"\n' "$ip" >"$root/etc/default/kubelet"
+  printf 'KUBELET_EXTRA_ARGS="--node-ip=%s"\n' "$ip" >"$root$extra_flags"
 else
-  printf 'KUBELET_EXTRA_ARGS=\n' >"$root/etc/default/kubelet"
+  printf 'KUBELET_EXTRA_ARGS=\n' >"$root$extra_flags"
 fi
 
 # --- the cluster's objects, as the apiserver stores them under /registry/ -----------

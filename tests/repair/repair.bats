@@ -222,6 +222,31 @@ assert_repaired() {
   run ! grep -qE "^systemctl stop|^crictl stop" "$FAKE_LOG"
 }
 
+@test "too little disk for the backup: the repair refuses before anything is stopped" {
+  relaunched
+  node_boot
+  # df -P as coreutils prints it, with 100 KiB available on every file system.
+  real_df=$(readlink "$STOCK_BIN/df")
+  rm "$STOCK_BIN/df"
+  cat >"$STOCK_BIN/df" <<SH
+#!/bin/bash
+set -o pipefail
+$real_df "\$@" | awk 'NR == 1 { print; next } { \$4 = 100; print }'
+SH
+  chmod +x "$STOCK_BIN/df"
+  [ "$(on_node df -Pk "$FAKE_ROOT/var/lib" | awk 'NR == 2 {print $4}')" = 100 ]
+  : >"$FAKE_LOG"
+  before=$(tree_sum)
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*'"message":"not enough disk for the backup in /var/lib/lifeboat: '[0-9]*' KiB needed, 100 KiB free"}' ]]
+  run ! grep -qE "^systemctl stop|^crictl stop" "$FAKE_LOG"
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
+  [ "$(tree_sum)" == "$before" ]
+  [ ! -e "$FAKE_ROOT/var/lib/lifeboat/repair-state" ]
+}
+
 @test "a failure after kubelet was stopped starts it again, is reported with its step, and the next run finishes" {
   relaunched
   node_boot
@@ -236,6 +261,42 @@ assert_repaired() {
   run repair --timeout 120
   assert_repaired
   [ "$(find "$FAKE_ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | wc -l)" -eq 2 ]
+}
+
+@test "an unexpected failure after kubelet was stopped (a full disk during the backup) goes through the ERR trap and starts kubelet again" {
+  relaunched
+  node_boot
+  # cp as coreutils fails on a full disk: every copy into a backup fails.
+  real_cp=$(readlink "$STOCK_BIN/cp")
+  rm "$STOCK_BIN/cp"
+  cat >"$STOCK_BIN/cp" <<SH
+#!/bin/bash
+for arg; do
+  if [[ \$arg == */var/lib/lifeboat/backup-* ]]; then
+    echo "cp: error writing '\$arg': No space left on device" >&2
+    exit 1
+  fi
+done
+exec $real_cp "\$@"
+SH
+  chmod +x "$STOCK_BIN/cp"
+  : >"$FAKE_LOG"
+  run repair --timeout 120
+  [ "$status" -eq 13 ]
+  # Not one of the script's own fail calls: the ERR trap's report.
+  [[ $(last_json) == '{"result":"failed","step":"backup",'*'"message":"unexpected failure of '\''cp -a '*"(line "[0-9]*')"}' ]]
+  [[ $output == *"kubelet started again after the failure"* ]]
+  [ "$(grep -E '^systemctl (start|stop) kubelet$' "$FAKE_LOG" | paste -sd,)" = "systemctl stop kubelet,systemctl start kubelet" ]
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
+  # Nothing was rewritten yet; the state file lets the next run finish.
+  grep -qF -- "--advertise-address=$OLD" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  [ -e "$FAKE_ROOT/var/lib/lifeboat/repair-state" ]
+  ln -sf "$real_cp" "$STOCK_BIN/cp"
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qF -- "--advertise-address=$OLD" "$FAKE_ROOT$(json_field backup)/kubernetes/manifests/kube-apiserver.yaml"
+  grep -qF -- "--advertise-address=$NEW" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
 }
 
 @test "etcd's data is copied only once etcd has stopped, and the copy opens" {
@@ -355,6 +416,22 @@ assert_repaired() {
   grep -qF "rollout restart daemonset cilium" "$FAKE_LOG"
 }
 
+@test "on a RHEL-family node kubelet's --node-ip in /etc/sysconfig/kubelet is rewritten and listed" {
+  relaunched --node-ip --rpm
+  [ ! -e "$FAKE_ROOT/etc/default/kubelet" ]
+  grep -qxF "EnvironmentFile=-/etc/sysconfig/kubelet" "$FAKE_ROOT/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+  grep -qxF "KUBELET_EXTRA_ARGS=\"--node-ip=$OLD\"" "$FAKE_ROOT/etc/sysconfig/kubelet"
+  node_boot --cloud-init
+  run repair --timeout 120
+  # Ready on the new IP: kubelet read the rewritten file (the last --node-ip wins).
+  assert_repaired
+  grep -qxF "KUBELET_EXTRA_ARGS=\"--node-ip=$NEW\"" "$FAKE_ROOT/etc/sysconfig/kubelet"
+  run grep -qF "$OLD" "$FAKE_ROOT/etc/sysconfig/kubelet"
+  [ "$status" -eq 1 ]
+  [[ $(json_field changed "$RESULT") == *'"/etc/sysconfig/kubelet"'* ]]
+  [ ! -e "$FAKE_ROOT/etc/default/kubelet" ]
+}
+
 @test "a DNS controlPlaneEndpoint is reported for the operator to repoint" {
   relaunched --endpoint k8s.example.com
   node_boot --cloud-init
@@ -375,6 +452,22 @@ assert_repaired() {
   [ "$status" -eq 0 ]
   [[ $(last_json) == '{"result":"ok",'* ]]
   [[ $(json_field warnings) == *"certificate apiserver expires on "*"(in 1"[12]" days): renew it with 'kubeadm certs renew apiserver'"* ]]
+}
+
+@test "a CA that expires within 30 days is a warning on the same IP, naming the rotation kubeadm cannot do" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  cert_days front-proxy-ca 12
+  openssl verify -CAfile "$FAKE_ROOT/etc/kubernetes/pki/front-proxy-ca.crt" "$FAKE_ROOT/etc/kubernetes/pki/front-proxy-client.crt"
+  end=$(openssl x509 -in "$FAKE_ROOT/etc/kubernetes/pki/front-proxy-ca.crt" -noout -enddate | cut -d= -f2)
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"ok",'* ]]
+  warnings=$(json_field warnings)
+  [[ $warnings == *"the front-proxy-ca CA expires on $(date -u -d "$end" +%Y-%m-%d) (in 1"[12]" days): kubeadm cannot renew a CA; rotate it (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)"* ]]
+  # Not the renewal of a leaf certificate, which does not renew a CA.
+  [[ $warnings != *"kubeadm certs renew"* ]]
 }
 
 @test "an expired certificate fails before kubelet starts, naming the fix" {
