@@ -430,6 +430,8 @@ SH
   [ "$status" -eq 1 ]
   [[ $(json_field changed "$RESULT") == *'"/etc/sysconfig/kubelet"'* ]]
   [ ! -e "$FAKE_ROOT/etc/default/kubelet" ]
+  # The backup keeps the file under its path on the node.
+  grep -qxF "KUBELET_EXTRA_ARGS=\"--node-ip=$OLD\"" "$FAKE_ROOT$(json_field backup "$RESULT")/files/etc/sysconfig/kubelet"
 }
 
 @test "a DNS controlPlaneEndpoint is reported for the operator to repoint" {

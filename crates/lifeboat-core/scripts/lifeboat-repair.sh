@@ -500,14 +500,19 @@ stop_control_plane() {
 
 backup() {
   STEP=backup
-  local data file
+  local data file copy
   data=$ROOT$(manifest_flag "$(manifest etcd)" data-dir)
   BACKUP_DIR="$ROOT/var/lib/lifeboat/backup-$(date -u +%Y%m%dT%H%M%SZ)-$OLD_IP"
   [[ -e $BACKUP_DIR ]] && BACKUP_DIR="$BACKUP_DIR-$$"
-  mkdir -p "$BACKUP_DIR/kubelet"
+  mkdir -p "$BACKUP_DIR"
   cp -a "$(k8s)" "$BACKUP_DIR/kubernetes"
+  # Each file under its path on the node: /etc/default/kubelet and
+  # /etc/sysconfig/kubelet share a name.
   for file in "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files) "$ROOT/etc/hosts"; do
-    if [[ -f $file ]]; then cp -a "$file" "$BACKUP_DIR/kubelet/"; fi
+    [[ -f $file ]] || continue
+    copy="$BACKUP_DIR/files$(node_path "$file")"
+    mkdir -p "${copy%/*}"
+    cp -a "$file" "$copy"
   done
   # A copy of a live database is not a backup: etcd must be stopped.
   [[ -z $(cri_ids etcd) ]] || fail "etcd is running: refusing to copy its data"
