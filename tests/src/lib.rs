@@ -322,6 +322,13 @@ impl Emulator {
         out.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
     }
 
+    /// The root volume replacement tasks EC2 lists for an instance.
+    pub async fn root_tasks(&self, instance: &str) -> Vec<aws_sdk_ec2::types::ReplaceRootVolumeTask> {
+        let filter = aws_sdk_ec2::types::Filter::builder().name("instance-id").values(instance).build();
+        let out = self.ec2().await.describe_replace_root_volume_tasks().filters(filter).send().await.unwrap();
+        out.replace_root_volume_tasks().to_vec()
+    }
+
     /// The volume id at `device` of an instance.
     pub async fn volume_at(&self, instance: &str, device: &str) -> Option<String> {
         let described = self.instance(instance).await;

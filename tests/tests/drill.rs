@@ -34,16 +34,9 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
     assert!(user_data.contains("ConditionPathExists=/run/lifeboat/released"));
     assert!(user_data.contains(&format!("for ip in {}; do", node.private_ip)), "{user_data}");
     // Its root was replaced with a volume made from the image's root snapshot.
-    let tasks = emu
-        .ec2()
-        .await
-        .describe_replace_root_volume_tasks()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("instance-id").values(clone_id).build())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(tasks.replace_root_volume_tasks().len(), 1);
-    assert_eq!(tasks.replace_root_volume_tasks()[0].task_state().unwrap().as_str(), "succeeded");
+    let tasks = emu.root_tasks(clone_id).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].task_state().unwrap().as_str(), "succeeded");
     let image = emu.ec2().await.describe_images().image_ids(&node.image).send().await.unwrap();
     let root_snapshot = image.images()[0]
         .block_device_mappings()
