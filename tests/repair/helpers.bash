@@ -36,6 +36,17 @@ node_setup() {
   done
 }
 
+# wrap_tool TOOL <<'BODY': the node's TOOL becomes a bash script running BODY
+# (from stdin), in which $REAL is the real tool; unwrap_tool TOOL puts it back.
+wrap_tool() {
+  local real
+  real=$(readlink "$STOCK_BIN/$1")
+  rm "$STOCK_BIN/$1"
+  { printf '#!/bin/bash\nREAL=%q\n' "$real"; cat; } >"$STOCK_BIN/$1"
+  chmod +x "$STOCK_BIN/$1"
+}
+unwrap_tool() { ln -sf "$(sed -n 's/^REAL=//p' "$STOCK_BIN/$1")" "$STOCK_BIN/$1"; }
+
 # node_teardown: every process the fixture started (etcd).
 node_teardown() {
   local pid

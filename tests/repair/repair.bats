@@ -226,14 +226,10 @@ assert_repaired() {
   relaunched
   node_boot
   # df -P as coreutils prints it, with 100 KiB available on every file system.
-  real_df=$(readlink "$STOCK_BIN/df")
-  rm "$STOCK_BIN/df"
-  cat >"$STOCK_BIN/df" <<SH
-#!/bin/bash
+  wrap_tool df <<'SH'
 set -o pipefail
-$real_df "\$@" | awk 'NR == 1 { print; next } { \$4 = 100; print }'
+"$REAL" "$@" | awk 'NR == 1 { print; next } { $4 = 100; print }'
 SH
-  chmod +x "$STOCK_BIN/df"
   [ "$(on_node df -Pk "$FAKE_ROOT/var/lib" | awk 'NR == 2 {print $4}')" = 100 ]
   : >"$FAKE_LOG"
   before=$(tree_sum)
@@ -267,19 +263,15 @@ SH
   relaunched
   node_boot
   # cp as coreutils fails on a full disk: every copy into a backup fails.
-  real_cp=$(readlink "$STOCK_BIN/cp")
-  rm "$STOCK_BIN/cp"
-  cat >"$STOCK_BIN/cp" <<SH
-#!/bin/bash
+  wrap_tool cp <<'SH'
 for arg; do
-  if [[ \$arg == */var/lib/lifeboat/backup-* ]]; then
-    echo "cp: error writing '\$arg': No space left on device" >&2
+  if [[ $arg == */var/lib/lifeboat/backup-* ]]; then
+    echo "cp: error writing '$arg': No space left on device" >&2
     exit 1
   fi
 done
-exec $real_cp "\$@"
+exec "$REAL" "$@"
 SH
-  chmod +x "$STOCK_BIN/cp"
   : >"$FAKE_LOG"
   run repair --timeout 120
   [ "$status" -eq 13 ]
@@ -292,7 +284,7 @@ SH
   # Nothing was rewritten yet; the state file lets the next run finish.
   grep -qF -- "--advertise-address=$OLD" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
   [ -e "$FAKE_ROOT/var/lib/lifeboat/repair-state" ]
-  ln -sf "$real_cp" "$STOCK_BIN/cp"
+  unwrap_tool cp
   run repair --timeout 120
   [ "$status" -eq 3 ]
   grep -qF -- "--advertise-address=$OLD" "$FAKE_ROOT$(json_field backup)/kubernetes/manifests/kube-apiserver.yaml"
