@@ -480,8 +480,20 @@ def _rest_decode(service: ServiceModel, environ: dict[str, Any], body: bytes) ->
     return operation, parsed
 
 
-def judge(environ: dict[str, Any], body: bytes) -> Refusal | None:
-    """The refusal AWS would answer this request with, or None to let it through."""
+@dataclass
+class Decoded:
+    """A request as its service's model reads it: the operation and its
+    input, keyed by the model's member names."""
+
+    service: ServiceModel
+    protocol: str  # json, query, ec2, rest-json or rest-xml
+    operation: OperationModel
+    value: Any
+
+
+def decode(environ: dict[str, Any], body: bytes) -> Decoded | None:
+    """The operation and input of a signed request, or None when no model
+    reads it (an unknown service or operation, a body of another shape)."""
     name = _signing_service(environ)
     service = service_model(name) if name else None
     if service is None:
@@ -503,9 +515,7 @@ def judge(environ: dict[str, Any], body: bytes) -> Refusal | None:
             operation = service.operation_model(params.get("Action", ""))
         except Exception:  # noqa: BLE001 - unknown operation: passes through
             return None
-        if operation.input_shape is None:
-            return None
-        value = _Query(params, ec2=protocol == "ec2").decode(operation.input_shape, "")
+        value = _Query(params, ec2=protocol == "ec2").decode(operation.input_shape, "") if operation.input_shape else {}
     elif service.protocol in ("rest-json", "rest-xml"):
         protocol = service.protocol
         decoded = _rest_decode(service, environ, body)
@@ -514,5 +524,13 @@ def judge(environ: dict[str, Any], body: bytes) -> Refusal | None:
         operation, value = decoded
     else:
         return None
-    found = violations(operation, value, ec2=protocol == "ec2")
-    return refusal(protocol, service, found) if found else None
+    return Decoded(service, protocol, operation, value)
+
+
+def judge(environ: dict[str, Any], body: bytes) -> Refusal | None:
+    """The refusal AWS would answer this request with, or None to let it through."""
+    decoded = decode(environ, body)
+    if decoded is None or decoded.operation.input_shape is None:
+        return None
+    found = violations(decoded.operation, decoded.value, ec2=decoded.protocol == "ec2")
+    return refusal(decoded.protocol, decoded.service, found) if found else None
