@@ -8,7 +8,9 @@ access key `LB<12 digits>...` acts in that account (moto's x-moto-account-id),
 so parallel tests never see each other's instances.
 
 Every request is first checked against botocore's model of its operation and
-refused as AWS refuses it (strict.py).
+refused as AWS refuses it (strict.py), then, when it is signed as one of
+lifeboat's functions or its operator, against that identity's IAM policy as
+the stack deploys it (iam.py).
 
 Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /moto-api/reset            moto's reset, plus every lifeboat setting
@@ -88,6 +90,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
+import iam
 import patches
 import services
 import strict
@@ -241,6 +244,7 @@ class Emulator:
             FAULTS.reset()
             patches.reset()
             services.reset()
+            iam.reset()
             return self.moto_app(environ, start_response)
 
         match = ACCOUNT_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -264,6 +268,11 @@ class Emulator:
             headers = [*refusal.headers, ("Content-Length", str(len(refusal.body)))]
             start_response(f"{refusal.status} Bad Request", headers)
             return [refusal.body]
+        denied = iam.authorize(environ, body)
+        if denied is not None:
+            headers = [*denied.headers, ("Content-Length", str(len(denied.body)))]
+            start_response(f"{denied.status} Forbidden", headers)
+            return [denied.body]
         return self.moto_app(environ, start_response)
 
     @staticmethod
@@ -317,6 +326,8 @@ class Emulator:
         if path.startswith("/lifeboat/snapshots/") and method == "POST":
             return json_response(start_response, set_snapshot(account, path.rsplit("/", 1)[-1], payload))
         answer = services.control(method, path, account, payload)
+        if answer is None:
+            answer = iam.control(method, path, account, payload, query.get("region", ["eu-west-1"])[0])
         if answer is not None:
             return json_response(start_response, answer)
         return json_response(start_response, {"error": f"no control endpoint {method} {path}"}, "404 Not Found")

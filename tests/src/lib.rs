@@ -86,13 +86,42 @@ impl Emulator {
             .await
     }
 
-    /// The environment that points a lifeboat binary at this account.
+    /// The environment that points a program at this account with the
+    /// tests' own credentials, which IAM does not restrict (setup, and the
+    /// few tests that say why they run a function unrestricted).
     pub fn env(&self) -> Vec<(String, String)> {
+        self.env_as("EMULATOR")
+    }
+
+    /// The environment of a lifeboat function as the stack deploys it: its
+    /// own role, whose policy the emulator enforces (tests/emulator/iam.py),
+    /// and the stack's settings (the handler sends the stack's documents).
+    pub fn function_env(&self, function: &str) -> Vec<(String, String)> {
+        let identity = match function {
+            "scheduled-backup" => "SCHEDULEDBACKUP",
+            "retention-pruner" => "RETENTIONPRUNER",
+            "interruption-handler" => "INTERRUPTIONHANDLER",
+            other => panic!("{other} is not a lifeboat function"),
+        };
+        let mut env = self.env_as(identity);
+        if function == "interruption-handler" {
+            env.push(("LIFEBOAT_SSM_DOCUMENTS".into(), stack::NAME.into()));
+        }
+        env
+    }
+
+    /// The environment of an operator running the `lifeboat` command, whose
+    /// policy (infra/iam-policy-operator.json) the emulator enforces.
+    pub fn operator_env(&self) -> Vec<(String, String)> {
+        self.env_as("OPERATOR")
+    }
+
+    fn env_as(&self, identity: &str) -> Vec<(String, String)> {
         [
             ("AWS_ENDPOINT_URL", self.url.clone()),
             ("AWS_REGION", REGION.to_string()),
             ("AWS_DEFAULT_REGION", REGION.to_string()),
-            ("AWS_ACCESS_KEY_ID", format!("LB{}EMULATOR", self.account)),
+            ("AWS_ACCESS_KEY_ID", format!("LB{}{identity}", self.account)),
             ("AWS_SECRET_ACCESS_KEY", "secret".to_string()),
         ]
         .into_iter()
@@ -119,6 +148,29 @@ impl Emulator {
         serde_json::from_str(&response).unwrap()
     }
 
+    /// The requests IAM refused in this account so far, each
+    /// `{"identity", "action", "resource", "reason"}` (tests/emulator/iam.py).
+    pub fn iam_denials(&self) -> Vec<Value> {
+        self.control("GET", "/lifeboat/iam/denials", &Value::Null).as_array().cloned().unwrap_or_default()
+    }
+
+    /// What the emulator could not judge under IAM in this account so far,
+    /// each `{"identity", "action", "resource_type", "why"}`: let through,
+    /// and recorded so that a test can name them.
+    pub fn iam_not_evaluated(&self) -> Vec<Value> {
+        self.control("GET", "/lifeboat/iam/not-evaluated", &Value::Null).as_array().cloned().unwrap_or_default()
+    }
+
+    /// A planted fault: `change` edits the statements of `function`'s policy
+    /// as deployed in this account (the stack's, until changed here).
+    pub fn plant_policy(&self, function: &str, change: impl FnOnce(&mut Vec<Value>)) {
+        let policies = self.control("GET", "/lifeboat/iam/policies", &Value::Null);
+        let mut statements = policies[function].as_array().cloned().expect("a deployed function");
+        change(&mut statements);
+        let body = serde_json::json!({"function": function, "statements": statements});
+        self.control("POST", "/lifeboat/iam/policy", &body);
+    }
+
     /// Calls per operation that reached this account so far.
     pub fn calls(&self, operation: &str) -> u64 {
         self.call_counts().get(operation).copied().unwrap_or(0)
@@ -140,12 +192,21 @@ impl Emulator {
         self.raw(method, path, &[("Content-Type", "application/json")], &body)
     }
 
-    /// An instance profile in this account's IAM (nodes need one for SSM),
-    /// made with the query API; returns its ARN.
+    /// An instance profile in this account's IAM holding the role of the
+    /// same name (nodes need one for SSM; a launch with it passes that role,
+    /// the stack's NodeRoleArn), made with the query API; returns its ARN.
     pub fn instance_profile(&self, name: &str) -> String {
-        let body = format!("Action=CreateInstanceProfile&InstanceProfileName={name}&Version=2010-05-08");
-        let (status, response) = self.query("iam", &body);
-        assert!(status == 200 || response.contains("EntityAlreadyExists"), "{status} {response}");
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let trust: String = form_urlencoded::byte_serialize(trust.as_bytes()).collect();
+        for body in [
+            format!("Action=CreateRole&RoleName={name}&AssumeRolePolicyDocument={trust}&Version=2010-05-08"),
+            format!("Action=CreateInstanceProfile&InstanceProfileName={name}&Version=2010-05-08"),
+            format!("Action=AddRoleToInstanceProfile&InstanceProfileName={name}&RoleName={name}&Version=2010-05-08"),
+        ] {
+            let (status, response) = self.query("iam", &body);
+            let again = response.contains("EntityAlreadyExists") || response.contains("LimitExceeded");
+            assert!(status == 200 || again, "{status} {response}");
+        }
         format!("arn:aws:iam::{}:instance-profile/{name}", self.account)
     }
 
@@ -278,7 +339,7 @@ impl Emulator {
             self.launch_node(&subnet, &[("lifeboat:node", name), ("Name", name), ("team", "platform")]).await;
         let run = runtime::invoke(
             "scheduled-backup",
-            &self.env(),
+            &self.function_env("scheduled-backup"),
             &[serde_json::json!({"node": name})],
             std::time::Duration::from_secs(120),
         );
@@ -457,9 +518,11 @@ pub mod stack {
             .finish();
         let (status, answer) = emu.query("cloudformation", &body);
         assert_eq!(status, 200, "{answer}");
-        let env: serde_json::Map<String, Value> = emu.env().into_iter().map(|(k, v)| (k, json!(v))).collect();
-        let function =
-            |bin: &str, timeout: u64| json!({"binary": runtime::binary(bin), "env": env, "timeout_seconds": timeout});
+        let function = |bin: &str, timeout: u64| {
+            let env: serde_json::Map<String, Value> =
+                emu.function_env(bin).into_iter().map(|(k, v)| (k, json!(v))).collect();
+            json!({"binary": runtime::binary(bin), "env": env, "timeout_seconds": timeout})
+        };
         emu.control(
             "POST",
             "/lifeboat/functions",

@@ -32,7 +32,7 @@ async fn backed_up_node(emu: &Emulator) -> Node {
 /// warning, as it does (two minutes) on AWS.
 fn handle_interruption(emu: &Emulator, old: &str, events: Vec<Value>) -> Run {
     emu.interrupt(old, "terminate", 2.0);
-    invoke("interruption-handler", &emu.env(), &events, TIMEOUT)
+    invoke("interruption-handler", &emu.function_env("interruption-handler"), &events, TIMEOUT)
 }
 
 #[tokio::test]
@@ -178,7 +178,12 @@ async fn a_retry_whose_launch_differs_finds_the_instance_its_token_made() {
     emu.ec2().await.terminate_instances().instance_ids(&old).send().await.unwrap();
     // The first invocation launches, then is killed while the agent registers.
     emu.control("POST", "/lifeboat/config", &json!({"ssm_online_seconds": 120}));
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], Duration::from_secs(15));
+    let run = invoke(
+        "interruption-handler",
+        &emu.function_env("interruption-handler"),
+        &[warning(&old)],
+        Duration::from_secs(15),
+    );
     assert!(run.invocations.is_empty(), "killed before answering");
     let first = emu.replacements(&old).await;
     assert_eq!(first.len(), 1, "it had launched");
@@ -190,7 +195,7 @@ async fn a_retry_whose_launch_differs_finds_the_instance_its_token_made() {
     emu.control("POST", "/lifeboat/config", &json!({"ssm_online_seconds": 0, "tag_filter_lag_seconds": 600}));
     emu.command_results(&[REPAIRED]);
     let launches_before = emu.calls("RunInstances");
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&old)], TIMEOUT);
+    let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &[warning(&old)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["replacement"]["id"], first.as_str(), "{report}");
     assert_eq!(report["command"]["result"]["result"], "ok", "{report}");
@@ -214,7 +219,7 @@ async fn a_relaunch_from_the_state_change_alone_keeps_the_instance_profile() {
     emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
     let mut event = fixture("state-change-terminated.json");
     event["detail"]["instance-id"] = json!(node.instance);
-    let run = invoke("interruption-handler", &emu.env(), &[event], TIMEOUT);
+    let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &[event], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
     let new = &emu.replacements(&node.instance).await[0];
@@ -228,7 +233,7 @@ async fn a_spot_stop_is_not_a_relaunch() {
     emu.interrupt(&node.instance, "stop", 1.0);
     let mut event = warning(&node.instance);
     event["detail"]["instance-action"] = json!("stop");
-    let run = invoke("interruption-handler", &emu.env(), &[event], TIMEOUT);
+    let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &[event], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "stopping", "{report}");
     assert!(emu.replacements(&node.instance).await.is_empty());
@@ -241,7 +246,8 @@ async fn a_late_event_for_an_instance_ec2_forgot_still_relaunches_the_node() {
     let node = emu.backed_up_node().await;
     emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
     emu.control("POST", &format!("/lifeboat/instances/{}", node.instance), &json!({"terminated_seconds_ago": 4000}));
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&node.instance)], TIMEOUT);
+    let run =
+        invoke("interruption-handler", &emu.function_env("interruption-handler"), &[warning(&node.instance)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
     assert_eq!(report["node"], "k8s-master");
@@ -254,7 +260,7 @@ async fn the_relaunch_is_published_to_the_topic() {
     let topic = emu.sns().await.create_topic().name("lifeboat").send().await.unwrap();
     let topic = topic.topic_arn().unwrap().to_string();
     let node = backed_up_node(&emu).await;
-    let mut env = emu.env();
+    let mut env = emu.function_env("interruption-handler");
     env.push(("LIFEBOAT_NOTIFY_TOPIC_ARN".into(), topic.clone()));
     emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
     let run = invoke("interruption-handler", &env, &[warning(&node.instance)], TIMEOUT);
@@ -276,7 +282,7 @@ async fn an_instance_that_is_not_a_node_is_acknowledged_and_nothing_launches() {
     let emu = Emulator::new();
     let web = emu.launch(&emu.subnet().await, &[("Name", "web")]).await;
     let launched = emu.calls("RunInstances");
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&web)], TIMEOUT);
+    let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &[warning(&web)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "ignored");
     assert!(report["reason"].as_str().unwrap().contains("has no lifeboat:node tag"), "{report}");
@@ -311,7 +317,8 @@ async fn comments_fit_ssm_whatever_the_node_name() {
     let name = "n".repeat(114);
     let node = emu.backed_up(&name).await;
     emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&node.instance)], TIMEOUT);
+    let run =
+        invoke("interruption-handler", &emu.function_env("interruption-handler"), &[warning(&node.instance)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
     let commands = emu.ssm().await.list_commands().send().await.unwrap();
@@ -327,7 +334,7 @@ async fn a_malformed_event_is_an_error_and_launches_nothing() {
         fixture("scheduled-backup.json"),
         json!({"action": "test-restore", "node": "k8s-master", "keep": true}),
     ];
-    let run = invoke("interruption-handler", &emu.env(), &events, TIMEOUT);
+    let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &events, TIMEOUT);
     let messages: Vec<String> = run.invocations.into_iter().map(|i| i.error_message()).collect();
     assert_eq!(messages.len(), 4, "{}", run.stderr);
     assert!(messages[0].contains("not an EventBridge event"), "{}", messages[0]);
@@ -370,9 +377,8 @@ async fn the_repair_goes_through_the_stacks_own_document_with_parameters_it_admi
     stack_documents(&emu, "lifeboat").await;
     let node = emu.backed_up_node().await;
     emu.command_results(&[REPAIRED]);
-    let mut env = emu.env();
-    env.push(("LIFEBOAT_SSM_DOCUMENTS".into(), "lifeboat".into()));
     emu.interrupt(&node.instance, "terminate", 2.0);
+    let env = emu.function_env("interruption-handler");
     let run = invoke("interruption-handler", &env, &[warning(&node.instance)], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");

@@ -113,7 +113,7 @@ async fn seed_mixed(emu: &Emulator) -> Seeded {
 async fn mixed_case_prunes_exactly_what_the_policy_names() {
     let emu = Emulator::new();
     let seeded = seed_mixed(&emu).await;
-    let run = invoke("retention-pruner", &emu.env(), &[event()], TIMEOUT);
+    let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[event()], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
 
     // Kept: the newest 3, the rest within 7 days, the pending one, the untagged ones.
@@ -156,7 +156,7 @@ async fn when_everything_is_old_exactly_the_newest_k_remain() {
     for days in [10, 11, 12, 13, 14] {
         ids.push(image(&emu, &instance, &format!("k8s-master-{days}"), Some("k8s-master"), days, "available").await.0);
     }
-    let run = invoke("retention-pruner", &emu.env(), &[event()], TIMEOUT);
+    let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[event()], TIMEOUT);
     run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(image_ids(&emu).await, ids[..3].iter().cloned().collect());
 }
@@ -166,7 +166,7 @@ async fn dry_run_reports_the_plan_and_changes_nothing() {
     let emu = Emulator::new();
     seed_mixed(&emu).await;
     let (images_before, snapshots_before) = (image_ids(&emu).await, snapshot_ids(&emu).await);
-    let run = invoke("retention-pruner", &emu.env(), &[json!({"dry_run": true})], TIMEOUT);
+    let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[json!({"dry_run": true})], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["dry_run"], true);
     let deleted = report["nodes"][0]["deleted"].as_array().unwrap();
@@ -190,7 +190,7 @@ async fn throttling_and_a_failed_deregistration_end_in_the_right_state_and_an_ho
         "/lifeboat/faults",
         &json!({"operation": "*", "code": "RequestLimitExceeded", "rate": 0.3, "seed": 7}),
     );
-    let run = invoke("retention-pruner", &emu.env(), &[event()], TIMEOUT);
+    let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[event()], TIMEOUT);
     let message = run.invocations.into_iter().next().expect(&run.stderr).error_message();
     assert!(message.starts_with("1 failures while pruning: k8s-master ami-"), "{message}");
     assert!(message.contains("UnauthorizedOperation"), "{message}");
@@ -203,7 +203,7 @@ async fn throttling_and_a_failed_deregistration_end_in_the_right_state_and_an_ho
     assert!(!snapshot_ids(&emu).await.contains(&seeded.orphan));
 
     // The retry, still throttled, converges.
-    let run = invoke("retention-pruner", &emu.env(), &[event()], TIMEOUT);
+    let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[event()], TIMEOUT);
     run.invocations.into_iter().next().expect(&run.stderr).response();
     assert!(image_ids(&emu).await.is_disjoint(&old));
     assert!(emu.calls("DeregisterImage") > 6, "throttled calls were retried");
@@ -219,7 +219,7 @@ async fn a_disabled_image_is_kept_with_its_snapshot_and_never_taken_for_an_orpha
     let (disabled, snapshot) = image(&emu, &instance, "k8s-master-30", Some("k8s-master"), 30, "available").await;
     // DescribeImages leaves it out unless asked (IncludeDisabled).
     emu.ec2().await.disable_image().image_id(&disabled).send().await.unwrap();
-    let run = invoke("retention-pruner", &emu.env(), &[event()], TIMEOUT);
+    let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[event()], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     let node = &report["nodes"][0];
     let kept = node["kept"].as_array().unwrap();

@@ -23,7 +23,7 @@ async fn backs_up_the_tagged_node_once_per_slot() {
     let web = emu.launch(&subnet, &[("Name", "web")]).await;
 
     let event = fixture("scheduled-backup.json");
-    let run = invoke("scheduled-backup", &emu.env(), &[event.clone(), event], TIMEOUT);
+    let run = invoke("scheduled-backup", &emu.function_env("scheduled-backup"), &[event.clone(), event], TIMEOUT);
     assert_eq!(run.invocations.len(), 2, "{}", run.stderr);
     // Both invocations tell CloudWatch the node has its backup (EMF lines).
     let metrics: Vec<Value> = run
@@ -109,7 +109,7 @@ async fn a_malformed_event_is_an_error_and_creates_nothing() {
         json!({"node": "k8s-master", "dryrun": true}),
         json!("2026-11-26T01:00:00Z"),
     ];
-    let run = invoke("scheduled-backup", &emu.env(), &events, TIMEOUT);
+    let run = invoke("scheduled-backup", &emu.function_env("scheduled-backup"), &events, TIMEOUT);
     let messages: Vec<String> = run.invocations.into_iter().map(Invocation::error_message).collect();
     assert_eq!(messages.len(), 4, "{}", run.stderr);
     assert!(messages[0].contains("not an EventBridge event"), "{}", messages[0]);
@@ -126,7 +126,8 @@ async fn dry_run_reports_the_plan_and_creates_nothing() {
     let emu = Emulator::new();
     let subnet = emu.subnet().await;
     let master = emu.launch(&subnet, &[("lifeboat:node", "k8s-master")]).await;
-    let run = invoke("scheduled-backup", &emu.env(), &[fixture("manual-backup.json")], TIMEOUT);
+    let run =
+        invoke("scheduled-backup", &emu.function_env("scheduled-backup"), &[fixture("manual-backup.json")], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["nodes"][0]["outcome"], "would-create");
@@ -137,7 +138,7 @@ async fn dry_run_reports_the_plan_and_creates_nothing() {
 #[tokio::test]
 async fn an_invalid_setting_stops_the_function_before_any_call() {
     let emu = Emulator::new();
-    let mut env = emu.env();
+    let mut env = emu.function_env("scheduled-backup");
     env.push(("LIFEBOAT_KEEP_MIN".into(), "none".into()));
     let run = invoke("scheduled-backup", &env, &[json!({})], TIMEOUT);
     assert!(run.invocations.is_empty());

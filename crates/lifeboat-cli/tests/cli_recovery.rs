@@ -103,7 +103,7 @@ async fn interrupt_starts_the_experiment_and_times_the_recovery_to_a_healthy_nod
     emu.command_results(&[REPAIRED]);
 
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"));
-    cmd.env_clear().envs(emu.env()).env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd.env_clear().envs(emu.operator_env()).env("AWS_EC2_METADATA_DISABLED", "true");
     let child = cmd
         .args(["interrupt", "--node", "k8s-master", "--yes", "--timeout", "2"])
         .stdout(std::process::Stdio::piped())
@@ -121,7 +121,12 @@ async fn interrupt_starts_the_experiment_and_times_the_recovery_to_a_healthy_nod
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
-    let run = runtime::invoke("interruption-handler", &emu.env(), &[warning(&node.instance)], Duration::from_secs(120));
+    let run = runtime::invoke(
+        "interruption-handler",
+        &emu.function_env("interruption-handler"),
+        &[warning(&node.instance)],
+        Duration::from_secs(120),
+    );
     let handled = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(handled["outcome"], "relaunched", "{handled}");
 

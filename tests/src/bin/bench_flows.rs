@@ -25,7 +25,12 @@ async fn backups() {
         }
         let before = emu.total_calls();
         let started = Instant::now();
-        let run = invoke("scheduled-backup", &emu.env(), &[fixture("scheduled-backup.json")], TIMEOUT);
+        let run = invoke(
+            "scheduled-backup",
+            &emu.function_env("scheduled-backup"),
+            &[fixture("scheduled-backup.json")],
+            TIMEOUT,
+        );
         let elapsed = started.elapsed();
         let report = run.invocations.into_iter().next().unwrap_or_else(|| panic!("{}", run.stderr)).response();
         assert_eq!(report["nodes"].as_array().unwrap().len(), nodes);
@@ -95,7 +100,8 @@ async fn relaunch_once(lags: &mut BTreeMap<&'static str, Vec<f64>>, per_operatio
     emu.command_results(&[r#"{"result":"ok","step":"verify","guard":"released"}"#]);
     let before = emu.call_counts();
     emu.interrupt(&node.instance, "terminate", 5.0);
-    let run = invoke("interruption-handler", &emu.env(), &[warning(&node.instance)], TIMEOUT);
+    let run =
+        invoke("interruption-handler", &emu.function_env("interruption-handler"), &[warning(&node.instance)], TIMEOUT);
     let started = run.handed_out[0].duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let report = run.invocations.into_iter().next().unwrap_or_else(|| panic!("{}", run.stderr)).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");

@@ -54,8 +54,12 @@ async fn main() {
         seed(&emu, count).await;
         let before = emu.total_calls();
         let started = Instant::now();
-        let run =
-            invoke("retention-pruner", &emu.env(), std::slice::from_ref(&event), std::time::Duration::from_secs(900));
+        let run = invoke(
+            "retention-pruner",
+            &emu.function_env("retention-pruner"),
+            std::slice::from_ref(&event),
+            std::time::Duration::from_secs(900),
+        );
         let elapsed = started.elapsed();
         let report =
             run.invocations.into_iter().next().unwrap_or_else(|| panic!("no answer: {}", run.stderr)).response();

@@ -9,7 +9,7 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn answer(name: &str, emu: &Emulator, events: &[Value]) -> Vec<Value> {
-    let run = invoke(name, &emu.env(), events, TIMEOUT);
+    let run = invoke(name, &emu.function_env(name), events, TIMEOUT);
     if run.invocations.len() != events.len() {
         eprintln!("{name} did not answer every event:\n{}", run.stderr);
         std::process::exit(1);
@@ -126,7 +126,7 @@ async fn main() {
     let status = std::process::Command::new(runtime::binary("lifeboat"))
         .arg("status")
         .env_clear()
-        .envs(emu.env())
+        .envs(emu.operator_env())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
