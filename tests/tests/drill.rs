@@ -17,7 +17,7 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
-    let run = invoke("interruption-handler", &emu.env(), &[drill], TIMEOUT);
+    let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &[drill], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "drill-passed", "{report}");
 
@@ -47,6 +47,9 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
         .to_string();
     let swapped = report["timeline"].as_array().unwrap().iter().find(|s| s["step"] == "root-swapped").unwrap();
     assert!(swapped["detail"].as_str().unwrap().contains(&root_snapshot), "{swapped}");
+    // The image records the drill, under the handler's own policy.
+    let recorded = tag_pairs(image.images()[0].tags());
+    assert!(recorded.iter().any(|(k, v)| k == "lifeboat:drill" && v.starts_with("passed ")), "{recorded:?}");
     // Nothing made for the drill is left, and the real node is untouched.
     let volume = report["state"]["volumes"][0].as_str().unwrap();
     assert!(emu.volume(volume).await.is_none_or(|v| v.state().unwrap().as_str() == "deleted"), "{volume}");
@@ -92,7 +95,7 @@ async fn a_kept_clone_runs_on_a_volume_made_from_the_images_root_snapshot() {
         r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
-    let mut env = emu.env();
+    let mut env = emu.function_env("interruption-handler");
     env.push(("LIFEBOAT_DRILL_ALLOW_KEEP".into(), "true".into()));
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": true});
     let run = invoke("interruption-handler", &env, &[drill], TIMEOUT);

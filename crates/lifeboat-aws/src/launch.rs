@@ -57,7 +57,10 @@ impl Launching for AwsEc2 {
             Network::Interface(eni) => call.network_interfaces(
                 InstanceNetworkInterfaceSpecification::builder().device_index(0).network_interface_id(eni).build(),
             ),
+            // The new interface carries the node's (or the clone's) tag from
+            // its creation: the stack's IAM launches no untagged interface.
             Network::Address { subnet_id, private_ip, security_group_ids } => call
+                .tag_specifications(tag_specification(ResourceType::NetworkInterface, &request.volume_tags))
                 .subnet_id(subnet_id)
                 .set_private_ip_address(private_ip.clone())
                 .set_security_group_ids((!security_group_ids.is_empty()).then(|| security_group_ids.clone())),

@@ -73,7 +73,8 @@ pub struct LaunchRequest {
     /// cloud-init user data, as text (the adapter encodes it).
     pub user_data: String,
     pub tags: Tags,
-    /// Tags for the volumes the launch creates.
+    /// Tags for the volumes the launch creates, and for its new interface
+    /// when it makes one ([`Network::Address`]).
     pub volume_tags: Tags,
 }
 
