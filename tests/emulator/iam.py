@@ -267,7 +267,7 @@ def authorize(environ: dict[str, Any], body: bytes) -> Refusal | None:
     policies = [{"Version": "2012-10-17", "Statement": found.policies.get(identity, [])}]
     context = _globals(account, identity, region, found.stack)
     for request in requests:
-        request = AuthRequest(request.action, request.resource, {**context, **request.context})
+        request = AuthRequest(request.action, request.resource, {**context, **_applicable(request)})
         _note_unmodelled(found, identity, request)
         try:
             decision = evaluate(policies, request)
@@ -378,7 +378,10 @@ def _send_command(account: str, region: str, value: dict[str, Any]) -> list[Auth
 _sar: dict[str, Any] | None = None
 
 
-def _sar_keys(action: str, rtype: str) -> set[str]:
+def _sar_keys(action: str, rtype: str, own: bool = True) -> set[str]:
+    """The condition keys the reference defines for `action` on `rtype`
+    (and for the action itself); with `own`, also every key of the
+    resource type."""
     global _sar
     if _sar is None:
         _sar = json.loads(SAR.read_text()) if SAR.exists() else {}
@@ -388,8 +391,31 @@ def _sar_keys(action: str, rtype: str) -> set[str]:
     keys: set[str] = set()
     for name in (rtype, ""):
         keys |= {k.lower() for k in privilege.get("resource_types", {}).get(name, {}).get("condition_keys", [])}
-    keys |= {k.lower() for k in service.get("resources", {}).get(rtype, {}).get("condition_keys", [])}
+    if own:
+        keys |= {k.lower() for k in service.get("resources", {}).get(rtype, {}).get("condition_keys", [])}
     return keys
+
+
+GLOBAL_TAG_KEYS = ("aws:resourcetag/", "aws:requesttag/", "aws:tagkeys")
+
+
+def _applicable(request: AuthRequest) -> dict[str, Any]:
+    """The request's keys that the Service Authorization Reference defines
+    for this action on this resource type: AWS puts no other in the context
+    (a condition on another key never matches, as on AWS). Global keys
+    other than the tag keys apply everywhere."""
+    if not request.action.startswith("ec2:") or request.resource == "*":
+        return dict(request.context)
+    applicable = _sar_keys(request.action, _rtype(request.resource), own=False)
+    out = {}
+    for key, value in request.context.items():
+        lowered = key.lower()
+        template = re.sub(r"/.*", "/${tagkey}", lowered)
+        if lowered.startswith("aws:") and not lowered.startswith(GLOBAL_TAG_KEYS):
+            out[key] = value
+        elif lowered in applicable or template in applicable:
+            out[key] = value
+    return out
 
 
 def _note_unmodelled(found: Deployment, identity: str, request: AuthRequest) -> None:

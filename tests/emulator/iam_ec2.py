@@ -23,7 +23,10 @@ grant none). `iam:PassRole` on the role of the instance profile a launch
 names, with `iam:PassedToService`, is authorized beside it (IAM User Guide,
 "Granting a user permissions to pass a role to an AWS service").
 
-Every key a context below carries is listed in MODELLED per resource type;
+iam.py keeps of each context only the keys the reference defines for the
+action on that resource type (AWS evaluates no other: RunInstances, for
+one, has no aws:ResourceTag key for an existing network interface). Every
+key a context below carries is listed in MODELLED per resource type;
 a policy condition on a key the reference defines for the type but that is
 not modelled here is recorded as not evaluated (see iam.py), never guessed.
 """
@@ -55,7 +58,8 @@ MODELLED = {
     "snapshot": {"ec2:owner", "ec2:volumesize", "ec2:parentvolume", "ec2:region", "ec2:createaction"},
     "volume": {"ec2:availabilityzone", "ec2:encrypted", "ec2:volumetype", "ec2:volumesize", "ec2:region",
                "ec2:parentsnapshot", "ec2:createaction"},
-    "network-interface": {"ec2:vpc", "ec2:subnet", "ec2:availabilityzone", "ec2:region", "ec2:createaction"},
+    "network-interface": {"ec2:vpc", "ec2:subnet", "ec2:networkinterfaceid", "ec2:availabilityzone", "ec2:region",
+                          "ec2:createaction"},
     "subnet": {"ec2:vpc", "ec2:subnetid", "ec2:availabilityzone", "ec2:region"},
     "security-group": {"ec2:vpc", "ec2:securitygroupid", "ec2:region"},
     "key-pair": {"ec2:keypairname", "ec2:region"},
@@ -126,7 +130,7 @@ class Ec2:
             eni = b.enis.get(rid)
             if eni is not None:
                 context.update({"ec2:Vpc": self.arn("vpc", eni.subnet.vpc_id),
-                                "ec2:Subnet": self.arn("subnet", eni.subnet.id),
+                                "ec2:Subnet": self.arn("subnet", eni.subnet.id), "ec2:NetworkInterfaceID": rid,
                                 "ec2:AvailabilityZone": eni.subnet.availability_zone})
         elif rtype == "subnet":
             s = self._subnet(rid)

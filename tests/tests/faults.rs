@@ -159,7 +159,7 @@ mod planted_iam_faults {
         let emu = Emulator::new();
         let node = emu.backed_up_node().await;
         emu.plant_policy("interruption-handler", |statements| {
-            statements.retain(|s| s["Sid"] != "LaunchOnKeptInterfaces");
+            statements.retain(|s| s["Sid"] != "LaunchOnExistingInterfaces");
         });
         relaunch_fails(&emu, &node.instance);
         let refused = denied(&emu, "ec2:RunInstances");
