@@ -162,6 +162,28 @@ build-lambda: deploy-venv
 # they were deployed, and its SSM documents $(STACK)-repair / $(STACK)-health.
 STACK ?= lifeboat
 
+# deploy and deploy-lambda refuse a stack name that cannot work, before
+# anything is built or created: Lambda takes function names of at most 64
+# characters (CreateFunction, FunctionName) and the longest is
+# $(STACK)-interruption-handler, so a stack name has at most 43; SSM reserves
+# document names beginning with aws, amazon or amzn (CreateDocument, Name),
+# which $(STACK)-repair would. (CloudFormation's Rules can test neither a
+# length nor a prefix; `lifeboat --stack` refuses the same names.)
+STACK_NAME_MAX := 43
+ifneq ($(filter deploy deploy-lambda,$(MAKECMDGOALS)),)
+STACK_NAME_PROBLEM := $(if $(findstring ',$(STACK)),STACK=$(STACK) is not a stack name,$(shell stack='$(STACK)'; \
+  n=$$(printf '%s' "$$stack" | wc -c); \
+  if ! printf '%s' "$$stack" | grep -Eqx '[A-Za-z][A-Za-z0-9-]*'; then \
+    echo "STACK=$$stack: a CloudFormation stack name is letters, digits and hyphens, beginning with a letter"; \
+  elif [ "$$n" -gt $(STACK_NAME_MAX) ]; then \
+    echo "STACK=$$stack has $$n characters: its function $$stack-interruption-handler would be longer than the 64 Lambda allows; use at most $(STACK_NAME_MAX)"; \
+  else case "$$(printf '%s' "$$stack" | tr 'A-Z' 'a-z')" in (aws*|amazon*|amzn*) \
+    echo "STACK=$$stack: its SSM documents $$stack-repair and $$stack-health would begin with a prefix SSM reserves for AWS (aws, amazon, amzn)";; esac; fi))
+ifneq ($(STACK_NAME_PROBLEM),)
+$(error $(STACK_NAME_PROBLEM))
+endif
+endif
+
 # sam deploy of infra/template.yaml as stack $(STACK); asks for the parameters
 # the first time (NodeRoleArn is required) and keeps them in samconfig.toml.
 # The template is larger than CloudFormation takes inline: SAM uploads it to

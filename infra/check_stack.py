@@ -814,6 +814,7 @@ OUTPUTS = [
     "StackVersion", "ScheduledBackupFunctionName", "ScheduledBackupFunctionArn", "RetentionPrunerFunctionName",
     "RetentionPrunerFunctionArn", "InterruptionHandlerFunctionName", "InterruptionHandlerFunctionArn", "TopicArn",
     "FailedEventsQueueUrl", "RepairDocumentName", "HealthDocumentName", "DashboardName", "InterruptionExperimentTemplateId",
+    "NodeRoleArn", "EbsKmsKeyArns",
 ]
 
 

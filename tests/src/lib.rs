@@ -481,7 +481,7 @@ pub mod stack {
             "DashboardName": "lifeboat",
             "NodeRoleArn": format!("arn:aws:iam::{}:role/k8s-node", emu.account),
             "EbsKmsKeyArns": format!("arn:aws:kms:{REGION}:{}:key/lifeboat", emu.account),
-            "Version": "0.1.0",
+            "StackVersion": "0.1.0",
         })
     }
 

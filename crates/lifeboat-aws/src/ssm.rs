@@ -13,8 +13,13 @@ pub enum Documents {
     /// `<prefix>-health`, whose parameters the stack restricts: the role may
     /// send nothing else.
     Stack(String),
-    /// AWS-RunShellScript with the script embedded (cargo lambda deploy,
-    /// tests): the role must be allowed that document.
+    /// AWS-RunShellScript with the script embedded, when no documents are
+    /// configured (`LIFEBOAT_SSM_DOCUMENTS` unset): the role must be allowed
+    /// that document. Neither deployment uses it: the template and the
+    /// Makefile's `deploy-lambda` both set `LIFEBOAT_SSM_DOCUMENTS` to the
+    /// stack's name, and `deploy-lambda`'s comment gives the commands that
+    /// create the two documents from the scripts
+    /// (`infra/sync-repair-document.py --write-documents`).
     RunShellScript,
 }
 

@@ -24,8 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The CloudFormation stack lifeboat was deployed as
-    #[arg(long, global = true, default_value = "lifeboat", value_name = "NAME")]
+    /// The CloudFormation stack lifeboat was deployed as (at most 43 characters)
+    #[arg(long, global = true, default_value = "lifeboat", value_name = "NAME", value_parser = crate::stack::parse_name)]
     pub stack: String,
     /// The AWS region (default: the standard AWS configuration's)
     #[arg(long, global = true, value_name = "REGION")]
@@ -49,7 +49,8 @@ pub enum Command {
         check with pass, warn or fail and the exact fix: the node tag, the spot request, the instance \
         profile and the role the stack may pass, the SSM agent, the kept interface and how a replacement \
         reaches SSM, kubelet/crictl/kubeadm/cloud-init/IMDSv2 on the node (one read-only SSM command), \
-        EBS volumes and their KMS keys, the stack, and the account's Lambda concurrency.\n\n\
+        EBS volumes, bare-metal relaunch types, the volumes' KMS keys and whether EC2 Spot may use them, \
+        the stack, and the account's Lambda concurrency.\n\n\
         Fails (exit 1) when any check fails; warnings pass.")]
     Preflight(NodeArg),
     /// Show each node: instance, market, what is kept, backups, last relaunch and drill, alarms

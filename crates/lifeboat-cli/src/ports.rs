@@ -125,6 +125,8 @@ pub struct InstanceExtras {
     /// `ebs` or `instance-store`.
     pub root_device_type: Option<String>,
     pub spot_request_id: Option<String>,
+    /// The account that owns the instance (its reservation's owner).
+    pub owner_id: Option<String>,
 }
 
 /// An EBS volume's encryption and type.
@@ -133,6 +135,43 @@ pub struct VolumeCrypto {
     pub id: String,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
+}
+
+/// A KMS key as DescribeKey shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KmsKey {
+    pub arn: String,
+    /// `AWS` (an AWS managed key such as aws/ebs) or `CUSTOMER`.
+    pub manager: String,
+}
+
+impl KmsKey {
+    pub fn is_customer_managed(&self) -> bool {
+        self.manager.eq_ignore_ascii_case("CUSTOMER")
+    }
+}
+
+/// A grant of a KMS key as ListGrants shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyGrant {
+    pub grantee: String,
+    /// `Decrypt`, `CreateGrant`, ...
+    pub operations: Vec<String>,
+    /// Whether the grant allows its operations only under an encryption
+    /// context constraint.
+    pub constrained: bool,
+}
+
+/// AWS KMS: what preflight reads of the keys of the node's volumes.
+pub trait Keys: Send + Sync {
+    /// DescribeKey: the key's ARN and who manages it.
+    fn key(&self, key_id: &str) -> impl Future<Output = Result<KmsKey, CloudError>> + Send;
+
+    /// GetKeyPolicy: the key policy (a key has one, named `default`).
+    fn key_policy(&self, key_id: &str) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// ListGrants: every grant of the key.
+    fn grants(&self, key_id: &str) -> impl Future<Output = Result<Vec<KeyGrant>, CloudError>> + Send;
 }
 
 /// A route of the subnet's route table (its own, else the VPC's main one).

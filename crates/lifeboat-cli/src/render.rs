@@ -29,7 +29,9 @@ pub fn preflight(node: &str, checks: &[Check]) -> String {
     if !fixes.is_empty() {
         out.push_str("\nfixes:\n");
         for c in fixes {
-            out.push_str(&format!("  {:<18} {}\n", c.id, c.fix.as_deref().unwrap_or_default()));
+            // A fix of several lines (a policy statement) stays in its column.
+            let fix = c.fix.as_deref().unwrap_or_default().replace('\n', &format!("\n{:21}", ""));
+            out.push_str(&format!("  {:<18} {fix}\n", c.id));
         }
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
@@ -132,4 +134,27 @@ pub fn recovered(r: &Recovered) -> String {
         or_dash(r.state_source.as_ref()),
         or_dash(r.state_as_of.as_ref()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fix_of_several_lines_stays_in_the_fixes_column() {
+        let check = Check {
+            id: "spot-kms",
+            status: Status::Fail,
+            detail: "d".into(),
+            fix: Some("add this statement:\n{\n  \"Effect\": \"Allow\"\n}".into()),
+        };
+        let out = preflight("k8s-master", &[check]);
+        let column = " ".repeat(21);
+        assert!(
+            out.contains(&format!(
+                "  spot-kms           add this statement:\n{column}{{\n{column}  \"Effect\": \"Allow\"\n{column}}}\n"
+            )),
+            "{out}"
+        );
+    }
 }

@@ -10,7 +10,9 @@ use aws_sdk_ec2::types::{
 use lifeboat_tests::{BASE_AMI, Emulator};
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use support::{STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, public_path};
+use support::{
+    STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, prepared_node_with_key, public_path,
+};
 
 fn json_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout)
@@ -71,7 +73,9 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
         "cloud-init",
         "imdsv2",
         "ebs",
+        "bare-metal",
         "kms",
+        "spot-kms",
         "stack",
         "lambda-concurrency",
     ] {
@@ -79,6 +83,80 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     }
     assert!(check(&report, "market")["detail"].as_str().unwrap().contains("one-time"), "{report}");
     assert!(check(&report, "network-path")["detail"].as_str().unwrap().contains("Elastic IP"), "{report}");
+}
+
+/// The operations a preflight run made since `before`, with their counts.
+fn made_since(emu: &Emulator, before: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    emu.call_counts()
+        .into_iter()
+        .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spot_kms_fails_until_the_key_policy_lets_the_spot_role_use_the_customer_key() {
+    let emu = emulator();
+    let kms = aws_sdk_kms::Client::new(&emu.sdk_config().await);
+    // A customer managed key with the policy KMS gives a key created without
+    // one: its use left to IAM, where the spot role has none.
+    let created = kms.create_key().description("k8s-master volumes").send().await.unwrap();
+    let key = created.key_metadata().unwrap().arn().unwrap().to_string();
+    let node = prepared_node_with_key(&emu, "k8s-master", &key).await;
+    let mut outs = outputs(&emu);
+    outs["EbsKmsKeyArns"] = json!(key);
+    deploy(&emu, &outs).await;
+    public_path(&emu, &node.instance).await;
+    emu.command_results(&[&healthy_probe("k8s-node")]);
+
+    let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] != "pass")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["spot-kms"], "{report}");
+    let c = check(&report, "spot-kms");
+    assert_eq!(c["status"], "fail");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(detail.contains(&key) && detail.contains("AWSServiceRoleForEC2Spot kms:Decrypt"), "{detail}");
+    // The fix names the statement, in this account, ready to add.
+    let role =
+        format!("arn:aws:iam::{}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot", emu.account);
+    let fix = c["fix"].as_str().unwrap();
+    let start = fix.find("\n{").unwrap() + 1;
+    let end = start + fix[start..].find("\n}").unwrap() + 2;
+    let statement: Value = serde_json::from_str(&fix[start..end]).unwrap();
+    assert_eq!(statement["Principal"]["AWS"], role.as_str(), "{fix}");
+    assert_eq!(statement["Effect"], "Allow");
+    assert!(fix.contains(&format!("--key-id {key} --grantee-principal {role}")), "{fix}");
+
+    // The customer adds it to the key policy: preflight passes.
+    let policy = kms.get_key_policy().key_id(&key).policy_name("default").send().await.unwrap();
+    let mut policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    policy["Statement"].as_array_mut().unwrap().push(statement);
+    kms.put_key_policy().key_id(&key).policy_name("default").policy(policy.to_string()).send().await.unwrap();
+    emu.command_results(&[&healthy_probe("k8s-node")]);
+    let before = emu.call_counts();
+    let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(check(&report, "spot-kms")["status"], "pass", "{report}");
+    assert_eq!(check(&report, "kms")["status"], "pass", "{report}");
+    // Still read-only: the key is described and read, nothing written.
+    let made = made_since(&emu, &before);
+    for op in ["DescribeKey", "GetKeyPolicy", "ListGrants"] {
+        assert!(made.iter().any(|(o, _)| o == op), "{op} not made: {made:?}");
+    }
+    let writes: Vec<&(String, u64)> = made
+        .iter()
+        .filter(|(op, _)| !["Describe", "Get", "List"].iter().any(|r| op.starts_with(r)) && op != "SendCommand")
+        .collect();
+    assert!(writes.is_empty(), "preflight changed something: {writes:?}");
 }
 
 /// An instance that has everything wrong that EC2 can show: a persistent spot

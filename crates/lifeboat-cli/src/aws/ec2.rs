@@ -33,8 +33,10 @@ impl NodeNetwork for Aws {
             .send()
             .await
             .map_err(|e| cloud_error("DescribeInstances", e))?;
-        let i = out.reservations().iter().flat_map(|r| r.instances()).next();
+        let reservation = out.reservations().iter().find(|r| !r.instances().is_empty());
+        let i = reservation.and_then(|r| r.instances().first());
         Ok(InstanceExtras {
+            owner_id: reservation.and_then(|r| r.owner_id()).map(str::to_string),
             vpc_id: i.and_then(|i| i.vpc_id()).map(str::to_string),
             root_device_type: i.and_then(|i| i.root_device_type()).map(|t| t.as_str().to_string()),
             spot_request_id: i.and_then(|i| i.spot_instance_request_id()).map(str::to_string),

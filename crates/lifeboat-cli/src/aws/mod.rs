@@ -1,9 +1,10 @@
 //! The tool's ports over the AWS SDK. The node, its images and volumes, its
 //! instances and SSM go through lifeboat-aws's adapters; what only the tool
-//! needs (the stack, alarms, Lambda, FIS, and EC2's network and spot reads)
-//! is here, translated and nothing more.
+//! needs (the stack, alarms, Lambda, FIS, EC2's network and spot reads, and
+//! the KMS keys of the node's volumes) is here, translated and nothing more.
 
 mod ec2;
+mod kms;
 mod services;
 
 use aws_config::SdkConfig;
@@ -22,6 +23,7 @@ pub struct Aws {
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) lambda: aws_sdk_lambda::Client,
     pub(crate) fis: aws_sdk_fis::Client,
+    pub(crate) kms: aws_sdk_kms::Client,
 }
 
 /// interruption-handler may run for 15 minutes: the invocation waits that
@@ -53,6 +55,7 @@ impl Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::from_conf(lambda),
             fis: aws_sdk_fis::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! as the fact's error so one missing permission fails one check, not the run.
 
 use super::probe;
-use super::{DRY_RUN_CALLS, Facts, NodeFacts, Read};
-use crate::ports::{Functions, NodeNetwork, Nodes, Probe, Stacks};
+use super::{DRY_RUN_CALLS, Facts, KeyFacts, NodeFacts, Read};
+use crate::ports::{Functions, Keys, NodeNetwork, Nodes, Probe, Stacks, VolumeCrypto};
+use crate::stack;
 use lifeboat_core::config::DEFAULT_NODE_TAG;
 use lifeboat_core::model::{CloudError, InstanceState};
 
@@ -11,8 +12,8 @@ use lifeboat_core::model::{CloudError, InstanceState};
 pub const PROBE_TIMEOUT_SECONDS: u64 = 90;
 
 /// Everything preflight reads.
-pub trait PreflightCloud: Nodes + NodeNetwork + Probe + Stacks + Functions {}
-impl<T: Nodes + NodeNetwork + Probe + Stacks + Functions> PreflightCloud for T {}
+pub trait PreflightCloud: Nodes + NodeNetwork + Probe + Stacks + Functions + Keys {}
+impl<T: Nodes + NodeNetwork + Probe + Stacks + Functions + Keys> PreflightCloud for T {}
 
 fn read<T>(r: Result<T, CloudError>) -> Read<T> {
     r.map_err(|e| e.to_string())
@@ -33,7 +34,14 @@ pub async fn gather(cloud: &impl PreflightCloud, node: &str, stack_name: &str, r
     });
     let running: Vec<_> = instances.iter().flatten().filter(|i| i.state == InstanceState::Running).collect();
     let node_facts = match running.as_slice() {
-        [one] => Some(node_facts(cloud, (*one).clone()).await),
+        [one] => {
+            let spot_relaunch = match &stack {
+                Ok(Some(s)) => s.capacity() != "on-demand",
+                // Unread: the template's default, spot first.
+                _ => stack::DEFAULT_CAPACITY != "on-demand",
+            };
+            Some(node_facts(cloud, (*one).clone(), spot_relaunch).await)
+        }
         _ => None,
     };
     Facts {
@@ -49,7 +57,11 @@ pub async fn gather(cloud: &impl PreflightCloud, node: &str, stack_name: &str, r
     }
 }
 
-async fn node_facts(cloud: &impl PreflightCloud, instance: lifeboat_core::model::Instance) -> NodeFacts {
+async fn node_facts(
+    cloud: &impl PreflightCloud,
+    instance: lifeboat_core::model::Instance,
+    spot_relaunch: bool,
+) -> NodeFacts {
     let extras = read(cloud.instance_extras(&instance.id).await);
     let spot_request = match extras.as_ref().map(|e| e.spot_request_id.clone()) {
         Ok(Some(id)) if instance.spot => read(cloud.spot_request(&id).await),
@@ -77,5 +89,36 @@ async fn node_facts(cloud: &impl PreflightCloud, instance: lifeboat_core::model:
     };
     let ids: Vec<String> = instance.volumes.iter().map(|v| v.volume_id.clone()).collect();
     let volumes = read(cloud.volume_crypto(&ids).await);
-    NodeFacts { instance, extras, spot_request, ssm_online, probe, elastic_ip, routes, endpoints, volumes }
+    let keys = match &volumes {
+        Ok(v) => keys(cloud, v, spot_relaunch).await,
+        Err(_) => Vec::new(),
+    };
+    NodeFacts { instance, extras, spot_request, ssm_online, probe, elastic_ip, routes, endpoints, volumes, keys }
+}
+
+/// Each key of the encrypted volumes: who manages it (DescribeKey) and, for
+/// a customer managed key a spot relaunch would use, its policy and grants.
+async fn keys(cloud: &impl PreflightCloud, volumes: &[VolumeCrypto], spot_relaunch: bool) -> Vec<KeyFacts> {
+    let mut keys: Vec<KeyFacts> = Vec::new();
+    for v in volumes.iter().filter(|v| v.encrypted) {
+        let Some(id) = &v.kms_key_id else { continue };
+        match keys.iter_mut().find(|k| k.id == *id) {
+            Some(k) => k.volumes.push(v.id.clone()),
+            None => keys.push(KeyFacts {
+                id: id.clone(),
+                volumes: vec![v.id.clone()],
+                key: Err(String::new()),
+                policy: None,
+                grants: None,
+            }),
+        }
+    }
+    for k in &mut keys {
+        k.key = read(cloud.key(&k.id).await);
+        if spot_relaunch && k.key.as_ref().is_ok_and(|key| key.is_customer_managed()) {
+            k.policy = Some(read(cloud.key_policy(&k.id).await));
+            k.grants = Some(read(cloud.grants(&k.id).await));
+        }
+    }
+    keys
 }

@@ -1,5 +1,34 @@
 use super::*;
 use lifeboat_core::model::{AttachedVolume, Attachment, Tags};
+use serde_json::json;
+
+const KEY_A: &str = "arn:aws:kms:eu-west-1:1:key/a";
+const SPOT_ROLE_ARN: &str = "arn:aws:iam::1:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot";
+
+/// The policy KMS gives a key created without one: every use left to IAM.
+fn default_key_policy() -> String {
+    json!({"Version": "2012-10-17", "Id": "key-default-1", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+         "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "kms:*", "Resource": "*"}]})
+    .to_string()
+}
+
+/// The default policy plus the statement preflight prints.
+fn spot_key_policy() -> String {
+    let mut p: serde_json::Value = serde_json::from_str(&default_key_policy()).unwrap();
+    p["Statement"].as_array_mut().unwrap().push(spot_kms::statement(SPOT_ROLE_ARN));
+    p.to_string()
+}
+
+fn customer_key(policy: String) -> KeyFacts {
+    KeyFacts {
+        id: KEY_A.into(),
+        volumes: vec!["vol-root".into()],
+        key: Ok(KmsKey { arn: KEY_A.into(), manager: "CUSTOMER".into() }),
+        policy: Some(Ok(policy)),
+        grants: Some(Ok(vec![])),
+    }
+}
 
 fn instance() -> Instance {
     Instance {
@@ -67,6 +96,7 @@ fn facts() -> Facts {
                 vpc_id: Some("vpc-1".into()),
                 root_device_type: Some("ebs".into()),
                 spot_request_id: Some("sir-1".into()),
+                owner_id: Some("1".into()),
             }),
             spot_request: Ok(Some(SpotRequest {
                 id: "sir-1".into(),
@@ -86,6 +116,7 @@ fn facts() -> Facts {
                 },
                 VolumeCrypto { id: "vol-data".into(), encrypted: false, kms_key_id: None },
             ]),
+            keys: vec![customer_key(spot_key_policy())],
         }),
     }
 }
@@ -102,7 +133,7 @@ fn one(f: &Facts, id: &str) -> Check {
 fn a_node_that_has_everything_passes_every_check() {
     let all = checks(&facts());
     assert!(all.iter().all(|c| c.status == Status::Pass), "{all:#?}");
-    assert_eq!(all.len(), 16);
+    assert_eq!(all.len(), 18);
 }
 
 #[test]
@@ -257,7 +288,7 @@ fn the_stack_must_be_deployed_with_this_versions_outputs() {
     f.stack = Ok(Some(old));
     let c = one(&f, "stack");
     assert_eq!(c.status, Status::Warn);
-    assert!(c.detail.contains("lacks the outputs DashboardName, Version"), "{c:?}");
+    assert!(c.detail.contains("lacks the outputs DashboardName, StackVersion"), "{c:?}");
 }
 
 #[test]
@@ -269,4 +300,150 @@ fn lifeboat_reserves_no_concurrency_and_needs_three_executions_at_once() {
     let c = one(&f, "lambda-concurrency");
     assert_eq!(c.status, Status::Fail);
     assert!(c.detail.contains("2 unreserved of 10") && c.detail.contains("need 3"), "{c:?}");
+}
+
+#[test]
+fn an_aws_managed_key_needs_no_place_in_ebs_kms_key_arns() {
+    let mut f = facts();
+    let aws_ebs = "arn:aws:kms:eu-west-1:1:key/ebs";
+    node(&mut f).volumes.as_mut().unwrap()[1] =
+        VolumeCrypto { id: "vol-data".into(), encrypted: true, kms_key_id: Some(aws_ebs.into()) };
+    node(&mut f).keys.push(KeyFacts {
+        id: aws_ebs.into(),
+        volumes: vec!["vol-data".into()],
+        key: Ok(KmsKey { arn: aws_ebs.into(), manager: "AWS".into() }),
+        policy: None,
+        grants: None,
+    });
+    assert_eq!(one(&f, "kms").status, Status::Pass);
+    assert_eq!(one(&f, "spot-kms").status, Status::Pass, "aws/ebs lets the account's principals use it through EC2");
+    // Unknown (DescribeKey refused): still the warning that names the parameter.
+    node(&mut f).keys[1].key = Err("AccessDeniedException: not authorized".into());
+    let c = one(&f, "kms");
+    assert_eq!(c.status, Status::Warn);
+    assert!(c.fix.unwrap().contains("kms:DescribeKey"));
+}
+
+#[test]
+fn a_customer_key_whose_policy_leaves_out_the_spot_role_fails_with_the_statement_to_add() {
+    let mut f = facts();
+    node(&mut f).keys = vec![customer_key(default_key_policy())];
+    let c = one(&f, "spot-kms");
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.detail.contains(&format!("neither the key policy nor a grant of {KEY_A} (vol-root) allows AWSServiceRoleForEC2Spot kms:Decrypt, kms:Encrypt")), "{c:?}");
+    assert!(c.detail.contains("terminated at once"), "{c:?}");
+    let fix = c.fix.unwrap();
+    // The exact statement, in the node's partition and account, and the
+    // grant the EC2 User Guide documents.
+    let statement = serde_json::to_string_pretty(&spot_kms::statement(SPOT_ROLE_ARN)).unwrap();
+    assert!(fix.contains(&statement), "{fix}");
+    for action in [
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey\"",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    ] {
+        assert!(statement.contains(action), "{action}");
+    }
+    assert!(
+        fix.contains(&format!(
+            "aws kms create-grant --region eu-west-1 --key-id {KEY_A} --grantee-principal {SPOT_ROLE_ARN}"
+        )),
+        "{fix}"
+    );
+    assert!(fix.contains("put-key-policy"), "{fix}");
+
+    // In the partition and account of the node.
+    node(&mut f).extras.as_mut().unwrap().owner_id = Some("222233334444".into());
+    assert!(
+        one(&f, "spot-kms")
+            .fix
+            .unwrap()
+            .contains("arn:aws:iam::222233334444:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot")
+    );
+}
+
+#[test]
+fn the_statement_or_the_grant_aws_documents_passes() {
+    let f = facts();
+    let c = one(&f, "spot-kms");
+    assert_eq!(c.status, Status::Pass);
+    assert_eq!(c.detail, format!("AWSServiceRoleForEC2Spot may use {KEY_A}"));
+
+    let mut f = facts();
+    let mut by_grant = customer_key(default_key_policy());
+    by_grant.grants = Some(Ok(vec![KeyGrant {
+        grantee: SPOT_ROLE_ARN.into(),
+        operations: spot_kms::SPOT_KEY_OPERATIONS.iter().map(|o| o.to_string()).collect(),
+        constrained: false,
+    }]));
+    node(&mut f).keys = vec![by_grant];
+    let c = one(&f, "spot-kms");
+    assert_eq!(c.status, Status::Pass, "{c:?}");
+    assert!(c.detail.ends_with("(by a grant)"));
+}
+
+#[test]
+fn on_demand_relaunches_need_no_spot_access_to_the_keys() {
+    let mut f = facts();
+    node(&mut f).keys = vec![customer_key(default_key_policy())];
+    let mut s = stack();
+    s.parameters.insert(stack::CAPACITY.into(), "spot".into());
+    f.stack = Ok(Some(s.clone()));
+    assert_eq!(one(&f, "spot-kms").status, Status::Fail, "spot only still launches spot");
+    s.parameters.insert(stack::CAPACITY.into(), "on-demand".into());
+    f.stack = Ok(Some(s));
+    let c = one(&f, "spot-kms");
+    assert_eq!(c.status, Status::Pass);
+    assert!(c.detail.contains("on-demand only"));
+}
+
+#[test]
+fn a_key_policy_preflight_could_not_read_is_a_warning_with_the_statement() {
+    let mut f = facts();
+    let mut k = customer_key(String::new());
+    k.policy = Some(Err("AccessDeniedException: not authorized to perform kms:GetKeyPolicy".into()));
+    node(&mut f).keys = vec![k];
+    let c = one(&f, "spot-kms");
+    assert_eq!(c.status, Status::Warn);
+    assert!(c.detail.contains("could not read the key policy"), "{c:?}");
+    assert!(c.fix.unwrap().contains(SPOT_ROLE_ARN));
+}
+
+#[test]
+fn bare_metal_types_cannot_take_the_old_root_back() {
+    for (t, ok) in [
+        ("t3.medium", true),
+        ("m5.metal", false),
+        ("c7i.metal-24xl", false),
+        ("mac1.metal", true),
+        ("mac2-m2pro.metal", true),
+        ("m5.24xlarge", true),
+    ] {
+        assert_eq!(root_swap_supported(t), ok, "{t}");
+    }
+    let mut f = facts();
+    assert_eq!(one(&f, "bare-metal").status, Status::Pass);
+    node(&mut f).instance.instance_type = "m5.metal".into();
+    let c = one(&f, "bare-metal");
+    assert_eq!(c.status, Status::Warn, "a warning, not a failure");
+    assert!(c.detail.contains("m5.metal in the node's own type"), "{c:?}");
+    assert!(c.detail.contains("cannot come back on the old root volume"), "{c:?}");
+    assert!(checks(&f).iter().all(|c| c.status != Status::Fail));
+
+    // The stack's InstanceTypes, when set, are the relaunch's types.
+    let mut s = stack();
+    s.parameters.insert(stack::INSTANCE_TYPES.into(), "m5.large,m5.xlarge".into());
+    f.stack = Ok(Some(s.clone()));
+    assert_eq!(one(&f, "bare-metal").status, Status::Pass);
+    s.parameters.insert(stack::INSTANCE_TYPES.into(), "m5.large,c5.metal".into());
+    f.stack = Ok(Some(s));
+    node(&mut f).instance.instance_type = "t3.medium".into();
+    let c = one(&f, "bare-metal");
+    assert_eq!(c.status, Status::Warn);
+    assert!(c.detail.starts_with("c5.metal in the stack's InstanceTypes"), "{c:?}");
 }

@@ -26,7 +26,7 @@ pub async fn deploy(emu: &Emulator, outputs: &Value) {
 pub fn lifeboat(emu: &Emulator) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("lifeboat").unwrap();
     cmd.env_clear()
-        .envs(emu.env())
+        .envs(emu.operator_env())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd
@@ -84,8 +84,62 @@ pub async fn prepared_node(emu: &Emulator, name: &str) -> Prepared {
     emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
     let subnet = emu.subnet().await;
     let instance = emu.launch_node(&subnet, &[("lifeboat:node", name), ("Name", name)]).await;
-    let run =
-        runtime::invoke("scheduled-backup", &emu.env(), &[json!({"node": name})], std::time::Duration::from_secs(120));
+    prepare(emu, name, instance).await
+}
+
+/// The same node with its data volume encrypted under this KMS key.
+pub async fn prepared_node_with_key(emu: &Emulator, name: &str, key_arn: &str) -> Prepared {
+    use aws_sdk_ec2::types::{
+        BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, InstanceMarketOptionsRequest,
+        InstanceType, MarketType, ResourceType, Tag, TagSpecification,
+    };
+    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 0}));
+    let subnet = emu.subnet().await;
+    let data = BlockDeviceMapping::builder()
+        .device_name("/dev/sdf")
+        .ebs(
+            EbsBlockDevice::builder()
+                .volume_size(20)
+                .delete_on_termination(true)
+                .encrypted(true)
+                .kms_key_id(key_arn)
+                .build(),
+        )
+        .build();
+    let out = emu
+        .ec2()
+        .await
+        .run_instances()
+        .image_id(lifeboat_tests::BASE_AMI)
+        .instance_type(InstanceType::T3Medium)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(subnet)
+        .block_device_mappings(data)
+        .iam_instance_profile(IamInstanceProfileSpecification::builder().arn(emu.instance_profile("k8s-node")).build())
+        .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key("lifeboat:node").value(name).build())
+                .tags(Tag::builder().key("Name").value(name).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let instance = out.instances()[0].instance_id().unwrap().to_string();
+    prepare(emu, name, instance).await
+}
+
+/// Backs the node up with the real scheduled-backup binary, which prepares it.
+async fn prepare(emu: &Emulator, name: &str, instance: String) -> Prepared {
+    let run = runtime::invoke(
+        "scheduled-backup",
+        &emu.function_env("scheduled-backup"),
+        &[json!({"node": name})],
+        std::time::Duration::from_secs(120),
+    );
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["nodes"][0]["interface"]["outcome"], "kept", "{report}");
     assert_eq!(report["nodes"][0]["volumes"]["outcome"], "kept", "{report}");
