@@ -135,10 +135,14 @@ $(DEPLOY_VENV)/.installed: infra/requirements.txt infra/requirements-iam.txt
 
 # The template and the cargo-lambda policies: the SSM documents are the
 # scripts, the IAM check (per function, against the Service Authorization
-# Reference, see infra/check_stack.py), cfn-lint, sam validate, checkov.
+# Reference, and each tag write the code declares against the function's
+# policy: lifeboat-core's contract example prints them; see
+# infra/check_stack.py), cfn-lint, sam validate, checkov.
 lint-infra: deploy-venv
 	python3 infra/sync-repair-document.py --check
-	$(DEPLOY_VENV)/bin/python infra/check_stack.py
+	@mkdir -p $(CARGO_TARGET_DIR)
+	cargo run --quiet -p lifeboat-core --example contract > $(CARGO_TARGET_DIR)/lifeboat-contract.json
+	$(DEPLOY_VENV)/bin/python infra/check_stack.py --manifest $(CARGO_TARGET_DIR)/lifeboat-contract.json
 	$(DEPLOY_VENV)/bin/cfn-lint infra/template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(DEPLOY_VENV)/bin/sam validate --lint -t infra/template.yaml
 	$(DEPLOY_VENV)/bin/checkov --skip-download --quiet --compact -f infra/template.yaml

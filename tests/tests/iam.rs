@@ -8,6 +8,10 @@
 //! parameters and the outputs follow the template's stated rules. Both the SAM
 //! template and the per-function policies for `cargo lambda deploy`.
 //!
+//! Each tag write the code declares (lifeboat_core::tags::writes, the manifest
+//! `make lint-infra` prints with lifeboat-core's contract example) must be
+//! allowed by its function's policy, as IAM evaluates it.
+//!
 //! The mutant tests feed the checker deliberately wrong documents (a missing
 //! resource type, a misspelt condition key, an extra action, one per numbered
 //! rule) and assert it fails, naming the fault: the check is proven to bite.
@@ -16,6 +20,7 @@ use lifeboat_core::relaunch::{COMMAND_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, R
 use lifeboat_tests::workspace_root;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const POLICIES: [&str; 3] =
@@ -42,9 +47,19 @@ fn handler_sends() -> Vec<String> {
     ]
 }
 
+/// What the code declares, as the contract example prints it, in a file.
+fn manifest() -> &'static PathBuf {
+    static MANIFEST: OnceLock<PathBuf> = OnceLock::new();
+    MANIFEST.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("lifeboat-contract-{}.json", std::process::id()));
+        std::fs::write(&path, lifeboat_core::contract::manifest().to_string()).unwrap();
+        path
+    })
+}
+
 fn check<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     let mut command = Command::new(python());
-    command.arg(workspace_root().join("infra/check_stack.py")).args(args);
+    command.arg(workspace_root().join("infra/check_stack.py")).args(args).arg("--manifest").arg(manifest());
     for value in handler_sends() {
         command.arg("--handler-sends").arg(value);
     }
@@ -461,4 +476,37 @@ fn rule_11_parameters_dashboard_experiment_metadata_and_outputs() {
         "                Action: ec2:SendSpotInstanceInterruptions\n                Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*\n",
     );
     fails_with(&out, "ec2:SendSpotInstanceInterruptions on instance without its guard");
+}
+
+#[test]
+fn a_tag_key_a_function_writes_that_its_policy_refuses_fails() {
+    let out = mutant(
+        "iam-policy-scheduled-backup.json",
+        r#""aws:TagKeys": ["lifeboat:node", "lifeboat:instance", "lifeboat:device", "lifeboat:volume"]"#,
+        r#""aws:TagKeys": ["lifeboat:node", "lifeboat:instance", "lifeboat:device"]"#,
+    );
+    fails_with(
+        &out,
+        "scheduled-backup: scheduled-backup's tag write is refused: ec2:CreateTags on volume with lifeboat:node, \
+         lifeboat:instance, lifeboat:device, lifeboat:volume: refused lifeboat:volume",
+    );
+    let out = mutant(
+        "template.yaml",
+        "aws:TagKeys: [lifeboat:node, lifeboat:instance, lifeboat:device, lifeboat:volume]\n\n  # ---- retention-pruner",
+        "aws:TagKeys: [lifeboat:node, lifeboat:instance, lifeboat:volume]\n\n  # ---- retention-pruner",
+    );
+    fails_with(&out, "scheduled-backup's tag write is refused: ec2:CreateTags on volume");
+    fails_with(&out, "refused lifeboat:device");
+    // A creating call's tags: the snapshots of a backup, without ec2:CreateAction CreateImage.
+    let out = mutant(
+        "iam-policy-scheduled-backup.json",
+        r#""Resource": ["arn:${Partition}:ec2:${Region}::image/*", "arn:${Partition}:ec2:${Region}::snapshot/*"],
+      "Condition": {"StringEquals": {"ec2:CreateAction": "CreateImage"}}"#,
+        r#""Resource": ["arn:${Partition}:ec2:${Region}::image/*"],
+      "Condition": {"StringEquals": {"ec2:CreateAction": "CreateImage"}}"#,
+    );
+    fails_with(
+        &out,
+        "scheduled-backup's tag write is refused: CreateImage's tags (ec2:CreateTags, ec2:CreateAction=CreateImage) on snapshot",
+    );
 }

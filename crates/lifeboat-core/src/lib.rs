@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod contract;
 pub mod event;
 #[cfg(feature = "memory")]
 pub mod memory;

@@ -2,9 +2,12 @@
 //! with its own earlier runs (a retry, a later relaunch, the pruner), so it
 //! lives in one place. The node tag's key is configurable
 //! (`LIFEBOAT_NODE_TAG`, default [`crate::config::DEFAULT_NODE_TAG`]); every
-//! other key is fixed.
+//! other key is fixed. Which function writes which keys where is declared
+//! in [`writes`].
 
 use crate::model::Tags;
+
+pub mod writes;
 
 pub const NAME: &str = "Name";
 /// The tag the original cron script put on its images; kept so existing
