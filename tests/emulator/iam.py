@@ -295,7 +295,10 @@ def _requests(account: str, region: str, environ: dict[str, Any], decoded: Any) 
         path = environ.get("PATH_INFO", "")
         match = re.match(r"/service/(\w+)/operation/(\w+)", path)
         if match and match.group(1).startswith("GraniteServiceVersion"):
-            return f"cloudwatch:{match.group(2)}", _star(f"cloudwatch:{match.group(2)}", region), "cbor"
+            # DescribeAlarms is authorized on the alarms (Service Authorization
+            # Reference, CloudWatch: the alarm resource type).
+            action = f"cloudwatch:{match.group(2)}"
+            return action, [AuthRequest(action, f"arn:aws:cloudwatch:{region}:{account}:alarm:*", {})], "cbor"
         return f"?:{path}", None, "unknown"
     service = decoded.service.metadata.get("signingName") or decoded.service.endpoint_prefix
     operation = decoded.operation.name
@@ -335,7 +338,7 @@ def _requests(account: str, region: str, environ: dict[str, Any], decoded: Any) 
         if operation == "ListExperimentTemplates":
             return action, _star(action, region), protocol
         return action, None, protocol
-    if service == "kms" and operation in ("GetKeyPolicy", "DescribeKey"):
+    if service == "kms" and operation in ("GetKeyPolicy", "DescribeKey", "ListGrants"):
         key = value.get("KeyId", "")
         arn = key if key.startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key}"
         return action, [AuthRequest(action, arn, {})], protocol
@@ -466,6 +469,11 @@ def _refusal(protocol: str, account: str, identity: str, stack: str, request: Au
         payload = json.dumps({"__type": "AccessDeniedException", "message": message, "Message": message}).encode()
         return Refusal(400 if protocol == "json" else 403,
                        [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", "AccessDeniedException")], payload)
+    if protocol == "cbor":
+        import services
+
+        payload = services.cbor_encode({"__type": "AccessDenied", "message": message})
+        return Refusal(403, [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")], payload)
     code = "AuthorizationError" if request.action.lower().startswith("sns:") else "AccessDenied"
     body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{strict._xml(message)}</Message>"
             "</Error><RequestId>lifeboat-iam</RequestId></ErrorResponse>")
