@@ -573,7 +573,7 @@ GUARDS = {
     ("ec2:CreateReplaceRootVolumeTask", "image"): [[NODE]],
     ("ec2:CreateVolume", "volume"): [[_guard(f"aws:RequestTag/{DRILL_TAG}")]],
     ("ec2:CreateVolume", "snapshot"): [[NODE]],
-    ("ec2:TerminateInstances", "instance"): [[DRILL]],
+    ("ec2:TerminateInstances", "instance"): [[DRILL], [_guard("aws:ResourceTag/lifeboat:root-lost"), _guard("aws:ResourceTag/lifeboat:replaces")]],
     ("ssm:SendCommand", "instance"): [[_guard(f"ssm:resourceTag/{NODE_TAG}")], [_guard(f"ssm:resourceTag/{DRILL_TAG}")]],
     # EC2's service principal, and the China partition's.
     ("iam:PassRole", "role"): [[_guard("iam:PassedToService", lambda op, v: set(v) <= EC2_PRINCIPALS and "ec2.amazonaws.com" in v, "iam:PassedToService = EC2's principals only")]],

@@ -34,6 +34,18 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      "shutdown_seconds": 1,
                                      "root_task_seconds": 2,
                                      "reboot_seconds": 2,
+                                     "root_task_failures": [{"detached":
+                                     false, "failing_seconds": 1}]: the
+                                     next root volume tasks are `failing`
+                                     that long, then `failed` (original
+                                     root attached); detached:
+                                     `failing-detached` then
+                                     `failed-detached`, no root at all,
+                                     "spot_unusable_kms_keys": ["<key id
+                                     or ARN>"]: spot launches whose volumes
+                                     (or their snapshots) use one of these
+                                     keys end at once, shutting-down then
+                                     terminated, Client.InternalError,
                                      "offline_instances": ["i-..."],
                                      "ssm_requires_instance_profile": true,
                                      "ssm_invocation_delay_seconds": 0.5,
@@ -71,7 +83,10 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      volume-available; commands:
                                      command-finished; root volume tasks:
                                      task-pending, task-in-progress,
-                                     task-succeeded, task-failed
+                                     task-succeeded, task-failing,
+                                     task-failed, task-failing-detached,
+                                     task-failed-detached (and the
+                                     instance's root-detached)
 """
 
 from __future__ import annotations

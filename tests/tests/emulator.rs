@@ -1336,3 +1336,232 @@ async fn an_agent_without_an_instance_profile_never_registers_when_asked_to_be_s
     assert_eq!(ping_status(&emu, &profiled).await.as_deref(), Some("Online"));
     assert_eq!(run_shell(&emu.ssm().await, &bare, "600").await, Err("InvalidInstanceId".to_string()));
 }
+
+// --- Spot launches and customer managed KMS keys ---------------------------------
+
+#[tokio::test]
+async fn a_spot_launch_whose_key_the_spot_role_may_not_use_ends_at_once() {
+    let emu = Emulator::new();
+    let key = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    emu.control("POST", "/lifeboat/config", &json!({"shutdown_seconds": 0.3, "spot_unusable_kms_keys": [key]}));
+    let subnet = emu.subnet().await;
+    let ec2 = emu.ec2().await;
+    let launch = |key: String, spot: bool, token: &str| {
+        let encrypted = EbsBlockDevice::builder().volume_size(8).encrypted(true).kms_key_id(key).build();
+        let spot = spot.then(|| {
+            aws_sdk_ec2::types::InstanceMarketOptionsRequest::builder()
+                .market_type(aws_sdk_ec2::types::MarketType::Spot)
+                .build()
+        });
+        ec2.run_instances()
+            .image_id(BASE_AMI)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(&subnet)
+            .client_token(token)
+            .block_device_mappings(ebs("/dev/sdf", encrypted))
+            .set_instance_market_options(spot)
+            .send()
+    };
+    let arn = |key: &str| format!("arn:aws:kms:eu-west-1:{}:key/{key}", emu.account);
+    let id = |out: aws_sdk_ec2::operation::run_instances::RunInstancesOutput| {
+        out.instances()[0].instance_id().unwrap().to_string()
+    };
+    let ended = id(launch(arn(key), true, "spot-1").await.unwrap());
+    let on_demand = id(launch(arn(key), false, "on-demand-1").await.unwrap());
+    let other_key = id(launch(arn("5678efgh-12ab-34cd-56ef-1234567890ab"), true, "spot-2").await.unwrap());
+    // From pending (running, in moto) to shutting-down at once, with EC2's reason.
+    let described = emu.instance(&ended).await;
+    assert_eq!(described.state().unwrap().name().unwrap().as_str(), "shutting-down");
+    let reason = described.state_reason().unwrap();
+    assert_eq!(reason.code(), Some("Client.InternalError"));
+    assert_eq!(reason.message(), Some("Client.InternalError: Client error on launch"));
+    wait_for_state(&emu, &ended, "terminated").await;
+    assert_eq!(emu.instance(&ended).await.state_reason().unwrap().code(), Some("Client.InternalError"));
+    // On demand, or with a key the spot role may use, the launch runs.
+    for running in [&on_demand, &other_key] {
+        assert_eq!(state_of(&emu, running).await, "running", "{running}");
+    }
+    // Its token does not launch it again.
+    let err = launch(arn(key), true, "spot-1").await.unwrap_err();
+    assert_eq!(err.code(), Some("IdempotentInstanceTerminated"));
+    // A volume restored from a snapshot of a volume under that key (as a
+    // relaunch restores an image's) is under it too.
+    let zone = emu.instance(&on_demand).await.placement().unwrap().availability_zone().unwrap().to_string();
+    let source = ec2.create_volume().availability_zone(&zone).size(8).encrypted(true).kms_key_id(arn(key));
+    let source = source.send().await.unwrap().volume_id().unwrap().to_string();
+    let snapshot = ec2.create_snapshot().volume_id(&source).send().await.unwrap().snapshot_id().unwrap().to_string();
+    let restored = ec2
+        .run_instances()
+        .image_id(BASE_AMI)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&subnet)
+        .block_device_mappings(ebs("/dev/sdg", EbsBlockDevice::builder().snapshot_id(&snapshot).build()))
+        .instance_market_options(
+            aws_sdk_ec2::types::InstanceMarketOptionsRequest::builder()
+                .market_type(aws_sdk_ec2::types::MarketType::Spot)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let restored = restored.instances()[0].instance_id().unwrap().to_string();
+    assert_eq!(state_of(&emu, &restored).await, "shutting-down");
+    let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+    assert!(event_at(&events, &ended, "shutting-down").unwrap() <= event_at(&events, &ended, "terminated").unwrap());
+}
+
+// --- Root volume replacement: what AWS refuses and how a task fails -----------------
+
+/// An instance of this type, with a root of `root_gib` (BASE_AMI's root overridden).
+async fn instance_with_root(emu: &Emulator, instance_type: &str, root_gib: i32) -> String {
+    let out = emu
+        .ec2()
+        .await
+        .run_instances()
+        .image_id(BASE_AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(emu.subnet().await)
+        .block_device_mappings(ebs("/dev/sda1", EbsBlockDevice::builder().volume_size(root_gib).build()))
+        .send()
+        .await
+        .unwrap();
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_root_volume_task_refuses_a_smaller_or_unready_image_a_volume_that_cannot_boot_and_bare_metal() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_seconds": 0.2, "ami_pending_seconds": 600}));
+    let ec2 = emu.ec2().await;
+    let code = |r: Result<_, aws_sdk_ec2::error::SdkError<_, _>>| r.unwrap_err().code().map(str::to_string);
+    let big = instance_with_root(&emu, "t3.medium", 20).await;
+    let small = instance_with_root(&emu, "t3.medium", 8).await;
+    let image_of = |instance: String, name: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2.create_image().instance_id(instance).name(name).no_reboot(true).send().await.unwrap();
+            out.image_id().unwrap().to_string()
+        }
+    };
+    let small_image = image_of(small.clone(), "small-root").await;
+    let big_image = image_of(big.clone(), "big-root").await;
+    let task = || ec2.create_replace_root_volume_task().instance_id(&big);
+    // Pending: not an image anything can be launched from yet.
+    assert_eq!(code(task().image_id(&big_image).send().await), Some("InvalidAMIID.Unavailable".into()));
+    for image in [&small_image, &big_image] {
+        emu.control("POST", &format!("/lifeboat/images/{image}"), &json!({"state": "available"}));
+    }
+    // The image's root must be at least the instance's current root.
+    assert_eq!(code(task().image_id(&small_image).send().await), Some("InvalidParameterValue".into()));
+    let zone = emu.instance(&big).await.placement().unwrap().availability_zone().unwrap().to_string();
+    let throughput = ec2
+        .create_volume()
+        .availability_zone(&zone)
+        .size(125)
+        .volume_type(aws_sdk_ec2::types::VolumeType::St1)
+        .send()
+        .await
+        .unwrap();
+    let throughput = throughput.volume_id().unwrap();
+    assert_eq!(code(task().volume_id(throughput).send().await), Some("BootForVolumeTypeUnsupported".into()));
+    let created = task().image_id(&big_image).send().await.unwrap();
+    let id = created.replace_root_volume_task().unwrap().replace_root_volume_task_id().unwrap().to_string();
+    assert_eq!(wait_for_task(&ec2, &id).await.task_state().unwrap().as_str(), "succeeded");
+    // Bare metal cannot replace its root; Mac metal can (replace-root.html).
+    let metal = instance_with_root(&emu, "m5.metal", 8).await;
+    let refused = ec2.create_replace_root_volume_task().instance_id(&metal).send().await;
+    assert_eq!(code(refused), Some("UnsupportedOperation".into()));
+    let mac = instance_with_root(&emu, "mac2.metal", 8).await;
+    ec2.create_replace_root_volume_task().instance_id(&mac).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_root_volume_task_restores_a_snapshot_of_an_earlier_root_of_the_instance() {
+    let emu = Emulator::new();
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_seconds": 0.2, "reboot_seconds": 0}));
+    let instance = emu.launch(&emu.subnet().await, &[]).await;
+    let ec2 = emu.ec2().await;
+    let first_root = devices(&emu, &instance).await[0].1.clone();
+    let earlier = ec2.create_snapshot().volume_id(&first_root).send().await.unwrap();
+    let earlier = earlier.snapshot_id().unwrap().to_string();
+    let zone = emu.instance(&instance).await.placement().unwrap().availability_zone().unwrap().to_string();
+    let fresh = ec2.create_volume().availability_zone(&zone).size(8).send().await.unwrap();
+    let swap = |request: aws_sdk_ec2::operation::create_replace_root_volume_task::builders::CreateReplaceRootVolumeTaskFluentBuilder| async {
+        let created = request.send().await.unwrap();
+        let id = created.replace_root_volume_task().unwrap().replace_root_volume_task_id().unwrap().to_string();
+        wait_for_task(&ec2, &id).await.task_state().unwrap().as_str().to_string()
+    };
+    let to_fresh = ec2.create_replace_root_volume_task().instance_id(&instance).volume_id(fresh.volume_id().unwrap());
+    assert_eq!(swap(to_fresh).await, "succeeded");
+    assert_eq!(devices(&emu, &instance).await[0].1, fresh.volume_id().unwrap());
+    // The snapshot is of the root before: of the instance's lineage all the same.
+    let back = ec2.create_replace_root_volume_task().instance_id(&instance).snapshot_id(&earlier);
+    assert_eq!(swap(back).await, "succeeded");
+    let root = devices(&emu, &instance).await[0].1.clone();
+    assert_eq!(volume(&ec2, &root).await.snapshot_id(), Some(earlier.as_str()));
+}
+
+#[tokio::test]
+async fn root_task_failures_go_through_failing_to_failed_or_failed_detached() {
+    let emu = Emulator::new();
+    emu.control(
+        "POST",
+        "/lifeboat/config",
+        &json!({"root_task_seconds": 0.2, "reboot_seconds": 0,
+                "root_task_failures": [{"failing_seconds": 0.6}, {"detached": true, "failing_seconds": 0.6}]}),
+    );
+    let (root, replacement) = preserved_root_and_replacement(&emu).await;
+    let ec2 = emu.ec2().await;
+    let original = devices(&emu, &replacement).await[0].1.clone();
+    let start = |volume: &str| {
+        let request = ec2.create_replace_root_volume_task().instance_id(&replacement).volume_id(volume);
+        async move {
+            let created = request.send().await.unwrap();
+            created.replace_root_volume_task().unwrap().replace_root_volume_task_id().unwrap().to_string()
+        }
+    };
+    let until_not = |id: String, state: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let now = task(&ec2, &id).await.task_state().unwrap().as_str().to_string();
+                if now != state {
+                    return now;
+                }
+                assert!(Instant::now() < deadline, "{id} stayed {state}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let failing = start(&root).await;
+    assert_eq!(wait_for_task(&ec2, &failing).await.task_state().unwrap().as_str(), "failing");
+    // Still in progress: no second task.
+    let zone = emu.instance(&replacement).await.placement().unwrap().availability_zone().unwrap().to_string();
+    let spare = ec2.create_volume().availability_zone(&zone).size(8).send().await.unwrap();
+    let second = ec2.create_replace_root_volume_task().instance_id(&replacement).volume_id(spare.volume_id().unwrap());
+    assert_eq!(second.send().await.unwrap_err().code(), Some("IncorrectState"));
+    assert_eq!(until_not(failing.clone(), "failing").await, "failed");
+    assert_eq!(devices(&emu, &replacement).await[0].1, original, "the original root is still attached");
+
+    let detached = start(&root).await;
+    assert_eq!(wait_for_task(&ec2, &detached).await.task_state().unwrap().as_str(), "failing-detached");
+    assert_eq!(until_not(detached.clone(), "failing-detached").await, "failed-detached");
+    assert!(devices(&emu, &replacement).await.iter().all(|d| d.0 != "/dev/sda1"), "no root at all");
+    assert_eq!(volume(&ec2, &original).await.state().unwrap().as_str(), "available");
+    assert_eq!(volume(&ec2, &root).await.state().unwrap().as_str(), "available");
+    assert_eq!(ping_status(&emu, &replacement).await.as_deref(), Some("ConnectionLost"));
+    let events = emu.control("GET", "/lifeboat/events", &serde_json::Value::Null);
+    for (id, event) in [
+        (&failing, "task-failing"),
+        (&failing, "task-failed"),
+        (&detached, "task-failing-detached"),
+        (&detached, "task-failed-detached"),
+    ] {
+        assert!(event_at(&events, id, event).is_some(), "{event}: {events}");
+    }
+}

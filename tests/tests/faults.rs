@@ -185,6 +185,22 @@ mod planted_iam_faults {
     }
 
     #[tokio::test]
+    async fn without_the_rootless_grant_a_replacement_without_a_root_is_not_ended() {
+        let emu = Emulator::new();
+        let node = emu.backed_up_node().await;
+        emu.plant_policy("interruption-handler", |statements| {
+            statements.retain(|s| s["Sid"] != "TerminateRootlessReplacements");
+        });
+        emu.control(
+            "POST",
+            "/lifeboat/config",
+            &json!({"root_task_failures": [{"detached": true, "failing_seconds": 1}]}),
+        );
+        relaunch_fails(&emu, &node.instance);
+        assert_eq!(denied(&emu, "ec2:TerminateInstances").len(), 1, "{:?}", emu.iam_denials());
+    }
+
+    #[tokio::test]
     async fn without_the_drill_result_grant_no_drill_is_recorded_on_the_image() {
         let emu = Emulator::new();
         let node = emu.backed_up_node().await;

@@ -195,16 +195,16 @@ fn fails_with(output: &str, expected: &str) {
     assert!(output.contains(expected), "expected {expected:?} in:\n{output}");
 }
 
-const HANDLER_ENI: &str = "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*\n                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*\n";
+const HANDLER_KEY_PAIR: &str = "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:key-pair/*\n";
 
 #[test]
 fn a_missing_resource_type_fails() {
     let out = mutant(
         "template.yaml",
-        HANDLER_ENI,
-        "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/*\n",
+        HANDLER_KEY_PAIR,
+        "",
     );
-    fails_with(&out, "interruption-handler calls ec2:RunInstances but its role grants it no network-interface");
+    fails_with(&out, "interruption-handler calls ec2:RunInstances but its role grants it no key-pair");
     let out = mutant(
         "iam-policy-retention-pruner.json",
         r#""Resource": ["arn:${Partition}:ec2:${Region}::image/*", "arn:${Partition}:ec2:${Region}::snapshot/*"],"#,
@@ -260,9 +260,13 @@ fn an_action_the_code_never_calls_fails() {
 fn resource_star_on_an_action_authorized_per_resource_fails() {
     let out = mutant(
         "iam-policy-interruption-handler.json",
-        r#""Action": "ec2:TerminateInstances",
+        r#""Sid": "TerminateOnlyDrillClones",
+      "Effect": "Allow",
+      "Action": "ec2:TerminateInstances",
       "Resource": "arn:${Partition}:ec2:${Region}:${Account}:instance/*","#,
-        r#""Action": "ec2:TerminateInstances",
+        r#""Sid": "TerminateOnlyDrillClones",
+      "Effect": "Allow",
+      "Action": "ec2:TerminateInstances",
       "Resource": "*","#,
     );
     fails_with(&out, "Resource \"*\" for ec2:TerminateInstances, which AWS authorizes per resource");
@@ -402,7 +406,7 @@ fn rule_8_launches_only_from_own_node_backups_imdsv2_only_in_the_vpc() {
     fails_with(&out, "ec2:RunInstances on subnet without its guard (ec2:Vpc");
     let out = mutant(
         "template.yaml",
-        "                ForAllValues:StringEquals: {aws:TagKeys: [lifeboat:state-source]}\n",
+        "                ForAllValues:StringEquals:\n                  aws:TagKeys: [lifeboat:state-source, lifeboat:state-as-of, lifeboat:root-image, lifeboat:root-lost]\n",
         "",
     );
     fails_with(&out, "ec2:CreateTags on instance without its guard");
@@ -418,8 +422,8 @@ fn rule_8_launches_only_from_own_node_backups_imdsv2_only_in_the_vpc() {
 fn rule_9_no_hard_coded_partition_anywhere() {
     let out = mutant(
         "template.yaml",
-        "              Action: ec2:TerminateInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2",
-        "              Action: ec2:TerminateInstances\n              Resource: !Sub arn:aws:ec2",
+        "TerminateOnlyDrillClones\n              Effect: Allow\n              Action: ec2:TerminateInstances\n              Resource: !Sub arn:${AWS::Partition}:ec2",
+        "TerminateOnlyDrillClones\n              Effect: Allow\n              Action: ec2:TerminateInstances\n              Resource: !Sub arn:aws:ec2",
     );
     fails_with(&out, "a hard-coded arn:aws: partition");
     fails_with(&out, "grants ec2:TerminateInstances on no resource of a type AWS authorizes for it");

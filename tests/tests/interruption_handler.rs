@@ -389,3 +389,39 @@ async fn the_repair_goes_through_the_stacks_own_document_with_parameters_it_admi
     assert_eq!(parameters["args"], ["--timeout 480"]);
     assert_eq!(parameters["executionTimeout"], ["600"]);
 }
+
+#[tokio::test]
+async fn a_swap_that_leaves_the_replacement_without_a_root_ends_it_and_relaunches_on_the_same_disks() {
+    // EC2 ends the first root swap failed-detached: that replacement can
+    // never boot again. Under its own policy, the handler marks it,
+    // terminates it (the only node instance it may), and the next one takes
+    // the old root.
+    let emu = Emulator::new();
+    let node = emu.backed_up_node().await;
+    emu.control("POST", "/lifeboat/config", &json!({"root_task_failures": [{"detached": true, "failing_seconds": 1}]}));
+    emu.command_results(&[REPAIRED]);
+    let run = handle_interruption(&emu, &node.instance, vec![warning(&node.instance)]);
+    let report = run.invocations.into_iter().next().expect(&run.stderr).response();
+    assert_eq!(report["outcome"], "relaunched", "{report}");
+    assert_eq!(emu.iam_denials(), Vec::<Value>::new());
+    let steps: Vec<&str> = report["timeline"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(steps.contains(&"root-lost"), "{steps:?}");
+
+    let all = emu.instances_tagged("lifeboat:node", "k8s-master").await;
+    let lost: Vec<_> = all
+        .iter()
+        .filter(|i| lifeboat_tests::tag_pairs(i.tags()).iter().any(|(k, _)| k == "lifeboat:root-lost"))
+        .collect();
+    assert_eq!(lost.len(), 1, "{all:?}");
+    assert_eq!(lost[0].state().unwrap().name().unwrap().as_str(), "terminated");
+    let live: Vec<_> = all.iter().filter(|i| i.state().unwrap().name().unwrap().as_str() == "running").collect();
+    assert_eq!(live.len(), 1, "{all:?}");
+    let new_id = live[0].instance_id().unwrap();
+    assert_eq!(report["replacement"]["id"], new_id);
+    assert!(!lifeboat_tests::tag_pairs(live[0].tags()).iter().any(|(k, _)| k == "lifeboat:root-lost"), "not inherited");
+    assert_eq!(
+        emu.volume_at(new_id, live[0].root_device_name().unwrap()).await.as_deref(),
+        Some(node.root_volume.as_str())
+    );
+    assert_eq!(emu.volume_at(new_id, "/dev/sdf").await.as_deref(), Some(node.data_volume.as_str()));
+}

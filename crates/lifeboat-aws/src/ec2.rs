@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use lifeboat_core::model::{
     AttachedVolume, Attachment, CloudError, Image, ImageDevice, ImageState, Instance, InstanceState, Snapshot,
-    SnapshotState, Tags, Volume, VolumeState,
+    SnapshotState, StateReason, Tags, Volume, VolumeState,
 };
 use lifeboat_core::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Preparing, Pruning};
 
@@ -82,6 +82,10 @@ pub(crate) fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> 
         http_tokens: i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str().to_string()),
         http_put_response_hop_limit: i.metadata_options().and_then(|m| m.http_put_response_hop_limit()),
         spot: i.instance_lifecycle() == Some(&InstanceLifecycleType::Spot),
+        state_reason: i.state_reason().and_then(|r| {
+            let code = r.code().filter(|c| !c.is_empty())?;
+            Some(StateReason { code: code.to_string(), message: r.message().unwrap_or(code).to_string() })
+        }),
     })
 }
 

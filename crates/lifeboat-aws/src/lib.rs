@@ -14,7 +14,7 @@ pub use ssm::{AwsSsm, Documents};
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use lifeboat_core::model::{CloudError, ErrorKind};
+use lifeboat_core::model::{CloudError, ErrorKind, Refusal};
 use std::time::Duration;
 
 /// The shared SDK configuration, from the standard AWS environment
@@ -49,10 +49,58 @@ const NO_CAPACITY: &[&str] = &[
     "InstanceLimitExceeded",
 ];
 
+/// Codes for "the caller may not": EC2's common client errors
+/// `UnauthorizedOperation` and `AuthFailure` ("Error codes for the Amazon EC2
+/// API", errors-overview.html), the common `AccessDeniedException` and
+/// `NotAuthorized` of the SSM and SNS API references ("Common Error Types",
+/// CommonErrors.html), SNS's own `AuthorizationError` (API_Publish.html), and
+/// `AccessDenied`, the query protocol's spelling (IAM, STS).
+const AUTHORIZATION: &[&str] = &[
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "AccessDenied",
+    "AccessDeniedException",
+    "NotAuthorized",
+    "AuthorizationError",
+];
+
+/// Codes for "this request is not valid": EC2's common client errors
+/// `InvalidParameter`, `InvalidParameterValue`, `InvalidParameterCombination`,
+/// `InvalidParameterDependency`, `MissingParameter`, `UnknownParameter` and
+/// `ValidationError`, `UnsupportedOperation` ("The specified request
+/// includes an unsupported operation"), its `InvalidVolume.ZoneMismatch` and
+/// `BootForVolumeTypeUnsupported` (errors-overview.html); the common
+/// `InvalidParameterValue`, `InvalidParameterCombination`, `MissingParameter`
+/// and `ValidationError` of SSM and SNS (CommonErrors.html), SSM's
+/// `ValidationException` and SendCommand's `InvalidParameters`
+/// (API_SendCommand.html), SNS's `InvalidParameter` (API_Publish.html).
+const VALIDATION: &[&str] = &[
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "InvalidParameterCombination",
+    "InvalidParameterDependency",
+    "InvalidParameters",
+    "MissingParameter",
+    "UnknownParameter",
+    "UnsupportedOperation",
+    "ValidationError",
+    "ValidationException",
+    "InvalidVolume.ZoneMismatch",
+    "BootForVolumeTypeUnsupported",
+];
+
+/// Codes for "not in a state this request accepts": EC2's `IncorrectState`,
+/// `IncorrectInstanceState` and `InvalidAMIID.Unavailable` ("not in a state
+/// from which you can launch an instance", errors-overview.html).
+const STATE: &[&str] = &["IncorrectState", "IncorrectInstanceState", "InvalidAMIID.Unavailable"];
+
 /// What an AWS error code means to lifeboat.
 pub fn kind_of(code: &str) -> ErrorKind {
     match code {
         _ if NO_CAPACITY.contains(&code) => ErrorKind::NoCapacity,
+        _ if AUTHORIZATION.contains(&code) => ErrorKind::Refused(Refusal::Authorization),
+        _ if VALIDATION.contains(&code) => ErrorKind::Refused(Refusal::Validation),
+        _ if STATE.contains(&code) => ErrorKind::Refused(Refusal::State),
         // A name or idempotency token in use (RunInstances answers
         // IdempotentInstanceTerminated when the token's instance is gone).
         "InvalidAMIName.Duplicate" | "IdempotentParameterMismatch" | "IdempotentInstanceTerminated" => {
@@ -118,8 +166,28 @@ mod tests {
             ("InvalidInstanceID.NotFound", ErrorKind::NotFound),
             ("InvalidVolume.NotFound", ErrorKind::NotFound),
             ("RequestLimitExceeded", ErrorKind::Throttled),
-            ("UnauthorizedOperation", ErrorKind::Other),
+            ("UnauthorizedOperation", ErrorKind::Refused(Refusal::Authorization)),
+            ("AuthFailure", ErrorKind::Refused(Refusal::Authorization)),
+            ("AccessDenied", ErrorKind::Refused(Refusal::Authorization)),
+            ("AccessDeniedException", ErrorKind::Refused(Refusal::Authorization)),
+            ("AuthorizationError", ErrorKind::Refused(Refusal::Authorization)),
+            ("InvalidParameterValue", ErrorKind::Refused(Refusal::Validation)),
+            ("InvalidParameter", ErrorKind::Refused(Refusal::Validation)),
+            ("InvalidParameterCombination", ErrorKind::Refused(Refusal::Validation)),
+            ("MissingParameter", ErrorKind::Refused(Refusal::Validation)),
+            ("ValidationException", ErrorKind::Refused(Refusal::Validation)),
+            ("ValidationError", ErrorKind::Refused(Refusal::Validation)),
+            ("InvalidParameters", ErrorKind::Refused(Refusal::Validation)),
+            ("InvalidVolume.ZoneMismatch", ErrorKind::Refused(Refusal::Validation)),
+            ("UnsupportedOperation", ErrorKind::Refused(Refusal::Validation)),
+            ("BootForVolumeTypeUnsupported", ErrorKind::Refused(Refusal::Validation)),
+            ("IncorrectState", ErrorKind::Refused(Refusal::State)),
+            ("IncorrectInstanceState", ErrorKind::Refused(Refusal::State)),
+            ("InvalidAMIID.Unavailable", ErrorKind::Refused(Refusal::State)),
+            // SSM: the instance is unknown, not managed or not online; no
+            // decision rests on which.
             ("InvalidInstanceId", ErrorKind::Other),
+            ("InternalError", ErrorKind::Other),
         ] {
             assert_eq!(kind_of(code), kind, "{code}");
         }

@@ -87,9 +87,41 @@ pub struct Instance {
     pub http_tokens: Option<String>,
     pub http_put_response_hop_limit: Option<i32>,
     pub spot: bool,
+    /// Why it last changed state, as EC2 tells (`StateReason`), once it has.
+    pub state_reason: Option<StateReason>,
 }
 
+/// EC2's reason for an instance's last state change (API reference,
+/// API_StateReason.html): a code such as `Client.InternalError` and a
+/// message such as `Client.InternalError: Client error on launch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateReason {
+    pub code: String,
+    pub message: String,
+}
+
+/// The state reasons API_StateReason.html gives for an instance that
+/// terminated during its launch, not after it ran.
+const LAUNCH_FAILURES: &[&str] = &[
+    "Server.InsufficientInstanceCapacity",
+    "Server.InternalError",
+    "Client.InternalError",
+    "Client.InvalidSnapshot.NotFound",
+    "Client.VolumeLimitExceeded",
+];
+
 impl Instance {
+    /// Why the instance ended during its launch, when EC2 says it did: a
+    /// spot launch whose volumes use a KMS key AWSServiceRoleForEC2Spot may
+    /// not use is terminated at once with `Client.InternalError` (EC2 user
+    /// guide, service-linked-roles-spot-instance-requests.html, "Grant
+    /// access to customer managed keys for use with encrypted AMIs and EBS
+    /// snapshots").
+    pub fn launch_failure(&self) -> Option<&StateReason> {
+        let reason = self.state_reason.as_ref()?;
+        (self.state.is_gone() && LAUNCH_FAILURES.contains(&reason.code.as_str())).then_some(reason)
+    }
+
     /// The volume at the root device, if EC2 describes it.
     pub fn root_volume(&self) -> Option<&AttachedVolume> {
         let root = self.root_device.as_deref()?;
@@ -237,9 +269,28 @@ pub enum ErrorKind {
     InUse,
     /// Made a moment ago and not yet visible (`InvocationDoesNotExist`).
     NotYetVisible,
+    /// AWS refused the request itself, and says why (see [`Refusal`]).
+    Refused(Refusal),
     /// Throttled after the SDK's own retries.
     Throttled,
+    /// Anything else: never the ground of a decision, only a failure.
     Other,
+}
+
+/// Why AWS refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// The caller may not do it (`UnauthorizedOperation`, `AccessDenied`,
+    /// ...): IAM, a service control policy or a key policy says no. The
+    /// stack's permissions are broken; never a reason to fall back quietly.
+    Authorization,
+    /// The request is not valid for the resources it names
+    /// (`InvalidParameterValue`, `ValidationException`, ...).
+    Validation,
+    /// A resource is not in a state the request accepts (`IncorrectState`,
+    /// `IncorrectInstanceState`, ...).
+    State,
 }
 
 /// An error from the cloud, as the adapters report it: the operation, its
@@ -260,6 +311,14 @@ impl CloudError {
 
     pub fn is(&self, kind: ErrorKind) -> bool {
         self.kind == kind
+    }
+
+    /// Why AWS refused the request, if it did.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self.kind {
+            ErrorKind::Refused(refusal) => Some(refusal),
+            _ => None,
+        }
     }
 }
 
@@ -300,15 +359,24 @@ pub struct RootTask {
     pub start_time: Option<DateTime<Utc>>,
 }
 
+/// The states of a root-volume replacement task, as AWS documents them
+/// (API reference, API_ReplaceRootVolumeTask.html, `taskState`; user guide,
+/// replace-root.html): `failing` and `failing-detached` are on their way to
+/// `failed` and `failed-detached`, not there yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RootTaskState {
     Pending,
     InProgress,
     Succeeded,
-    /// `failing`, `failed`: the original root is still attached.
+    /// `failing`: "in the process of failing".
+    Failing,
+    /// `failed`: "the original root volume is still attached".
     Failed,
-    /// `failing-detached`, `failed-detached`: the instance may have no root.
+    /// `failing-detached`: failing, and "the instance might have no root
+    /// volume attached".
+    FailingDetached,
+    /// `failed-detached`: "the instance has no root volume attached".
     FailedDetached,
 }
 
@@ -318,15 +386,53 @@ impl RootTaskState {
             "pending" => RootTaskState::Pending,
             "in-progress" => RootTaskState::InProgress,
             "succeeded" => RootTaskState::Succeeded,
-            "failing" | "failed" => RootTaskState::Failed,
-            "failing-detached" | "failed-detached" => RootTaskState::FailedDetached,
+            "failing" => RootTaskState::Failing,
+            "failed" => RootTaskState::Failed,
+            "failing-detached" => RootTaskState::FailingDetached,
+            "failed-detached" => RootTaskState::FailedDetached,
             // A state this version does not know: wait (within the bound)
             // rather than act on a guess.
             _ => RootTaskState::InProgress,
         }
     }
 
+    /// A final state: `succeeded`, `failed` or `failed-detached`.
     pub fn is_done(self) -> bool {
-        !matches!(self, RootTaskState::Pending | RootTaskState::InProgress)
+        matches!(self, RootTaskState::Succeeded | RootTaskState::Failed | RootTaskState::FailedDetached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_task_failing_is_not_done_until_it_failed() {
+        for (text, state, done) in [
+            ("pending", RootTaskState::Pending, false),
+            ("in-progress", RootTaskState::InProgress, false),
+            ("failing", RootTaskState::Failing, false),
+            ("failing-detached", RootTaskState::FailingDetached, false),
+            ("succeeded", RootTaskState::Succeeded, true),
+            ("failed", RootTaskState::Failed, true),
+            ("failed-detached", RootTaskState::FailedDetached, true),
+            ("a-state-to-come", RootTaskState::InProgress, false),
+        ] {
+            assert_eq!((RootTaskState::parse(text), RootTaskState::parse(text).is_done()), (state, done), "{text}");
+        }
+    }
+
+    #[test]
+    fn only_an_end_during_the_launch_is_a_launch_failure() {
+        let ended = |state, code: &str| Instance {
+            state,
+            state_reason: Some(StateReason { code: code.into(), message: format!("{code}: ...") }),
+            ..Instance::default()
+        };
+        assert!(ended(InstanceState::Terminated, "Client.InternalError").launch_failure().is_some());
+        assert!(ended(InstanceState::ShuttingDown, "Server.InternalError").launch_failure().is_some());
+        assert!(ended(InstanceState::Terminated, "Server.SpotInstanceTermination").launch_failure().is_none());
+        assert!(ended(InstanceState::Terminated, "Client.UserInitiatedShutdown").launch_failure().is_none());
+        assert!(ended(InstanceState::Pending, "Client.InternalError").launch_failure().is_none());
     }
 }

@@ -60,6 +60,10 @@ pub const ROOT_VOLUME: &str = "lifeboat:root-volume";
 /// On a replacement whose old root could not be swapped in: the final
 /// image whose root replaces the one it booted.
 pub const ROOT_IMAGE: &str = "lifeboat:root-image";
+/// On a replacement a root swap left without a root volume: the task. The
+/// only instances of a node lifeboat may terminate (the stack's IAM names
+/// this tag).
+pub const ROOT_LOST: &str = "lifeboat:root-lost";
 /// On a drill clone left running on purpose (`keep`): never swept by a
 /// later drill.
 pub const DRILL_KEPT: &str = "lifeboat:drill-kept";
@@ -103,5 +107,5 @@ pub fn volume(node_tag: &str, node: &str, instance_id: &str, device: &str, root:
 /// Whether a tag was written by lifeboat for one generation of a node (and
 /// so must not be copied onto the next one).
 pub fn is_generation_marker(key: &str) -> bool {
-    matches!(key, REPLACES | RESTORED_FROM | STATE_SOURCE | STATE_AS_OF | ROOT_VOLUME | ROOT_IMAGE)
+    matches!(key, REPLACES | RESTORED_FROM | STATE_SOURCE | STATE_AS_OF | ROOT_VOLUME | ROOT_IMAGE | ROOT_LOST)
 }

@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use lifeboat_core::config::Config;
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{ImageState, Instance, RootTaskState, Volume, VolumeState};
+use lifeboat_core::model::{
+    ErrorKind, ImageState, Instance, InstanceState, Refusal, RootTaskState, Volume, VolumeState,
+};
 use lifeboat_core::ports::Market;
 use lifeboat_core::relaunch::{Outcome, Source};
 use std::time::Duration;
@@ -380,4 +382,165 @@ async fn a_replacement_lost_before_it_adopted_the_disks_still_hands_them_on() {
     let third = cloud.instance(&replacements(&cloud, &second.id)[0].id).unwrap();
     assert_eq!(volume_at(&cloud, &third, "/dev/xvda").id, root.id);
     assert_eq!(volume_at(&cloud, &third, "/dev/sdf").id, data.id);
+}
+
+// --- Refusals, slow failures, a replacement left without a root ------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_swap_ec2_refuses_as_invalid_keeps_the_image_root_and_says_so() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    let refused = ErrorKind::Refused(Refusal::Validation);
+    cloud.fail_next("CreateReplaceRootVolumeTask", refused, "InvalidParameterValue", 1);
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::Backup, "{state:?}");
+    assert!(
+        state
+            .fallback
+            .unwrap()
+            .contains("EC2 refused the swap: CreateReplaceRootVolumeTask failed: InvalidParameterValue")
+    );
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_swap_iam_denies_fails_the_relaunch_loudly_and_the_retry_swaps_the_old_root() {
+    let topic = "arn:aws:sns:eu-west-1:123456789012:lifeboat";
+    let config = Config { notify_topic_arn: Some(topic.into()), ..Config::default() };
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    let denied = ErrorKind::Refused(Refusal::Authorization);
+    cloud.fail_next("CreateReplaceRootVolumeTask", denied, "UnauthorizedOperation", 1);
+    let report = failed(run(&cloud, &config, &warning(&old)).await);
+    assert!(report.reason.as_deref().unwrap().contains("UnauthorizedOperation"), "{:?}", report.reason);
+    assert!(steps(&report).contains(&"root-swap-denied"), "{:?}", steps(&report));
+    assert!(!steps(&report).contains(&"image-root-kept") && !steps(&report).contains(&"prepared"));
+    assert_eq!(cloud.notifications()[0].subject, "lifeboat: relaunch of k8s-master FAILED");
+    // Nothing fell back: the replacement still says the old volumes, the old root is untouched.
+    let new = replacements(&cloud, &old).remove(0);
+    assert_eq!(new.tags["lifeboat:state-source"], "old-volumes");
+    assert!(cloud.root_tasks_of(&new.id).is_empty());
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available));
+    // Once IAM lets it, the retry gives the node its own disks.
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Resumed);
+    let new = cloud.instance(&new.id).unwrap();
+    assert_eq!(volume_at(&cloud, &new, "/dev/xvda").id, root.id);
+    assert_eq!(volume_at(&cloud, &new, "/dev/sdf").id, data.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_swap_is_waited_out_until_it_failed_before_the_next_swap() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(60));
+    // The old root's task is `failing` for 40 s before it is `failed`.
+    cloud.fail_next_root_task_slowly(false, Duration::from_secs(40));
+    let handler = async { run(&cloud, &Config::default(), &warning(&old)).await };
+    let (report, ()) = tokio::join!(handler, images_available_after(&cloud, Duration::from_secs(100)));
+    let report = report.unwrap();
+    // The final image's task was started only once the first one had
+    // failed: EC2 takes no second task while one is failing.
+    let state = report.state.clone().unwrap();
+    assert_eq!(state.source, Source::FinalImage, "{state:?}");
+    assert!(state.fallback.unwrap().contains("ended Failed"));
+    let at = |step: &str| report.timeline.iter().find(|s| s.step == step).unwrap().at_ms;
+    assert!(at("root-not-swapped") >= at("root-swap-started") + 70_000, "{:#?}", report.timeline);
+    let new = replacements(&cloud, &old).remove(0);
+    let states: Vec<_> = cloud.root_tasks_of(&new.id).iter().map(|t| t.state).collect();
+    assert_eq!(states, [RootTaskState::Failed, RootTaskState::Succeeded]);
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_swap_that_leaves_the_replacement_without_a_root_relaunches_the_node_on_its_disks() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    cloud.fail_next_root_task_slowly(true, Duration::from_secs(20));
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let steps = steps(&report);
+    for step in ["root-lost", "replacement-terminated", "replacement-lost"] {
+        assert!(steps.contains(&step), "{step}: {steps:?}");
+    }
+    // The rootless replacement is gone; its successor runs on the node's own disks.
+    let rootless = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
+    assert_eq!(rootless.state, InstanceState::Terminated);
+    let states: Vec<_> = cloud.root_tasks_of(&rootless.id).iter().map(|t| t.state).collect();
+    assert_eq!(states, [RootTaskState::FailedDetached]);
+    let third = cloud.instance(&replacements(&cloud, &rootless.id)[0].id).unwrap();
+    assert_eq!(report.replacement.unwrap().id, third.id);
+    assert_eq!(volume_at(&cloud, &third, "/dev/xvda").id, root.id);
+    assert_eq!(volume_at(&cloud, &third, "/dev/sdf").id, data.id);
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
+    assert_eq!(cloud.commands().len(), 1, "repaired once, on the third instance");
+    // The root it was launched with (a copy of the backup) is left, and named.
+    let lost = report.timeline.iter().find(|s| s.step == "root-lost").unwrap();
+    let left: Vec<Volume> = cloud.volumes().into_iter().filter(|v| v.state == VolumeState::Available).collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(lost.detail.contains(&left[0].id), "{}", lost.detail);
+}
+
+// --- Bare metal --------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn bare_metal_types_are_left_out_when_the_old_root_must_be_swapped_in() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    let config = Config { instance_types: vec!["m5.metal".into(), "m6i.large".into()], ..Config::default() };
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert_eq!(report.state.clone().unwrap().source, Source::OldVolumes);
+    let new = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
+    assert_eq!((new.instance_type.as_str(), new.spot), ("m6i.large", true));
+    assert_eq!(volume_at(&cloud, &new, "/dev/xvda").id, root.id);
+    assert!(report.launch_attempts.is_empty(), "never tried, not refused: {:?}", report.launch_attempts);
+    let plan = report.timeline.iter().find(|s| s.step == "capacity-plan").unwrap();
+    assert!(plan.detail.contains("m5.metal Spot, m5.metal OnDemand left out"), "{}", plan.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_only_bare_metal_allowed_the_node_comes_back_from_an_image_and_keeps_its_old_root() {
+    let cloud = MemoryCloud::new();
+    let (old, root, _) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    let config = Config { instance_types: vec!["c7i.metal-24xl".into()], ..Config::default() };
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    let state = report.state.unwrap();
+    assert_eq!(state.source, Source::Backup, "{state:?}");
+    assert!(state.fallback.unwrap().contains("bare metal, which cannot replace its root volume"));
+    let new = replacements(&cloud, &old).remove(0);
+    assert_eq!(new.instance_type, "c7i.metal-24xl");
+    assert!(cloud.root_tasks_of(&new.id).is_empty());
+    assert!(cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available));
+}
+
+#[tokio::test(start_paused = true)]
+async fn replacements_lost_round_after_round_end_in_a_clear_failure_with_the_disks_kept() {
+    let cloud = MemoryCloud::new();
+    let (old, root, data) = node_with_data(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    for _ in 0..3 {
+        cloud.fail_next_root_task_slowly(true, Duration::from_secs(5));
+    }
+    let report = failed(run(&cloud, &Config::default(), &warning(&old)).await);
+    assert_eq!(
+        report.reason.as_deref(),
+        Some(
+            "3 replacements of node k8s-master were lost to their own launch or recovery in this invocation \
+             (see the timeline)"
+        )
+    );
+    assert_eq!(steps(&report).iter().filter(|s| **s == "root-lost").count(), 3);
+    assert!(cloud.instances().iter().all(|i| i.state == InstanceState::Terminated), "no rootless instance left");
+    // Released a moment after the last termination, and never deleted.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    for id in [&root.id, &data.id] {
+        assert!(cloud.volumes().iter().any(|v| &v.id == id && v.state == VolumeState::Available), "{id}");
+    }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use lifeboat_core::Config;
 use lifeboat_core::memory::MemoryCloud;
 use lifeboat_core::model::{
-    ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Tags, Volume,
+    ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState, Refusal, Snapshot, SnapshotState, Tags, Volume,
     VolumeState,
 };
 use lifeboat_core::prune::{self, DeleteStatus, KeepReason, Policy, PruneError};
@@ -285,7 +285,7 @@ async fn one_failure_does_not_stop_the_rest_and_fails_the_invocation() {
 #[tokio::test]
 async fn a_listing_failure_deletes_nothing() {
     let (cloud, _) = seeded();
-    cloud.fail_next("DescribeSnapshots", ErrorKind::Other, "UnauthorizedOperation", 1);
+    cloud.fail_next("DescribeSnapshots", ErrorKind::Refused(Refusal::Authorization), "UnauthorizedOperation", 1);
     let err = prune::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
     assert!(matches!(err, PruneError::Describe(_)), "{err}");
     assert_eq!(cloud.images().len(), 6);

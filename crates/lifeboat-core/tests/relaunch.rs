@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use lifeboat_core::config::{Capacity, Config};
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{ErrorKind, ImageState, InstanceState};
-use lifeboat_core::ports::{CommandState, Market, Network, Script};
+use lifeboat_core::model::{ErrorKind, ImageState, InstanceState, Refusal};
+use lifeboat_core::ports::{CommandState, Describe, Market, Network, Script};
 use lifeboat_core::relaunch::{self, Guard, Outcome, Source, client_token};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -268,7 +268,7 @@ async fn no_capacity_anywhere_is_a_clear_failure_with_nothing_launched() {
 #[test]
 fn client_tokens_are_unique_per_attempt_and_generation_and_never_cut() {
     let config = Config { instance_types: (0..20).map(|i| format!("m{i}.large")).collect(), ..Config::default() };
-    let attempts = relaunch::launch_plan("m6i.large", &config).len();
+    let attempts = relaunch::launch_plan("m6i.large", &config, false).len();
     assert_eq!(attempts, 40);
     let mut tokens = std::collections::BTreeSet::new();
     for base in ["i-0123456789abcdef0", "i-0123456789abcdef1", "drill-ami-0123456789abcdef0-1795960000123456789"] {
@@ -578,8 +578,81 @@ async fn a_failed_notification_is_reported_and_the_outcome_stands() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(10));
-    cloud.fail_next("Publish", ErrorKind::Other, "AuthorizationError", 1);
+    cloud.fail_next("Publish", ErrorKind::Refused(Refusal::Authorization), "AuthorizationError", 1);
     let report = run(&cloud, &config, &warning(&old)).await.unwrap();
     assert_eq!(report.outcome, Outcome::Relaunched);
     assert!(report.notification.unwrap().starts_with("failed: Publish failed: AuthorizationError"));
+}
+
+// --- A pool that ends the launch at once ---------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_spot_launch_ec2_ends_at_once_is_a_dead_pool_and_on_demand_comes_next() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    // The volumes' customer managed key does not let the spot service in.
+    cloud.fail_spot_launches();
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    assert_eq!(report.state.as_ref().unwrap().source, Source::OldVolumes);
+    let tried: Vec<(&str, Market)> =
+        report.launch_attempts.iter().map(|a| (a.instance_type.as_str(), a.market)).collect();
+    assert_eq!(tried, [("m6i.large", Market::Spot)]);
+    let error = &report.launch_attempts[0].error;
+    assert!(error.ends_with("was terminated at launch: Client.InternalError: Client error on launch"), "{error}");
+    assert!(steps(&report).contains(&"terminated-at-launch"), "{:?}", steps(&report));
+    // One launch per attempt, each with its own token; the second runs.
+    let ended = cloud.instance_by_client_token(&client_token(&old, 0)).await.unwrap().unwrap();
+    let running = cloud.instance_by_client_token(&client_token(&old, 1)).await.unwrap().unwrap();
+    assert_eq!((ended.state, ended.spot), (InstanceState::Terminated, true));
+    assert_eq!(ended.state_reason.as_ref().unwrap().code, "Client.InternalError");
+    assert_eq!((running.state, running.spot), (InstanceState::Running, false));
+    assert_eq!(report.replacement.as_ref().unwrap().id, running.id);
+    assert_eq!(report.replacement.unwrap().market, Some(Market::OnDemand));
+    // EC2 notifies the ended launch's termination too: the relaunch is done.
+    let late = run(&cloud, &Config::default(), &state_change(&ended.id, "terminated")).await.unwrap();
+    assert_eq!(late.outcome, Outcome::AlreadyDone, "{:?}", steps(&late));
+    assert_eq!(replacements(&cloud, &old).len(), 2);
+    assert_eq!(cloud.instances().iter().filter(|i| i.state == InstanceState::Running).count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_never_launches_into_the_pool_that_ended_a_launch_at_once() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    cloud.fail_spot_launches();
+    // Spot only: the one pool ends the launch, the invocation fails.
+    let spot_only = Config { capacity: Capacity::Spot, ..Config::default() };
+    let report = failed(run(&cloud, &spot_only, &warning(&old)).await);
+    assert_eq!(report.launch_attempts.len(), 1);
+    // The deployment allows on demand; the event is retried.
+    let report = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert!(steps(&report).contains(&"pool-skipped"), "{:?}", steps(&report));
+    let tried: Vec<(&str, Market)> =
+        report.launch_attempts.iter().map(|a| (a.instance_type.as_str(), a.market)).collect();
+    assert_eq!(tried, [("m6i.large", Market::Spot)], "the earlier ended launch, reported again");
+    let spot_launches = cloud.instances().iter().filter(|i| i.spot && i.tags.contains_key("lifeboat:replaces")).count();
+    assert_eq!(spot_launches, 1, "no second launch into the dead pool");
+    assert_eq!(report.replacement.unwrap().market, Some(Market::OnDemand));
+    assert_eq!(report.state.unwrap().source, Source::OldVolumes);
+    let again = run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+}
+
+#[test]
+fn bare_metal_types_are_kept_out_of_the_plan_only_when_the_root_is_swapped() {
+    let types = ["m5.metal", "m6i.large", "c7i.metal-24xl", "mac2.metal", "u-6tb1.metal"];
+    let config = Config {
+        instance_types: types.iter().map(|t| t.to_string()).collect(),
+        capacity: Capacity::OnDemand,
+        ..Config::default()
+    };
+    let planned =
+        |swap| -> Vec<String> { relaunch::launch_plan("m5.metal", &config, swap).into_iter().map(|p| p.0).collect() };
+    // Mac metal instances can replace their root (replace-root.html).
+    assert_eq!(planned(true), ["m6i.large", "mac2.metal"]);
+    assert_eq!(planned(false), types);
+    assert!(relaunch::launch_plan("m5.metal", &Config::default(), true).is_empty());
 }

@@ -3,26 +3,40 @@ DescribeReplaceRootVolumeTasks): not in moto at all.
 
 AWS (user guide, replace-root.html; API reference,
 API_CreateReplaceRootVolumeTask.html and API_ReplaceRootVolumeTask.html):
-the instance must be `running`; the replacement comes from a volume (same
-Availability Zone, `available`, not attached, encrypted if the original root
-is), a snapshot of the original root, an AMI, or the launch state; one source
-at most. The task goes `pending` (the replacement volume is being created),
-`in-progress` (the original detaching, the replacement attaching), then
-`succeeded`; the instance is rebooted. A task that fails ends `failed` with
-the original root still attached (and the instance rebooted too). The
-replaced root is deleted when DeleteReplacedRootVolume is true, else left
-`available`. The new root gets the original's DeleteOnTermination: AWS
-documents this for the snapshot, AMI and launch-state sources, not for a
-given volume (assumed the same here; lifeboat sets the flag explicitly
-afterwards anyway).
+the instance must be `running`, and not bare metal ("You can replace the root
+volume for all virtualized instance types and Amazon EC2 Mac metal instances
+only. All other metal instances are not supported."); the replacement comes
+from a volume (same Availability Zone, `available`, not attached, encrypted if
+the original root is, of a type that can boot: "You can't use st1 or sc1 EBS
+volumes as root volumes", user guide, RootDeviceStorage.html), a snapshot
+("any snapshot that belongs to the same lineage as any of the instance's
+previous root volumes"), an AMI (one the account can launch, so `available`;
+"The size of the AMI root volume block device mapping must be equal to or
+greater than the size of the original root volume ... the request fails"), or
+the launch state; one source at most. The task goes `pending` (the
+replacement volume is being created), `in-progress` (the original detaching,
+the replacement attaching), then `succeeded`; the instance is rebooted. A
+task that fails ends `failed` with the original root still attached (and the
+instance rebooted too). The states `failing` ("in the process of failing")
+then `failed`, and `failing-detached` ("the instance might have no root volume
+attached") then `failed-detached` ("the instance has no root volume
+attached") are produced on demand (`root_task_failures`). The replaced root
+is deleted when DeleteReplacedRootVolume is true, else left `available`. The
+new root gets the original's DeleteOnTermination: AWS documents this for the
+snapshot, AMI and launch-state sources, not for a given volume (assumed the
+same here; lifeboat sets the flag explicitly afterwards anyway).
 
 Error codes AWS documents for the cases (errors-overview.html):
 IncorrectInstanceState, InvalidVolume.ZoneMismatch, VolumeInUse,
-IncorrectState, InvalidParameterCombination, IdempotentParameterMismatch.
-Not documented, chosen here: a second task while one runs (IncorrectState),
-an unencrypted volume for an encrypted root and a snapshot of another volume
-(InvalidParameterValue), an unknown task id
-(InvalidReplaceRootVolumeTaskId.NotFound); the messages are lifeboat's.
+IncorrectState, InvalidParameterCombination, IdempotentParameterMismatch,
+BootForVolumeTypeUnsupported ("The specified volume type cannot be used as a
+boot volume"), InvalidAMIID.Unavailable (an AMI "not in a state from which
+you can launch an instance"). Not documented, chosen here: a second task while
+one runs (IncorrectState), an unencrypted volume for an encrypted root, a
+snapshot of another volume and an AMI whose root is smaller
+(InvalidParameterValue), a bare-metal instance (UnsupportedOperation), an
+unknown task id (InvalidReplaceRootVolumeTaskId.NotFound); the messages are
+lifeboat's.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
 from . import ssm
-from .core import DEFAULTS, later, lock, now, on_reset, record, setting
+from .core import DEFAULTS, later, lock, now, on_configure, on_reset, record, setting
 
 DEFAULTS.update(
     {
@@ -88,8 +102,28 @@ def _iso(at: float) -> str:
 _tasks: dict[tuple[str, str], dict[str, Task]] = {}
 # (account, region, client token) -> task id
 _tokens: dict[tuple[str, str, str], str] = {}
+# (account, instance id) -> the ids of its earlier root volumes
+_earlier_roots: dict[tuple[str, str], set[str]] = {}
+# account -> how the next tasks fail: {"detached": bool, "failing_seconds": s}
+_failures: dict[str, list[dict[str, Any]]] = {}
+
+
+def _configure_failures(account: str, failures: list[dict[str, Any]]) -> None:
+    for failure in failures:
+        if set(failure) - {"detached", "failing_seconds"}:
+            raise ValueError(f"a root task failure takes 'detached' and 'failing_seconds', not {sorted(failure)}")
+    with lock:
+        _failures.setdefault(account, []).extend(
+            {"detached": bool(f.get("detached", False)), "failing_seconds": float(f.get("failing_seconds", 1.0))}
+            for f in failures
+        )
+
+
+on_configure("root_task_failures", _configure_failures)
 on_reset(_tasks.clear)
 on_reset(_tokens.clear)
+on_reset(_earlier_roots.clear)
+on_reset(_failures.clear)
 
 
 def _create_task(self: ElasticBlockStore) -> ActionResult:
@@ -115,7 +149,8 @@ def _create_task(self: ElasticBlockStore) -> ActionResult:
                 )
             return ActionResult({"ReplaceRootVolumeTask": known.describe()})
         instance = backend.get_instance(request["instance_id"])
-        _check(backend, instance, request, _tasks.get(scope, {}).values())
+        earlier = _earlier_roots.get((self.current_account, instance.id), set())
+        _check(backend, instance, request, _tasks.get(scope, {}).values(), earlier)
         task = Task(
             "replacevol-" + "".join(random.choices("0123456789abcdef", k=17)), instance.id, request, tags, now()
         )
@@ -129,18 +164,31 @@ def _create_task(self: ElasticBlockStore) -> ActionResult:
     return ActionResult({"ReplaceRootVolumeTask": task.describe()})
 
 
-def _check(backend: Any, instance: Any, request: dict[str, Any], tasks: Any) -> None:
+# Sizes that make an instance type bare metal: `metal`, `metal-24xl`, ...
+def _bare_metal(instance_type: str) -> bool:
+    family, _, size = instance_type.partition(".")
+    return size.startswith("metal") and not family.startswith("mac")
+
+
+def _check(backend: Any, instance: Any, request: dict[str, Any], tasks: Any, earlier: set[str]) -> None:
     """Refuses a task AWS would refuse (see the module's docstring)."""
     sources = [k for k in ("volume_id", "snapshot_id", "image_id") if request[k]]
     if len(sources) > 1:
         raise EC2ClientError("InvalidParameterCombination", "Specify at most one of VolumeId, SnapshotId and ImageId.")
     if instance.state != "running":
         raise EC2ClientError("IncorrectInstanceState", f"The instance '{instance.id}' is not in the 'running' state.")
-    if any(t.instance_id == instance.id and t.state in ("pending", "in-progress") for t in tasks):
+    if _bare_metal(instance.instance_type):
+        raise EC2ClientError(
+            "UnsupportedOperation", f"The root volume of a {instance.instance_type} instance cannot be replaced."
+        )
+    if any(t.instance_id == instance.id and t.state in ("pending", "in-progress", "failing", "failing-detached") for t in tasks):
         raise EC2ClientError(
             "IncorrectState", f"A root volume replacement task is already in progress for instance {instance.id}."
         )
-    original = backend.get_volume(instance.block_device_mapping[instance.root_device_name].volume_id)
+    current = instance.block_device_mapping.get(instance.root_device_name)
+    if current is None:
+        raise EC2ClientError("IncorrectInstanceState", f"The instance '{instance.id}' has no root volume attached.")
+    original = backend.get_volume(current.volume_id)
     if request["volume_id"]:
         volume = backend.get_volume(request["volume_id"])
         if volume.availability_zone != instance.placement.zone:
@@ -156,14 +204,28 @@ def _check(backend: Any, instance: Any, request: dict[str, Any], tasks: Any) -> 
             raise EC2ClientError(
                 "InvalidParameterValue", f"The volume {volume.id} must be encrypted: the root volume it replaces is."
             )
+        if volume.volume_type in ("st1", "sc1"):
+            raise EC2ClientError(
+                "BootForVolumeTypeUnsupported", f"The volume type {volume.volume_type} cannot be used as a boot volume."
+            )
     if request["snapshot_id"]:
         snapshot = backend.get_snapshot(request["snapshot_id"])
-        if snapshot.volume.id != original.id:
+        if snapshot.volume.id != original.id and snapshot.volume.id not in earlier:
             raise EC2ClientError(
-                "InvalidParameterValue", f"The snapshot {snapshot.id} was not created from the instance's root volume."
+                "InvalidParameterValue",
+                f"The snapshot {snapshot.id} was not created from a root volume of instance {instance.id}.",
             )
     if request["image_id"]:
-        backend.describe_images(ami_ids=[request["image_id"]])
+        ami = backend.describe_images(ami_ids=[request["image_id"]])[0]
+        if ami.state != "available":
+            raise EC2ClientError("InvalidAMIID.Unavailable", f"The image {ami.id} is {ami.state}, not 'available'.")
+        root = next((m for m in ami.block_device_mappings if m["DeviceName"] == ami.root_device_name), None)
+        size = int((root or {}).get("Ebs", {}).get("VolumeSize") or ami.ebs_snapshot.volume_size)
+        if size < original.size:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"The root volume of image {ami.id} ({size} GiB) is smaller than the instance's ({original.size} GiB).",
+            )
 
 
 def _progress(account: str, task: Task, at: float) -> None:
@@ -181,6 +243,11 @@ def _complete(backend: Any, task: Task, at: float) -> None:
     device = instance.root_device_name
     current = instance.block_device_mapping.get(device)
     original = backend.volumes.get(current.volume_id) if current is not None else None
+    with lock:
+        queued = _failures.get(account)
+        failure = queued.pop(0) if queued else None
+    if failure is not None:
+        return _fail_slowly(backend, task, at, instance, failure)
     replacement = _replacement(backend, instance, original, task.request)
     if original is None or replacement is None:
         return _finish(account, task, "failed", at, instance)
@@ -189,8 +256,38 @@ def _complete(backend: Any, task: Task, at: float) -> None:
     backend.attach_volume(replacement.id, instance.id, device, keep_flag)
     if task.request["delete"]:
         backend.delete_volume(original.id)
+    with lock:
+        _earlier_roots.setdefault((account, instance.id), set()).add(original.id)
     task.volume_id = replacement.id
     _finish(account, task, "succeeded", at, instance)
+
+
+def _fail_slowly(backend: Any, task: Task, at: float, instance: Any, failure: dict[str, Any]) -> None:
+    """A failure asked for through `root_task_failures`: `failing` for a
+    while, then `failed`, the original root attached and the instance
+    rebooted; or, detached, the original root detached at once
+    (`failing-detached`), then `failed-detached` with no root at all: the
+    instance cannot boot, its agent never comes back."""
+    account = backend.account_id
+    state = "failing-detached" if failure["detached"] else "failing"
+    task.state = state
+    record(account, task.id, f"task-{state}", at)
+    if failure["detached"]:
+        device = instance.root_device_name
+        current = instance.block_device_mapping.get(device)
+        if current is not None:
+            backend.detach_volume(current.volume_id, instance.id, device)
+        instance.__dict__["_lb_online_at"] = float("inf")
+        record(account, instance.id, "root-detached", at)
+
+    def end(when: float) -> None:
+        if failure["detached"]:
+            task.state, task.completed = "failed-detached", when
+            record(account, task.id, "task-failed-detached", when)
+        else:
+            _finish(account, task, "failed", when, instance)
+
+    later(account, at + failure["failing_seconds"], end)
 
 
 def _replacement(backend: Any, instance: Any, original: Any, request: dict[str, Any]) -> Any:

@@ -2,7 +2,7 @@
 //! nodes and images, making AWS late, slow or unwilling, and the state it
 //! ends in.
 
-use super::{Due, Machine, MemoryCloud, Notification, Refusal, SentCommand, error, stamp, tags};
+use super::{Due, Machine, MemoryCloud, Notification, Refusal, SentCommand, SlowFailure, error, stamp, tags};
 use crate::model::{
     AttachedVolume, ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState, RootTask, Snapshot,
     SnapshotState, Tags, Volume,
@@ -183,6 +183,25 @@ impl MemoryCloud {
     /// The next `count` root-volume replacement tasks end `failed`.
     pub fn fail_next_root_tasks(&self, count: usize) {
         self.lock().root_tasks_failing = count;
+    }
+
+    /// The next root-volume replacement task fails as AWS documents a task
+    /// failing (API_ReplaceRootVolumeTask.html, `taskState`): `failing` for
+    /// `failing_for`, then `failed`, the original root still attached; or,
+    /// `detached`, `failing-detached` (the original root detached at once)
+    /// then `failed-detached`, the instance left without a root volume.
+    pub fn fail_next_root_task_slowly(&self, detached: bool, failing_for: Duration) {
+        self.lock().slow_root_failures.push_back(SlowFailure { detached, failing_for });
+    }
+
+    /// From now on EC2 ends every spot launch before it runs, with the state
+    /// reason `Client.InternalError`, as it does when the volumes use a
+    /// customer managed KMS key that AWSServiceRoleForEC2Spot may not use
+    /// (EC2 user guide, service-linked-roles-spot-instance-requests.html,
+    /// "Grant access to customer managed keys for use with encrypted AMIs
+    /// and EBS snapshots"). On-demand launches run.
+    pub fn fail_spot_launches(&self) {
+        self.lock().spot_launches_fail = true;
     }
 
     /// Commands run this long (past their executionTimeout, they time out).

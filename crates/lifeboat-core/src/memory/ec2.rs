@@ -3,7 +3,7 @@
 use super::{Due, Machine, MemoryCloud, State, Task, ZONE, delays, error, stamp};
 use crate::model::{
     AttachedVolume, Attachment, CloudError, ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState,
-    NetworkInterface, RootTask, RootTaskState, Snapshot, SnapshotState, Tags, Volume, VolumeState,
+    NetworkInterface, Refusal, RootTask, RootTaskState, Snapshot, SnapshotState, Tags, Volume, VolumeState,
 };
 use crate::ports::{
     DeleteVolume, Describe, ImageSpec, Imaging, LaunchRequest, Launching, Market, Network, Preparing, Pruning,
@@ -73,13 +73,14 @@ impl Imaging for MemoryCloud {
     /// DeleteOnTermination as the instance has it.
     async fn create_image(&self, spec: &ImageSpec) -> Result<String, CloudError> {
         let mut s = self.call("CreateImage")?;
+        super::tag_audit::create_image(spec);
         let Some(instance) = s.described(&spec.instance_id) else {
             return Err(not_found("CreateImage", "InvalidInstanceID.NotFound", &spec.instance_id));
         };
         if !instance.state.can_be_imaged() {
             return Err(error(
                 "CreateImage",
-                ErrorKind::Other,
+                ErrorKind::Refused(Refusal::State),
                 "IncorrectState",
                 format!("instance is {}", instance.state),
             ));
@@ -152,7 +153,7 @@ impl Preparing for MemoryCloud {
             let Some(attached) = machine.instance.volumes.iter_mut().find(|v| &v.device == device) else {
                 return Err(error(
                     "ModifyInstanceAttribute",
-                    ErrorKind::Other,
+                    ErrorKind::Refused(Refusal::Validation),
                     "InvalidParameterValue",
                     format!("no device {device}"),
                 ));
@@ -164,6 +165,7 @@ impl Preparing for MemoryCloud {
 
     async fn tag(&self, resource_ids: &[String], tags: &Tags) -> Result<(), CloudError> {
         let mut s = self.call("CreateTags")?;
+        super::tag_audit::create_tags(&s, resource_ids, tags);
         for id in resource_ids {
             let target: Option<&mut Tags> = if let Some(m) = s.instances.get_mut(id) {
                 Some(&mut m.instance.tags)
@@ -319,6 +321,7 @@ impl Launching for MemoryCloud {
 
     async fn run_instance(&self, request: &LaunchRequest) -> Result<Instance, CloudError> {
         let mut s = self.call("RunInstances")?;
+        super::tag_audit::run_instances(request);
         if let Some(made) = s.token_check(request)? {
             return Ok(made);
         }
@@ -331,7 +334,10 @@ impl Launching for MemoryCloud {
         }
         let image = match s.images.get(&request.image_id) {
             Some(i) if i.state == ImageState::Available => i.clone(),
-            _ => return Err(not_found("RunInstances", "InvalidAMIID.Unavailable", &request.image_id)),
+            _ => {
+                let refused = ErrorKind::Refused(Refusal::State);
+                return Err(error("RunInstances", refused, "InvalidAMIID.Unavailable", &request.image_id));
+            }
         };
         let id = s.id("i");
         let mut instance = Instance {
@@ -351,7 +357,11 @@ impl Launching for MemoryCloud {
         };
         s.launch_network(&id, &request.network, &mut instance)?;
         s.launch_volumes(&id, &image, request, &mut instance);
-        s.later(delays::BOOT, Due::State(id.clone(), InstanceState::Running));
+        if request.market == Market::Spot && s.spot_launches_fail {
+            s.later(delays::LAUNCH_FAILURE, Due::FailLaunch(id.clone()));
+        } else {
+            s.later(delays::BOOT, Due::State(id.clone(), InstanceState::Running));
+        }
         s.tokens.insert(request.client_token.clone(), (id.clone(), fingerprint(request)));
         let machine = Machine {
             launched_at: tokio::time::Instant::now(),
@@ -380,16 +390,18 @@ impl Launching for MemoryCloud {
         let op = "AttachVolume";
         let volume = s.volumes.get(volume_id).ok_or_else(|| not_found(op, "InvalidVolume.NotFound", volume_id))?;
         if volume.state != VolumeState::Available {
-            return Err(error(op, ErrorKind::InUse, "IncorrectState", format!("{volume_id} is {:?}", volume.state)));
+            let refused = ErrorKind::Refused(Refusal::State);
+            return Err(error(op, refused, "IncorrectState", format!("{volume_id} is {:?}", volume.state)));
         }
         let zone = volume.availability_zone.clone();
         let machine =
             s.instances.get_mut(instance_id).ok_or_else(|| not_found(op, "InvalidInstanceID.NotFound", instance_id))?;
         if machine.instance.availability_zone.as_deref() != Some(zone.as_str()) {
-            return Err(error(op, ErrorKind::Other, "InvalidVolume.ZoneMismatch", volume_id));
+            return Err(error(op, ErrorKind::Refused(Refusal::Validation), "InvalidVolume.ZoneMismatch", volume_id));
         }
         if machine.instance.volumes.iter().any(|v| v.device == device) {
-            return Err(error(op, ErrorKind::InUse, "InvalidParameterValue", format!("{device} is in use")));
+            let refused = ErrorKind::Refused(Refusal::Validation);
+            return Err(error(op, refused, "InvalidParameterValue", format!("{device} is in use")));
         }
         machine.instance.volumes.push(AttachedVolume {
             device: device.into(),
@@ -404,6 +416,7 @@ impl Launching for MemoryCloud {
 
     async fn create_volume(&self, request: &VolumeRequest) -> Result<String, CloudError> {
         let mut s = self.call("CreateVolume")?;
+        super::tag_audit::create_volume(request);
         if !s.snapshots.contains_key(&request.snapshot_id) {
             return Err(not_found("CreateVolume", "InvalidSnapshot.NotFound", &request.snapshot_id));
         }
@@ -429,7 +442,7 @@ impl Launching for MemoryCloud {
         // it is refused (API_CreateReplaceRootVolumeTask.html, ClientToken).
         if let Some(known) = s.tasks.iter().find(|t| t.token == client_token) {
             if known.task.instance_id != instance_id || &known.source != source {
-                return Err(error(op, ErrorKind::Other, "IdempotentParameterMismatch", client_token));
+                return Err(error(op, ErrorKind::AlreadyExists, "IdempotentParameterMismatch", client_token));
             }
             return Ok(known.task.id.clone());
         }
@@ -438,13 +451,25 @@ impl Launching for MemoryCloud {
         if instance.state != InstanceState::Running {
             return Err(error(
                 op,
-                ErrorKind::Other,
+                ErrorKind::Refused(Refusal::State),
                 "IncorrectInstanceState",
                 format!("{instance_id} is {}", instance.state),
             ));
         }
+        // "All other metal instances are not supported" (user guide,
+        // replace-root.html); the code is not documented.
+        if !crate::relaunch::can_replace_root(&instance.instance_type) {
+            let refused = ErrorKind::Refused(Refusal::Validation);
+            return Err(error(
+                op,
+                refused,
+                "UnsupportedOperation",
+                format!("{} is bare metal", instance.instance_type),
+            ));
+        }
         if s.tasks.iter().any(|t| t.task.instance_id == instance_id && !t.task.state.is_done()) {
-            return Err(error(op, ErrorKind::Other, "IncorrectState", "a replacement task is in progress"));
+            let refused = ErrorKind::Refused(Refusal::State);
+            return Err(error(op, refused, "IncorrectState", "a replacement task is in progress"));
         }
         let current = instance.root_volume().and_then(|r| s.volumes.get(&r.volume_id));
         match source {
@@ -452,7 +477,8 @@ impl Launching for MemoryCloud {
                 let volume =
                     s.volumes.get(volume_id).ok_or_else(|| not_found(op, "InvalidVolume.NotFound", volume_id))?;
                 let refuse = |why: &str| {
-                    Err(error(op, ErrorKind::Other, "InvalidParameterValue", format!("{volume_id}: {why}")))
+                    let refused = ErrorKind::Refused(Refusal::Validation);
+                    Err(error(op, refused, "InvalidParameterValue", format!("{volume_id}: {why}")))
                 };
                 if volume.state != VolumeState::Available || volume.attached_to.is_some() {
                     return refuse("not available");

@@ -17,10 +17,11 @@
 mod controls;
 mod ec2;
 mod ssm;
+mod tag_audit;
 
 use crate::model::{
-    Attachment, CloudError, ErrorKind, Image, Instance, InstanceState, NetworkInterface, RootTask, Snapshot, Tags,
-    Volume, VolumeState,
+    Attachment, CloudError, ErrorKind, Image, Instance, InstanceState, NetworkInterface, RootTask, RootTaskState,
+    Snapshot, StateReason, Tags, Volume, VolumeState,
 };
 use crate::ports::{CommandState, Market, RootSource, Script};
 use chrono::{DateTime, Utc};
@@ -49,6 +50,9 @@ pub mod delays {
     pub const RELEASE: Duration = Duration::from_secs(5);
     /// Termination to EC2 no longer describing the instance.
     pub const FORGET: Duration = Duration::from_secs(3600);
+    /// RunInstances to `shutting-down`, for a launch EC2 ends; then to
+    /// `terminated`.
+    pub const LAUNCH_FAILURE: Duration = Duration::from_secs(2);
 }
 
 pub const ZONE: &str = "eu-west-1a";
@@ -84,6 +88,11 @@ struct State {
     /// This many of the next root-volume replacement tasks end `failed`
     /// (say, a KMS key the role cannot use).
     root_tasks_failing: usize,
+    /// How the next root-volume replacement tasks fail slowly, before the
+    /// count above applies.
+    slow_root_failures: VecDeque<SlowFailure>,
+    /// Spot launches are ended by EC2 before they run.
+    spot_launches_fail: bool,
     encrypt_new_volumes: bool,
     /// DeregisterImage leaves the snapshots behind even when asked to delete
     /// them (as AWS does when the caller may not DeleteSnapshot).
@@ -151,10 +160,20 @@ struct Refusal {
     code: String,
 }
 
+/// A root-volume replacement task that fails through `failing` (or
+/// `failing-detached`, the instance left without a root) for a while.
+#[derive(Debug, Clone, Copy)]
+struct SlowFailure {
+    detached: bool,
+    failing_for: Duration,
+}
+
 /// Something AWS does later.
 #[derive(Debug, Clone)]
 enum Due {
     State(String, InstanceState),
+    /// EC2 ends the instance during its launch.
+    FailLaunch(String),
     TaskDone(String),
     VolumeReady(String),
     Release(Vec<String>),
@@ -278,6 +297,7 @@ impl State {
         for (at, what) in due {
             match what {
                 Due::State(id, state) => self.transition(&id, state, at),
+                Due::FailLaunch(id) => self.fail_launch(&id, at),
                 Due::TaskDone(task) => self.finish_task(&task, at),
                 Due::VolumeReady(id) => {
                     if let Some(v) = self.volumes.get_mut(&id).filter(|v| v.state == VolumeState::Creating) {
@@ -351,9 +371,58 @@ impl State {
         self.due.push((at + delays::RELEASE, Due::Release(released)));
     }
 
+    /// A launch EC2 ends before the instance runs: `shutting-down` with
+    /// the state reason EC2 gives when a volume's KMS key cannot be used
+    /// (code `Client.InternalError`, message "Client.InternalError: Client
+    /// error on launch": AWS knowledge center, encrypted-volumes-stops-
+    /// immediately; API_StateReason.html: "A client error caused the
+    /// instance to terminate during launch"), its volumes never made, then
+    /// `terminated`.
+    fn fail_launch(&mut self, id: &str, at: Instant) {
+        let Some(machine) = self.instances.get_mut(id) else { return };
+        if machine.instance.state != InstanceState::Pending {
+            return;
+        }
+        machine.instance.state = InstanceState::ShuttingDown;
+        machine.instance.state_reason = Some(StateReason {
+            code: "Client.InternalError".into(),
+            message: "Client.InternalError: Client error on launch".into(),
+        });
+        for volume in std::mem::take(&mut machine.instance.volumes) {
+            self.volumes.remove(&volume.volume_id);
+        }
+        self.due.push((at + delays::LAUNCH_FAILURE, Due::State(id.to_string(), InstanceState::Terminated)));
+    }
+
     fn finish_task(&mut self, task_id: &str, at: Instant) {
         let Some(index) = self.tasks.iter().position(|t| t.task.id == task_id) else { return };
         let instance_id = self.tasks[index].task.instance_id.clone();
+        // A task failing slowly ends as it was going to; the instance
+        // reboots on its original root, or, detached, has none to boot.
+        match self.tasks[index].task.state {
+            RootTaskState::Failing => {
+                self.tasks[index].task.state = RootTaskState::Failed;
+                let agents_offline = self.agents_offline;
+                if let Some(machine) = self.instances.get_mut(&instance_id) {
+                    machine.online_at = (!agents_offline).then_some(at + delays::AGENT);
+                }
+                return;
+            }
+            RootTaskState::FailingDetached => {
+                self.tasks[index].task.state = RootTaskState::FailedDetached;
+                return;
+            }
+            _ => {}
+        }
+        if let Some(slow) = self.slow_root_failures.pop_front() {
+            self.tasks[index].task.state =
+                if slow.detached { RootTaskState::FailingDetached } else { RootTaskState::Failing };
+            if slow.detached {
+                self.detach_root(&instance_id);
+            }
+            self.due.push((at + slow.failing_for, Due::TaskDone(task_id.to_string())));
+            return;
+        }
         let new_root = match self.tasks[index].source.clone() {
             RootSource::Volume(id) => Some(id),
             // EC2 restores a new volume from the image's root snapshot.
@@ -378,7 +447,7 @@ impl State {
         // The instance rebooted either way; its agent registers again.
         machine.online_at = (!agents_offline).then_some(at + delays::AGENT);
         if fail {
-            self.tasks[index].task.state = crate::model::RootTaskState::Failed;
+            self.tasks[index].task.state = RootTaskState::Failed;
             return;
         }
         let instance = &mut machine.instance;
@@ -393,7 +462,20 @@ impl State {
             volume.state = VolumeState::InUse;
             volume.attached_to = Some(instance_id);
         }
-        self.tasks[index].task.state = crate::model::RootTaskState::Succeeded;
+        self.tasks[index].task.state = RootTaskState::Succeeded;
+    }
+
+    /// The instance's root volume is detached and nothing takes its place.
+    fn detach_root(&mut self, instance_id: &str) {
+        let Some(machine) = self.instances.get_mut(instance_id) else { return };
+        let root_device = machine.instance.root_device.clone().unwrap_or_default();
+        let Some(at) = machine.instance.volumes.iter().position(|v| v.device == root_device) else { return };
+        let root = machine.instance.volumes.remove(at);
+        machine.online_at = None;
+        if let Some(volume) = self.volumes.get_mut(&root.volume_id) {
+            volume.attached_to = None;
+            volume.state = VolumeState::Available;
+        }
     }
 }
 

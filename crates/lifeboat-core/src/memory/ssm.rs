@@ -1,7 +1,7 @@
 //! The SSM and SNS ports of the in-memory cloud.
 
 use super::{Command, MemoryCloud, Notification, delays, error};
-use crate::model::{CloudError, ErrorKind};
+use crate::model::{CloudError, ErrorKind, Refusal};
 use crate::ports::{CommandRequest, CommandState, Notifier, Ssm};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -17,7 +17,8 @@ impl Ssm for MemoryCloud {
     async fn send_command(&self, request: &CommandRequest) -> Result<String, CloudError> {
         let mut s = self.call("SendCommand")?;
         if request.comment.chars().count() > MAX_COMMENT {
-            return Err(error("SendCommand", ErrorKind::Other, "ValidationException", "comment longer than 100"));
+            let refused = ErrorKind::Refused(Refusal::Validation);
+            return Err(error("SendCommand", refused, "ValidationException", "comment longer than 100"));
         }
         if !s.online(&request.instance_id) {
             return Err(error("SendCommand", ErrorKind::Other, "InvalidInstanceId", &request.instance_id));

@@ -152,6 +152,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             // Unique per drill: a drill never resumes another's clone (each
             // cleans up after itself); attempts differ by their suffix.
             token: format!("drill-{}-{}", image.id, chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()),
+            // The clone's root is swapped as a relaunch swaps the old root.
+            root_swap: true,
             spec,
         };
         self.report.replacement = Some(super::Replacement {

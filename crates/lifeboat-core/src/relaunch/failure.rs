@@ -27,6 +27,10 @@ pub enum Failure {
     NodeAlive { node: String, instance: String, state: String },
     #[error("instance {instance} is {state}")]
     InstanceGone { instance: String, state: String },
+    #[error(
+        "{rounds} replacements of node {node} were lost to their own launch or recovery in this invocation (see the timeline)"
+    )]
+    ReplacementsLost { node: String, rounds: usize },
     #[error("the launch with token {token} made instance {instance}, which is {state}")]
     TokenTaken { token: String, instance: String, state: String },
     /// The repair script reported a failure (its step and message).

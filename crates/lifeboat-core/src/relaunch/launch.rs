@@ -15,10 +15,23 @@ use crate::{tags, userdata};
 use chrono::SecondsFormat;
 use tokio::time::{Instant, sleep};
 
-/// The (instance type, market) pairs to try, in order.
-pub fn launch_plan(old_type: &str, config: &Config) -> Vec<(String, Market)> {
+/// Whether an instance of this type can have its root volume replaced
+/// while it runs: "You can replace the root volume for all virtualized
+/// instance types and Amazon EC2 Mac metal instances only. All other metal
+/// instances are not supported." (EC2 user guide, replace-root.html,
+/// "Considerations"). Metal sizes are `metal` and `metal-<n>xl`.
+pub fn can_replace_root(instance_type: &str) -> bool {
+    let (family, size) = instance_type.split_once('.').unwrap_or((instance_type, ""));
+    !size.starts_with("metal") || family.starts_with("mac")
+}
+
+/// The (instance type, market) pairs to try, in order. When the replacement
+/// must have its root swapped (`root_swap`: the state comes from the old
+/// volumes, or a drill), the types that cannot replace a root are left out.
+pub fn launch_plan(old_type: &str, config: &Config, root_swap: bool) -> Vec<(String, Market)> {
     let types: Vec<String> =
         if config.instance_types.is_empty() { vec![old_type.to_string()] } else { config.instance_types.clone() };
+    let types: Vec<String> = types.into_iter().filter(|t| !root_swap || can_replace_root(t)).collect();
     let markets: &[Market] = match config.capacity {
         Capacity::SpotThenOnDemand => &[Market::Spot, Market::OnDemand],
         Capacity::Spot => &[Market::Spot],
@@ -81,6 +94,8 @@ pub(super) struct Launch {
     pub volume_tags: Tags,
     /// The ClientToken base (see [`client_token`]).
     pub token: String,
+    /// Its root is swapped after the launch: only types that allow it.
+    pub root_swap: bool,
 }
 
 /// What became of the old instance's kept interface.
@@ -134,6 +149,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             tags: replacement_tags(dead.instance.as_ref(), &dead.id, &self.config.node_tag, &dead.node, plan),
             volume_tags: Tags::from([(self.config.node_tag.clone(), dead.node.to_string())]),
             token: dead.id.clone(),
+            root_swap: plan.disks.is_some(),
             spec,
         };
         let instance = self.launch(&launch).await?;
@@ -198,14 +214,30 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     }
 
     /// RunInstances through the capacity plan: the next type or market on a
-    /// capacity error; the same attempt again while the old address or
-    /// interface is still being released; the instance the token already
-    /// made when a retry's parameters differ; a failure on anything else.
+    /// capacity error, or when EC2 ends the instance during its launch; the
+    /// same attempt again while the old address or interface is still being
+    /// released; the instance the token already made when a retry's
+    /// parameters differ; a failure on anything else. Returns the instance
+    /// once it runs.
     pub(super) async fn launch(&mut self, launch: &Launch) -> Result<Instance, Failure> {
         let node = self.report.node.clone().unwrap_or_default();
-        for (attempt, (instance_type, market)) in
-            launch_plan(&launch.spec.instance_type, self.config).into_iter().enumerate()
-        {
+        let plan = launch_plan(&launch.spec.instance_type, self.config, launch.root_swap);
+        let left_out: Vec<String> = launch_plan(&launch.spec.instance_type, self.config, false)
+            .into_iter()
+            .filter(|pool| !plan.contains(pool))
+            .map(|(t, m)| format!("{t} {m:?}"))
+            .collect();
+        if !left_out.is_empty() {
+            self.step(
+                "capacity-plan",
+                format!("{} left out: bare metal cannot replace its root volume", left_out.join(", ")),
+            );
+        }
+        for (attempt, (instance_type, market)) in plan.into_iter().enumerate() {
+            if let Some((_, _, lost)) = self.dead_pools.iter().find(|(t, m, _)| *t == instance_type && *m == market) {
+                self.step("pool-skipped", format!("{instance_type} {market:?}: {lost} was terminated at launch there"));
+                continue;
+            }
             let request = LaunchRequest {
                 client_token: client_token(&launch.token, attempt),
                 image_id: launch.image_id.clone(),
@@ -230,7 +262,14 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                     if let Some(replacement) = self.report.replacement.as_mut() {
                         replacement.id = instance.id.clone();
                     }
-                    return Ok(instance);
+                    match self.wait_launched(&instance.id).await? {
+                        Ok(running) => return Ok(running),
+                        // Ended before it ran: this pool cannot run it (say,
+                        // a spot launch whose volumes use a KMS key the spot
+                        // service may not use). The next pool has the next
+                        // attempt's token.
+                        Err(gone) => self.terminated_at_launch(&gone),
+                    }
                 }
                 Err(Failure::Cloud(e)) if e.is(ErrorKind::NoCapacity) => {
                     self.step("no-capacity", format!("{instance_type} {market:?}: {e}"));
@@ -240,6 +279,20 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             }
         }
         Err(Failure::NoCapacity { node, capacity: self.config.capacity.to_string() })
+    }
+
+    /// An instance EC2 ended during its launch: its pool (type and market)
+    /// is dead for this relaunch, recorded (once) as a refused launch attempt.
+    pub(super) fn terminated_at_launch(&mut self, gone: &Instance) {
+        let market = if gone.spot { Market::Spot } else { Market::OnDemand };
+        if self.dead_pools.iter().any(|(t, m, _)| *t == gone.instance_type && *m == market) {
+            return;
+        }
+        let why = gone.state_reason.as_ref().map_or_else(|| format!("it is {}", gone.state), |r| r.message.clone());
+        let error = format!("{} was terminated at launch: {why}", gone.id);
+        self.step("terminated-at-launch", format!("{} {market:?}: {error}", gone.instance_type));
+        self.report.launch_attempts.push(Attempt { instance_type: gone.instance_type.clone(), market, error });
+        self.dead_pools.push((gone.instance_type.clone(), market, gone.id.clone()));
     }
 
     /// One RunInstances, retried while the address is still in use, and
@@ -257,7 +310,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                     let Some(instance) = self.ec2.instance_by_client_token(&request.client_token).await? else {
                         return Err(e.into());
                     };
-                    if instance.state.is_gone() {
+                    // One ended at its launch is a dead pool, not a failure.
+                    if instance.state.is_gone() && instance.launch_failure().is_none() {
                         return Err(Failure::TokenTaken {
                             token: request.client_token.clone(),
                             instance: instance.id,

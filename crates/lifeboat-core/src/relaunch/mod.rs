@@ -25,7 +25,7 @@ mod wait;
 pub use drill::fence_addresses;
 pub use event::{Request, parse_event};
 pub use failure::{Failure, RelaunchError};
-pub use launch::{client_token, launch_plan, replacement_tags};
+pub use launch::{can_replace_root, client_token, launch_plan, replacement_tags};
 pub use repair::repair_verdict;
 pub use report::{
     Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step,
@@ -38,7 +38,7 @@ use crate::config::Config;
 use crate::event::EventError;
 use crate::model::{Instance, InstanceState};
 use crate::node::NodeName;
-use crate::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Launching, Notifier, Preparing, Ssm};
+use crate::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Launching, Market, Notifier, Preparing, Ssm};
 use crate::spec::LaunchSpec;
 use crate::tags;
 use chrono::{DateTime, Utc};
@@ -83,6 +83,7 @@ pub async fn handle<E: RelaunchCloud, S: Ssm, N: Notifier>(
         started: Instant::now(),
         now,
         report: RelaunchReport::new(request.trigger(), time),
+        dead_pools: Vec::new(),
     };
     let result = flow.run(request, time).await;
     if let Err(failure) = &result {
@@ -118,6 +119,10 @@ async fn notify<N: Notifier>(notifier: &N, config: &Config, report: &mut Relaunc
     });
 }
 
+/// Replacements one invocation launches at most for one node, each after
+/// the one before was lost to its own launch or recovery.
+const ROUNDS: usize = 3;
+
 /// The instance that was lost, as far as AWS still tells.
 #[derive(Debug, Clone)]
 struct Dead {
@@ -127,14 +132,24 @@ struct Dead {
     instance: Option<Instance>,
     /// When it was seen terminated: the time its disks are from.
     gone_at: Option<DateTime<Utc>>,
+    /// The lost generations before it this invocation followed, nearest
+    /// first.
+    lineage: Vec<String>,
 }
 
 impl Dead {
-    /// Whose volumes it left: its own, or, for a replacement lost before it
-    /// adopted its disks, those its predecessor's tags still name.
+    fn new(node: NodeName, id: String, instance: Option<Instance>) -> Dead {
+        Dead { node, id, instance, gone_at: None, lineage: Vec::new() }
+    }
+
+    /// Whose volumes it left, nearest first: its own, or, for a replacement
+    /// lost before it adopted its disks, those a generation before it still
+    /// names (several, when more than one was lost so).
     fn volume_owners(&self) -> Vec<String> {
         let mut owners = vec![self.id.clone()];
-        owners.extend(self.instance.as_ref().and_then(|i| i.tags.get(tags::REPLACES)).cloned());
+        owners.extend(self.lineage.iter().cloned());
+        let predecessor = self.instance.as_ref().and_then(|i| i.tags.get(tags::REPLACES));
+        owners.extend(predecessor.filter(|p| !owners.contains(p)).cloned());
         owners
     }
 
@@ -154,6 +169,9 @@ struct Flow<'a, E, S> {
     /// The invocation's time.
     now: DateTime<Utc>,
     report: RelaunchReport,
+    /// The pools (type, market) where EC2 ended an instance of this node
+    /// during its launch, and that instance: never tried again.
+    dead_pools: Vec<(String, Market, String)>,
 }
 
 impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
@@ -195,22 +213,42 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         }
     }
 
-    /// The relaunch of a node whose instance `dead` was lost.
+    /// The relaunch of a node whose instance `dead` was lost. A replacement
+    /// EC2 ends during its launch, or that a root swap leaves without a root
+    /// (terminated then), is lost too: the next round relaunches it, as any
+    /// lost generation, on the same disks and never in a pool that ended
+    /// one at its launch.
     async fn relaunch(&mut self, dead: Dead, time: DateTime<Utc>) -> Result<(), failure::Failure> {
-        let (mut dead, existing) = self.newest_generation(dead).await?;
-        let replacement = match existing {
-            Some(replacement) => self.resume(replacement),
-            None => {
-                self.final_backup(&dead).await;
-                dead = self.wait_terminated(dead, time).await?;
-                let plan = self.choose_state(&dead).await?;
-                self.launch_replacement(&dead, &plan).await?
+        let dead = self.launched_by(dead).await?;
+        for _ in 0..ROUNDS {
+            let (mut generation, existing) = self.newest_generation(dead.clone()).await?;
+            let replacement = match existing {
+                Some(replacement) => self.resume(replacement),
+                None => {
+                    self.final_backup(&generation).await;
+                    generation = self.wait_terminated(generation, time).await?;
+                    let plan = self.choose_state(&generation).await?;
+                    self.launch_replacement(&generation, &plan).await?
+                }
+            };
+            let running = match self.wait_launched(&replacement).await? {
+                Ok(running) => running,
+                Err(gone) if gone.launch_failure().is_some() => {
+                    self.terminated_at_launch(&gone);
+                    continue;
+                }
+                Err(gone) => {
+                    return Err(failure::Failure::InstanceGone { instance: gone.id, state: gone.state.to_string() });
+                }
+            };
+            self.noticed_running(&running);
+            if let disks::Disks::ReplacementLost = self.restore_disks(&generation, running).await? {
+                continue;
             }
-        };
-        let running = self.wait_running(&replacement).await?;
-        self.restore_disks(&dead, running).await?;
-        self.wait_online(&replacement).await?;
-        self.repair(&replacement).await
+            self.wait_online(&replacement).await?;
+            return self.repair(&replacement).await;
+        }
+        Err(failure::Failure::ReplacementsLost { node: dead.node.to_string(), rounds: ROUNDS })
     }
 
     /// The instance and its node, or `None` (and the report says why) when
@@ -257,7 +295,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             id: instance_id.to_string(),
             private_ip: instance.as_ref().and_then(|i| i.private_ip.clone()),
         });
-        Ok(Some(Dead { node, id: instance_id.to_string(), instance, gone_at: None }))
+        Ok(Some(Dead::new(node, instance_id.to_string(), instance)))
     }
 
     /// For a manual restore: the node's last instance. Refused while an
@@ -276,10 +314,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         }
         mine.sort_by_key(|i| i.launch_time);
         let dead = match mine.pop() {
-            Some(last) => Dead { node, id: last.id.clone(), instance: Some(last), gone_at: None },
+            Some(last) => Dead::new(node, last.id.clone(), Some(last)),
             None => {
                 let id = self.last_known_instance(&node).await?;
-                Dead { node, id, instance: None, gone_at: None }
+                Dead::new(node, id, None)
             }
         };
         self.report.old = Some(OldInstance {
@@ -307,6 +345,27 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             .ok_or(failure::Failure::NoImage { node: node.to_string() })
     }
 
+    /// An instance EC2 ended during its launch never held the node: its
+    /// relaunch is the one of the instance it was to replace, which may be
+    /// going on with another pool already (EC2 notifies its termination
+    /// too). Any other instance is relaunched as it is.
+    async fn launched_by(&mut self, dead: Dead) -> Result<Dead, failure::Failure> {
+        let Some(ended) = dead.instance.as_ref().filter(|i| i.launch_failure().is_some()) else { return Ok(dead) };
+        let Some(predecessor) = ended.tags.get(tags::REPLACES).cloned() else { return Ok(dead) };
+        let ended = ended.clone();
+        self.terminated_at_launch(&ended);
+        self.step(
+            "launch-ended",
+            format!("{} was ended at its launch: the relaunch of {predecessor} goes on", ended.id),
+        );
+        let instance = self.ec2.instance(&predecessor).await?;
+        self.report.old = Some(OldInstance {
+            id: predecessor.clone(),
+            private_ip: instance.as_ref().and_then(|i| i.private_ip.clone()),
+        });
+        Ok(Dead::new(dead.node, predecessor, instance))
+    }
+
     /// Follows the node's generations from `dead`: a replacement that is
     /// alive is resumed; one that was lost too is relaunched instead.
     async fn newest_generation(&mut self, mut dead: Dead) -> Result<(Dead, Option<Instance>), failure::Failure> {
@@ -314,6 +373,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             let tagged = self.ec2.instances_with_tag(tags::REPLACES).await?;
             let mut next: Vec<Instance> =
                 tagged.into_iter().filter(|i| i.tags.get(tags::REPLACES) == Some(&dead.id)).collect();
+            // EC2 ended these at their launch: their pools are dead.
+            for ended in next.iter().filter(|i| i.launch_failure().is_some()) {
+                self.terminated_at_launch(ended);
+            }
             if let Some(alive) = next.iter().find(|i| !i.state.is_gone()) {
                 return Ok((dead, Some(alive.clone())));
             }
@@ -324,7 +387,9 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 format!("{} replaced {} and is {}: relaunching it", lost.id, dead.id, lost.state),
             );
             self.report.old = Some(OldInstance { id: lost.id.clone(), private_ip: None });
-            dead = Dead { node: dead.node, id: lost.id.clone(), instance: Some(lost), gone_at: None };
+            let mut lineage = vec![dead.id];
+            lineage.extend(dead.lineage);
+            dead = Dead { node: dead.node, id: lost.id.clone(), instance: Some(lost), gone_at: None, lineage };
         }
         Ok((dead, None))
     }

@@ -3,6 +3,7 @@
 //! available soon enough), else the newest backup image.
 
 use super::failure::Failure;
+use super::launch::launch_plan;
 use super::report::{Source, StateReport};
 use super::wait::wait_for;
 use super::{Dead, Flow, RelaunchCloud};
@@ -114,7 +115,18 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             .ok_or(Failure::NoImage { node: dead.node.to_string() })?;
         let spec = self.launch_spec(dead, &newest)?;
         let preserved = self.preserved_volumes(dead).await?;
-        let plan = match old_disks(&preserved, spec.availability_zone.as_deref()) {
+        let usable = old_disks(&preserved, spec.availability_zone.as_deref()).and_then(|disks| {
+            // The old root comes back only through a root swap.
+            if launch_plan(&spec.instance_type, self.config, true).is_empty() {
+                return Err(format!(
+                    "every instance type allowed is bare metal, which cannot replace its root volume: \
+                     root {} is kept",
+                    disks.root.id
+                ));
+            }
+            Ok(disks)
+        });
+        let plan = match usable {
             Ok(disks) => {
                 self.step(
                     "old-volumes",

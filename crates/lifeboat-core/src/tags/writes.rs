@@ -12,7 +12,7 @@
 //! fixes it).
 
 use super::{
-    AUTO_BACKUP, DEVICE, DRILL, DRILL_KEPT, DRILL_OF, INSTANCE, KIND, NAME, REPLACES, RESTORED_FROM, ROOT_IMAGE,
+    AUTO_BACKUP, DEVICE, DRILL, DRILL_KEPT, DRILL_OF, INSTANCE, KIND, NAME, REPLACES, RESTORED_FROM, ROOT_IMAGE, ROOT_LOST,
     ROOT_VOLUME, SOURCE_INSTANCE, STATE_AS_OF, STATE_SOURCE, VOLUME_ROLE, spec,
 };
 use crate::config::DEFAULT_NODE_TAG;
@@ -233,6 +233,13 @@ pub const RELAUNCH: &[TagWrite] = &[
         resource_tag: Some(NODE),
     },
     TagWrite {
+        what: "a replacement a root swap left without a root, before it is terminated (relaunch/disks.rs rootless)",
+        operation: Operation::CreateTags,
+        resource: Resource::Instance,
+        keys: &[Always(ROOT_LOST)],
+        resource_tag: Some(NODE),
+    },
+    TagWrite {
         what: "the replacement keeps the root of the image it booted (relaunch/disks.rs fall_back_to_image)",
         operation: Operation::CreateTags,
         resource: Resource::Instance,
@@ -350,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_write_must_have_every_key_it_always_writes_and_no_other() {
-        let fall_back = &RELAUNCH[4];
+        let fall_back = &RELAUNCH[5];
         assert!(fall_back.admits([STATE_SOURCE]));
         assert!(fall_back.admits([STATE_SOURCE, STATE_AS_OF]));
         assert!(!fall_back.admits([STATE_AS_OF]), "lifeboat:state-source is always written");
