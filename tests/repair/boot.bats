@@ -1,13 +1,24 @@
 #!/usr/bin/env bats
 # lifeboat's user data (the boot guard and the drill fence) on a systemd-shaped
 # fixture node: the boot helper (node_boot, tests/repair/helpers.bash) clears
-# /run and the kernel's rules, lets systemd load its units, runs the user data
-# as cloud-init runs a #cloud-boothook (rendered by the user_data binary, as
-# the handler sends it), then starts what multi-user.target wants (kubelet).
-# The stand-in systemctl models drop-ins, daemon-reload and
-# ConditionPathExists= (systemd.unit(5)); the stand-in iptables keeps rules.
+# /run and the kernel's rules, lays out this boot's NVMe devices and mounts
+# (boot_devices), lets systemd load its units and queue kubelet's start, runs
+# the user data as cloud-init runs a #cloud-boothook (rendered by the
+# user_data binary, as the handler sends it), then runs the queued jobs:
+# lifeboat-guard.service, then kubelet. The stand-in systemctl models
+# drop-ins, daemon-reload, ConditionPathExists=, jobs and their ordering,
+# oneshot services and their console output (systemd.unit(5),
+# systemd.service(5), systemd.exec(5)); the stand-in iptables keeps rules.
 
 OLD=127.0.0.10
+ROOT_VOL=vol-0a1b2c3d4e5f60001  # the node's preserved root, which the swap puts in
+IMAGE_VOL=vol-0f0e0d0c0b0a90002 # the root a launch from the image gets
+DATA_VOL=vol-0d0d0d0d0d0d00003  # the data volume that holds etcd's data
+INSTANCE=i-0123456789abcdef0    # node_boot's instance
+NEXT=i-0fedcba9876543210        # the next replacement
+# The user data of a replacement on the kept interface: it must boot from
+# ROOT_VOL, with DATA_VOL attached, on OLD.
+SELF_RELEASE=(--root-volume "$ROOT_VOL" --data "$DATA_VOL=/dev/sdf" --ip "$OLD")
 
 setup() {
   load helpers
@@ -21,16 +32,38 @@ teardown() {
 }
 
 kubelet_state() { on_node systemctl is-active kubelet || true; }
+marker() { cat "$FAKE_ROOT/var/lib/lifeboat/released-instance" 2>/dev/null || true; }
+
+# assert_held REASON: kubelet never ran this boot, and the guard says why on
+# the console and in its status file.
+assert_held() {
+  [ "$(kubelet_state)" = inactive ]
+  [ -z "$(on_node crictl ps -q)" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+  [ "$(guard_status guard)" = held ]
+  [ "$(guard_status reason)" = "$1" ]
+  [ "$(console_guard)" = "lifeboat-guard: held: $1" ]
+}
+
+# The replacement lifeboat launched from the image, its data volume (etcd's
+# data) attached, then its reboot after CreateReplaceRootVolumeTask put the
+# old root in.
+launch_and_swap() {
+  etcd_volume "$DATA_VOL"
+  node_volumes "$IMAGE_VOL" "$DATA_VOL"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "booted from $IMAGE_VOL, not $ROOT_VOL"
+  node_volumes "$ROOT_VOL" "$DATA_VOL"
+}
 
 @test "first boot with lifeboat's user data: kubelet is held, skipped rather than failed" {
   node_boot --cloud-init
   [ -f "$FAKE_ROOT/run/systemd/system/kubelet.service.d/50-lifeboat-guard.conf" ]
-  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
-  [ "$(kubelet_state)" = inactive ]
+  assert_held "no self-release settings: lifeboat's repair releases it"
+  [ "$(guard_status dropin)" = loaded ]
   grep -qF "Condition check resulted in kubelet.service being skipped (ConditionPathExists=/run/lifeboat/released)" "$FAKE_LOG"
-  [ -z "$(on_node crictl ps -q)" ]
   # Another start (kubelet's Restart= does not apply to a skipped start; an
-  # operator's start) is skipped the same way: only the flag releases it.
+  # operator's start) is skipped the same way: the guard already decided.
   on_node systemctl start kubelet
   on_node systemctl restart kubelet
   [ "$(kubelet_state)" = inactive ]
@@ -51,30 +84,182 @@ kubelet_state() { on_node systemctl is-active kubelet || true; }
   [ "$(kubelet_state)" = inactive ]
 }
 
-@test "only the repair releases the guard, and the next boot (the root swap's reboot) is guarded again" {
-  node_boot --cloud-init
-  [ "$(kubelet_state)" = inactive ]
-  run repair --timeout 120
-  [ "$status" -eq 0 ]
-  [ "$(json_field guard)" = released ]
-  [ "$(kubelet_state)" = active ]
-  [ -f "$FAKE_ROOT/run/lifeboat/released" ]
-  # /run is a tmpfs: the flag is gone, the boothook puts the drop-in back.
-  node_boot --cloud-init
-  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
-  [ "$(kubelet_state)" = inactive ]
-  run repair --timeout 120
-  [ "$status" -eq 0 ]
-  [ "$(json_field guard)" = released ]
+@test "guarded on the image root's first boot: it is not the root lifeboat swaps in" {
+  etcd_volume "$DATA_VOL"
+  node_volumes "$IMAGE_VOL" "$DATA_VOL"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "booted from $IMAGE_VOL, not $ROOT_VOL"
+  [ -z "$(marker)" ]
+  # The guard ran before kubelet's start job, as its ordering says.
+  guard=$(grep -n "^systemd: Finished lifeboat-guard.service" "$FAKE_LOG" | cut -d: -f1)
+  skipped=$(grep -n "^systemd: kubelet.service: Condition check" "$FAKE_LOG" | cut -d: -f1)
+  ((guard < skipped))
 }
 
-@test "where cloud-init did not run lifeboat's user data there is no guard: kubelet starts, the repair says absent" {
+@test "self-released after the swap's reboot: root, data volume, mounts, etcd's data and IP as lifeboat chose" {
+  launch_and_swap
+  node_boot "${SELF_RELEASE[@]}"
+  [ "$(kubelet_state)" = active ]
+  [ "$(guard_status guard)" = self-released ]
+  [ "$(console_guard)" = "lifeboat-guard: self-released: booted from $ROOT_VOL on $OLD, etcd's data in place" ]
+  [ "$(marker)" = "$INSTANCE" ]
+  guard=$(grep -n "^systemd: Finished lifeboat-guard.service" "$FAKE_LOG" | tail -n 1 | cut -d: -f1)
+  started=$(grep -n "^systemd: Started kubelet.service" "$FAKE_LOG" | cut -d: -f1)
+  ((guard < started))
+  # The repair, if it runs, finds nothing to do and says who released kubelet.
+  before=$(tree_sum)
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"ok","step":"verify",'* ]]
+  [ "$(json_field guard)" = self-released ]
+  [ "$(json_field changed)" = "[]" ]
+  [ "$(tree_sum)" == "$before" ]
+}
+
+@test "still held after the swap when another root is in (a fallback's new root, or no NVMe serials on a Xen type)" {
+  launch_and_swap
+  node_volumes vol-0c0c0c0c0c0c00004 "$DATA_VOL"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "booted from vol-0c0c0c0c0c0c00004, not $ROOT_VOL"
+  rm "$FAKE_NODE/host/volumes"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "booted from a disk without an NVMe volume serial, not $ROOT_VOL"
+  [ -z "$(marker)" ]
+}
+
+@test "still held when a data volume is missing" {
+  launch_and_swap
+  node_volumes "$ROOT_VOL"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "data volume $DATA_VOL (/dev/sdf) is not attached"
+}
+
+@test "still held when a mount at or above etcd's data dir is missing" {
+  launch_and_swap
+  echo /var/lib/etcd >"$FAKE_NODE/host/mount-fails"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "/var/lib/etcd is not mounted (fstab: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DATA_VOL/-/})"
+}
+
+@test "still held when etcd's data dir holds no member" {
+  launch_and_swap
+  rm -rf "$FAKE_ROOT/var/lib/etcd/member"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "etcd's data dir /var/lib/etcd holds no member (no member/snap/db)"
+  mkdir -p "$FAKE_ROOT/var/lib/etcd/member/snap" && echo data >"$FAKE_ROOT/var/lib/etcd/member/snap/db"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "etcd's data dir /var/lib/etcd holds no member (no member/wal/*.wal)"
+}
+
+@test "still held on another IP: the repair moves the node" {
+  launch_and_swap
+  node_host 127.0.0.77 ip-127-0-0-77
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "the host is not on $OLD"
+  # Nor on the address lifeboat expected when the disk names another.
+  node_boot --root-volume "$ROOT_VOL" --data "$DATA_VOL=/dev/sdf" --ip 127.0.0.77
+  assert_held "the node is configured for $OLD, not 127.0.0.77"
+}
+
+@test "still held when kubelet would register under another name, until the repair pinned it; or with an expired certificate" {
+  node_host "$OLD" ip-127-0-0-10
+  launch_and_swap
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "kubelet would register as ip-127-0-0-10, the node is k8s-master: the repair pins the name"
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  [ "$(json_field guard)" = released ]
+  grep -qF -- "--hostname-override=k8s-master" "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  # The pin is on the disk: the next replacement releases itself.
+  node_volumes "$IMAGE_VOL" "$DATA_VOL"
+  node_boot --instance "$NEXT" "${SELF_RELEASE[@]}"
+  assert_held "booted from $IMAGE_VOL, not $ROOT_VOL"
+  node_volumes "$ROOT_VOL" "$DATA_VOL"
+  node_boot --instance "$NEXT" "${SELF_RELEASE[@]}"
+  [ "$(guard_status guard)" = self-released ]
+  [ "$(kubelet_state)" = active ]
+  [ "$(marker)" = "$NEXT" ]
+  # A certificate that expired keeps a replacement held: the repair names the fix.
+  cert_days apiserver-etcd-client -1
+  node_boot --instance i-0aaaaaaaaaaaaaaaa "${SELF_RELEASE[@]}"
+  assert_held "expired certificates: /etc/kubernetes/pki/apiserver-etcd-client.crt "
+}
+
+@test "an ordinary reboot after a completed recovery starts kubelet; the next replacement on the same disk is held again" {
+  node_boot --cloud-init
+  [ "$(kubelet_state)" = inactive ]
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = released ]
+  [ "$(json_field guard_reason)" = "released by lifeboat-repair for $INSTANCE" ]
+  [ "$(guard_status guard)" = released ]
+  [ "$(marker)" = "$INSTANCE" ]
+  # A reboot of the same instance: /run is new, the marker on its disk is not.
+  node_boot --cloud-init
+  [ "$(kubelet_state)" = active ]
+  [ "$(guard_status guard)" = self-released ]
+  [ "$(console_guard)" = "lifeboat-guard: self-released: released before for $INSTANCE; etcd's data is in place" ]
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = self-released ]
+  # The next replacement boots from the same disk: another instance.
+  node_boot --cloud-init --instance "$NEXT"
+  assert_held "released for $INSTANCE, not for $NEXT; no self-release settings: lifeboat's repair releases it"
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = released ]
+  [ "$(marker)" = "$NEXT" ]
+}
+
+@test "a later boot whose checks fail stays held and says why; once they pass it starts kubelet" {
+  launch_and_swap
+  node_boot "${SELF_RELEASE[@]}"
+  [ "$(kubelet_state)" = active ]
+  echo /var/lib/etcd >"$FAKE_NODE/host/mount-fails"
+  node_boot "${SELF_RELEASE[@]}"
+  assert_held "/var/lib/etcd is not mounted (fstab: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DATA_VOL/-/})"
+  # The repair reads the same record, and does not release onto it.
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [ "$(json_field guard)" = held ]
+  [ "$(json_field guard_reason)" = "$(guard_status reason)" ]
+  rm "$FAKE_NODE/host/mount-fails"
+  node_boot "${SELF_RELEASE[@]}"
+  [ "$(kubelet_state)" = active ]
+  [ "$(guard_status guard)" = self-released ]
+}
+
+@test "a failed daemon-reload is reported, not hidden: kubelet was not held" {
+  # systemd's manager does not answer the boothook's reload (its own at boot
+  # works): the drop-in stays unloaded.
+  wrap_tool systemctl <<'SH'
+if [[ $1 == daemon-reload && -n ${INSTANCE_ID:-} ]]; then
+  echo "Failed to reload daemon: Connection timed out" >&2
+  exit 1
+fi
+exec "$REAL" "$@"
+SH
+  node_boot --cloud-init 2>"$BATS_TEST_TMPDIR/cloud-init-output"
+  grep -qF "lifeboat-guard: not-confirmed: systemd did not load the guard's drop-in (daemon-reload failed): kubelet is not held" \
+    "$BATS_TEST_TMPDIR/cloud-init-output"
+  [ "$(kubelet_state)" = active ]
+  [ "$(guard_status reload)" = failed ]
+  [ "$(guard_status dropin)" = not-loaded ]
+  [ "$(guard_status guard)" = not-confirmed ]
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = not-confirmed ]
+  [ "$(json_field guard_reason)" = "systemd did not load the guard's drop-in (daemon-reload failed): kubelet is not held" ]
+}
+
+@test "where cloud-init did not run lifeboat's user data there is no guard: kubelet starts, the repair says not-confirmed" {
   node_boot
   [ ! -e "$FAKE_ROOT/run/systemd/system/kubelet.service.d/50-lifeboat-guard.conf" ]
   [ "$(kubelet_state)" = active ]
   run repair --timeout 120
   [ "$status" -eq 0 ]
-  [ "$(json_field guard)" = absent ]
+  [ "$(json_field guard)" = not-confirmed ]
+  [[ $(json_field guard_reason) == "no record of lifeboat's boot guard this boot (/run/lifeboat/status): cloud-init did not run lifeboat's user data" ]]
 }
 
 @test "a failed repair leaves the guard holding kubelet" {
@@ -84,6 +269,21 @@ kubelet_state() { on_node systemctl is-active kubelet || true; }
   [ "$status" -eq 11 ]
   [ "$(json_field guard)" = held ]
   [ "$(kubelet_state)" = inactive ]
+}
+
+@test "an operator releases kubelet with one command, never onto an empty etcd data dir" {
+  node_boot --cloud-init
+  mv "$FAKE_ROOT/var/lib/etcd/member" "$FAKE_ROOT/var/lib/etcd/member.aside"
+  run on_node sh "$FAKE_ROOT/run/lifeboat/guard" release
+  [ "$status" -eq 1 ]
+  [ "$output" = "lifeboat-guard: refusing to release kubelet: etcd's data dir /var/lib/etcd holds no member (no member/snap/db); etcd would start a new, empty cluster" ]
+  [ "$(kubelet_state)" = inactive ]
+  mv "$FAKE_ROOT/var/lib/etcd/member.aside" "$FAKE_ROOT/var/lib/etcd/member"
+  run on_node sh "$FAKE_ROOT/run/lifeboat/guard" release
+  [ "$status" -eq 0 ]
+  [ "$(kubelet_state)" = active ]
+  [ "$(guard_status guard)" = released ]
+  [ "$(marker)" = "$INSTANCE" ]
 }
 
 @test "a drill clone's fence blocks the live node's IP from the first boot, survives the release, and is back after a reboot" {
@@ -103,7 +303,7 @@ kubelet_state() { on_node systemctl is-active kubelet || true; }
   node_boot --fence "$LIVE"
   fence_rules
   [ "$(rule_count)" -eq 3 ]
-  [ "$(kubelet_state)" = inactive ]
+  assert_held "a fenced drill clone: only lifeboat's repair releases it"
   run on_node curl -sf --max-time 5 -k "https://$LIVE:6443/readyz"
   [ "$status" -eq 7 ]
   run repair --quarantine --timeout 120
@@ -113,11 +313,14 @@ kubelet_state() { on_node systemctl is-active kubelet || true; }
   [ "$(rule_count)" -eq 3 ]
   run on_node curl -sf --max-time 5 -k "https://$LIVE:6443/readyz"
   [ "$status" -eq 7 ]
-  # The kernel's rules are gone with the reboot; the boothook puts them back.
-  node_boot --fence "$LIVE"
+  # The kernel's rules are gone with the reboot; the boothook puts them back,
+  # and a clone never releases itself, even released before, even handed
+  # self-release settings.
+  node_boot --fence "$LIVE" --root-volume "$ROOT_VOL" --ip 127.0.0.5
   fence_rules
   [ "$(rule_count)" -eq 3 ]
-  [ "$(kubelet_state)" = inactive ]
+  assert_held "a fenced drill clone: only lifeboat's repair releases it"
+  grep -qxF "ROOT_VOLUME=''" "$FAKE_ROOT/run/lifeboat/guard.conf"
 }
 
 @test "the stand-in iptables refuses what iptables refuses: REJECT outside the filter table, a rule that is not there" {

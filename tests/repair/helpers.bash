@@ -53,7 +53,8 @@ node_teardown() {
   [[ -f $FAKE_NODE/containers.tsv ]] || return 0
   while IFS=$'\t' read -r _ _ _ _ _ _ _ pid _; do
     pid=${pid#-}
-    [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+    # An exited container's process is gone already (an earlier boot's).
+    [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
   done <"$FAKE_NODE/containers.tsv"
   return 0
 }
@@ -87,17 +88,94 @@ on_node() {
 repair() { on_node "$SCRIPT" "$@"; }
 health() { on_node "$HEALTH" "$@"; }
 
-# node_boot [--cloud-init] [--fence IP]...: powers the node off and on.
-# The processes die, /run (a tmpfs) and the kernel's iptables rules are gone,
-# containerd's containers are stopped. systemd loads its units, cloud-init's
-# network stage runs the user data's boothook (only with --cloud-init), then
-# multi-user.target starts kubelet (enabled).
+# node_volumes ROOT [DATA...]: the EBS volumes attached to the instance from
+# its next boot on (the root first), as NVMe devices of a Nitro instance.
+# Without it the instance has no NVMe serials (a Xen type).
+node_volumes() { printf '%s\n' "$@" >"$FAKE_NODE/host/volumes"; }
+
+# etcd_volume VOLUME: etcd's data dir is the mount of a data volume, in the
+# disk's /etc/fstab by its udev name (60-persistent-storage.rules: the NVMe
+# model and serial, "Amazon Elastic Block Store" and the volume id).
+etcd_volume() {
+  printf '/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_%s\t/var/lib/etcd\text4\tdefaults,nofail\t0 2\n' \
+    "${1/-/}" >>"$FAKE_ROOT/etc/fstab"
+}
+
+# The devices and mounts of a boot, under FAKE_ROOT/sys and
+# FAKE_ROOT/proc/self/mountinfo, from the volumes node_volumes attached and
+# the disk's /etc/fstab:
+# - each volume an NVMe controller (/sys/class/nvme/nvmeN, its serial the
+#   volume id without the hyphen, padded with spaces to the 20 bytes of the
+#   Identify Controller field: drivers/nvme/host/sysfs.c,
+#   nvme_show_str_function) with one namespace nvmeNn1, whose "device" link
+#   is the controller; the root's has the partition nvme0n1p1 (a
+#   "partition" attribute: block/partitions/core.c); /sys/dev/block/MAJ:MIN
+#   links each block device (Documentation/ABI/stable/sysfs-dev);
+# - mountinfo as the kernel prints it (Documentation/filesystems/proc.rst,
+#   /proc/<pid>/mountinfo: the device number in field 3, the mount point in
+#   field 5): / from the root's partition (202:1, a Xen disk, without
+#   volumes), then each fstab entry whose volume is attached, unless
+#   FAKE_NODE/host/mount-fails lists its mount point (the mount failed; a
+#   nofail mount does not stop the boot: systemd.mount(5)).
+boot_devices() {
+  local sys=$FAKE_ROOT/sys i=0 vol pci root_dev=202:1 spec mp type _ dev n=26
+  local -A devno=()
+  rm -rf "$sys" "$FAKE_ROOT/proc"
+  mkdir -p "$FAKE_ROOT/proc/self"
+  if [[ -f $FAKE_NODE/host/volumes ]]; then
+    mkdir -p "$sys/class/nvme" "$sys/dev/block"
+    while read -r vol; do
+      pci=devices/pci0000:00/0000:00:$(printf %02x $((i + 4))).0/nvme/nvme$i
+      mkdir -p "$sys/$pci/nvme${i}n1"
+      printf '%-20s\n' "vol${vol#vol-}" >"$sys/$pci/serial"
+      ln -s "../../$pci" "$sys/class/nvme/nvme$i"
+      ln -s "../../nvme$i" "$sys/$pci/nvme${i}n1/device"
+      echo "259:$((2 * i))" >"$sys/$pci/nvme${i}n1/dev"
+      ln -s "../../$pci/nvme${i}n1" "$sys/dev/block/259:$((2 * i))"
+      devno[$vol]=259:$((2 * i))
+      if ((i == 0)); then
+        mkdir "$sys/$pci/nvme0n1/nvme0n1p1"
+        echo 1 >"$sys/$pci/nvme0n1/nvme0n1p1/partition"
+        echo 259:1 >"$sys/$pci/nvme0n1/nvme0n1p1/dev"
+        ln -s "../../$pci/nvme0n1/nvme0n1p1" "$sys/dev/block/259:1"
+        root_dev=259:1
+      fi
+      i=$((i + 1))
+    done <"$FAKE_NODE/host/volumes"
+  fi
+  {
+    printf '25 1 %s / / rw,relatime shared:1 - ext4 /dev/root rw,discard,errors=remount-ro\n' "$root_dev"
+    [[ -f $FAKE_ROOT/etc/fstab ]] || return 0
+    while read -r spec mp type _; do
+      [[ $spec == /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol* ]] || continue
+      vol=vol-${spec##*_vol}
+      dev=${devno[$vol]:-}
+      [[ -n $dev ]] || continue
+      grep -qxF "$mp" "$FAKE_NODE/host/mount-fails" 2>/dev/null && continue
+      printf '%d 25 %s / %s rw,relatime shared:%d - %s /dev/nvme%sn1 rw\n' "$n" "$dev" "$mp" "$n" "$type" "$(((${dev#*:}) / 2))"
+      n=$((n + 1))
+    done <"$FAKE_ROOT/etc/fstab"
+  } >"$FAKE_ROOT/proc/self/mountinfo"
+}
+
+# node_boot [--cloud-init] [--instance ID] [USER DATA OPTIONS]: powers the
+# node off and on. The user data options (those of the user_data binary:
+# --root-volume, --data, --ip, --fence) imply --cloud-init. The processes die,
+# /run (a tmpfs) and the kernel's iptables rules are gone, containerd's
+# containers are stopped, the devices and mounts are those of this boot
+# (boot_devices). systemd loads its units and queues the boot's jobs
+# (multi-user.target wants kubelet, which waits for network-online.target);
+# cloud-init's network stage, before network-online.target, runs the user
+# data's boothook (only with --cloud-init); then the queued jobs run.
+# --instance: the instance's id (default i-0123456789abcdef0).
 node_boot() {
-  local cloud_init=false fence=()
+  local cloud_init=false user_data=() instance=i-0123456789abcdef0
   while (($#)); do
     case $1 in
       --cloud-init) cloud_init=true ;;
-      --fence) fence+=(--fence "$2"); cloud_init=true; shift ;;
+      --instance) instance=$2; shift ;;
+      --fence | --root-volume | --data | --ip) user_data+=("$1" "$2"); cloud_init=true; shift ;;
+      *) echo "node_boot: unknown option $1" >&2; return 1 ;;
     esac
     shift
   done
@@ -109,26 +187,42 @@ node_boot() {
   fi
   rm -rf "$FAKE_ROOT/run" "$FAKE_NODE/iptables" "$FAKE_NODE/systemd" "$FAKE_NODE/pods"
   mkdir -p "$FAKE_ROOT/run"
+  boot_devices
   on_node systemctl daemon-reload
+  on_node systemctl start --no-block kubelet
   if $cloud_init; then
-    run_boothook "${fence[@]}"
+    run_boothook "$instance" "${user_data[@]}"
   fi
-  on_node systemctl start kubelet
+  on_node systemctl is-system-running --wait >/dev/null || true
 }
 
 # The user data as cloud-init runs a #cloud-boothook (canonical/cloud-init
 # cloudinit/handlers/boot_hook.py): the "#cloud-boothook" prefix stripped,
 # the rest left-stripped, written 0700 and executed (its #! line chooses the
-# interpreter), with INSTANCE_ID set.
-run_boothook() {
-  [[ -x $USER_DATA ]] || { echo "missing $USER_DATA: cargo build -p lifeboat-tests --bin user_data" >&2; return 1; }
-  local hook=$FIXTURE/boothook
-  "$USER_DATA" "$@" >"$FIXTURE/user-data"
+# interpreter), with INSTANCE_ID set. Before it runs any part handler,
+# cloud-init has recorded the instance's id (cloudinit/stages.py,
+# _reflect_cur_instance: /var/lib/cloud/data/instance-id and
+# /run/cloud-init/.instance-id). LIFEBOAT_TEST_USER_DATA: another renderer
+# of the user data, called with the same options (e.g. an older version).
+run_boothook() { # run_boothook INSTANCE_ID [USER DATA OPTIONS]
+  local hook=$FIXTURE/boothook instance=$1 render=${LIFEBOAT_TEST_USER_DATA:-$USER_DATA}
+  shift
+  [[ -x $render ]] || { echo "missing $render: cargo build -p lifeboat-tests --bin user_data" >&2; return 1; }
+  "$render" "$@" >"$FIXTURE/user-data"
   [[ $(head -n 1 "$FIXTURE/user-data") == "#cloud-boothook" ]] || { echo "not a boothook" >&2; return 1; }
   sed '1s/^#cloud-boothook//' "$FIXTURE/user-data" | sed '/./,$!d' >"$hook"
   chmod 700 "$hook"
-  on_node INSTANCE_ID=i-0123456789abcdef0 "$hook"
+  mkdir -p "$FAKE_ROOT/var/lib/cloud/data" "$FAKE_ROOT/run/cloud-init"
+  echo "$instance" >"$FAKE_ROOT/var/lib/cloud/data/instance-id"
+  echo "$instance" >"$FAKE_ROOT/run/cloud-init/.instance-id"
+  on_node INSTANCE_ID="$instance" "$hook"
 }
+
+# The guard's record of this boot (/run/lifeboat/status): guard_status KEY.
+guard_status() { sed -n "s/^$1=//p" "$FAKE_ROOT/run/lifeboat/status"; }
+
+# The last line lifeboat's guard wrote to the console.
+console_guard() { grep '^lifeboat-guard: ' "$FAKE_NODE/console" | tail -n 1; }
 
 # free_ports N: N free TCP ports on loopback.
 free_ports() {
@@ -167,8 +261,12 @@ json_field() { # json_field NAME [LINE]
 
 sans() { openssl x509 -in "$1" -noout -ext subjectAltName | tail -n 1; }
 
-# Files of the node's disk and their contents, etcd's live data aside.
-tree_sum() { (cd "$FAKE_ROOT" && find etc var -path var/lib/etcd -prune -o -type f -print0 | sort -z | xargs -0 sha256sum); }
+# Files of the node's disk and their contents, etcd's live data and the
+# guard's record of the instance it released aside.
+tree_sum() {
+  (cd "$FAKE_ROOT" && find etc var \( -path var/lib/etcd -o -path var/lib/lifeboat/released-instance \) \
+    -prune -o -type f -print0 | sort -z | xargs -0 sha256sum)
+}
 
 # The running containers named NAME (ids), as containerd has them.
 running_containers() { on_node crictl ps -q --name "^$1\$"; }

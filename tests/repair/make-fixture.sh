@@ -144,6 +144,10 @@ else
   printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
 fi
 
+# The root file system as an Ubuntu cloud image mounts it (fstab(5)); a test
+# adds a data volume's mount (etcd_volume, tests/repair/helpers.bash).
+printf 'LABEL=cloudimg-rootfs\t/\text4\tdiscard,commit=30,errors=remount-ro\t0 1\n' >"$root/etc/fstab"
+
 # --- static pod manifests (cmd/kubeadm/app/phases/controlplane/manifests.go, phases/etcd/local.go)
 cat >"$k/manifests/etcd.yaml" <<YAML
 apiVersion: v1

@@ -477,6 +477,41 @@ SH
   [ "$output" = inactive ]
 }
 
+@test "the repair refuses to release kubelet onto an empty etcd data dir, or onto the dir below an unmounted volume" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot --cloud-init
+  mv "$FAKE_ROOT/var/lib/etcd/member" "$FAKE_ROOT/var/lib/etcd-member"
+  : >"$FAKE_LOG"
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'* ]]
+  [ "$(json_field message)" = "etcd's data dir /var/lib/etcd holds no member (no member/snap/db): refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again" ]
+  [ "$(json_field guard)" = held ]
+  run on_node systemctl is-active kubelet
+  [ "$output" = inactive ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+  [ ! -e "$FAKE_ROOT/var/lib/lifeboat/released-instance" ]
+  run ! grep -qE "^systemctl (stop|start)" "$FAKE_LOG"
+  # etcd's data on a data volume whose mount failed: what the dir shows is
+  # the root's, whatever it holds.
+  mv "$FAKE_ROOT/var/lib/etcd-member" "$FAKE_ROOT/var/lib/etcd/member"
+  etcd_volume vol-0d0d0d0d0d0d00003
+  node_volumes vol-0a1b2c3d4e5f60001 vol-0d0d0d0d0d0d00003
+  echo /var/lib/etcd >"$FAKE_NODE/host/mount-fails"
+  node_boot --cloud-init
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(json_field message) == "/var/lib/etcd is not mounted (fstab: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0d0d0d0d0d0d00003): refusing to release kubelet onto it"* ]]
+  [ "$(json_field guard)" = held ]
+  # Mounted, the repair releases it.
+  rm "$FAKE_NODE/host/mount-fails"
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = released ]
+}
+
 @test "SSM runs it from stdin: bash -s -- ARGS" {
   relaunched
   node_boot

@@ -17,11 +17,15 @@
 # Steps; a failure at step N exits 10+N and names the step:
 #   0 detect        the node's IP (IMDSv2), the IP it was configured with (the
 #                   apiserver manifest), its Kubernetes node name, the guard
+#                   as this boot recorded it (/run/lifeboat/status)
 #   1 preflight     all that follows, checked before anything is touched:
-#                   tools, certificates (expired: failure; expiring within 30
-#                   days: warning); on a new IP also kubeadm, the CAs, disk
-#                   space for the backup, and the kubeadm configuration,
-#                   derived from the node's own manifests and certificates
+#                   tools, etcd's data in place (every fstab mount at or
+#                   above its data dir mounted, a member in it: never
+#                   released onto an empty data dir), certificates (expired:
+#                   failure; expiring within 30 days: warning); on a new IP
+#                   also kubeadm, the CAs, disk space for the backup, and the
+#                   kubeadm configuration, derived from the node's own
+#                   manifests and certificates
 #   2 stop          kubelet, then the control-plane containers, etcd included
 #   3 backup        /etc/kubernetes, kubelet's flags and etcd's data, copied
 #                   while etcd is not running
@@ -33,7 +37,8 @@
 #                   `kubeadm init phase certs` for the new IP
 #   7 node-name     kubelet pinned to the node's name (--hostname-override)
 #                   when the host name differs, before it starts
-#   8 release       the boot guard released and kubelet started
+#   8 release       the boot guard released for this instance (every later
+#                   boot of it passes the guard) and kubelet started
 #   9 etcd          the etcd member's peer URL moved to the new IP
 #  10 ready         the apiserver's /readyz on the new IP
 #  11 cluster       objects naming the old IP rewritten: kubeadm-config,
@@ -51,8 +56,15 @@
 #
 # The last line on stdout is the result, one JSON object:
 #   {"result": "ok|repaired|failed|dry-run", "step", "old_ip", "new_ip",
-#    "node", "backup", "quarantine", "guard": "released|held|absent",
+#    "node", "backup", "quarantine",
+#    "guard": "self-released|released|held|not-confirmed", "guard_reason",
 #    "changed": [...], "warnings": [...], "message"}
+# guard: self-released (the guard released kubelet at boot: this boot runs
+# on the state lifeboat chose, or this instance was released before),
+# released (by this repair, or earlier this boot by a repair or by hand),
+# held (kubelet never ran this boot), not-confirmed (no guard this boot,
+# systemd did not load it, or kubelet ran although it holds); guard_reason
+# says why.
 # Exit codes: 0 nothing to do (and dry runs), 3 repaired, 2 usage, 10+N
 # failed at step N. `--timeout` is the budget of all the waits together
 # (default 480 s). Idempotent: a state file marks a repair under way; the
@@ -77,7 +89,8 @@ OLD_IP=""
 NEW_IP=""
 NODE=""
 BACKUP_DIR=""
-GUARD=absent
+GUARD=not-confirmed
+GUARD_REASON=""
 KUBELET_STOPPED=false
 CHANGED=()
 WARNINGS=()
@@ -95,9 +108,9 @@ json_array() {
 # The result goes to the original stdout (fd 7), even from inside a redirect.
 exec 7>&1
 result() { # result RESULT [MESSAGE]
-  printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","changed":%s,"warnings":%s,"message":%s}\n' \
+  printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
-    "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
+    "$(json_string "$GUARD_REASON")" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
 }
 
 step_code() {
@@ -167,6 +180,8 @@ manifest_flag() { sed -n "s/^ *- --$2=//p" "$1" 2>/dev/null | head -n 1; }
 state_file() { echo "$ROOT/var/lib/lifeboat/repair-state"; }
 guard_dropin() { echo "$ROOT/run/systemd/system/kubelet.service.d/50-lifeboat-guard.conf"; }
 guard_flag() { echo "$ROOT/run/lifeboat/released"; }
+guard_status() { echo "$ROOT/run/lifeboat/status"; }
+guard_marker() { echo "$ROOT/var/lib/lifeboat/released-instance"; }
 node_path() { echo "${1#"$ROOT"}"; }
 
 valid_ip() { [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]]; }
@@ -387,6 +402,88 @@ YAML
   [[ -z $cri ]] || printf '  criSocket: %s\n' "$cri"
 }
 
+# --- the boot guard and etcd's data -----------------------------------------------
+
+# This instance's id, as cloud-init recorded it this boot (cloudinit/stages.py,
+# _reflect_cur_instance), the same the guard reads.
+instance_id() {
+  local file
+  for file in "$ROOT/run/cloud-init/.instance-id" "$ROOT/var/lib/cloud/data/instance-id"; do
+    if [[ -s $file ]]; then head -n 1 "$file"; return 0; fi
+  done
+  return 1
+}
+
+status_field() { sed -n "s/^$1=//p" "$(guard_status)" 2>/dev/null | tail -n 1; }
+
+# The guard as this boot recorded it, confirmed rather than inferred: the
+# boothook records whether systemd loaded the drop-in (and whether its
+# daemon-reload failed), lifeboat-guard.service what it decided and why.
+# "held" only while kubelet never ran this boot.
+detect_guard() {
+  local entered
+  if [[ ! -f $(guard_status) ]]; then
+    GUARD=not-confirmed
+    GUARD_REASON="no record of lifeboat's boot guard this boot ($(node_path "$(guard_status)")): cloud-init did not run lifeboat's user data"
+    return 0
+  fi
+  GUARD=$(status_field guard) GUARD_REASON=$(status_field reason)
+  case $GUARD in
+    self-released | released | not-confirmed) ;;
+    held)
+      entered=$(systemctl show -p ActiveEnterTimestampMonotonic --value kubelet 2>/dev/null || true)
+      if [[ $entered != 0 ]]; then
+        GUARD=not-confirmed
+        GUARD_REASON="kubelet ran this boot (ActiveEnterTimestampMonotonic=${entered:-unknown}) although the guard holds it: $GUARD_REASON"
+      fi
+      ;;
+    *)
+      GUARD=not-confirmed
+      GUARD_REASON="the guard recorded '$GUARD' in $(node_path "$(guard_status)")"
+      ;;
+  esac
+}
+
+# Records the repair's release where the guard keeps its decisions.
+record_release() {
+  local file
+  file=$(guard_status)
+  { grep -Ev '^(guard|reason|at)=' "$file" 2>/dev/null || true
+    printf 'guard=%s\nreason=%s\nat=%s\n' "$GUARD" "$GUARD_REASON" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; } >"$file.new"
+  mv "$file.new" "$file"
+}
+
+mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' "$ROOT/proc/self/mountinfo" 2>/dev/null; }
+
+# Why etcd's data is not in place (nothing when it is): every fstab mount at
+# or above etcd's --data-dir must be mounted (/proc/self/mountinfo), and the
+# data dir must hold a member as etcd leaves it (member/snap/db and
+# member/wal/*.wal). On an empty data dir kubeadm's manifest makes etcd
+# start a new, empty cluster.
+etcd_data_missing() {
+  local dir spec mp type opts wal
+  dir=$(manifest_flag "$(manifest etcd)" data-dir)
+  dir=${dir:-/var/lib/etcd}
+  if [[ -f $ROOT/etc/fstab ]]; then
+    while read -r spec mp type opts _; do
+      [[ -n $spec && $spec != \#* && $type != swap && ,$opts, != *,noauto,* ]] || continue
+      [[ $mp == / ]] || mp=${mp%/}
+      if [[ $dir/ == "$mp"/* ]] && ! mounted "$mp"; then
+        echo "$mp is not mounted (fstab: $spec)"
+        return 0
+      fi
+    done <"$ROOT/etc/fstab"
+  fi
+  if [[ ! -s $ROOT$dir/member/snap/db ]]; then
+    echo "etcd's data dir $dir holds no member (no member/snap/db)"
+    return 0
+  fi
+  for wal in "$ROOT$dir"/member/wal/*.wal; do
+    [[ -f $wal ]] && return 0
+  done
+  echo "etcd's data dir $dir holds no member (no member/wal/*.wal)"
+}
+
 # --- steps ---------------------------------------------------------------------------
 
 detect() {
@@ -411,11 +508,8 @@ detect() {
     [[ -z $CONTAINER_RUNTIME_ENDPOINT ]] || export CONTAINER_RUNTIME_ENDPOINT
   fi
   NODE=$(kubernetes_node_name) || fail "cannot tell the node's name from $(node_path "$(k8s)")/kubelet.conf (no system:node: user or client certificate)"
-  if [[ -f $(guard_dropin) ]]; then
-    GUARD=held
-    [[ -f $(guard_flag) ]] && GUARD=released
-  fi
-  log "node $NODE, configured for $OLD_IP, running on $NEW_IP, guard $GUARD"
+  detect_guard
+  log "node $NODE, configured for $OLD_IP, running on $NEW_IP, guard $GUARD${GUARD_REASON:+ ($GUARD_REASON)}"
 }
 
 require_tools() {
@@ -426,8 +520,11 @@ require_tools() {
 
 preflight() {
   STEP=preflight
-  local etcd_pki
+  local etcd_pki missing
   require_tools systemctl crictl curl kubectl openssl hostname timeout base64
+  missing=$(etcd_data_missing)
+  [[ -z $missing ]] ||
+    fail "$missing: refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again"
   [[ -f $(k8s)/admin.conf ]] || fail "$(node_path "$(k8s)")/admin.conf is missing"
   etcd_pki=$ROOT$(dirname "$(manifest_flag "$(manifest etcd)" trusted-ca-file)")
   [[ -f $etcd_pki/ca.crt && -f $etcd_pki/healthcheck-client.crt && -f $etcd_pki/healthcheck-client.key ]] ||
@@ -632,23 +729,35 @@ pin_node_name() {
   log "the host name is $host: kubelet pinned to node $NODE (--hostname-override)"
 }
 
-# Releases lifeboat's boot guard for this boot: the flag its drop-in's
-# ConditionPathExists= waits for (/run is a tmpfs: the next boot is guarded
-# again), then a start of kubelet. A blocking start (bounded by the budget):
-# the repair runs after boot, not in cloud-init's ordering, so it cannot
+# Releases lifeboat's boot guard: the flag its drop-in's ConditionPathExists=
+# waits for (/run: this boot), and the marker naming this instance on its
+# disk, so the guard lets every later boot of this instance through (while
+# etcd's data is in place) and holds the next instance on this disk again.
+# Then a start of kubelet: a blocking start (bounded by the budget); the
+# repair runs after boot, not in cloud-init's ordering, so it cannot
 # deadlock, and it returns once the start job ran, so is-active below tells
 # whether kubelet runs (a start systemd skips for an unmet condition exits 0).
 release() {
   STEP=release
+  local id
   if [[ -f $(guard_dropin) ]]; then
+    if id=$(instance_id); then
+      mkdir -p "$(dirname "$(guard_marker)")"
+      echo "$id" >"$(guard_marker)"
+    else
+      WARNINGS+=("cannot read this instance's id from cloud-init: the guard holds kubelet again on its next boot")
+    fi
     mkdir -p "$(dirname "$(guard_flag)")"
     touch "$(guard_flag)"
+    if [[ $GUARD == held ]]; then
+      GUARD=released GUARD_REASON="released by lifeboat-repair for ${id:-this boot}"
+      record_release
+    fi
   fi
   bounded systemctl start kubelet >&2 || fail "systemctl start kubelet failed"
   [[ $(systemctl is-active kubelet || true) == active ]] ||
     fail "kubelet is not active after its start: a ConditionPathExists= of its unit is not met (see systemctl status kubelet)"
   KUBELET_STOPPED=false
-  if [[ -f $(guard_dropin) ]]; then GUARD=released; else GUARD=absent; fi
   log "kubelet started (guard $GUARD)"
 }
 
@@ -867,7 +976,7 @@ main() {
         ROOT=$2
         shift
         ;;
-      -h | --help) sed -n '2,60p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
+      -h | --help) sed -n '2,72p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
       *) usage "unknown argument '$1'" ;;
     esac
     shift

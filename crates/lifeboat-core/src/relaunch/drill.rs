@@ -146,7 +146,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             image_id: image.id.clone(),
             network: network.clone(),
             devices: launch_devices(image, &[], true),
-            user_data: userdata::render(&fence),
+            user_data: userdata::render(None, &fence),
             tags: instance_tags,
             volume_tags: drill_tag,
             // Unique per drill: a drill never resumes another's clone (each
