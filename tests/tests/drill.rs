@@ -69,19 +69,21 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
     assert_eq!(node_after.block_device_mappings(), node_before.block_device_mappings());
     // The repair went to the clone in quarantine, then the health check.
     let commands = emu.ssm().await.list_commands().send().await.unwrap();
-    let mut sent: Vec<(Vec<String>, String)> = commands
+    let mut sent: Vec<(Vec<String>, String, String)> = commands
         .commands()
         .iter()
         .map(|c| {
-            (c.instance_ids().to_vec(), c.parameters().unwrap()["commands"][0].lines().next().unwrap().to_string())
+            let args = c.parameters().unwrap()["args"][0].clone();
+            (c.instance_ids().to_vec(), c.document_name().unwrap().to_string(), args)
         })
         .collect();
-    sent.sort_by_key(|(_, first)| !first.contains("--quarantine"));
+    sent.sort_by_key(|(_, _, args)| !args.contains("--quarantine"));
+    let clone = vec![clone_id.to_string()];
     assert_eq!(
         sent,
         [
-            (vec![clone_id.to_string()], "bash -s -- '--quarantine' '--timeout' '480' <<'LIFEBOAT_SCRIPT'".to_string()),
-            (vec![clone_id.to_string()], "bash -s -- 'k8s-master' '--timeout' '120' <<'LIFEBOAT_SCRIPT'".to_string()),
+            (clone.clone(), "lifeboat-repair".to_string(), "--quarantine --timeout 480".to_string()),
+            (clone, "lifeboat-health".to_string(), "k8s-master --timeout 120".to_string()),
         ]
     );
     assert_eq!(emu.calls("TerminateInstances"), 1);

@@ -62,7 +62,12 @@ async fn a_warning_relaunches_the_node_once_on_its_own_disks_and_ip() {
         lifeboat_tests::tag_pairs(root.tags())
             .contains(&("written-after-the-backup".into(), "etcd revision 1042".into()))
     );
-    assert!(emu.user_data(new_id).await.contains("ConditionPathExists=/run/lifeboat/released"), "guarded from boot");
+    let user_data = emu.user_data(new_id).await;
+    assert!(user_data.contains("ConditionPathExists=/run/lifeboat/released"), "guarded from boot");
+    // The guard may release itself on exactly the old root, data and address.
+    assert!(user_data.contains(&format!("ROOT_VOLUME='{}'", node.root_volume)), "{user_data}");
+    assert!(user_data.contains(&format!("DATA_VOLUMES='{}=/dev/sdf'", node.data_volume)));
+    assert!(user_data.contains(&format!("PRIVATE_IP='{}'", node.private_ip)));
     let tags = lifeboat_tests::tag_pairs(new[0].tags());
     for (k, v) in [("lifeboat:node", "k8s-master"), ("team", "platform"), ("lifeboat:state-source", "old-volumes")] {
         assert!(tags.contains(&(k.to_string(), v.to_string())), "{k}={v} missing from {tags:?}");
@@ -219,9 +224,14 @@ async fn a_relaunch_from_the_state_change_alone_keeps_the_instance_profile() {
     emu.ec2().await.terminate_instances().instance_ids(&node.instance).send().await.unwrap();
     let mut event = fixture("state-change-terminated.json");
     event["detail"]["instance-id"] = json!(node.instance);
+    // The guard released kubelet at boot; the repair only verified.
+    emu.command_results(&[
+        r#"{"result":"ok","step":"verify","guard":"self-released","guard_reason":"booted from the chosen root","node":"k8s-master"}"#,
+    ]);
     let run = invoke("interruption-handler", &emu.function_env("interruption-handler"), &[event], TIMEOUT);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
+    assert_eq!(report["guard"], "self-released", "{report}");
     let new = &emu.replacements(&node.instance).await[0];
     assert_eq!(new.iam_instance_profile().and_then(|p| p.arn()).map(str::to_string), profile, "else SSM never sees it");
 }

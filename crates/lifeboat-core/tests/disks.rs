@@ -75,6 +75,12 @@ async fn the_replacement_runs_on_the_old_instances_own_volumes() {
     assert!(state.as_of.unwrap() >= now() + chrono::Duration::seconds(110), "the termination time");
     let steps = steps(&report);
     assert!(steps.contains(&"data-attached") && steps.contains(&"root-swapped"), "{steps:?}");
+    // The boot guard may release kubelet by itself, on exactly these disks
+    // and this address.
+    let user_data = cloud.user_data(&new.id).unwrap();
+    assert!(user_data.contains(&format!("ROOT_VOLUME='{}'", root.id)), "{user_data}");
+    assert!(user_data.contains(&format!("DATA_VOLUMES='{}=/dev/sdf'", data.id)));
+    assert!(user_data.contains(&format!("PRIVATE_IP='{}'", new.private_ip.as_deref().unwrap())));
 }
 
 #[tokio::test(start_paused = true)]
@@ -96,6 +102,10 @@ async fn without_the_old_root_the_final_image_is_used_if_it_becomes_available_in
     let final_image = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "final").unwrap();
     assert_eq!(state.image_id.as_deref(), Some(final_image.id.as_str()));
     assert!(state.fallback.unwrap().contains("no preserved root volume"));
+    // An image's state stays held for the repair: the guard cannot tell it.
+    let new = &replacements(&cloud, &old)[0];
+    let user_data = cloud.user_data(&new.id).unwrap();
+    assert!(user_data.contains("ROOT_VOLUME=''") && user_data.contains("PRIVATE_IP=''"), "{user_data}");
     // The preserved data volume is not thrown away: it stays for a person.
     assert!(cloud.volumes().iter().any(|v| v.id == data.id && v.state == VolumeState::Available));
 }
@@ -115,6 +125,8 @@ async fn a_final_image_still_pending_after_the_wait_falls_back_to_the_newest_bac
     let scheduled = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "scheduled").unwrap();
     assert_eq!(state.image_id, Some(scheduled.id));
     assert_eq!(state.as_of, scheduled.creation_date);
+    let user_data = cloud.user_data(&replacements(&cloud, &old)[0].id).unwrap();
+    assert!(user_data.contains("ROOT_VOLUME=''"), "a backup's state stays on the repair's release");
 }
 
 #[tokio::test(start_paused = true)]

@@ -83,6 +83,34 @@ pub fn replacement_tags(
     tags
 }
 
+/// What the boot guard needs to release kubelet by itself: only when the
+/// state is the old instance's own volumes (no time passed, nothing to
+/// repair) and the replacement's address is known before it runs (the kept
+/// interface, or the old address). A fallback to an image stays held for
+/// the repair, which checks what the image brings back.
+pub fn self_release(plan: &StatePlan, private_ip: Option<&str>) -> Option<userdata::SelfRelease> {
+    let disks = plan.disks.as_ref()?;
+    let ip = private_ip?.parse().ok()?;
+    let data: Vec<(String, String)> =
+        disks.data.iter().filter_map(|v| Some((v.id.clone(), v.tags.get(tags::DEVICE)?.clone()))).collect();
+    match userdata::SelfRelease::new(&disks.root.id, &data, ip) {
+        Ok(release) => Some(release),
+        Err(e) => {
+            tracing::warn!(error = %e, "the boot guard cannot release itself: held for the repair");
+            None
+        }
+    }
+}
+
+/// The address the replacement will have: the kept interface's (the old
+/// one), or the one asked of a new interface.
+fn launch_ip<'a>(spec: &'a LaunchSpec, network: &'a Network) -> Option<&'a str> {
+    match network {
+        Network::Interface(_) => spec.private_ip.as_deref(),
+        Network::Address { private_ip, .. } => private_ip.as_deref(),
+    }
+}
+
 /// What one launch (with its fallbacks) is made of.
 pub(super) struct Launch {
     pub spec: LaunchSpec,
@@ -140,12 +168,13 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         };
         let taken: Vec<String> =
             plan.disks.iter().flat_map(|d| d.data.iter()).filter_map(|v| v.tags.get(tags::DEVICE).cloned()).collect();
+        let release = self_release(plan, launch_ip(&spec, &network));
         let launch = Launch {
             image_id: plan.image.id.clone(),
             network,
             // The replacement is the node now: its disks are kept from the start.
             devices: launch_devices(&plan.image, &taken, false),
-            user_data: userdata::render(None, &[]),
+            user_data: userdata::render(release.as_ref(), &[]),
             tags: replacement_tags(dead.instance.as_ref(), &dead.id, &self.config.node_tag, &dead.node, plan),
             volume_tags: Tags::from([(self.config.node_tag.clone(), dead.node.to_string())]),
             token: dead.id.clone(),

@@ -34,12 +34,17 @@ pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), String
     (line, verdict)
 }
 
-/// Whether the repair found (and released) lifeboat's boot guard.
-fn guard_of(result: Option<&Value>) -> Guard {
-    match result.and_then(|r| r["guard"].as_str()) {
+/// What the repair says the boot guard did, and why (`guard`,
+/// `guard_reason` of its result line).
+fn guard_of(result: Option<&Value>) -> (Guard, String) {
+    let reason = result.and_then(|r| r["guard_reason"].as_str()).unwrap_or_default().to_string();
+    let guard = match result.and_then(|r| r["guard"].as_str()) {
+        Some("self-released") => Guard::SelfReleased,
         Some("released") => Guard::Released,
+        Some("held") => Guard::Held,
         _ => Guard::NotConfirmed,
-    }
+    };
+    (guard, reason)
 }
 
 impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
@@ -92,14 +97,19 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         done: String,
     ) -> Result<(), Failure> {
         let (result, verdict) = repair_verdict(&state);
-        let guard = guard_of(result.as_ref());
+        let (guard, reason) = guard_of(result.as_ref());
+        let why = |fallback: &str| if reason.is_empty() { fallback.to_string() } else { reason.clone() };
         self.report.command = Some(CommandReport { command_id: command_id.clone(), state, result });
         verdict.map_err(|e| Failure::Repair(format!("{e} (command {command_id})")))?;
         self.step("repaired", done);
         self.report.guard = Some(guard);
         match guard {
-            Guard::Released => self.step("released", "the boot guard released kubelet"),
-            Guard::NotConfirmed => self.step("guard-not-confirmed", "no boot guard was found: did cloud-init run?"),
+            Guard::SelfReleased => self.step("self-released", why("the guard released kubelet at boot")),
+            Guard::Released => self.step("released", why("the repair released kubelet")),
+            Guard::Held => self.step("guard-held", why("kubelet is still held")),
+            Guard::NotConfirmed => {
+                self.step("guard-not-confirmed", why("no boot guard was confirmed: did cloud-init run?"))
+            }
         }
         Ok(())
     }
@@ -143,5 +153,23 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_is_what_the_node_says_it_did_with_its_reason() {
+        let line =
+            |guard: &str| serde_json::json!({"result": "ok", "guard": guard, "guard_reason": "booted from vol-1"});
+        assert_eq!(guard_of(Some(&line("self-released"))), (Guard::SelfReleased, "booted from vol-1".into()));
+        assert_eq!(guard_of(Some(&line("released"))).0, Guard::Released);
+        assert_eq!(guard_of(Some(&line("held"))).0, Guard::Held);
+        assert_eq!(guard_of(Some(&line("not-confirmed"))).0, Guard::NotConfirmed);
+        // An older repair said "absent"; anything unknown is not a confirmation.
+        assert_eq!(guard_of(Some(&line("absent"))).0, Guard::NotConfirmed);
+        assert_eq!(guard_of(None), (Guard::NotConfirmed, String::new()));
     }
 }

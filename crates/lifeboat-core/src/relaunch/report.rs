@@ -112,13 +112,21 @@ pub struct StateReport {
     pub fallback: Option<String>,
 }
 
-/// Whether the boot guard held Kubernetes until the repair released it.
+/// What the boot guard did on the replacement this boot, as the repair
+/// read it from the node (`/run/lifeboat/status`, kubelet's own state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Guard {
+    /// It released kubelet by itself: the machine booted from the disks and
+    /// on the address the relaunch chose, etcd's data in place.
+    SelfReleased,
+    /// It held kubelet until the repair released it.
     Released,
-    /// The repair found no guard: cloud-init did not run lifeboat's user
-    /// data, so Kubernetes may have started before the repair.
+    /// It still holds kubelet (kubelet never ran this boot).
+    Held,
+    /// No guard was confirmed: cloud-init did not run lifeboat's user
+    /// data, or systemd did not load its drop-in, so Kubernetes may have
+    /// started before the repair.
     NotConfirmed,
 }
 
@@ -224,8 +232,21 @@ impl RelaunchReport {
                 lines.push(format!("Why not better: {fallback}"));
             }
         }
-        if self.guard == Some(Guard::NotConfirmed) {
-            lines.push("The boot guard was not confirmed: cloud-init did not run lifeboat's user data.".into());
+        match self.guard {
+            Some(Guard::NotConfirmed) => lines.push(
+                "The boot guard was not confirmed: cloud-init did not run lifeboat's user data, \
+                 or systemd did not load its drop-in."
+                    .into(),
+            ),
+            Some(Guard::Held) => lines.push(
+                "The boot guard still holds kubelet: the control plane is NOT serving \
+                 (release it with: sudo sh /run/lifeboat/guard release)."
+                    .into(),
+            ),
+            Some(Guard::SelfReleased) => {
+                lines.push("The boot guard released kubelet at boot, before the repair ran.".into())
+            }
+            Some(Guard::Released) | None => {}
         }
         lines.push(String::new());
         for step in &self.timeline {
