@@ -195,15 +195,12 @@ fn fails_with(output: &str, expected: &str) {
     assert!(output.contains(expected), "expected {expected:?} in:\n{output}");
 }
 
-const HANDLER_KEY_PAIR: &str = "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:key-pair/*\n";
+const HANDLER_KEY_PAIR: &str =
+    "                - !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:key-pair/*\n";
 
 #[test]
 fn a_missing_resource_type_fails() {
-    let out = mutant(
-        "template.yaml",
-        HANDLER_KEY_PAIR,
-        "",
-    );
+    let out = mutant("template.yaml", HANDLER_KEY_PAIR, "");
     fails_with(&out, "interruption-handler calls ec2:RunInstances but its role grants it no key-pair");
     let out = mutant(
         "iam-policy-retention-pruner.json",
