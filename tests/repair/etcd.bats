@@ -56,17 +56,27 @@ teardown() {
   run ! grep -qE "^systemctl stop" "$FAKE_LOG"
 }
 
-@test "crictl exec runs only what the etcd image carries" {
+@test "crictl exec runs what the etcd image carries: sh, cp, etcd, etcdctl, no etcdutl" {
+  # kubernetes/kubernetes cluster/images/etcd/Dockerfile and Makefile.
   make_fixture 127.0.0.2
   node_host 127.0.0.2 k8s-master
   node_boot
   until test_etcdctl 127.0.0.2 endpoint health >/dev/null 2>&1; do sleep 0.2; done
+  read -r client _ _ <"$FIXTURE/ports"
   id=$(running_containers etcd)
-  run on_node crictl exec "$id" sh -c 'etcdctl endpoint health'
+  pki=/etc/kubernetes/pki/etcd
+  run on_node crictl exec "$id" /bin/sh -c "etcdctl --endpoints=https://127.0.0.1:$client --cacert=$pki/ca.crt --cert=$pki/healthcheck-client.crt --key=$pki/healthcheck-client.key endpoint health"
+  [ "$status" -eq 0 ]
+  [[ $output == *"https://127.0.0.1:$client is healthy"* ]]
+  run on_node crictl exec "$id" sh -c 'command -v etcdutl'
+  [ "$status" -eq 1 ]
+  run on_node crictl exec "$id" etcdutl version
   [ "$status" -eq 1 ]
   # shellcheck disable=SC2016 # the container's $PATH, as the runtime says it
-  [[ $output == *'exec: "sh": executable file not found in $PATH'* ]]
+  [[ $output == *'exec: "etcdutl": executable file not found in $PATH'* ]]
   id=$(running_containers kube-apiserver)
   run on_node crictl exec "$id" etcdctl endpoint health
+  [ "$status" -eq 1 ]
+  run on_node crictl exec "$id" sh -c true
   [ "$status" -eq 1 ]
 }

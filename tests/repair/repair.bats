@@ -537,7 +537,8 @@ SH
   [ "$status" -eq 2 ]
 }
 
-@test "the stand-in kubeadm refuses an existing certificate that lacks the new SANs, as kubeadm does" {
+@test "the stand-in kubeadm reuses an existing certificate signed by the CA whatever its SANs, as kubeadm does" {
+  # kubernetes/kubernetes cmd/kubeadm/app/cmd/phases/init/certs.go, runCertPhase.
   make_fixture "$OLD"
   node_host "$NEW" k8s-master
   cat >"$BATS_TEST_TMPDIR/config.yaml" <<YAML
@@ -553,9 +554,78 @@ localAPIEndpoint:
 nodeRegistration:
   name: k8s-master
 YAML
+  before=$(sha256sum "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt")
+  run on_node kubeadm init phase certs apiserver --config "$BATS_TEST_TMPDIR/config.yaml"
+  [ "$status" -eq 0 ]
+  [[ $output == *"[certs] Using existing apiserver certificate and key on disk"* ]]
+  [ "$(sha256sum "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt")" = "$before" ]
+  run grep -qF "IP Address:$NEW" <(sans "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt")
+  [ "$status" -eq 1 ]
+  run on_node kubeadm init phase certs etcd-server --config "$BATS_TEST_TMPDIR/config.yaml"
+  [ "$status" -eq 0 ]
+  [[ $output == *"[certs] Using existing etcd/server certificate and key on disk"* ]]
+  # Signed by another CA: refused.
+  cp "$FAKE_ROOT/etc/kubernetes/pki/etcd/ca.crt" "$FAKE_ROOT/etc/kubernetes/pki/ca.crt"
   run on_node kubeadm init phase certs apiserver --config "$BATS_TEST_TMPDIR/config.yaml"
   [ "$status" -eq 1 ]
-  [[ $output == *"certificate apiserver is invalid: x509: certificate is valid for "*", not $NEW"* ]]
+  [[ $output == *"[certs] certificate apiserver not signed by CA certificate ca"* ]]
   run on_node kubeadm init phase certs etcd-server --apiserver-advertise-address "$NEW" --config "$BATS_TEST_TMPDIR/config.yaml"
   [ "$status" -eq 1 ]
+}
+
+@test "the repair stages the old certificates away before kubeadm init phase certs, so kubeadm makes new ones" {
+  relaunched
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  staging=$FAKE_ROOT/var/lib/lifeboat/pki-new
+  for base in apiserver etcd/server etcd/peer; do
+    grep -qxF "kubeadm: generated $staging/$base.crt" "$FAKE_LOG"
+  done
+  run ! grep -q "^kubeadm: reused " "$FAKE_LOG"
+  [ ! -e "$staging" ]
+}
+
+@test "crictl stop without --timeout kills at once (SIGKILL), with --timeout it sends SIGTERM first" {
+  # kubernetes-sigs/cri-tools cmd/crictl/container.go (stop: --timeout has no
+  # default, 0) and containerd internal/cri/server/container_stop.go.
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot
+  on_node systemctl stop kubelet
+  id=$(running_containers etcd)
+  [ -n "$id" ]
+  run on_node crictl stop --timeout 10 "$id"
+  [ "$status" -eq 0 ]
+  grep -qxF "containerd: SIGTERM to etcd ($id)" "$FAKE_LOG"
+  run ! grep -qF "containerd: SIGKILL to etcd ($id)" "$FAKE_LOG"
+  # kubelet starts a new etcd container; without --timeout it is killed.
+  on_node systemctl start kubelet
+  for _ in $(seq 1 50); do
+    id=$(running_containers etcd)
+    [ -z "$id" ] || break
+    sleep 0.2
+  done
+  on_node systemctl stop kubelet
+  [ -n "$id" ]
+  run on_node crictl stop "$id"
+  [ "$status" -eq 0 ]
+  grep -qxF "containerd: SIGKILL to etcd ($id)" "$FAKE_LOG"
+  run ! grep -qF "containerd: SIGTERM to etcd ($id)" "$FAKE_LOG"
+}
+
+@test "the repair stops the control plane with a timeout: etcd gets SIGTERM first and shuts down cleanly" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot
+  # The node runs, etcd is live, when its address changes under it.
+  until test_etcdctl 127.0.0.1 endpoint health >/dev/null 2>&1; do sleep 0.2; done
+  id=$(running_containers etcd)
+  [ -n "$id" ]
+  node_host "$NEW" ip-127-0-0-77
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qE "^crictl stop --timeout [1-9][0-9]* " "$FAKE_LOG"
+  grep -qxF "containerd: SIGTERM to etcd ($id)" "$FAKE_LOG"
+  run ! grep -qF "containerd: SIGKILL to etcd ($id)" "$FAKE_LOG"
 }

@@ -27,6 +27,7 @@
 #                   kubeadm configuration, derived from the node's own
 #                   manifests and certificates
 #   2 stop          kubelet, then the control-plane containers, etcd included
+#                   (SIGTERM first: crictl stop --timeout)
 #   3 backup        /etc/kubernetes, kubelet's flags and etcd's data, copied
 #                   while etcd is not running
 #   4 quarantine    (--quarantine, restore drills) the controller-manager and
@@ -77,6 +78,7 @@ EXIT_NOTHING_TO_DO=0
 EXIT_USAGE=2
 EXIT_REPAIRED=3
 EXPIRY_WARNING_DAYS=30
+CRI_STOP_TIMEOUT=30 # seconds between SIGTERM and SIGKILL (kubelet's default grace period)
 
 ROOT=${LIFEBOAT_ROOT:-}
 IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
@@ -588,8 +590,10 @@ stop_control_plane() {
   ids=$(crictl ps -q --name '^(kube-apiserver|etcd|kube-controller-manager|kube-scheduler|cloud-controller-manager)$' \
     --label io.kubernetes.pod.namespace=kube-system) || fail "crictl cannot list the containers"
   if [[ -n $ids ]]; then
+    # crictl stop without --timeout is an immediate SIGKILL (its timeout is
+    # 0): SIGTERM first, so etcd shuts down cleanly.
     # shellcheck disable=SC2086 # one id per word
-    bounded crictl stop $ids >/dev/null || fail "cannot stop the control-plane containers"
+    bounded crictl stop --timeout "$CRI_STOP_TIMEOUT" $ids >/dev/null || fail "cannot stop the control-plane containers"
   fi
   wait_for "etcd to stop" etcd_stopped || fail "etcd's container is still running"
   log "kubelet and the control-plane containers are stopped"
@@ -664,9 +668,10 @@ certificates() {
   pki="$(k8s)/pki"
   staging="$ROOT/var/lib/lifeboat/pki-new"
   config="$ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
-  # kubeadm never overwrites a certificate (it refuses one that lacks the new
-  # SANs): it makes them in a directory holding only the CAs, and the old
-  # ones stay in place until the new ones move in.
+  # kubeadm reuses any certificate it finds signed by the CA, whatever its
+  # SANs (cmd/phases/init/certs.go, runCertPhase): it makes them in a
+  # directory holding only the CAs, and the old ones stay in place until the
+  # new ones move in.
   rm -rf "$staging"
   mkdir -p "$staging/etcd"
   chmod 700 "$staging"
@@ -976,7 +981,7 @@ main() {
         ROOT=$2
         shift
         ;;
-      -h | --help) sed -n '2,72p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
+      -h | --help) sed -n '2,73p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
       *) usage "unknown argument '$1'" ;;
     esac
     shift

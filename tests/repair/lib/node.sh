@@ -296,15 +296,26 @@ ctr_remove() {
   rm -rf "$(ctr "$1")"
 }
 
+# ctr_stop ID [TIMEOUT]: containerd's StopContainer (internal/cri/server/
+# container_stop.go, stopContainer): with a timeout > 0 the stop signal
+# (SIGTERM), then SIGKILL once TIMEOUT seconds pass; with 0 SIGKILL at once
+# ("Kill container"). Without TIMEOUT: kubelet's stop, its grace period
+# (5 s here) before the SIGKILL.
 ctr_stop() {
-  local pid=${C_PID[$1]:-}
+  local pid=${C_PID[$1]:-} timeout=${2:-5}
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    if ((timeout > 0)); then
+      model_log "containerd: SIGTERM to ${C_NAME[$1]} ($1)"
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 $((timeout * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+    fi
+    if kill -0 "$pid" 2>/dev/null; then
+      model_log "containerd: SIGKILL to ${C_NAME[$1]} ($1)"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
   fi
   [[ ${C_STATE[$1]} == running ]] && ctr_exited "$1"
   return 0
