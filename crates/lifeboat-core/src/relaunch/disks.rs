@@ -46,6 +46,17 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         .await
     }
 
+    /// Waits until EC2 describes the instance terminated (or no longer).
+    pub(super) async fn wait_gone(&self, what: &str, instance_id: &str) -> Result<(), Failure> {
+        wait_for(what, self.timing.terminate, &self.timing, self.deadline, || async {
+            Ok(match self.ec2.instance(instance_id).await? {
+                Some(i) if i.state != InstanceState::Terminated => None,
+                _ => Some(()),
+            })
+        })
+        .await
+    }
+
     /// Waits for the instance to run.
     pub(super) async fn wait_running(&mut self, instance_id: &str) -> Result<Instance, Failure> {
         let running = self
@@ -135,19 +146,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         self.ec2.tag(std::slice::from_ref(&replacement.id), &marker).await?;
         self.ec2.terminate_instance(&replacement.id).await?;
         let id = replacement.id.clone();
-        wait_for(
-            "the rootless replacement to terminate",
-            self.timing.terminate,
-            &self.timing,
-            self.deadline,
-            || async {
-                Ok(match self.ec2.instance(&id).await? {
-                    Some(i) if i.state != InstanceState::Terminated => None,
-                    _ => Some(()),
-                })
-            },
-        )
-        .await?;
+        self.wait_gone("the rootless replacement to terminate", &id).await?;
         self.step("replacement-terminated", format!("{id} is terminated"));
         Ok(Disks::ReplacementLost)
     }

@@ -466,19 +466,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let state = dead.instance.as_ref().map(|i| i.state);
         if matches!(state, Some(s) if s != InstanceState::Terminated) {
             let id = dead.id.clone();
-            wait::wait_for(
-                "the old instance to terminate",
-                self.timing.terminate,
-                &self.timing,
-                self.deadline,
-                || async {
-                    Ok(match self.ec2.instance(&id).await? {
-                        Some(i) if i.state != InstanceState::Terminated => None,
-                        _ => Some(()),
-                    })
-                },
-            )
-            .await?;
+            self.wait_gone("the old instance to terminate", &id).await?;
             dead.gone_at = Some(self.wall_now());
             self.step("old-terminated", format!("{id} is terminated"));
         } else {
