@@ -428,6 +428,19 @@ impl Emulator {
         );
     }
 
+    /// EC2 refuses the next swap of a preserved root (`VolumeId`), and new
+    /// images stay pending 20 s: the replacement boots the backup and the
+    /// final image becomes available soon after.
+    pub fn refuse_next_old_root_swap(&self) {
+        self.control("POST", "/lifeboat/config", &serde_json::json!({"ami_pending_seconds": 20}));
+        self.control(
+            "POST",
+            "/lifeboat/faults",
+            &serde_json::json!({"operation": "CreateReplaceRootVolumeTask", "code": "InvalidParameterValue",
+                                "status": 400, "count": 1, "body_contains": "VolumeId="}),
+        );
+    }
+
     /// The next commands' results: the repair's or the health check's JSON line.
     pub fn command_results(&self, lines: &[&str]) {
         let results: Vec<Value> = lines.iter().map(|l| serde_json::json!({"status": "Success", "stdout": l})).collect();

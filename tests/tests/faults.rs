@@ -142,13 +142,7 @@ mod planted_iam_faults {
             statement(statements, "TagReplacementsState")["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] =
                 json!(["lifeboat:state-source"]);
         });
-        emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 20}));
-        emu.control(
-            "POST",
-            "/lifeboat/faults",
-            &json!({"operation": "CreateReplaceRootVolumeTask", "code": "InvalidParameterValue", "status": 400,
-                    "count": 1, "body_contains": "VolumeId="}),
-        );
+        emu.refuse_next_old_root_swap();
         relaunch_fails(&emu, &node.instance);
         let refused = denied(&emu, "ec2:CreateTags");
         assert!(refused.iter().any(|d| d["resource"].as_str().unwrap().contains(":instance/i-")), "{refused:?}");

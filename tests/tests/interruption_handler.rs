@@ -95,13 +95,7 @@ async fn a_refused_swap_of_the_old_root_takes_the_final_images_root() {
     let node = backed_up_node(&emu).await;
     // The final image is still pending at the launch (the replacement boots
     // the backup) and available soon after; EC2 refuses the old root.
-    emu.control("POST", "/lifeboat/config", &json!({"ami_pending_seconds": 20}));
-    emu.control(
-        "POST",
-        "/lifeboat/faults",
-        &json!({"operation": "CreateReplaceRootVolumeTask", "code": "InvalidParameterValue", "status": 400,
-                "count": 1, "body_contains": "VolumeId="}),
-    );
+    emu.refuse_next_old_root_swap();
     emu.command_results(&[REPAIRED]);
     let run = handle_interruption(&emu, &node.instance, vec![warning(&node.instance)]);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
