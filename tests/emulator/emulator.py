@@ -61,6 +61,12 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
     POST /lifeboat/instances/<id>   {"terminated_seconds_ago": 4000}: ages a
                                      terminated instance (described for
                                      terminated_visible_seconds, then gone)
+    POST /lifeboat/console/<id>     {"output": "...lifeboat-guard: held: ...\\n"}:
+                                     what GetConsoleOutput answers for the
+                                     instance from now on (base64-encoded
+                                     in Output, as AWS sends it; Timestamp
+                                     the time it was set); moto's fixed
+                                     boot log until then
     POST /lifeboat/interrupt/<id>   {"action": "terminate" | "stop" |
                                      "hibernate", "after_seconds": 2}: EC2
                                      interrupts the spot instance then: it is
@@ -335,6 +341,9 @@ class Emulator:
         if path.startswith("/lifeboat/instances/") and method == "POST":
             aged = patches.age_termination(account, path.rsplit("/", 1)[-1], payload["terminated_seconds_ago"])
             return json_response(start_response, aged)
+        if path.startswith("/lifeboat/console/") and method == "POST":
+            console = patches.set_console(account, path.rsplit("/", 1)[-1], payload["output"])
+            return json_response(start_response, console)
         if path.startswith("/lifeboat/interrupt/") and method == "POST":
             action, after = payload.get("action", "terminate"), payload.get("after_seconds", 0)
             return json_response(start_response, patches.interrupt(account, path.rsplit("/", 1)[-1], action, after))

@@ -238,6 +238,10 @@ def requests(account: str, region: str, operation: str, value: dict[str, Any]) -
         targets += [ec2.existing("security-group", g) for g in _ids(value.get("Groups"))]
     elif operation in ("TerminateInstances", "StopInstances", "StartInstances", "RebootInstances"):
         targets = [ec2.existing("instance", i) for i in _ids(value.get("InstanceIds"))]
+    elif operation == "GetConsoleOutput":
+        # The service authorization reference lists the instance resource
+        # (with its aws:ResourceTag and ec2:ResourceTag keys) for it.
+        targets = [ec2.existing("instance", value.get("InstanceId", ""))]
     elif operation == "DeregisterImage":
         targets = [ec2.existing("image", value.get("ImageId", ""))]
     elif operation == "DeleteSnapshot":

@@ -18,7 +18,7 @@ use aws::Aws;
 use clap::Parser;
 use cli::{Cli, Command, Global};
 use output::Progress;
-use ports::{Alarm, Alarms, Nodes, Stack, Stacks};
+use ports::{Alarm, Alarms, Consoles, Nodes, Stack, Stacks};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -132,10 +132,19 @@ async fn status(cloud: &Aws, global: &Global, only: Option<&str>) -> Result<Done
         Some(s) => stack_alarms(cloud, s).await,
         None => Err(format!("no stack {} in this region", global.stack)),
     };
+    let mut nodes = status::nodes(&node_tag, &instances, &images, only, chrono::Utc::now());
+    // The boot guard's last decision, from each running instance's console.
+    for n in nodes.iter_mut().filter(|n| n.state.as_deref() == Some("running")) {
+        let Some(id) = n.instance.clone() else { continue };
+        match cloud.console_output(&id).await {
+            Ok(console) => n.boot_guard = console.as_deref().and_then(status::last_guard),
+            Err(e) => n.boot_guard_error = Some(e.to_string()),
+        }
+    }
     progress.finish();
-    let nodes = status::nodes(&node_tag, &instances, &images, only, chrono::Utc::now());
     let alarming = alarms.as_ref().is_ok_and(|a| a.iter().any(|a| a.state == "ALARM"));
-    let passed = !nodes.is_empty() && nodes.iter().all(|n| n.state.as_deref() == Some("running")) && !alarming;
+    let held = nodes.iter().any(|n| n.boot_guard.as_ref().is_some_and(status::BootGuard::is_held));
+    let passed = !nodes.is_empty() && nodes.iter().all(|n| n.state.as_deref() == Some("running")) && !alarming && !held;
     let stack_line = status::stack_line(&global.stack, stack.as_ref());
     let json = serde_json::json!({
         "stack": {"name": global.stack, "status": stack.as_ref().map(|s| &s.status), "outputs": stack.as_ref().map(|s| &s.outputs)},

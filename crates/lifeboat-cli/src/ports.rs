@@ -232,6 +232,12 @@ pub trait Nodes: Send + Sync {
     fn images(&self, node_tag: &str) -> impl Future<Output = Result<Vec<Image>, CloudError>> + Send;
 }
 
+/// EC2 GetConsoleOutput: what the instance printed to its serial console.
+pub trait Consoles: Send + Sync {
+    /// The console output, decoded (`None` when EC2 has none yet).
+    fn console_output(&self, instance_id: &str) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+}
+
 /// Following a relaunch through AWS.
 pub trait Recovery: Send + Sync {
     /// The instance tagged `lifeboat:replaces=<old>`, newest first.

@@ -5,7 +5,7 @@ use crate::invoke::Outcome;
 use crate::output::{or_dash, table};
 use crate::ports::Alarm;
 use crate::preflight::{Check, Status};
-use crate::status::{DrillOutcome, NodeStatus, age};
+use crate::status::{self, BootGuard, DrillOutcome, NodeStatus, age};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 fn time(t: &DateTime<Utc>) -> String {
@@ -63,7 +63,7 @@ pub fn status(stack: &str, nodes: &[NodeStatus], alarms: &Result<Vec<Alarm>, Str
             let outcome = if d.outcome == DrillOutcome::Passed { "passed" } else { "FAILED" };
             format!("{outcome} {} on {}", time(&d.at), d.image_id)
         });
-        let rows = vec![
+        let mut rows = vec![
             vec!["instance".into(), format!("{} ({})", or_dash(n.instance.as_ref()), or_dash(n.state.as_ref()))],
             vec!["type".into(), format!("{} {}", or_dash(n.instance_type.as_ref()), or_dash(n.market))],
             vec!["private IP".into(), or_dash(n.private_ip.as_ref())],
@@ -74,11 +74,20 @@ pub fn status(stack: &str, nodes: &[NodeStatus], alarms: &Result<Vec<Alarm>, Str
             vec!["last relaunch".into(), relaunch],
             vec!["last drill".into(), drill],
         ];
+        if let Some(g) = &n.boot_guard {
+            let guard = if g.is_held() { "HELD" } else { g.guard.as_str() };
+            rows.push(vec!["boot guard".into(), format!("{guard}: {}", g.reason)]);
+        } else if let Some(e) = &n.boot_guard_error {
+            rows.push(vec!["boot guard".into(), format!("console not read: {e}")]);
+        }
         out.push_str(&format!(
             "{}\n{}\n",
             n.node,
             table(&["", ""], &rows).lines().skip(2).collect::<Vec<_>>().join("\n")
         ));
+        if n.boot_guard.as_ref().is_some_and(BootGuard::is_held) {
+            out.push_str(&format!("  fix: kubelet is held on {}: {}\n", n.node, status::HELD_FIX));
+        }
         out.push('\n');
     }
     if nodes.is_empty() {

@@ -48,6 +48,40 @@ pub struct Kept {
     pub total: usize,
 }
 
+/// The boot guard's last decision on the instance's console: the guard
+/// prints `lifeboat-guard: <guard>: <reason>` (held, self-released,
+/// released; the boothook's not-confirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootGuard {
+    pub guard: String,
+    pub reason: String,
+}
+
+impl BootGuard {
+    pub fn is_held(&self) -> bool {
+        self.guard == "held"
+    }
+}
+
+/// What to do about a held guard: release it by hand once etcd's data is
+/// checked (the guard itself refuses while it is not in place).
+pub const HELD_FIX: &str = "check etcd's data on the node (its data dir holds member/snap/db and member/wal), then: \
+                            sudo sh /run/lifeboat/guard release";
+
+/// The last guard line of a console output. Anything before `lifeboat-guard: `
+/// (a timestamp, journald's `sh[123]: `) is left out.
+pub fn last_guard(console: &str) -> Option<BootGuard> {
+    const MARK: &str = "lifeboat-guard: ";
+    console.lines().rev().find_map(|line| {
+        let line = line.trim_end_matches(['\r', ' ']);
+        let (_, said) = line.split_once(MARK)?;
+        let (guard, reason) = said.split_once(": ")?;
+        ["held", "self-released", "released", "not-confirmed"]
+            .contains(&guard)
+            .then(|| BootGuard { guard: guard.to_string(), reason: reason.to_string() })
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeStatus {
     pub node: String,
@@ -64,6 +98,12 @@ pub struct NodeStatus {
     pub backups: usize,
     pub last_relaunch: Option<Relaunch>,
     pub last_drill: Option<Drill>,
+    /// The boot guard's last decision on the running instance's console
+    /// (`None`: not running, or no guard line).
+    pub boot_guard: Option<BootGuard>,
+    /// Why the console could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_guard_error: Option<String>,
 }
 
 /// Reads `passed 2026-11-30T03:00:00Z` (or `failed ...`), the value a drill
@@ -131,6 +171,8 @@ fn row(node: &str, instance: Option<&Instance>, images: &[&Image], now: DateTime
         backups: available.len(),
         last_relaunch: instance.and_then(relaunch),
         last_drill: last_drill(images),
+        boot_guard: None,
+        boot_guard_error: None,
     }
 }
 

@@ -34,7 +34,7 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     let node = prepared_node(&emu, "k8s-master").await;
     deploy(&emu, &outputs(&emu)).await;
     public_path(&emu, &node.instance).await;
-    emu.command_results(&[&healthy_probe("k8s-node")]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
 
     let before = emu.call_counts();
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master"]).output().unwrap();
@@ -55,7 +55,7 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     assert!(writes.is_empty(), "preflight changed something: {writes:?}");
     assert!(made.contains(&("SendCommand".to_string(), 1)), "{made:?}");
 
-    emu.command_results(&[&healthy_probe("k8s-node")]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
     let report = json_of(&out);
     assert_eq!(report["passed"], true, "{report}");
@@ -71,7 +71,11 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
         "crictl",
         "kubeadm",
         "cloud-init",
+        "cloud-init-enabled",
+        "cloud-init-cache",
+        "kubelet-after",
         "imdsv2",
+        "nvme-serials",
         "ebs",
         "bare-metal",
         "kms",
@@ -107,7 +111,7 @@ async fn spot_kms_fails_until_the_key_policy_lets_the_spot_role_use_the_customer
     outs["EbsKmsKeyArns"] = json!(key);
     deploy(&emu, &outs).await;
     public_path(&emu, &node.instance).await;
-    emu.command_results(&[&healthy_probe("k8s-node")]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
 
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
     let report = json_of(&out);
@@ -140,7 +144,7 @@ async fn spot_kms_fails_until_the_key_policy_lets_the_spot_role_use_the_customer
     let mut policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
     policy["Statement"].as_array_mut().unwrap().push(statement);
     kms.put_key_policy().key_id(&key).policy_name("default").policy(policy.to_string()).send().await.unwrap();
-    emu.command_results(&[&healthy_probe("k8s-node")]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
     let before = emu.call_counts();
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
     let report = json_of(&out);
@@ -274,6 +278,7 @@ async fn preflight_fails_each_missing_piece_on_the_node_itself() {
         ("cloud-init", "install cloud-init"),
         ("imdsv2", "modify-instance-metadata-options"),
         ("ebs", "unmount the instance store"),
+        ("nvme-serials", "Nitro instance type"),
     ] {
         assert_eq!(check(&report, id)["status"], "fail", "{id}: {report}");
         assert!(check(&report, id)["fix"].as_str().unwrap().contains(fix), "{id}: {report}");
@@ -344,6 +349,48 @@ async fn status_shows_what_is_kept_the_backups_the_drill_and_the_alarms() {
     let states: Vec<&str> = report["alarms"].as_array().unwrap().iter().map(|a| a["state"].as_str().unwrap()).collect();
     assert_eq!(states.iter().filter(|s| **s == "ALARM").count(), 1, "{report}");
     assert_eq!(report["stack"]["name"], STACK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_fails_while_the_boot_guard_holds_kubelet_and_passes_once_it_released_itself() {
+    let emu = emulator();
+    let node = prepared_node(&emu, "k8s-master").await;
+    deploy(&emu, &outputs(&emu)).await;
+    let console = |text: &str| {
+        emu.control("POST", &format!("/lifeboat/console/{}", node.instance), &json!({"output": text}));
+    };
+    console(
+        "[    8.1] cloud-init[612]: Cloud-init v. 24.1 running 'init'\r\n\
+         [    9.2] sh[701]: lifeboat-guard: held: data volume vol-0abc (/dev/sdf) is not attached\r\n\
+         Ubuntu 24.04 LTS ip-10-0-1-4 ttyS0\r\n",
+    );
+
+    let out = lifeboat(&emu).args(["status", "--node", "k8s-master", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a held guard fails status");
+    let report = json_of(&out);
+    assert_eq!(report["passed"], false);
+    assert_eq!(
+        report["nodes"][0]["boot_guard"],
+        json!({"guard": "held", "reason": "data volume vol-0abc (/dev/sdf) is not attached"}),
+        "{report}"
+    );
+    let out = lifeboat(&emu).args(["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("boot guard      HELD: data volume vol-0abc (/dev/sdf) is not attached"), "{text}");
+    assert!(text.contains("sudo sh /run/lifeboat/guard release"), "{text}");
+
+    console(
+        "[    9.2] sh[701]: lifeboat-guard: self-released: booted from vol-0123 on 10.0.1.4, etcd's data in place\n",
+    );
+    let out = lifeboat(&emu).args(["status", "--node", "k8s-master", "--json"]).output().unwrap();
+    let report = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(report["nodes"][0]["boot_guard"]["guard"], "self-released", "{report}");
+    let out = lifeboat(&emu).args(["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("boot guard      self-released: booted from vol-0123"), "{text}");
+    assert!(!text.contains("guard release"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from . import images, instances, network, root_volume, sns, speed, spot, ssm, volumes
 from .core import configure, events, record, reset, tick
-from .instances import age_termination
+from .instances import age_termination, set_console
 from .spot import interrupt
 
-__all__ = ["age_termination", "apply", "configure", "events", "interrupt", "record", "reset", "tick"]
+__all__ = ["age_termination", "apply", "configure", "events", "interrupt", "record", "reset", "set_console", "tick"]
 
 
 def apply() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ec2.responses.general import General
 from moto.ec2.responses.instances import InstanceResponse
-from moto.ec2.utils import filter_dict_attribute_mapping
+from moto.ec2.utils import Base64EncodedString, filter_dict_attribute_mapping
 
 from .core import DEFAULTS, now, on_reset, record, setting
 
@@ -186,6 +188,41 @@ def age_termination(account: str, instance_id: str, seconds_ago: float) -> dict[
     raise KeyError(instance_id)
 
 
+# --- Console output -------------------------------------------------------------
+
+# AWS (GetConsoleOutput, API reference): the response is the InstanceId, the
+# Timestamp "of the output" and Output, "the console output, base64-encoded";
+# Latest (Nitro types) asks for the newest output instead of the buffered
+# one. moto answers every instance with one fixed Xen boot log; here an
+# instance answers what the control API set for it (the default is moto's
+# text), with the time it was set.
+
+
+def set_console(account: str, instance_id: str, output: str) -> dict[str, Any]:
+    """Control API: what GetConsoleOutput answers for the instance from now on."""
+    for region, backend in ec2_backends[account].items():
+        for reservation in backend.reservations.values():
+            for instance in reservation.instances:
+                if instance.id == instance_id:
+                    instance.__dict__["_lb_console"] = (str(output), now())
+                    return {"instance_id": instance_id, "region": region}
+    raise KeyError(instance_id)
+
+
+_original_get_console_output = General.get_console_output
+
+
+def _get_console_output(self: General) -> ActionResult:
+    result = _original_get_console_output(self)  # InvalidInstanceID.NotFound for an unknown id
+    instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+    console = instance.__dict__.get("_lb_console")
+    if console is not None:
+        output, at = console
+        result.result["Output"] = Base64EncodedString.from_raw_string(output)
+        result.result["Timestamp"] = datetime.fromtimestamp(at, timezone.utc)
+    return result
+
+
 def apply() -> None:
     # AWS: DescribeInstances filter `client-token`, "the idempotency token you
     # provided when you launched the instance" (API reference). Not in moto.
@@ -196,3 +233,4 @@ def apply() -> None:
     for name, empty in _HIDDEN.items():
         setattr(Instance, name, _hidden_once_terminated(name, empty))
     InstanceBackend.all_reservations = _all_reservations
+    General.get_console_output = _get_console_output

@@ -2,10 +2,12 @@
 //! preflight's read-only command.
 
 use super::{Aws, cloud_error};
-use crate::ports::{InstanceExtras, NodeNetwork, Nodes, Permission, Probe, Recovery, Route, SpotRequest, VolumeCrypto};
+use crate::ports::{
+    Consoles, InstanceExtras, NodeNetwork, Nodes, Permission, Probe, Recovery, Route, SpotRequest, VolumeCrypto,
+};
 use crate::preflight::probe::SCRIPT;
 use aws_sdk_ec2::types::Filter;
-use lifeboat_core::model::{CloudError, ErrorKind, Image, Instance, RootTaskState};
+use lifeboat_core::model::{CloudError, ErrorKind, Image, Instance, Refusal, RootTaskState};
 use lifeboat_core::ports::{CommandState, Describe, Launching, Ssm};
 use lifeboat_core::tags;
 use std::time::Duration;
@@ -21,6 +23,35 @@ impl Nodes for Aws {
 
     async fn images(&self, node_tag: &str) -> Result<Vec<Image>, CloudError> {
         Ok(self.ec2.own_images().await?.into_iter().filter(|i| i.tags.contains_key(node_tag)).collect())
+    }
+}
+
+impl Consoles for Aws {
+    /// The newest output (`Latest`, Nitro types only: "You can optionally
+    /// retrieve the latest serial console output at any time during the
+    /// instance lifecycle. This option is supported on instance types that use
+    /// the Nitro hypervisor", EC2 API reference, GetConsoleOutput); where EC2
+    /// refuses `Latest` as invalid or unsupported, the buffered output.
+    async fn console_output(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
+        let call = |latest: bool| {
+            let mut request = self.ec2_client.get_console_output().instance_id(instance_id);
+            if latest {
+                request = request.latest(true);
+            }
+            request.send()
+        };
+        let out = match call(true).await.map_err(|e| cloud_error("GetConsoleOutput", e)) {
+            Ok(out) => out,
+            Err(e) if e.refusal() == Some(Refusal::Validation) || e.code.as_deref() == Some("UnsupportedOperation") => {
+                call(false).await.map_err(|e| cloud_error("GetConsoleOutput", e))?
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(encoded) = out.output().filter(|o| !o.is_empty()) else { return Ok(None) };
+        // "The console output, base64-encoded."
+        let bytes = aws_smithy_types::base64::decode(encoded)
+            .map_err(|e| CloudError::new("GetConsoleOutput", ErrorKind::Other, None, format!("not base64: {e}")))?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }
 

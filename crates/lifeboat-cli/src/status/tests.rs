@@ -128,3 +128,32 @@ fn ages_read_in_the_largest_useful_units() {
     assert_eq!(age(3 * 3600 + 12 * 60), "3 h 12 min");
     assert_eq!(age(2 * 86400 + 4 * 3600), "2 d 4 h");
 }
+
+#[test]
+fn the_last_guard_line_of_the_console_is_the_guards_decision() {
+    let console = "[    3.1] cloud-init[612]: lifeboat-guard: not-confirmed: systemd did not load the guard's drop-in\r\n\
+                   [    9.2] sh[701]: lifeboat-guard: held: booted from vol-9, not vol-1\r\n\
+                   [   10.0] systemd[1]: Finished lifeboat-guard.service - lifeboat boot guard: kubelet starts only\n\
+                   lifeboat-guard: refusing to release kubelet: /var/lib/etcd is not mounted\n\
+                   Ubuntu 24.04 LTS ip-10-0-1-4 ttyS0\n";
+    let g = last_guard(console).unwrap();
+    assert_eq!(g, BootGuard { guard: "held".into(), reason: "booted from vol-9, not vol-1".into() });
+    assert!(g.is_held());
+
+    let released = format!("{console}[ 11.0] sh[702]: lifeboat-guard: self-released: booted from vol-1 on 10.0.1.4\n");
+    let g = last_guard(&released).unwrap();
+    assert_eq!(g.guard, "self-released");
+    assert_eq!(g.reason, "booted from vol-1 on 10.0.1.4");
+    assert!(!g.is_held());
+
+    assert_eq!(last_guard("Linux version 6.8\nlogin:\n"), None, "no guard this boot");
+    assert!(HELD_FIX.contains("sudo sh /run/lifeboat/guard release") && HELD_FIX.contains("etcd"));
+}
+
+#[test]
+fn a_row_has_no_guard_until_the_console_is_read() {
+    let i = instance("i-1", "k8s-master", InstanceState::Running, at(1, 0));
+    let rows = nodes(TAG, &[i], &[], None, at(2, 0));
+    assert_eq!(rows[0].boot_guard, None);
+    assert_eq!(rows[0].boot_guard_error, None);
+}

@@ -33,9 +33,22 @@ pub fn lifeboat(emu: &Emulator) -> assert_cmd::Command {
 }
 
 /// What preflight's read-only command prints on a node that has everything.
-pub fn healthy_probe(role: &str) -> String {
+/// On Nitro each EBS volume is an NVMe controller whose serial is the
+/// volume id without its hyphen.
+pub async fn healthy_probe(emu: &Emulator, instance: &str, role: &str) -> String {
+    let described = emu.instance(instance).await;
+    let serials: Vec<String> = described
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()))
+        .enumerate()
+        .map(|(i, v)| format!("nvme{i}:{}", v.replacen('-', "", 1)))
+        .collect();
     format!(
-        "lifeboat-probe=1\nkubelet_unit=yes\ncrictl=yes\nkubeadm=yes\ncloud_init=yes\nimdsv2=yes\niam_role={role}\ninstance_store=\n"
+        "lifeboat-probe=1\nkubelet_unit=yes\ncrictl=yes\nkubeadm=yes\ncloud_init=yes\nimdsv2=yes\niam_role={role}\n\
+         instance_store=\ncloud_init_disabled_file=no\ncloud_init_cmdline_disabled=no\nmanual_cache_clean=\n\
+         manual_clean_marker=no\nkubelet_after=network-online.target system.slice\nhypervisor=\nnvme_serials={}\n",
+        serials.join(",")
     )
 }
 
