@@ -197,6 +197,7 @@ deploy: build-lambda ## sam deploy of the stack STACK (guided)
 # partition, no hard-coded arn:aws):
 #   python3 infra/render_policies.py --partition aws --region eu-west-1 --account 123456789012 \
 #     --stack $(STACK) --node-role-arn <the node's instance-profile role> --topic-arn <topic> \
+#     --drill-role-arn <drill clones' role> --drill-instance-profile-arn <its instance profile> \
 #     [--topic-key-arn <its KMS key>] [--ebs-kms-key-arn <key>]... [--vpc-id vpc-...] --out target/iam
 # The handler sends the SSM documents $(STACK)-repair and $(STACK)-health (never
 # AWS-RunShellScript); create them from the scripts:

@@ -424,6 +424,11 @@ class Stack:
         if kind == "AWS::Serverless::Function":
             fn = name("FunctionName", f"{s.stack}-{logical}-SAMPLE")
             return fn if attribute == "Ref" else f"{p}:lambda:{s.region}:{s.account}:function:{fn}"
+        if kind == "AWS::IAM::InstanceProfile":
+            profile = f"{s.stack}-{logical}-SAMPLE"
+            return profile if attribute == "Ref" else f"{p}:iam::{s.account}:instance-profile/{profile}"
+        if kind == "AWS::EC2::SecurityGroup":
+            return "sg-0123456789abcdef0"
         if kind in ("SAMRole", "AWS::IAM::Role"):
             role = f"{s.stack}-{logical}-SAMPLE"
             return role if attribute == "Ref" else f"{p}:iam::{s.account}:role/{role}"
@@ -548,6 +553,17 @@ def _guard(key, check=_tag_value, what=None):
 
 
 EC2_PRINCIPALS = {"ec2.amazonaws.com", "ec2.amazonaws.com.cn"}
+INSTANCE_PROFILE_ARN = re.compile(r"arn:[a-z-]+:iam::\d{12}:instance-profile/[\w+=,.@/-]+")
+# What a drill clone's role may do: the SSM agent's calls for Run Command
+# (AmazonSSMManagedInstanceCore's ssm:UpdateInstanceInformation, ec2messages:*
+# and ssmmessages:*Channel), nothing else.
+SSM_AGENT_ACTIONS = {
+    "ssm:UpdateInstanceInformation",
+    "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+}
 NODE = _guard(f"aws:ResourceTag/{NODE_TAG}")
 DRILL = _guard(f"aws:ResourceTag/{DRILL_TAG}")
 
@@ -560,10 +576,24 @@ GUARDS = {
     ("ec2:DeregisterImage", "image"): [[NODE]],
     ("ec2:DeleteSnapshot", "snapshot"): [[NODE]],
     ("ec2:DeleteVolume", "volume"): [[NODE], [DRILL]],
-    ("ec2:RunInstances", "instance"): [[
-        _guard("ec2:MetadataHttpTokens", lambda op, v: v == ["required"], "ec2:MetadataHttpTokens = required"),
-        _guard("aws:TagKeys", _any_of_node_or_drill, "aws:TagKeys (ForAnyValue) of lifeboat:node / lifeboat:drill-of"),
-    ]],
+    # A node (never tagged as a drill, never with the drill's profile), or a
+    # drill clone with the drill's profile and a hop limit of 1.
+    ("ec2:RunInstances", "instance"): [
+        [
+            _guard("ec2:MetadataHttpTokens", lambda op, v: v == ["required"], "ec2:MetadataHttpTokens = required"),
+            _guard("aws:TagKeys", lambda op, v: op.startswith("ForAnyValue:") and v == [NODE_TAG], "aws:TagKeys (ForAnyValue) of lifeboat:node"),
+            _guard(f"aws:RequestTag/{DRILL_TAG}", lambda op, v: op == "Null" and v == ["true"], f"Null aws:RequestTag/{DRILL_TAG}"),
+            _guard("ec2:InstanceProfile", lambda op, v: op in ("StringNotEquals", "ArnNotEquals") and len(v) == 1 and bool(INSTANCE_PROFILE_ARN.fullmatch(v[0])),
+                   "ec2:InstanceProfile not the drill's"),
+        ],
+        [
+            _guard("ec2:MetadataHttpTokens", lambda op, v: v == ["required"], "ec2:MetadataHttpTokens = required"),
+            _guard(f"aws:RequestTag/{DRILL_TAG}"),
+            _guard("ec2:InstanceProfile", lambda op, v: op in ("StringEquals", "ArnEquals") and len(v) == 1 and bool(INSTANCE_PROFILE_ARN.fullmatch(v[0])),
+                   "ec2:InstanceProfile = the drill's instance profile"),
+            _guard("ec2:MetadataHttpPutResponseHopLimit", lambda op, v: op == "NumericEquals" and v == ["1"], "ec2:MetadataHttpPutResponseHopLimit = 1"),
+        ],
+    ],
     ("ec2:RunInstances", "volume"): [[_guard("aws:TagKeys", _any_of_node_or_drill, "aws:TagKeys (ForAnyValue) of lifeboat:node / lifeboat:drill-of")]],
     ("ec2:ModifyNetworkInterfaceAttribute", "network-interface"): [[NODE]],
     ("ec2:ModifyInstanceAttribute", "instance"): [[NODE], [DRILL]],
@@ -958,6 +988,76 @@ def document_accepts(stack: Stack, suffix: str, param: str, value: str) -> bool:
     return bool(java_like(spec["allowedPattern"]).fullmatch(value)) and "\n" not in value
 
 
+def drill_rules(stack: Stack, sar: Sar, roles: dict, handler: str, problems: list):
+    """A drill clone's own identity and network: the role DrillInstanceRole
+    (trusted by EC2 alone, only the SSM agent's calls) in DrillInstanceProfile,
+    which the handler launches clones with; the security group the stack
+    makes without DrillSecurityGroup (no ingress, HTTPS and DNS out)."""
+    role = stack.resources.get("DrillInstanceRole")
+    if not role or role["Type"] != "AWS::IAM::Role":
+        problems.append("DrillInstanceRole (AWS::IAM::Role) is missing: drill clones need an identity of their own")
+        return
+    props = stack.resolve(role["Properties"])
+    for st in props["AssumeRolePolicyDocument"]["Statement"]:
+        if st.get("Principal") != {"Service": "ec2.amazonaws.com"} or st.get("Action") != "sts:AssumeRole":
+            problems.append(f"DrillInstanceRole trust policy: only ec2.amazonaws.com may assume it, not {st.get('Principal')!r}")
+    if props.get("ManagedPolicyArns") or props.get("PermissionsBoundary"):
+        problems.append("DrillInstanceRole: inline statements only (ManagedPolicyArns cannot be checked)")
+    for st in roles.get("DrillInstanceRole", []):
+        if st.get("Effect") != "Allow" or st.get("Condition"):
+            continue
+        actions = st.get("Action", [])
+        for pattern in actions if isinstance(actions, list) else [actions]:
+            extra = sorted(set(sar.actions(pattern)) - SSM_AGENT_ACTIONS) if sar.actions(pattern) else [pattern]
+            if extra:
+                problems.append(f"DrillInstanceRole statement {st.get('Sid')}: {', '.join(extra)} is more than an SSM managed instance needs")
+    for st in roles.get("DrillInstanceRole", []):
+        if st.get("Condition") and st.get("Effect") == "Allow":
+            problems.append(f"DrillInstanceRole statement {st.get('Sid')}: conditions are not checked here; grant only the SSM agent's actions")
+    profiles = of_type(stack, "AWS::IAM::InstanceProfile")
+    if [stack.resolve(p["Properties"]["Roles"]) for p in profiles.values()] != [[stack.physical("DrillInstanceRole")]] or "DrillInstanceProfile" not in profiles:
+        problems.append("DrillInstanceProfile (AWS::IAM::InstanceProfile) must hold DrillInstanceRole alone")
+    env = stack.resolve(stack.resources[handler]["Properties"]["Environment"]["Variables"])
+    profile_arn = stack.physical("DrillInstanceProfile", "Arn")
+    if env.get("LIFEBOAT_DRILL_INSTANCE_PROFILE") != profile_arn:
+        problems.append(f"{handler}: LIFEBOAT_DRILL_INSTANCE_PROFILE must be DrillInstanceProfile's Arn")
+    launches = [
+        conditions_of(st) for st in roles.get(f"{handler}Role", [])
+        if allows(st, sar, "ec2:RunInstances") and any(":instance/" in r for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]))
+    ]
+    for conds in launches:
+        if conds.get("ec2:instanceprofile", (None, [profile_arn]))[1] != [profile_arn]:
+            problems.append(f"{handler}: a launch's ec2:InstanceProfile condition must name DrillInstanceProfile's Arn")
+    vpc = stack.values.get("VpcId") or ""
+    # The group's wiring here, and as if DrillSecurityGroup were left empty
+    # with VpcId set (the stack then makes the group) or with neither.
+    for variant in (None, {"DrillSecurityGroup": "", "VpcId": "vpc-0123456789abcdef0"}, {"DrillSecurityGroup": "", "VpcId": ""}):
+        drill_group_wiring(stack if variant is None else Stack(stack.t, Scenario(
+            stack.s.name, stack.s.partition, stack.s.region, stack.s.account, stack.s.stack, {**stack.s.params, **variant})), handler, problems)
+    # Its rules are checked wherever VpcId is set, made or not in this scenario.
+    quarantine = stack.resources.get("DrillQuarantineGroup") or {}
+    if quarantine.get("Type") != "AWS::EC2::SecurityGroup" or quarantine.get("Condition") != "MakesDrillSecurityGroup":
+        problems.append("DrillQuarantineGroup (AWS::EC2::SecurityGroup, Condition MakesDrillSecurityGroup) is missing")
+    elif vpc:
+        group = stack.resolve(quarantine.get("Properties", {}))
+        egress = sorted((r.get("IpProtocol"), r.get("FromPort"), r.get("ToPort")) for r in group.get("SecurityGroupEgress", []))
+        if group.get("VpcId") != vpc or group.get("SecurityGroupIngress") or egress != [("tcp", 53, 53), ("tcp", 443, 443), ("udp", 53, 53)]:
+            problems.append("DrillQuarantineGroup: in VpcId, no ingress, egress only tcp 443 and tcp/udp 53")
+
+
+def drill_group_wiring(stack: Stack, handler: str, problems: list):
+    """The handler's LIFEBOAT_DRILL_SECURITY_GROUP: DrillSecurityGroup, else
+    the group the stack makes in VpcId, else empty (drills refuse)."""
+    makes = stack.condition("MakesDrillSecurityGroup") if "MakesDrillSecurityGroup" in stack.t.get("Conditions", {}) else None
+    given = stack.values.get("DrillSecurityGroup") or ""
+    if makes is None or makes != (not given and bool(stack.values.get("VpcId"))):
+        problems.append("condition MakesDrillSecurityGroup must hold exactly when DrillSecurityGroup is empty and VpcId is set")
+    env = stack.resolve(stack.resources[handler]["Properties"]["Environment"]["Variables"])
+    wanted = stack.physical("DrillQuarantineGroup", "GroupId") if makes else given
+    if (env.get("LIFEBOAT_DRILL_SECURITY_GROUP") or "") != wanted:
+        problems.append(f"{handler}: LIFEBOAT_DRILL_SECURITY_GROUP must be DrillSecurityGroup, or the stack's DrillQuarantineGroup")
+
+
 def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, problems: list, samples: dict):
     t, s = stack.t, stack.s
     fns = template_functions(stack)
@@ -1024,8 +1124,10 @@ def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, prob
         if "instance-profile" not in node_role.get("Description", ""):
             problems.append("parameter NodeRoleArn: its Description must tell the role ARN from the instance-profile ARN")
         passed = [st for st in roles.get(f"{handler}Role", []) if allows(st, sar, "iam:PassRole")]
-        if [st.get("Resource") for st in passed] != [stack.values["NodeRoleArn"]]:
-            problems.append(f"{handler}: iam:PassRole must be granted on NodeRoleArn alone, in one statement")
+        drill_role = stack.physical("DrillInstanceRole", "Arn")
+        if [st.get("Resource") for st in passed] != [stack.values["NodeRoleArn"], drill_role]:
+            problems.append(f"{handler}: iam:PassRole must be granted on NodeRoleArn alone, then on DrillInstanceRole alone, one statement each")
+        drill_rules(stack, sar, roles, handler, problems)
 
     # 3. Customer-managed EBS keys: optional, only the handler, only through EC2.
     ebs = params.get("EbsKmsKeyArns")
@@ -1249,6 +1351,13 @@ def check_template(path, sar, operations, samples, problems, manifest=None):
         problems += [f"{where} {p}" for p in dict.fromkeys(local)]
 
 
+def drill_identity(scenario) -> dict:
+    """The drill role's and instance profile's ARNs as the template deploys them here."""
+    stack = Stack({"Parameters": {}, "Resources": {
+        "DrillInstanceRole": {"Type": "AWS::IAM::Role"}, "DrillInstanceProfile": {"Type": "AWS::IAM::InstanceProfile"}}}, scenario)
+    return {"drill_role_arn": stack.physical("DrillInstanceRole", "Arn"), "drill_instance_profile_arn": stack.physical("DrillInstanceProfile", "Arn")}
+
+
 def check_policies(directory, sar, operations, problems, manifest=None):
     spec = importlib.util.spec_from_file_location("render_policies", INFRA / "render_policies.py")
     render = importlib.util.module_from_spec(spec)
@@ -1275,6 +1384,7 @@ def check_policies(directory, sar, operations, problems, manifest=None):
                 topic_key_arn=f"arn:{scenario.partition}:kms:{scenario.region}:{scenario.account}:key/0000aaaa-11bb-22cc-33dd-444444eeeeee" if everything else "",
                 ebs_kms_key_arns=[scenario.params["EbsKmsKeyArns"]] if everything else [],
                 vpc_id=scenario.params.get("VpcId", ""),
+                **drill_identity(scenario),
             )
             where = f"{path.name} [{scenario.name}]"
             local = []
@@ -1298,8 +1408,8 @@ def check_policies(directory, sar, operations, problems, manifest=None):
                 if sent != want:
                     local.append(f"ssm:SendCommand must be allowed on the documents {want} alone, not {sent}")
                 passed = [st["Resource"] for st in rendered["Statement"] if allows(st, sar, "iam:PassRole")]
-                if passed != [scenario.params["NodeRoleArn"]]:
-                    local.append("iam:PassRole must be granted on ${NodeRoleArn} alone")
+                if passed != [scenario.params["NodeRoleArn"], vals["DrillRoleArn"]]:
+                    local.append("iam:PassRole must be granted on ${NodeRoleArn} alone, then on ${DrillRoleArn} alone")
             problems += [f"{where} {p}" for p in dict.fromkeys(local)]
     check_operator_policy(directory, sar, render, problems)
 

@@ -9,11 +9,16 @@ DIR/operator.json.
         --node-role-arn arn:aws:iam::123456789012:role/k8s-control-plane \\
         --topic-arn arn:aws:sns:eu-west-1:123456789012:lifeboat \\
         [--partition aws] [--stack lifeboat] [--topic-key-arn ARN] \\
+        --drill-role-arn arn:aws:iam::123456789012:role/lifeboat-drill \\
+        --drill-instance-profile-arn arn:aws:iam::123456789012:instance-profile/lifeboat-drill \\
         [--ebs-kms-key-arn ARN ...] [--vpc-id vpc-...] --out target/iam
 
 Placeholders: ${Partition} ${UrlSuffix} (amazonaws.com, or amazonaws.com.cn in
 aws-cn) ${Region} ${Account} ${DocumentPrefix} (the SSM
-documents <stack>-repair and <stack>-health) ${NodeRoleArn} ${TopicArn}
+documents <stack>-repair and <stack>-health) ${NodeRoleArn} ${DrillRoleArn}
+${DrillInstanceProfileArn} (a drill clone's own role and instance profile:
+the role trusts ec2.amazonaws.com and holds only the SSM agent's statements of
+the template's DrillInstanceRole) ${TopicArn}
 ${TopicKeyArn} ${EbsKmsKeyArns} (a Resource that is exactly this becomes the
 list) ${VpcArn}. Optional ones: without --topic-key-arn the statement
 TopicKeyThroughSns is left out (a topic without a customer-managed key),
@@ -51,6 +56,8 @@ def values(
     topic_key_arn: str = "",
     ebs_kms_key_arns: list[str] | None = None,
     vpc_id: str = "",
+    drill_role_arn: str = "",
+    drill_instance_profile_arn: str = "",
 ) -> dict:
     vpc_arn = f"arn:{partition}:ec2:{region}:{account}:vpc/{vpc_id}" if vpc_id else ""
     return {
@@ -61,6 +68,8 @@ def values(
         "Account": account,
         "DocumentPrefix": stack,
         "NodeRoleArn": node_role_arn,
+        "DrillRoleArn": drill_role_arn,
+        "DrillInstanceProfileArn": drill_instance_profile_arn,
         "TopicArn": topic_arn,
         "TopicKeyArn": topic_key_arn,
         "EbsKmsKeyArns": list(ebs_kms_key_arns or []),
@@ -120,6 +129,8 @@ def main() -> None:
     parser.add_argument("--account", required=True)
     parser.add_argument("--stack", default="lifeboat", help="the SSM documents' prefix (LIFEBOAT_SSM_DOCUMENTS)")
     parser.add_argument("--node-role-arn", required=True, help="the role in the node's instance profile")
+    parser.add_argument("--drill-role-arn", required=True, help="the role of drill clones' instance profile (iam:PassRole)")
+    parser.add_argument("--drill-instance-profile-arn", required=True, help="drill clones' instance profile (LIFEBOAT_DRILL_INSTANCE_PROFILE)")
     parser.add_argument("--topic-arn", required=True, help="the SNS topic interruption-handler publishes to")
     parser.add_argument("--topic-key-arn", default="", help="the topic's customer-managed KMS key, if any")
     parser.add_argument("--ebs-kms-key-arn", action="append", default=[], help="a customer-managed key of the node's volumes (repeat)")
@@ -136,6 +147,8 @@ def main() -> None:
         topic_key_arn=options.topic_key_arn,
         ebs_kms_key_arns=options.ebs_kms_key_arn,
         vpc_id=options.vpc_id,
+        drill_role_arn=options.drill_role_arn,
+        drill_instance_profile_arn=options.drill_instance_profile_arn,
     )
     out = pathlib.Path(options.out)
     out.mkdir(parents=True, exist_ok=True)

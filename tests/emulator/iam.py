@@ -15,7 +15,10 @@ The functions' policies are the template's own statements, evaluated as
 CloudFormation deploys them (infra/check_stack.py's Stack) for a stack named
 `lifeboat` in the request's account and region, with NodeRoleArn
 arn:aws:iam::<account>:role/k8s-node and the topic arn:…:sns:<region>:<account>:lifeboat
-(the names the tests use); the first request of a function in an account
+(the names the tests use; the drill's role and instance profile the stack
+creates are named as check_stack's Stack.physical names them,
+lifeboat-DrillInstanceRole-SAMPLE in lifeboat-DrillInstanceProfile-SAMPLE,
+which the tests create with those names); the first request of a function in an account
 deploys that stack there: its policies, and its SSM documents
 (<stack>-repair, <stack>-health) as the template holds them.
 `POST /lifeboat/stack` deploys it with other parameters first.

@@ -52,9 +52,16 @@ def client(service: str, account: str, identity: str = "EMULATOR") -> Any:
     )
 
 
+# The drill's role and instance profile as the stack deploys them for the
+# test account (check_stack's Stack.physical names).
+DRILL_ROLE = "lifeboat-DrillInstanceRole-SAMPLE"
+DRILL_PROFILE = "lifeboat-DrillInstanceProfile-SAMPLE"
+
+
 class Account:
     """A fresh account with a node: an instance tagged lifeboat:node, launched
-    with the instance profile k8s-node holding the role k8s-node."""
+    with the instance profile k8s-node holding the role k8s-node; and the
+    stack's drill instance profile."""
 
     def __init__(self) -> None:
         self.id = f"{next(_next):012d}"
@@ -63,6 +70,9 @@ class Account:
         iam_client.create_role(RoleName="k8s-node", AssumeRolePolicyDocument="{}")
         iam_client.create_instance_profile(InstanceProfileName="k8s-node")
         iam_client.add_role_to_instance_profile(InstanceProfileName="k8s-node", RoleName="k8s-node")
+        iam_client.create_role(RoleName=DRILL_ROLE, AssumeRolePolicyDocument="{}")
+        iam_client.create_instance_profile(InstanceProfileName=DRILL_PROFILE)
+        iam_client.add_role_to_instance_profile(InstanceProfileName=DRILL_PROFILE, RoleName=DRILL_ROLE)
         vpc = admin.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         self.subnet = admin.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
         self.node = self.launch({"lifeboat:node": "k8s-master"})
@@ -104,6 +114,8 @@ class TheDeployedPolicies(unittest.TestCase):
                 node_role_arn=f"arn:aws:iam::{account}:role/k8s-node",
                 topic_arn=f"arn:aws:sns:{REGION}:{account}:lifeboat",
                 topic_key_arn=stack.physical("TopicKey", "Arn"),
+                drill_role_arn=stack.physical("DrillInstanceRole", "Arn"),
+                drill_instance_profile_arn=stack.physical("DrillInstanceProfile", "Arn"),
             )
             rendered = render_policies.render(json.loads(render_policies.policy_path(function).read_text()), values)
             key = lambda s: json.dumps(s, sort_keys=True)  # noqa: E731
@@ -170,6 +182,37 @@ class Enforcement(unittest.TestCase):
         self.assertIn("ec2:RunInstances on resource: arn:aws:ec2", e["message"])
         self.assertIn(":instance/*", e["message"])
         launch("k8s-node", "required")
+
+    def test_a_clone_launches_only_with_the_drill_profile_and_hop_limit_1_and_a_node_never_with_it(self) -> None:
+        a = Account()
+        image = a.ec2("EMULATOR").create_image(
+            InstanceId=a.node, Name="k8s-master-1",
+            TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "lifeboat:node", "Value": "k8s-master"}]}])["ImageId"]
+
+        def launch(tag: str, profile: str, hops: int) -> Any:
+            return a.ec2("INTERRUPTIONHANDLER").run_instances(
+                ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.medium", SubnetId=a.subnet,
+                IamInstanceProfile={"Name": profile},
+                MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": hops},
+                TagSpecifications=[{"ResourceType": t, "Tags": [{"Key": tag, "Value": "k8s-master"}]}
+                                   for t in ("instance", "volume", "network-interface")])
+
+        instance = f"ec2:RunInstances on resource: arn:aws:ec2:{REGION}:{a.id}:instance/*"
+        # A clone with the node's profile (its credentials): refused.
+        e = refused(lambda: launch("lifeboat:drill-of", "k8s-node", 1))
+        self.assertEqual(e["code"], "UnauthorizedOperation")
+        self.assertIn(instance, e["message"])
+        # With the drill's profile but a hop limit a pod can cross: refused.
+        self.assertIn(instance, refused(lambda: launch("lifeboat:drill-of", DRILL_PROFILE, 2))["message"])
+        # A node with the drill's profile: refused.
+        self.assertIn(instance, refused(lambda: launch("lifeboat:node", DRILL_PROFILE, 2))["message"])
+        # As a drill launches its clone, and as a relaunch launches a node.
+        launch("lifeboat:drill-of", DRILL_PROFILE, 1)
+        launch("lifeboat:node", "k8s-node", 2)
+        # The drill's role may be passed only to EC2, and is: no other role is.
+        statements = iam.deployment(a.id, REGION).policies["interruption-handler"]
+        passed = [s["Resource"] for s in statements if s["Action"] == "iam:PassRole"]
+        self.assertEqual(passed, [f"arn:aws:iam::{a.id}:role/k8s-node", f"arn:aws:iam::{a.id}:role/{DRILL_ROLE}"])
 
     def test_ssm_refuses_commands_to_untagged_instances_and_other_documents(self) -> None:
         a = Account()

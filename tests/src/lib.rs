@@ -106,8 +106,41 @@ impl Emulator {
         let mut env = self.env_as(identity);
         if function == "interruption-handler" {
             env.push(("LIFEBOAT_SSM_DOCUMENTS".into(), stack::NAME.into()));
+            // The drill's own identity and network, as the stack sets them.
+            env.push(("LIFEBOAT_DRILL_INSTANCE_PROFILE".into(), self.drill_instance_profile()));
+            env.push(("LIFEBOAT_DRILL_SECURITY_GROUP".into(), self.drill_security_group()));
         }
         env
+    }
+
+    /// The stack's drill instance profile (DrillInstanceProfile holding
+    /// DrillInstanceRole), named as the emulator deploys the template's
+    /// policies (infra/check_stack.py's Stack.physical): the handler may pass
+    /// that role; returns the profile's ARN.
+    pub fn drill_instance_profile(&self) -> String {
+        self.instance_profile_with_role(stack::DRILL_PROFILE, stack::DRILL_ROLE)
+    }
+
+    /// The drill's security group (DrillSecurityGroup, or the one the stack
+    /// makes in VpcId): HTTPS and DNS out only; returns its id.
+    pub fn drill_security_group(&self) -> String {
+        let name = "lifeboat-drill";
+        let create = format!(
+            "Action=CreateSecurityGroup&GroupName={name}&GroupDescription=lifeboat%20drill%20clones&Version=2016-11-15"
+        );
+        let (status, response) = self.query("ec2", &create);
+        let response = if status == 200 {
+            response
+        } else {
+            assert!(response.contains("Duplicate"), "{status} {response}");
+            let (status, response) =
+                self.query("ec2", &format!("Action=DescribeSecurityGroups&GroupName.1={name}&Version=2016-11-15"));
+            assert_eq!(status, 200, "{response}");
+            response
+        };
+        let start = response.find("<groupId>").expect(&response) + "<groupId>".len();
+        let end = start + response[start..].find("</groupId>").unwrap();
+        response[start..end].to_string()
     }
 
     /// The environment of an operator running the `lifeboat` command, whose
@@ -196,12 +229,17 @@ impl Emulator {
     /// same name (nodes need one for SSM; a launch with it passes that role,
     /// the stack's NodeRoleArn), made with the query API; returns its ARN.
     pub fn instance_profile(&self, name: &str) -> String {
+        self.instance_profile_with_role(name, name)
+    }
+
+    /// An instance profile holding a role of another name; returns its ARN.
+    pub fn instance_profile_with_role(&self, name: &str, role: &str) -> String {
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         let trust: String = form_urlencoded::byte_serialize(trust.as_bytes()).collect();
         for body in [
-            format!("Action=CreateRole&RoleName={name}&AssumeRolePolicyDocument={trust}&Version=2010-05-08"),
+            format!("Action=CreateRole&RoleName={role}&AssumeRolePolicyDocument={trust}&Version=2010-05-08"),
             format!("Action=CreateInstanceProfile&InstanceProfileName={name}&Version=2010-05-08"),
-            format!("Action=AddRoleToInstanceProfile&InstanceProfileName={name}&RoleName={name}&Version=2010-05-08"),
+            format!("Action=AddRoleToInstanceProfile&InstanceProfileName={name}&RoleName={role}&Version=2010-05-08"),
         ] {
             let (status, response) = self.query("iam", &body);
             let again = response.contains("EntityAlreadyExists") || response.contains("LimitExceeded");
@@ -480,6 +518,10 @@ pub mod stack {
     use serde_json::{Value, json};
 
     pub const NAME: &str = "lifeboat";
+    /// The drill's instance profile and its role, as the template names
+    /// them in this deployment (infra/check_stack.py's Stack.physical).
+    pub const DRILL_PROFILE: &str = "lifeboat-DrillInstanceProfile-SAMPLE";
+    pub const DRILL_ROLE: &str = "lifeboat-DrillInstanceRole-SAMPLE";
 
     /// The outputs of a deployed lifeboat stack in this account.
     pub fn outputs(emu: &Emulator) -> Value {

@@ -107,6 +107,16 @@ async fn a_kept_clone_runs_on_a_volume_made_from_the_images_root_snapshot() {
     assert_eq!(clones.len(), 1);
     let clone = &clones[0];
     assert_eq!(clone.state().unwrap().name().unwrap().as_str(), "running", "kept on purpose");
+    // Its own identity, never the node's, out of reach of its pods; its own network.
+    let node_profile = emu.instance(&node.instance).await.iam_instance_profile().unwrap().arn().unwrap().to_string();
+    let profile = clone.iam_instance_profile().and_then(|p| p.arn()).unwrap();
+    assert_eq!(profile, emu.drill_instance_profile());
+    assert_ne!(profile, node_profile);
+    let metadata = clone.metadata_options().unwrap();
+    assert_eq!(metadata.http_put_response_hop_limit(), Some(1));
+    assert_eq!(metadata.http_tokens().unwrap().as_str(), "required");
+    let groups: Vec<&str> = clone.security_groups().iter().filter_map(|g| g.group_id()).collect();
+    assert_eq!(groups, [emu.drill_security_group().as_str()]);
     assert!(tag_pairs(clone.tags()).contains(&("lifeboat:drill-kept".into(), "true".into())));
     let ec2 = emu.ec2().await;
     let image = ec2.describe_images().image_ids(&node.image).send().await.unwrap();
@@ -126,4 +136,22 @@ async fn a_kept_clone_runs_on_a_volume_made_from_the_images_root_snapshot() {
     let root = emu.volume(&root).await.unwrap();
     assert_eq!(root.snapshot_id(), Some(root_snapshot.as_str()));
     assert!(tag_pairs(root.tags()).contains(&("lifeboat:drill-of".into(), "k8s-master".into())));
+}
+
+#[tokio::test]
+async fn a_drill_without_its_own_profile_or_group_refuses_and_launches_nothing() {
+    let emu = Emulator::new();
+    emu.backed_up_node().await;
+    let launched_before = emu.calls("RunInstances");
+    for missing in ["LIFEBOAT_DRILL_INSTANCE_PROFILE", "LIFEBOAT_DRILL_SECURITY_GROUP"] {
+        let env: Vec<(String, String)> =
+            emu.function_env("interruption-handler").into_iter().filter(|(k, _)| k != missing).collect();
+        let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
+        let run = invoke("interruption-handler", &env, &[drill], TIMEOUT);
+        let invocation = run.invocations.into_iter().next().expect(&run.stderr);
+        let text = format!("{invocation:?}");
+        assert!(text.contains("refuses") && text.contains(missing), "{text}");
+    }
+    assert!(emu.instances_tagged("lifeboat:drill-of", "k8s-master").await.is_empty());
+    assert_eq!(emu.calls("RunInstances"), launched_before, "no launch");
 }

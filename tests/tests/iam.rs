@@ -511,3 +511,76 @@ fn a_tag_key_a_function_writes_that_its_policy_refuses_fails() {
         "scheduled-backup's tag write is refused: CreateImage's tags (ec2:CreateTags, ec2:CreateAction=CreateImage) on snapshot",
     );
 }
+
+#[test]
+fn rule_12_drill_clones_launch_with_their_own_role_and_network_only() {
+    // A clone launched without the hop limit, or without the drill profile.
+    let out = mutant("template.yaml", "                NumericEquals: {ec2:MetadataHttpPutResponseHopLimit: 1}\n", "");
+    fails_with(&out, "LaunchClonesIsolated: ec2:RunInstances on instance without its guard");
+    fails_with(&out, "ec2:MetadataHttpPutResponseHopLimit = 1");
+    let out = mutant("template.yaml", "                  ec2:InstanceProfile: !GetAtt DrillInstanceProfile.Arn\n", "");
+    fails_with(&out, "ec2:InstanceProfile = the drill's instance profile");
+    let out = mutant(
+        "iam-policy-interruption-handler.json",
+        r#""NumericEquals": {"ec2:MetadataHttpPutResponseHopLimit": 1},"#,
+        "",
+    );
+    fails_with(
+        &out,
+        "iam-policy-interruption-handler.json [defaults] interruption-handler statement LaunchClonesIsolated",
+    );
+    // A node launch that could be tagged as a drill (and so skip its conditions).
+    let out = mutant("template.yaml", "                \"Null\": {aws:RequestTag/lifeboat:drill-of: \"true\"}\n", "");
+    fails_with(&out, "LaunchNodesImdsV2Only: ec2:RunInstances on instance without its guard");
+    // The drill role passed to any service, or another role passed.
+    let out = mutant(
+        "template.yaml",
+        "              Resource: !GetAtt DrillInstanceRole.Arn\n              Condition:\n                StringEquals: {iam:PassedToService: [ec2.amazonaws.com, ec2.amazonaws.com.cn]}\n",
+        "              Resource: !GetAtt DrillInstanceRole.Arn\n",
+    );
+    fails_with(&out, "PassOnlyTheDrillRole: iam:PassRole on role without its guard");
+    let out = mutant(
+        "iam-policy-interruption-handler.json",
+        r#""Resource": "${DrillRoleArn}","#,
+        r#""Resource": "arn:${Partition}:iam::${Account}:role/*","#,
+    );
+    fails_with(&out, "iam:PassRole must be granted on ${NodeRoleArn} alone, then on ${DrillRoleArn} alone");
+    // The drill role: nothing but the SSM agent's calls, trusted by EC2 alone.
+    let out = mutant(
+        "template.yaml",
+        "                  - ec2messages:SendReply\n",
+        "                  - ec2messages:SendReply\n                  - ssm:SendCommand\n",
+    );
+    fails_with(
+        &out,
+        "DrillInstanceRole statement SsmAgentMessages: ssm:SendCommand is more than an SSM managed instance needs",
+    );
+    let out = mutant(
+        "template.yaml",
+        "                Action: ssm:UpdateInstanceInformation\n",
+        "                Action: ssm:*\n",
+    );
+    fails_with(&out, "DrillInstanceRole statement SsmAgentRegisters");
+    let out = mutant(
+        "template.yaml",
+        "            Principal: {Service: ec2.amazonaws.com}\n            Action: sts:AssumeRole\n      Policies:\n        - PolicyName: ssm-managed-instance",
+        "            Principal: {Service: lambda.amazonaws.com}\n            Action: sts:AssumeRole\n      Policies:\n        - PolicyName: ssm-managed-instance",
+    );
+    fails_with(&out, "DrillInstanceRole trust policy: only ec2.amazonaws.com may assume it");
+    // The handler is given the drill's profile and group as the stack makes them.
+    let out =
+        mutant("template.yaml", "          LIFEBOAT_DRILL_INSTANCE_PROFILE: !GetAtt DrillInstanceProfile.Arn\n", "");
+    fails_with(&out, "LIFEBOAT_DRILL_INSTANCE_PROFILE must be DrillInstanceProfile's Arn");
+    let out = mutant(
+        "template.yaml",
+        "        - {IpProtocol: tcp, FromPort: 443, ToPort: 443, CidrIp: 0.0.0.0/0, Description: HTTPS to SSM}\n",
+        "        - {IpProtocol: \"-1\", CidrIp: 0.0.0.0/0, Description: everything}\n",
+    );
+    fails_with(&out, "DrillQuarantineGroup: in VpcId, no ingress, egress only tcp 443 and tcp/udp 53");
+    let out = mutant(
+        "template.yaml",
+        "!If [MakesDrillSecurityGroup, !GetAtt DrillQuarantineGroup.GroupId, !Ref DrillSecurityGroup]",
+        "!Ref DrillSecurityGroup",
+    );
+    fails_with(&out, "LIFEBOAT_DRILL_SECURITY_GROUP must be DrillSecurityGroup, or the stack's DrillQuarantineGroup");
+}

@@ -69,8 +69,12 @@ impl Launching for AwsEc2 {
             call = call
                 .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build());
         }
-        if let Some(arn) = &request.instance_profile_arn {
-            call = call.iam_instance_profile(IamInstanceProfileSpecification::builder().arn(arn).build());
+        // An ARN (a node's, as EC2 describes it), or a name (a drill profile
+        // configured by name).
+        if let Some(profile) = &request.instance_profile_arn {
+            let spec = IamInstanceProfileSpecification::builder();
+            let spec = if profile.starts_with("arn:") { spec.arn(profile) } else { spec.name(profile) };
+            call = call.iam_instance_profile(spec.build());
         }
         if request.http_tokens.is_some() || request.http_put_response_hop_limit.is_some() {
             call = call.metadata_options(

@@ -31,7 +31,14 @@ pub struct Config {
     pub final_backup: bool,
     /// `LIFEBOAT_DRILL_SECURITY_GROUP`: the only security group of restore
     /// drill clones (instead of the node's), to cut them off.
+    /// Required for a drill: without it the drill refuses (the stack makes
+    /// one in VpcId when its DrillSecurityGroup parameter is empty).
     pub drill_security_group: Option<String>,
+    /// `LIFEBOAT_DRILL_INSTANCE_PROFILE`: the instance profile of restore
+    /// drill clones (its ARN or its name), never the node's: its role can do
+    /// only what an SSM managed instance needs. Required for a drill: without
+    /// it the drill refuses (the stack makes one and sets it).
+    pub drill_instance_profile: Option<String>,
     /// `LIFEBOAT_DRILL_ALLOW_KEEP`: whether a drill may leave its clone
     /// running (`"keep": true`). Off: a kept clone is a full copy of the
     /// cluster and its secrets.
@@ -63,6 +70,7 @@ impl Default for Config {
             notify_topic_arn: None,
             final_backup: true,
             drill_security_group: None,
+            drill_instance_profile: None,
             drill_allow_keep: false,
             final_image_wait: chrono::Duration::seconds(300),
             ssm_documents: None,
@@ -155,6 +163,9 @@ impl Config {
             }
             config.drill_security_group = Some(v.to_string());
         }
+        if let Some(v) = get("LIFEBOAT_DRILL_INSTANCE_PROFILE") {
+            config.drill_instance_profile = Some(parse_instance_profile("LIFEBOAT_DRILL_INSTANCE_PROFILE", &v)?);
+        }
         if let Some(v) = get("LIFEBOAT_SSM_DOCUMENTS") {
             let v = v.trim();
             // SSM document names: 3 to 128 of letters, digits, _ - . (the
@@ -200,6 +211,32 @@ fn parse_tag_key(variable: &'static str, v: &str) -> Result<String, ConfigError>
     }
     if let Some(c) = v.chars().find(|c| !(c.is_alphanumeric() || " +-=._:/@".contains(*c))) {
         return Err(invalid(variable, v, format!("character {c:?} is not allowed in an EC2 tag key")));
+    }
+    Ok(v.to_string())
+}
+
+/// An instance profile's ARN (`arn:<partition>:iam::<account>:instance-profile/<path/><name>`)
+/// or its name (IAM: up to 128 of letters, digits and `+=,.@_-`).
+fn parse_instance_profile(variable: &'static str, v: &str) -> Result<String, ConfigError> {
+    let v = v.trim();
+    let name_ok =
+        |n: &str| (1..=128).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    let valid = match v.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            matches!(parts.as_slice(), [partition, "iam", "", account, resource]
+                if partition.starts_with("aws")
+                    && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+                    && resource.strip_prefix("instance-profile/").and_then(|p| p.rsplit('/').next()).is_some_and(name_ok))
+        }
+        None => name_ok(v),
+    };
+    if !valid {
+        return Err(invalid(
+            variable,
+            v,
+            "expected an instance profile ARN (arn:<partition>:iam::<account>:instance-profile/<name>) or name",
+        ));
     }
     Ok(v.to_string())
 }
@@ -282,6 +319,20 @@ mod tests {
     }
 
     #[test]
+    fn the_drill_instance_profile_is_an_arn_or_a_name() {
+        for value in [
+            "arn:aws:iam::123456789012:instance-profile/lifeboat-drill",
+            "arn:aws-cn:iam::123456789012:instance-profile/a/b/drill",
+            "lifeboat-drill",
+        ] {
+            assert_eq!(
+                config(&[("LIFEBOAT_DRILL_INSTANCE_PROFILE", value)]).unwrap().drill_instance_profile.as_deref(),
+                Some(value)
+            );
+        }
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         assert_eq!(
             config(&[("LIFEBOAT_KEEP_MIN", ""), ("LIFEBOAT_NOTIFY_TOPIC_ARN", " ")]).unwrap(),
@@ -304,6 +355,8 @@ mod tests {
             ("LIFEBOAT_SSM_DOCUMENTS", "AWS-RunShellScript"),
             ("LIFEBOAT_SSM_DOCUMENTS", "my stack"),
             ("LIFEBOAT_DRILL_SECURITY_GROUP", "quarantine"),
+            ("LIFEBOAT_DRILL_INSTANCE_PROFILE", "arn:aws:iam::123456789012:role/drill"),
+            ("LIFEBOAT_DRILL_INSTANCE_PROFILE", "drill profile"),
             ("LIFEBOAT_INSTANCE_TYPES", "m6i.large,,"),
             ("LIFEBOAT_INSTANCE_TYPES", "large"),
             ("LIFEBOAT_CAPACITY", "spot-only"),

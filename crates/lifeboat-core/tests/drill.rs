@@ -13,6 +13,18 @@ use lifeboat_core::relaunch::{self, Cloud, Outcome, RelaunchError, Timing};
 use lifeboat_core::tags::{DRILL_OF, REPLACES};
 use std::time::Duration;
 
+const DRILL_PROFILE: &str = "arn:aws:iam::123456789012:instance-profile/lifeboat-drill";
+
+/// A deployment's drill settings as the stack sets them: the drill's own
+/// instance profile and security group.
+fn drill_config() -> Config {
+    Config {
+        drill_security_group: Some("sg-0drill".into()),
+        drill_instance_profile: Some(DRILL_PROFILE.into()),
+        ..Config::default()
+    }
+}
+
 fn clones(cloud: &MemoryCloud) -> Vec<Instance> {
     cloud.instances().into_iter().filter(|i| i.tags.contains_key(DRILL_OF)).collect()
 }
@@ -28,7 +40,7 @@ async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans
     let node = prepared_node(&cloud).await;
     let node_before = cloud.instance(&node).unwrap();
     let volumes_before = cloud.volumes();
-    let config = Config { drill_security_group: Some("sg-0drill".into()), ..Config::default() };
+    let config = drill_config();
     let report = run(&cloud, &config, &drill(false)).await.unwrap();
     assert_eq!(report.outcome, Outcome::DrillPassed);
     let clone = &clones(&cloud)[0];
@@ -105,7 +117,7 @@ async fn an_unhealthy_drill_fails_and_still_cleans_up() {
             error: String::new(),
         },
     ]);
-    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
     assert!(report.reason.as_deref().unwrap().starts_with("the clone is not healthy"), "{report:?}");
     let image = report.state.as_ref().unwrap().image_id.clone().unwrap();
     assert!(cloud.images().iter().any(|i| i.id == image && i.tags["lifeboat:drill"].starts_with("failed ")));
@@ -119,7 +131,7 @@ async fn a_clone_that_never_reaches_ssm_names_the_likely_cause_and_is_cleaned_up
     let cloud = MemoryCloud::new();
     prepared_node(&cloud).await;
     cloud.agents_never_online();
-    let config = Config { drill_security_group: Some("sg-0drill".into()), ..Config::default() };
+    let config = drill_config();
     let report = failed(run(&cloud, &config, &drill(false)).await);
     let reason = report.reason.as_deref().unwrap();
     assert!(reason.contains("needs HTTPS to SSM") && reason.contains("sg-0drill"), "{reason}");
@@ -135,7 +147,7 @@ async fn a_clone_is_fenced_off_the_live_nodes_public_address_too() {
     let node = prepared_node(&cloud).await;
     cloud.set_public_ip(&node, "203.0.113.7");
     let live_ip = cloud.instance(&node).unwrap().private_ip.unwrap();
-    run(&cloud, &Config::default(), &drill(false)).await.unwrap();
+    run(&cloud, &drill_config(), &drill(false)).await.unwrap();
     let user_data = cloud.user_data(&clones(&cloud)[0].id).unwrap();
     assert!(user_data.contains(&format!("for ip in {live_ip} 203.0.113.7; do")), "{user_data}");
 }
@@ -145,7 +157,7 @@ async fn a_failed_root_swap_fails_the_drill_and_leaves_no_volume() {
     let cloud = MemoryCloud::new();
     prepared_node(&cloud).await;
     cloud.fail_root_tasks();
-    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
     assert!(report.reason.as_deref().unwrap().contains("ended Failed"), "{report:?}");
     assert_eq!(clones(&cloud)[0].state, InstanceState::Terminated);
     tokio::time::advance(Duration::from_secs(10)).await;
@@ -157,7 +169,7 @@ async fn a_drill_that_cannot_launch_fails_with_nothing_left_running() {
     let cloud = MemoryCloud::new();
     prepared_node(&cloud).await;
     cloud.refuse_capacity(None, None, "InsufficientInstanceCapacity");
-    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
     assert!(report.reason.as_deref().unwrap().starts_with("no capacity"), "{report:?}");
     assert!(clones(&cloud).is_empty());
     assert_eq!(report.launch_attempts.len(), 2, "spot, then on-demand");
@@ -168,11 +180,11 @@ async fn keep_is_refused_unless_the_deployment_allows_it() {
     let cloud = MemoryCloud::new();
     prepared_node(&cloud).await;
     let before = cloud.calls().len();
-    let err = run(&cloud, &Config::default(), &drill(true)).await.unwrap_err();
+    let err = run(&cloud, &drill_config(), &drill(true)).await.unwrap_err();
     assert!(matches!(err, RelaunchError::Event(_)) && err.to_string().contains("LIFEBOAT_DRILL_ALLOW_KEEP"), "{err}");
     assert_eq!(cloud.calls().len(), before, "no AWS call at all");
 
-    let config = Config { drill_allow_keep: true, ..Config::default() };
+    let config = Config { drill_allow_keep: true, ..drill_config() };
     let report = run(&cloud, &config, &drill(true)).await.unwrap();
     assert_eq!(report.outcome, Outcome::DrillPassed);
     let kept = &clones(&cloud)[0];
@@ -180,7 +192,7 @@ async fn keep_is_refused_unless_the_deployment_allows_it() {
     assert_eq!(kept.tags["lifeboat:drill-kept"], "true");
     // A later drill leaves a kept clone alone.
     tokio::time::advance(Duration::from_secs(3600)).await;
-    run(&cloud, &Config::default(), &drill(false)).await.unwrap();
+    run(&cloud, &drill_config(), &drill(false)).await.unwrap();
     assert_eq!(cloud.instance(&kept.id).unwrap().state, InstanceState::Running);
 }
 
@@ -190,7 +202,7 @@ async fn a_clone_an_earlier_drill_could_not_remove_is_removed_by_the_next() {
     prepared_node(&cloud).await;
     // The invocation is killed while the clone boots: no cleanup ran.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
-    let _ = run_until(&cloud, &Config::default(), &drill(false), Some(deadline)).await;
+    let _ = run_until(&cloud, &drill_config(), &drill(false), Some(deadline)).await;
     let leftover = clones(&cloud)[0].id.clone();
     // Its cleanup ran here; on AWS a killed invocation never gets to it.
     cloud.revive(&leftover);
@@ -198,7 +210,61 @@ async fn a_clone_an_earlier_drill_could_not_remove_is_removed_by_the_next() {
     let later = chrono::Utc::now() + chrono::Duration::minutes(30);
     let handler = Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud };
     let report =
-        relaunch::handle(handler, &Config::default(), Timing::default(), &drill(false), later, None).await.unwrap();
+        relaunch::handle(handler, &drill_config(), Timing::default(), &drill(false), later, None).await.unwrap();
     assert!(steps(&report).contains(&"leftover-removed"), "{:?}", steps(&report));
     assert_eq!(cloud.instance(&leftover).unwrap().state, InstanceState::Terminated);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_runs_with_the_drills_own_profile_and_group_out_of_reach_of_its_pods() {
+    let cloud = MemoryCloud::new();
+    let node = prepared_node(&cloud).await;
+    let node_profile = cloud.instance(&node).unwrap().instance_profile_arn.unwrap();
+    let config = Config { drill_allow_keep: true, ..drill_config() };
+    run(&cloud, &config, &drill(true)).await.unwrap();
+    let clone = &clones(&cloud)[0];
+    assert_eq!(clone.state, InstanceState::Running, "kept, to be looked at");
+    assert_eq!(clone.instance_profile_arn.as_deref(), Some(DRILL_PROFILE));
+    assert_ne!(clone.instance_profile_arn.as_deref(), Some(node_profile.as_str()), "never the node's credentials");
+    assert_eq!(clone.http_put_response_hop_limit, Some(1), "a pod is one hop further: no instance credentials");
+    assert_eq!(clone.http_tokens.as_deref(), Some("required"));
+    assert_eq!(clone.security_group_ids, ["sg-0drill"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_without_its_own_profile_or_group_refuses_and_launches_nothing() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    for (config, named, not_named) in [
+        (
+            Config { drill_instance_profile: None, ..drill_config() },
+            "LIFEBOAT_DRILL_INSTANCE_PROFILE",
+            "LIFEBOAT_DRILL_SECURITY_GROUP",
+        ),
+        (
+            Config { drill_security_group: None, ..drill_config() },
+            "LIFEBOAT_DRILL_SECURITY_GROUP",
+            "LIFEBOAT_DRILL_INSTANCE_PROFILE",
+        ),
+    ] {
+        let before = cloud.calls().len();
+        let report = failed(run(&cloud, &config, &drill(false)).await);
+        let reason = report.reason.as_deref().unwrap();
+        assert!(reason.contains("refuses") && reason.contains(named) && !reason.contains(not_named), "{reason}");
+        if named == "LIFEBOAT_DRILL_SECURITY_GROUP" {
+            assert!(
+                reason.contains("DrillSecurityGroup") && reason.contains("VpcId"),
+                "both parameters named: {reason}"
+            );
+        }
+        assert!(!cloud.calls()[before..].iter().any(|c| c == "RunInstances"), "{:?}", &cloud.calls()[before..]);
+    }
+    assert!(clones(&cloud).is_empty());
+    let report = failed(run(&cloud, &Config::default(), &drill(false)).await);
+    let reason = report.reason.unwrap();
+    assert!(
+        reason.contains("LIFEBOAT_DRILL_INSTANCE_PROFILE") && reason.contains("LIFEBOAT_DRILL_SECURITY_GROUP"),
+        "{reason}"
+    );
+    assert!(clones(&cloud).is_empty());
 }

@@ -538,7 +538,12 @@ async fn a_rebalance_then_the_warning_make_one_early_and_one_final_backup_and_on
 #[tokio::test(start_paused = true)]
 async fn relaunches_failures_and_drills_are_notified_and_nothing_else() {
     let topic = "arn:aws:sns:eu-west-1:123456789012:lifeboat";
-    let config = Config { notify_topic_arn: Some(topic.into()), ..Config::default() };
+    let config = Config {
+        notify_topic_arn: Some(topic.into()),
+        drill_security_group: Some("sg-0drill".into()),
+        drill_instance_profile: Some("lifeboat-drill".into()),
+        ..Config::default()
+    };
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(10));

@@ -28,6 +28,12 @@ use std::net::Ipv4Addr;
 /// a leftover.
 const LEFTOVER_MINUTES: i64 = 20;
 
+/// What isolates a clone from everything live: its own identity and network.
+struct Isolation {
+    instance_profile: String,
+    security_group: String,
+}
+
 /// A clone's tags and its volumes': never the node tag, so a clone is never
 /// backed up, pruned as a node or taken for a replacement.
 fn clone_tags(node: &NodeName, image: &Image) -> (Tags, Tags) {
@@ -55,6 +61,7 @@ pub fn fence_addresses(live: Option<&Instance>, spec: &LaunchSpec) -> Vec<Ipv4Ad
 impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     pub(super) async fn drill(&mut self, node: NodeName, keep: bool) -> Result<(), Failure> {
         self.report.node = Some(node.to_string());
+        let isolation = self.drill_isolation()?;
         self.sweep_leftovers(&node).await?;
         let live = self.live_instance(&node).await?;
         self.report.old = live.as_ref().map(|i| OldInstance { id: i.id.clone(), private_ip: i.private_ip.clone() });
@@ -70,7 +77,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             as_of: image.creation_date,
             fallback: None,
         });
-        let clone = self.launch_clone(&node, live.as_ref(), &image).await?;
+        let clone = self.launch_clone(&node, live.as_ref(), &image, &isolation).await?;
         let checked = self.check_clone(&clone, &image, &node).await;
         let cleaned = if keep {
             self.ec2
@@ -105,6 +112,34 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         }
     }
 
+    /// The clone's own identity and network, both required: a clone never
+    /// runs with the node's instance profile (its credentials) or in the
+    /// node's security groups. Checked before any AWS call.
+    fn drill_isolation(&self) -> Result<Isolation, Failure> {
+        let profile = self.config.drill_instance_profile.clone();
+        let group = self.config.drill_security_group.clone();
+        match (profile, group) {
+            (Some(instance_profile), Some(security_group)) => Ok(Isolation { instance_profile, security_group }),
+            (profile, group) => {
+                let mut missing = Vec::new();
+                if profile.is_none() {
+                    missing.push(
+                        "no drill instance profile (LIFEBOAT_DRILL_INSTANCE_PROFILE; the stack creates one): \
+                         a clone never runs with the node's instance profile",
+                    );
+                }
+                if group.is_none() {
+                    missing.push(
+                        "no drill security group (LIFEBOAT_DRILL_SECURITY_GROUP): set the stack's DrillSecurityGroup \
+                         parameter, or its VpcId parameter so that the stack creates one; a clone never runs in the \
+                         node's security groups",
+                    );
+                }
+                Err(Failure::Drill(format!("the drill refuses to launch a clone: {}", missing.join("; "))))
+            }
+        }
+    }
+
     /// The node's running instance, if any.
     async fn live_instance(&self, node: &NodeName) -> Result<Option<Instance>, Failure> {
         let tagged = self.ec2.instances_with_tag(&self.config.node_tag).await?;
@@ -115,17 +150,19 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             .max_by_key(|i| i.launch_time))
     }
 
-    /// Launches the clone: a new IP in the node's subnet, the drill's
-    /// security group if one is set, guarded and fenced, every volume
-    /// deleted with it.
+    /// Launches the clone: a new IP in the node's subnet, the drill's own
+    /// security group and instance profile (never the node's), instance
+    /// credentials out of reach of its pods (IMDSv2, hop limit 1), guarded
+    /// and fenced, every volume deleted with it.
     async fn launch_clone(
         &mut self,
         node: &NodeName,
         live: Option<&Instance>,
         image: &Image,
+        isolation: &Isolation,
     ) -> Result<String, Failure> {
         let recorded = LaunchSpec::from_tags(&image.tags);
-        let spec = match live.and_then(LaunchSpec::from_instance) {
+        let mut spec = match live.and_then(LaunchSpec::from_instance) {
             Some(seen) => seen.completed_by(recorded),
             None => recorded.ok_or(Failure::NoSpec { node: node.to_string(), image: image.id.clone() })?,
         };
@@ -133,13 +170,15 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         if fence.is_empty() {
             return Err(Failure::Drill(format!("no address of node {node} is known: a clone cannot be fenced off it")));
         }
+        // The stack's IAM allows a launch tagged as a drill only with the
+        // drill profile and a hop limit of 1: a container (one hop further)
+        // cannot reach the instance's credentials.
+        spec.instance_profile_arn = Some(isolation.instance_profile.clone());
+        spec.http_put_response_hop_limit = Some(1);
         let network = Network::Address {
             subnet_id: spec.subnet_id.clone(),
             private_ip: None,
-            security_group_ids: match &self.config.drill_security_group {
-                Some(group) => vec![group.clone()],
-                None => spec.security_group_ids.clone(),
-            },
+            security_group_ids: vec![isolation.security_group.clone()],
         };
         let (instance_tags, drill_tag) = clone_tags(node, image);
         let launch = Launch {
@@ -176,17 +215,14 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     async fn check_clone(&mut self, clone: &str, image: &Image, node: &NodeName) -> Result<(), Failure> {
         let running = self.wait_running(clone).await?;
         self.swap_clone_root(&running, image).await?;
-        let group = self.config.drill_security_group.clone();
+        let group = self.config.drill_security_group.clone().unwrap_or_default();
         self.wait_online(clone).await.map_err(|e| match e {
             Failure::Timeout { what, seconds, .. } => Failure::Timeout {
                 what,
                 seconds,
                 hint: format!(
-                    ": the clone's SSM agent never registered; it needs HTTPS to SSM (egress or VPC endpoints) from {}",
-                    group
-                        .as_deref()
-                        .map(|g| format!("security group {g}"))
-                        .unwrap_or("the node's security groups".into())
+                    ": the clone's SSM agent never registered; it needs HTTPS to SSM (egress, or the ssm, \
+                     ssmmessages and ec2messages VPC endpoints) from security group {group}"
                 ),
             },
             other => other,
