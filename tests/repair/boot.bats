@@ -188,12 +188,15 @@ launch_and_swap() {
 @test "an ordinary reboot after a completed recovery starts kubelet; the next replacement on the same disk is held again" {
   node_boot --cloud-init
   [ "$(kubelet_state)" = inactive ]
+  mkdir -p "$FAKE_ROOT/dev" && : >"$FAKE_ROOT/dev/console"
   run repair --timeout 120
   [ "$status" -eq 0 ]
   [ "$(json_field guard)" = released ]
   [ "$(json_field guard_reason)" = "released by lifeboat-repair for $INSTANCE" ]
   [ "$(guard_status guard)" = released ]
   [ "$(marker)" = "$INSTANCE" ]
+  # On the console too, after the boot's held: `lifeboat status` reads the last line.
+  [ "$(tail -n 1 "$FAKE_ROOT/dev/console")" = "lifeboat-guard: released: released by lifeboat-repair for $INSTANCE" ]
   # A reboot of the same instance: /run is new, the marker on its disk is not.
   node_boot --cloud-init
   [ "$(kubelet_state)" = active ]
@@ -279,11 +282,14 @@ SH
   [ "$output" = "lifeboat-guard: refusing to release kubelet: etcd's data dir /var/lib/etcd holds no member (no member/snap/db); etcd would start a new, empty cluster" ]
   [ "$(kubelet_state)" = inactive ]
   mv "$FAKE_ROOT/var/lib/etcd/member.aside" "$FAKE_ROOT/var/lib/etcd/member"
+  mkdir -p "$FAKE_ROOT/dev" && : >"$FAKE_ROOT/dev/console"
   run on_node sh "$FAKE_ROOT/run/lifeboat/guard" release
   [ "$status" -eq 0 ]
   [ "$(kubelet_state)" = active ]
   [ "$(guard_status guard)" = released ]
   [ "$(marker)" = "$INSTANCE" ]
+  # The console says so too: `lifeboat status` reads the last decision there.
+  [ "$(tail -n 1 "$FAKE_ROOT/dev/console")" = "lifeboat-guard: released: released by hand" ]
 }
 
 @test "a drill clone's fence blocks the live node's IP from the first boot, survives the release, and is back after a reboot" {
@@ -334,4 +340,53 @@ SH
   on_node iptables -w -D OUTPUT -d 10.0.1.4 -m comment --comment lifeboat-fence -j REJECT
   run on_node iptables -w -D OUTPUT -d 10.0.1.4 -m comment --comment lifeboat-fence -j REJECT
   [ "$status" -eq 1 ]
+}
+
+# A time of the result line, "" when the field is left out.
+result_time() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$(last_json)" "$1"; }
+# kubelet's last start this boot, as systemd keeps it (the stand-in's record).
+kubelet_entered() { date -u -d "@$(($(cat "$FAKE_NODE/systemd/kubelet.entered") / 1000000))" +%Y-%m-%dT%H:%M:%SZ; }
+
+@test "the repair reports by the node's clocks when kubelet was released, started and the apiserver ready; unknown times are left out" {
+  # Held: nothing was released, kubelet never ran, nothing answered.
+  node_boot --cloud-init
+  mv "$FAKE_ROOT/etc/kubernetes/admin.conf" "$BATS_TEST_TMPDIR/admin.conf"
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [ "$(json_field guard)" = held ]
+  [[ $(last_json) != *_at\"* ]]
+  mv "$BATS_TEST_TMPDIR/admin.conf" "$FAKE_ROOT/etc/kubernetes/admin.conf"
+  # The repair releases it: its own record, kubelet's start, its first /readyz.
+  node_boot --cloud-init
+  before=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  run repair --timeout 120
+  after=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = released ]
+  [ "$(result_time released_at)" = "$(guard_status at)" ]
+  [ "$(result_time kubelet_started_at)" = "$(kubelet_entered)" ]
+  ready=$(result_time ready_at)
+  [[ $ready =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]
+  [[ ! $ready < $(result_time kubelet_started_at) && ! $ready > $after && ! $(result_time released_at) < $before ]]
+  # The next boot releases itself: the guard's record, kubelet's start at
+  # boot, the apiserver container's start (it ran before the repair came).
+  sleep 1
+  node_boot --cloud-init
+  [ "$(guard_status guard)" = self-released ]
+  apiserver=$(running_containers kube-apiserver)
+  sleep 1
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = self-released ]
+  [ "$(result_time released_at)" = "$(guard_status at)" ]
+  [ "$(result_time kubelet_started_at)" = "$(kubelet_entered)" ]
+  [ "$(result_time ready_at)" = "$(date -u -d "$(cat "$FAKE_NODE/containers/$apiserver/started")" +%Y-%m-%dT%H:%M:%SZ)" ]
+  [[ $(result_time ready_at) < $(date -u +%Y-%m-%dT%H:%M:%SZ) ]]
+  # No guard this boot: no release to report.
+  node_boot
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field guard)" = not-confirmed ]
+  [ -z "$(result_time released_at)" ]
+  [ "$(result_time kubelet_started_at)" = "$(kubelet_entered)" ]
 }

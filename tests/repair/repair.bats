@@ -629,3 +629,67 @@ YAML
   grep -qxF "containerd: SIGTERM to etcd ($id)" "$FAKE_LOG"
   run ! grep -qF "containerd: SIGKILL to etcd ($id)" "$FAKE_LOG"
 }
+
+@test "the SANs carry over with an openssl without x509 -ext (OpenSSL 1.0.2)" {
+  relaunched
+  # OpenSSL 1.0.2 (Amazon Linux 2) has no -ext option.
+  wrap_tool openssl <<'SH'
+for arg; do
+  if [[ $arg == -ext ]]; then
+    echo "unknown option -ext" >&2
+    exit 1
+  fi
+done
+exec "$REAL" "$@"
+SH
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+}
+
+@test "a certificate without SANs fails before anything is stopped: its new one would lose them" {
+  relaunched
+  # An etcd peer certificate without SANs.
+  pki=$FAKE_ROOT/etc/kubernetes/pki
+  openssl x509 -in "$pki/etcd/peer.crt" -x509toreq -signkey "$pki/etcd/peer.key" -out "$BATS_TEST_TMPDIR/peer.csr" 2>/dev/null
+  openssl x509 -req -in "$BATS_TEST_TMPDIR/peer.csr" -CA "$pki/etcd/ca.crt" -CAkey "$pki/etcd/ca.key" -set_serial 0x1234 \
+    -days 365 -out "$pki/etcd/peer.crt" 2>/dev/null
+  node_boot --cloud-init
+  : >"$FAKE_LOG"
+  before=$(tree_sum)
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*'"message":"no subject alternative names read from /etc/kubernetes/pki/etcd/peer.crt (openssl x509 -text): its new certificate would lose them"}' ]]
+  run ! grep -qE "^systemctl stop|^crictl stop" "$FAKE_LOG"
+  [ "$(tree_sum)" == "$before" ]
+}
+
+@test "a repair that waited for the lock detects again: the first one moved the node meanwhile" {
+  relaunched
+  node_boot --cloud-init
+  # The first repair pauses once it holds the lock, before it rewrites anything.
+  wrap_tool cp <<'SH'
+if [[ $* == */var/lib/lifeboat/backup-* && ! -e $FAKE_NODE/paused ]]; then
+  touch "$FAKE_NODE/paused"
+  sleep 8
+fi
+exec "$REAL" "$@"
+SH
+  (
+    node_env
+    exec env -i "${NODE_ENV[@]}" "$SCRIPT" --timeout 120
+  ) >"$BATS_TEST_TMPDIR/first" 2>&1 3>&- &
+  first=$!
+  for _ in $(seq 1 300); do [[ -e $FAKE_NODE/paused ]] && break; sleep 0.1; done
+  [[ -e $FAKE_NODE/paused ]]
+  # The second one reads the manifest while it still names the old IP.
+  run repair --timeout 120
+  status_first=0
+  wait "$first" || status_first=$?
+  [ "$status_first" -eq 3 ]
+  [[ $output == *"configured for $OLD, running on $NEW"* ]]
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"ok","step":"verify","old_ip":"'"$NEW"'","new_ip":"'"$NEW"'",'* ]]
+  [ "$(grep -c '^kubeadm init phase certs apiserver ' "$FAKE_LOG")" -eq 1 ]
+  [ "$(json_field guard)" = released ]
+}

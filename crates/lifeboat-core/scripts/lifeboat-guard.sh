@@ -188,6 +188,9 @@ case ${1:-} in
       exit 1
     fi
     release released "released by hand"
+    # The console too, as the unit's decisions are: `lifeboat status` reads
+    # the last decision from the instance's console output.
+    if [ -w "$R/dev/console" ]; then say "released: released by hand" >"$R/dev/console"; fi
     systemctl start kubelet
     ;;
   *) echo "usage: sh /run/lifeboat/guard check|release" >&2; exit 2 ;;

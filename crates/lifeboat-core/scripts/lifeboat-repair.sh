@@ -50,7 +50,8 @@
 #  13 verify        kubelet active, /readyz, etcd healthy, the Node Ready
 #                   with the node's IP as its InternalIP
 # After preflight a repair takes the node's lock (flock on
-# /run/lifeboat/repair.lock): one repair at a time, the next one waits.
+# /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
+# detects again (and checks again if the node moved meanwhile).
 # On the same IP: detect, preflight, quarantine, node-name, release, verify.
 # A failure after kubelet was stopped starts it again; a guard that holds
 # kubelet stays in place (only a finished repair releases it).
@@ -59,6 +60,7 @@
 #   {"result": "ok|repaired|failed|dry-run", "step", "old_ip", "new_ip",
 #    "node", "backup", "quarantine",
 #    "guard": "self-released|released|held|not-confirmed", "guard_reason",
+#    "released_at", "kubelet_started_at", "ready_at",
 #    "changed": [...], "warnings": [...], "message"}
 # guard: self-released (the guard released kubelet at boot: this boot runs
 # on the state lifeboat chose, or this instance was released before),
@@ -66,6 +68,12 @@
 # held (kubelet never ran this boot), not-confirmed (no guard this boot,
 # systemd did not load it, or kubelet ran although it holds); guard_reason
 # says why.
+# The node's own clocks, RFC 3339 UTC, each left out when unknown:
+# released_at (the guard's record of its release, self-released or
+# released), kubelet_started_at (kubelet's ActiveEnterTimestamp, its last
+# start this boot), ready_at (the repair's first successful /readyz; when
+# kubelet already ran before the repair, the start of the apiserver's
+# container, `crictl inspect`'s status.startedAt).
 # Exit codes: 0 nothing to do (and dry runs), 3 repaired, 2 usage, 10+N
 # failed at step N. `--timeout` is the budget of all the waits together
 # (default 480 s). Idempotent: a state file marks a repair under way; the
@@ -97,6 +105,10 @@ KUBELET_STOPPED=false
 CHANGED=()
 WARNINGS=()
 KUBEADM_CONFIG=""
+RELEASED_AT=""
+READY_AT=""
+READY_NOTED=false
+APISERVER_UP_BEFORE=false # kubelet ran before the repair touched anything
 
 log() { printf '%s lifeboat-repair [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
 
@@ -110,9 +122,45 @@ json_array() {
 # The result goes to the original stdout (fd 7), even from inside a redirect.
 exec 7>&1
 result() { # result RESULT [MESSAGE]
-  printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,"changed":%s,"warnings":%s,"message":%s}\n' \
+  local times="" started
+  started=$(kubelet_started_at)
+  [[ -z $RELEASED_AT ]] || times+="\"released_at\":\"$RELEASED_AT\","
+  [[ -z $started ]] || times+="\"kubelet_started_at\":\"$started\","
+  [[ -z $READY_AT ]] || times+="\"ready_at\":\"$READY_AT\","
+  printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,%s"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
-    "$(json_string "$GUARD_REASON")" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
+    "$(json_string "$GUARD_REASON")" "$times" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
+}
+
+# --- the node's clocks ------------------------------------------------------------
+
+rfc3339() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null; } # a time as date(1) reads it
+
+# kubelet's last start this boot: systemd's ActiveEnterTimestamp, as
+# systemctl prints it ("Day YYYY-MM-DD HH:MM:SS TZ"; empty or n/a when
+# kubelet never became active this boot).
+kubelet_started_at() {
+  local entered
+  entered=$(systemctl show -p ActiveEnterTimestamp --value kubelet 2>/dev/null) || return 0
+  [[ -n $entered && $entered != n/a ]] || return 0
+  rfc3339 "$entered" || true
+}
+
+# When the apiserver answered ready, noted once: now (the repair's first
+# successful /readyz), or, when kubelet ran before the repair and the
+# repair has not stopped the control plane, its container's start.
+note_ready() {
+  local id started o='{' c='}' # no double braces: SSM reads them as a document parameter
+  $READY_NOTED && return 0
+  READY_NOTED=true
+  if $APISERVER_UP_BEFORE; then
+    id=$(cri_ids kube-apiserver | head -n 1)
+    [[ -n $id ]] || return 0
+    started=$(timeout 30 crictl inspect -o go-template --template "$o$o.status.startedAt$c$c" "$id" 2>/dev/null) || return 0
+    READY_AT=$(rfc3339 "$started") || READY_AT=""
+  else
+    READY_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  fi
 }
 
 step_code() {
@@ -260,9 +308,11 @@ kubelet_runtime_endpoint() {
   echo "$endpoint"
 }
 
-cert_sans() { # the SANs of a certificate, one a line, as kubeadm's config takes them
-  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | tr ',' '\n' |
-    sed -e 's/^ *//' -e 's/^DNS://' -e 's/^IP Address://' -e 's/^0:0:0:0:0:0:0:1$/::1/' | grep . || true
+# The SANs of a certificate, one a line, as kubeadm's config takes them:
+# from `x509 -text` (OpenSSL 1.0.2, Amazon Linux 2's, has no `x509 -ext`).
+cert_sans() {
+  openssl x509 -in "$1" -noout -text 2>/dev/null | awk '/X509v3 Subject Alternative Name:/ { getline; print; exit }' |
+    tr ',' '\n' | sed -e 's/^ *//' -e 's/^DNS://' -e 's/^IP Address://' -e 's/^0:0:0:0:0:0:0:1$/::1/' | grep . || true
 }
 
 # --- the CRI and etcd ---------------------------------------------------------------
@@ -296,7 +346,8 @@ etcd_stopped() { [[ -z $(cri_ids etcd) ]]; }
 # --- the apiserver -----------------------------------------------------------------
 
 readyz() { # readyz IP
-  [[ $(curl -sf --max-time 5 --cacert "$(k8s)/pki/ca.crt" "https://$1:6443/readyz" 2>/dev/null) == ok ]]
+  [[ $(curl -sf --max-time 5 --cacert "$(k8s)/pki/ca.crt" "https://$1:6443/readyz" 2>/dev/null) == ok ]] || return 1
+  note_ready
 }
 
 # kubectl against this node's own apiserver, whatever admin.conf names.
@@ -431,7 +482,11 @@ detect_guard() {
   fi
   GUARD=$(status_field guard) GUARD_REASON=$(status_field reason)
   case $GUARD in
-    self-released | released | not-confirmed) ;;
+    self-released | released)
+      RELEASED_AT=$(status_field at)
+      [[ $RELEASED_AT =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] || RELEASED_AT=""
+      ;;
+    not-confirmed) ;;
     held)
       entered=$(systemctl show -p ActiveEnterTimestampMonotonic --value kubelet 2>/dev/null || true)
       if [[ $entered != 0 ]]; then
@@ -450,9 +505,15 @@ detect_guard() {
 record_release() {
   local file
   file=$(guard_status)
+  RELEASED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   { grep -Ev '^(guard|reason|at)=' "$file" 2>/dev/null || true
-    printf 'guard=%s\nreason=%s\nat=%s\n' "$GUARD" "$GUARD_REASON" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; } >"$file.new"
+    printf 'guard=%s\nreason=%s\nat=%s\n' "$GUARD" "$GUARD_REASON" "$RELEASED_AT"; } >"$file.new"
   mv "$file.new" "$file"
+  # And on the console, as the guard's own decisions are: `lifeboat status`
+  # reads the last one from the instance's console output.
+  if [[ -w $ROOT/dev/console ]]; then
+    echo "lifeboat-guard: $GUARD: $GUARD_REASON" >"$ROOT/dev/console" || true
+  fi
 }
 
 mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' "$ROOT/proc/self/mountinfo" 2>/dev/null; }
@@ -511,6 +572,7 @@ detect() {
   fi
   NODE=$(kubernetes_node_name) || fail "cannot tell the node's name from $(node_path "$(k8s)")/kubelet.conf (no system:node: user or client certificate)"
   detect_guard
+  [[ $(systemctl is-active kubelet || true) != active ]] || APISERVER_UP_BEFORE=true
   log "node $NODE, configured for $OLD_IP, running on $NEW_IP, guard $GUARD${GUARD_REASON:+ ($GUARD_REASON)}"
 }
 
@@ -548,6 +610,10 @@ preflight_new_ip() {
   for file in pki/ca.crt pki/ca.key pki/etcd/ca.crt pki/etcd/ca.key pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
     [[ -f $(k8s)/$file ]] || fail "$(node_path "$(k8s)")/$file is missing: kubeadm cannot make the new certificates without it"
   done
+  for file in pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
+    [[ -n $(cert_sans "$(k8s)/$file") ]] ||
+      fail "no subject alternative names read from $(node_path "$(k8s)")/$file (openssl x509 -text): its new certificate would lose them"
+  done
   KUBEADM_CONFIG=$(derive_kubeadm_config "$api" "$ROOT/var/lib/lifeboat/pki-new") ||
     fail "cannot derive the kubeadm configuration from the apiserver manifest and the certificates"
   file=$(mktemp)
@@ -583,6 +649,7 @@ endpoint_warning() {
 stop_control_plane() {
   STEP=stop
   local ids
+  APISERVER_UP_BEFORE=false
   if [[ $(systemctl is-active kubelet || true) == active ]]; then
     KUBELET_STOPPED=true
     bounded systemctl stop kubelet || fail "cannot stop kubelet"
@@ -981,7 +1048,7 @@ main() {
         ROOT=$2
         shift
         ;;
-      -h | --help) sed -n '2,73p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
+      -h | --help) sed -n '2,80p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
       *) usage "unknown argument '$1'" ;;
     esac
     shift
@@ -995,6 +1062,11 @@ main() {
     exit $EXIT_NOTHING_TO_DO
   fi
   one_at_a_time
+  # A repair that held the lock may have moved the node meanwhile: what
+  # detect found before the lock is stale.
+  local old=$OLD_IP
+  detect
+  [[ $OLD_IP == "$old" ]] || preflight
 
   if [[ $OLD_IP == "$NEW_IP" ]]; then
     quarantine

@@ -285,6 +285,7 @@ ctr_new() { # ctr_new NAME NAMESPACE POD KIND: sets NEW_ID
   C_SEQ=$n
   printf -v NEW_ID '%013x' $((((n + 7) * 0x9E3779B97F4A7C15 >> 11) & 0xFFFFFFFFFFFFF | 0x1000000000000))
   mkdir -p "$(ctr "$NEW_ID")"
+  date -u +%Y-%m-%dT%H:%M:%S.%NZ >"$(ctr "$NEW_ID")/started"
   C_IDS+=("$NEW_ID")
   C_NAME[$NEW_ID]=$1 C_NS[$NEW_ID]=$2 C_POD[$NEW_ID]=$3 C_KIND[$NEW_ID]=$4 C_CREATED[$NEW_ID]=$n
   C_STATE[$NEW_ID]=running C_PID[$NEW_ID]="" C_HASH[$NEW_ID]="" C_FINISHED[$NEW_ID]=""

@@ -47,6 +47,25 @@ fn guard_of(result: Option<&Value>) -> (Guard, String) {
     (guard, reason)
 }
 
+/// The node's own times of its release, kubelet's start and the apiserver's
+/// first ready answer (`released_at`, `kubelet_started_at`, `ready_at` of
+/// the result line), as timeline steps and their details: the node's clock,
+/// not the handler's (a step's `at_ms`).
+fn node_times(result: Option<&Value>) -> Vec<(&'static str, String)> {
+    let Some(result) = result else { return Vec::new() };
+    [
+        ("node-released", "released_at", "kubelet released"),
+        ("node-kubelet-started", "kubelet_started_at", "kubelet started"),
+        ("node-ready", "ready_at", "the apiserver answered ready"),
+    ]
+    .into_iter()
+    .filter_map(|(step, field, what)| {
+        let at = result[field].as_str().filter(|at| !at.is_empty())?;
+        Some((step, format!("{what} at {at} by the node's clock")))
+    })
+    .collect()
+}
+
 impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// Waits for the instance's SSM agent, after the launch or after the
     /// reboot of a root swap.
@@ -98,6 +117,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     ) -> Result<(), Failure> {
         let (result, verdict) = repair_verdict(&state);
         let (guard, reason) = guard_of(result.as_ref());
+        let times = node_times(result.as_ref());
         let why = |fallback: &str| if reason.is_empty() { fallback.to_string() } else { reason.clone() };
         self.report.command = Some(CommandReport { command_id: command_id.clone(), state, result });
         verdict.map_err(|e| Failure::Repair(format!("{e} (command {command_id})")))?;
@@ -110,6 +130,9 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             Guard::NotConfirmed => {
                 self.step("guard-not-confirmed", why("no boot guard was confirmed: did cloud-init run?"))
             }
+        }
+        for (step, detail) in times {
+            self.step(step, detail);
         }
         Ok(())
     }
@@ -171,5 +194,24 @@ mod tests {
         // An older repair said "absent"; anything unknown is not a confirmation.
         assert_eq!(guard_of(Some(&line("absent"))).0, Guard::NotConfirmed);
         assert_eq!(guard_of(None), (Guard::NotConfirmed, String::new()));
+    }
+
+    #[test]
+    fn the_nodes_own_times_become_steps_with_the_node_time_in_the_detail() {
+        let line = serde_json::json!({"result": "ok", "guard": "self-released",
+            "released_at": "2026-11-26T01:04:12Z", "kubelet_started_at": "2026-11-26T01:04:13Z",
+            "ready_at": "2026-11-26T01:04:40Z"});
+        assert_eq!(
+            node_times(Some(&line)),
+            vec![
+                ("node-released", "kubelet released at 2026-11-26T01:04:12Z by the node's clock".to_string()),
+                ("node-kubelet-started", "kubelet started at 2026-11-26T01:04:13Z by the node's clock".to_string()),
+                ("node-ready", "the apiserver answered ready at 2026-11-26T01:04:40Z by the node's clock".to_string()),
+            ]
+        );
+        // An unknown time is left out of the line (an older repair has none).
+        let line = serde_json::json!({"result": "ok", "kubelet_started_at": "2026-11-26T01:04:13Z"});
+        assert_eq!(node_times(Some(&line)).iter().map(|(s, _)| *s).collect::<Vec<_>>(), ["node-kubelet-started"]);
+        assert!(node_times(None).is_empty());
     }
 }
