@@ -190,7 +190,10 @@ deploy: build-lambda ## sam deploy of the stack STACK (guided)
 
 # cargo lambda deploy of the three functions as $(STACK)-<fn>, each with its
 # own role, without CloudFormation (no alarms, dashboard or topic key):
-#   make deploy-lambda BACKUP_ROLE=arn:... PRUNER_ROLE=arn:... HANDLER_ROLE=arn:... TOPIC_ARN=arn:...
+#   make deploy-lambda BACKUP_ROLE=arn:... PRUNER_ROLE=arn:... HANDLER_ROLE=arn:... TOPIC_ARN=arn:... \
+#     [DRILL_PROFILE=<drill clones' instance profile> DRILL_SECURITY_GROUP=sg-...]
+# (without both, restore drills refuse: a clone never runs with the node's
+# profile or security groups)
 # Each role trusts lambda.amazonaws.com and has the managed
 # AWSLambdaBasicExecutionRole plus its infra/iam-policy-<fn>.json, whose
 # ${Partition}, ${Region}, ${Account}, ... placeholders this fills (every
@@ -213,7 +216,9 @@ deploy-lambda: build-lambda ## cargo lambda deploy of the functions, without Clo
 	  --iam-role $(PRUNER_ROLE) --timeout 600 --memory 256 --lambda-dir $(CURDIR)/target/lambda
 	PATH=$(DEPLOY_VENV)/bin:$$PATH cargo lambda deploy $(STACK)-interruption-handler --binary-name interruption-handler \
 	  --iam-role $(HANDLER_ROLE) --timeout 900 --memory 256 --lambda-dir $(CURDIR)/target/lambda \
-	  --env-var LIFEBOAT_SSM_DOCUMENTS=$(STACK) --env-var LIFEBOAT_NOTIFY_TOPIC_ARN=$(TOPIC_ARN)
+	  --env-var LIFEBOAT_SSM_DOCUMENTS=$(STACK) --env-var LIFEBOAT_NOTIFY_TOPIC_ARN=$(TOPIC_ARN) \
+	  $(if $(DRILL_PROFILE),--env-var LIFEBOAT_DRILL_INSTANCE_PROFILE=$(DRILL_PROFILE)) \
+	  $(if $(DRILL_SECURITY_GROUP),--env-var LIFEBOAT_DRILL_SECURITY_GROUP=$(DRILL_SECURITY_GROUP))
 
 # A restore drill of a deployed lifeboat: make drill NODE=k8s-master [KEEP=true] [STACK=lifeboat]
 drill: deploy-venv ## A restore drill of a deployed lifeboat: NODE=<name> [KEEP=true]
