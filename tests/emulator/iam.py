@@ -320,35 +320,43 @@ def _requests(account: str, region: str, environ: dict[str, Any], decoded: Any) 
         return action, [AuthRequest(action, value.get("TopicArn") or value.get("TargetArn", ""), {})], protocol
     if service == "lambda":
         if operation in ("Invoke", "GetFunction", "GetFunctionConfiguration"):
-            name = value.get("FunctionName", "")
-            arn = name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:function:{unquote(name)}"
-            return ("lambda:InvokeFunction" if operation == "Invoke" else action), [
-                AuthRequest("lambda:InvokeFunction" if operation == "Invoke" else action, arn, {})], protocol
+            # Invoke is authorized as lambda:InvokeFunction.
+            action = "lambda:InvokeFunction" if operation == "Invoke" else action
+            name = _named(value.get("FunctionName", ""), f"arn:aws:lambda:{region}:{account}:function:")
+            return action, [AuthRequest(action, unquote(name), {})], protocol
         if operation == "GetAccountSettings":
             return action, _star(action, region), protocol
         return action, None, protocol
     if service == "cloudformation" and operation in ("DescribeStacks", "DescribeStackResources", "ListStackResources"):
+        # A stack named by name: its ARN ends in the stack's id, any.
         name = value.get("StackName", "")
         arn = name if name.startswith("arn:") else f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*"
         return action, [AuthRequest(action, arn, {})], protocol
     if service == "fis":
+        fis = f"arn:aws:fis:{region}:{account}"
         if operation == "StartExperiment":
             template = value.get("experimentTemplateId", "")
-            return action, [AuthRequest(action, f"arn:aws:fis:{region}:{account}:experiment-template/{template}", {}),
-                            AuthRequest(action, f"arn:aws:fis:{region}:{account}:experiment/*", {})], protocol
+            return action, [AuthRequest(action, f"{fis}:experiment-template/{template}", {}),
+                            AuthRequest(action, f"{fis}:experiment/*", {})], protocol
+        if operation == "GetExperimentTemplate":
+            return action, [AuthRequest(action, f"{fis}:experiment-template/{value.get('id', '')}", {})], protocol
         if operation == "GetExperiment":
-            return action, [AuthRequest(action, f"arn:aws:fis:{region}:{account}:experiment/{value.get('id', '')}", {})], protocol
+            return action, [AuthRequest(action, f"{fis}:experiment/{value.get('id', '')}", {})], protocol
         if operation == "ListExperimentTemplates":
             return action, _star(action, region), protocol
         return action, None, protocol
     if service == "kms" and operation in ("GetKeyPolicy", "DescribeKey", "ListGrants"):
-        key = value.get("KeyId", "")
-        arn = key if key.startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key}"
+        arn = _named(value.get("KeyId", ""), f"arn:aws:kms:{region}:{account}:key/")
         return action, [AuthRequest(action, arn, {})], protocol
     if service == "sts" and operation == "GetCallerIdentity":
         # No permission is needed to call it (STS API reference).
         return action, [], protocol
     return action, None, protocol
+
+
+def _named(name: str, prefix: str) -> str:
+    """The ARN a request names, given as an ARN or as a name under `prefix`."""
+    return name if name.startswith("arn:") else f"{prefix}{name}"
 
 
 def _star(action: str, region: str) -> list[AuthRequest]:

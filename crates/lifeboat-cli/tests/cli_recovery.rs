@@ -140,4 +140,7 @@ async fn interrupt_starts_the_experiment_and_times_the_recovery_to_a_healthy_nod
     for step in ["warning", "terminated", "launched", "healthy"] {
         assert!(text.contains(step), "{step} not in:\n{text}");
     }
+    // The operator's policy let every call through, and each was judged.
+    assert_eq!(emu.iam_denials(), Vec::<serde_json::Value>::new());
+    assert_eq!(emu.iam_not_evaluated(), Vec::<serde_json::Value>::new());
 }
