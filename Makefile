@@ -87,7 +87,7 @@ bench-flows: venv bench-venv ## scheduled-backup at 1, 20, 200 nodes, and the re
 	cargo build --workspace --bins
 	tests/emulator/with-emulator.sh cargo run --quiet -p lifeboat-tests --bin bench_flows
 
-# Every benchmark; the README's performance section holds their results.
+# Every benchmark; docs/performance.md holds their results.
 bench: bench-prune bench-flows bench-cold ## Every benchmark
 
 # retention-pruner on 1,000 and 10,000 images, beside the original script.

@@ -1420,7 +1420,7 @@ def check_operator_policy(directory, sar, render, problems):
     ARN patterns of their resource types, condition keys they define)."""
     path = directory / "iam-policy-operator.json"
     if not path.exists():
-        problems.append(f"{path.name} is missing (the operator's policy the README documents)")
+        problems.append(f"{path.name} is missing (the operator's policy docs/cli.md documents)")
         return
     policy = json.loads(path.read_text())
     for scenario in SCENARIOS:

@@ -54,7 +54,7 @@ test -n "$built" || {
   echo "package: no architecture could be built" >&2
   exit 1
 }
-cp README.md LICENSE "$DIST/"
-(cd "$DIST" && sha256sum -- *.zip *.yaml README.md LICENSE >SHA256SUMS)
+cp -R README.md ARCHITECTURE.md LICENSE docs "$DIST/"
+(cd "$DIST" && sha256sum -- *.zip *.yaml README.md ARCHITECTURE.md LICENSE docs/*.md >SHA256SUMS)
 echo "lifeboat $VERSION (${built# }) packaged in $DIST:"
 ls -l "$DIST"

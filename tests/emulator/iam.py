@@ -38,7 +38,7 @@ mapping here, a policy condition on a key the Service Authorization
 Reference defines for the resource type but no context here carries, and
 EC2's use of a customer managed KMS key on the caller's behalf (an
 encrypted volume launched, attached, swapped in or made) are recorded (GET /lifeboat/iam/not-evaluated) and let through; the tests list
-those pairs, and the README names them.
+those pairs, and docs/testing.md names them.
 
 Control API:
     POST /lifeboat/stack          {"name": "lifeboat", "params": {"VpcId": "vpc-…"}}

@@ -216,7 +216,7 @@ mod planted_iam_faults {
 
 /// What the emulator cannot judge under IAM is let through and recorded
 /// (tests/emulator/iam.py); after a backup, a relaunch, a drill and a prune
-/// in one account, this is the whole list (the README's emulator table).
+/// in one account, this is the whole list (docs/testing.md's emulator table).
 #[tokio::test]
 async fn what_iam_enforcement_cannot_judge_is_this_short_list() {
     let emu = Emulator::new();
