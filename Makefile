@@ -120,13 +120,13 @@ $(DEPLOY_VENV)/.installed: infra/requirements.txt infra/requirements-iam.txt
 
 # The template and the cargo-lambda policies: the SSM documents are the
 # scripts, the IAM check (per function, against the Service Authorization
-# Reference, and each tag write the code declares against the function's
-# policy: lifeboat-core's contract example prints them; see
+# Reference, each operation and tag write the code declares against the
+# function's policy: lifeboat-core's contract example prints them; see
 # infra/check_stack.py), cfn-lint, sam validate, checkov.
 lint-infra: deploy-venv ## The template, the SSM documents and the IAM policies, offline
-	python3 infra/sync-repair-document.py --check
 	@mkdir -p $(CARGO_TARGET_DIR)
 	cargo run --quiet -p lifeboat-core --example contract > $(CARGO_TARGET_DIR)/lifeboat-contract.json
+	python3 infra/sync-repair-document.py --check --contract $(CARGO_TARGET_DIR)/lifeboat-contract.json
 	$(DEPLOY_VENV)/bin/python infra/check_stack.py --manifest $(CARGO_TARGET_DIR)/lifeboat-contract.json
 	$(DEPLOY_VENV)/bin/cfn-lint infra/template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(DEPLOY_VENV)/bin/sam validate --lint -t infra/template.yaml

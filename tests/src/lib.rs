@@ -194,6 +194,12 @@ impl Emulator {
         self.control("GET", "/lifeboat/iam/not-evaluated", &Value::Null).as_array().cloned().unwrap_or_default()
     }
 
+    /// Every operation (`service:Operation`) each identity (a function's name,
+    /// or `operator`) called in this account so far, as IAM saw the requests.
+    pub fn iam_calls(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        serde_json::from_value(self.control("GET", "/lifeboat/iam/calls", &Value::Null)).unwrap()
+    }
+
     /// A planted fault: `change` edits the statements of `function`'s policy
     /// as deployed in this account (the stack's, until changed here).
     pub fn plant_policy(&self, function: &str, change: impl FnOnce(&mut Vec<Value>)) {

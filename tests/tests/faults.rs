@@ -245,4 +245,16 @@ async fn what_iam_enforcement_cannot_judge_is_this_short_list() {
     unjudged.sort();
     unjudged.dedup();
     assert_eq!(unjudged, Vec::<String>::new());
+
+    // Every call each function made is one its ports declare (the contract
+    // manifest infra/check_stack.py grants from): the declarations are not
+    // read from the source, so they are held to what the code really calls.
+    let calls = emu.iam_calls();
+    for (function, ports) in lifeboat_core::contract::ports() {
+        let declared = lifeboat_core::contract::operations(ports);
+        let made = calls.get(function).unwrap_or_else(|| panic!("{function} made no call: {calls:?}"));
+        let undeclared: Vec<&String> = made.iter().filter(|op| !declared.contains(&op.as_str())).collect();
+        assert!(undeclared.is_empty(), "{function} called {undeclared:?}, which its ports do not declare");
+    }
+    assert!(calls["interruption-handler"].iter().any(|op| op == "ec2:CreateReplaceRootVolumeTask"), "{calls:?}");
 }

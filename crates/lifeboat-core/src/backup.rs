@@ -11,7 +11,7 @@ pub use crate::event::{EventError, Trigger};
 use crate::event::{Scheduled, parse_scheduled};
 use crate::model::{CloudError, ErrorKind, ImageState, Instance, InstanceState, Volume};
 use crate::node::NodeName;
-use crate::ports::{Describe, ImageSpec, Imaging, Preparing};
+use crate::ports::{Describe, ImageSpec, Imaging, Port, Preparing};
 use crate::prepare::{self, Preparation, PreparePlan};
 use crate::spec::LaunchSpec;
 use crate::tags;
@@ -241,6 +241,8 @@ impl BackupError {
 
 /// What scheduled-backup may do with EC2.
 pub trait BackupCloud: Describe + Imaging + Preparing {}
+/// [`BackupCloud`]'s ports, for the contract ([`crate::contract`]).
+pub const PORTS: &[Port] = &[Port::Describe, Port::Imaging, Port::Preparing];
 impl<T: Describe + Imaging + Preparing> BackupCloud for T {}
 
 /// Parses the event and runs the backup. An invalid event fails before any

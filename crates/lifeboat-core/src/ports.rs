@@ -329,3 +329,60 @@ pub trait Notifier: Send + Sync {
         message: &str,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
+
+/// A port as IAM sees it: the AWS operations (`service:Operation`) its
+/// implementation in lifeboat-aws may call, so what the role of a function
+/// using it must grant. The contract manifest carries them to
+/// infra/check_stack.py; the emulator records every call each function
+/// makes, and a test holds the calls to these lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Port {
+    Describe,
+    Imaging,
+    Preparing,
+    Pruning,
+    DeleteVolume,
+    Launching,
+    Ssm,
+    Notifier,
+}
+
+impl Port {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Port::Describe => "Describe",
+            Port::Imaging => "Imaging",
+            Port::Preparing => "Preparing",
+            Port::Pruning => "Pruning",
+            Port::DeleteVolume => "DeleteVolume",
+            Port::Launching => "Launching",
+            Port::Ssm => "Ssm",
+            Port::Notifier => "Notifier",
+        }
+    }
+
+    pub const fn operations(self) -> &'static [&'static str] {
+        match self {
+            Port::Describe => &["ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeVolumes"],
+            Port::Imaging => &["ec2:CreateImage"],
+            Port::Preparing => {
+                &["ec2:CreateTags", "ec2:ModifyInstanceAttribute", "ec2:ModifyNetworkInterfaceAttribute"]
+            }
+            Port::Pruning => &["ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:DescribeSnapshots"],
+            Port::DeleteVolume => &["ec2:DeleteVolume"],
+            Port::Launching => &[
+                "ec2:AttachVolume",
+                "ec2:CreateReplaceRootVolumeTask",
+                "ec2:CreateVolume",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeReplaceRootVolumeTasks",
+                "ec2:RunInstances",
+                "ec2:TerminateInstances",
+            ],
+            Port::Ssm => {
+                &["ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation", "ssm:ListCommands", "ssm:SendCommand"]
+            }
+            Port::Notifier => &["sns:Publish"],
+        }
+    }
+}

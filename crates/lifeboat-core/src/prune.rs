@@ -13,7 +13,7 @@ use crate::event::{EventError, Trigger, parse_scheduled};
 use crate::model::{
     CloudError, ErrorKind, Image, ImageState, Instance, InstanceState, Snapshot, SnapshotState, Volume, VolumeState,
 };
-use crate::ports::{DeleteVolume, Describe, Pruning};
+use crate::ports::{DeleteVolume, Describe, Port, Pruning};
 use crate::tags;
 use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, stream};
@@ -402,6 +402,8 @@ impl PruneError {
 
 /// What retention-pruner may do with EC2.
 pub trait PruneCloud: Describe + Pruning + DeleteVolume {}
+/// [`PruneCloud`]'s ports, for the contract ([`crate::contract`]).
+pub const PORTS: &[Port] = &[Port::Describe, Port::Pruning, Port::DeleteVolume];
 impl<T: Describe + Pruning + DeleteVolume> PruneCloud for T {}
 
 pub async fn handle(

@@ -38,7 +38,7 @@ use crate::config::Config;
 use crate::event::EventError;
 use crate::model::{Instance, InstanceState};
 use crate::node::NodeName;
-use crate::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Launching, Market, Notifier, Preparing, Ssm};
+use crate::ports::{DeleteVolume, Describe, ImageSpec, Imaging, Launching, Market, Notifier, Port, Preparing, Ssm};
 use crate::spec::LaunchSpec;
 use crate::tags;
 use chrono::{DateTime, Utc};
@@ -47,6 +47,10 @@ use tokio::time::Instant;
 
 /// What interruption-handler may do with EC2.
 pub trait RelaunchCloud: Describe + Imaging + Preparing + Launching + DeleteVolume {}
+/// [`handle`]'s ports: [`RelaunchCloud`]'s, SSM and the notifier, for the
+/// contract ([`crate::contract`]).
+pub const PORTS: &[Port] =
+    &[Port::Describe, Port::Imaging, Port::Preparing, Port::Launching, Port::DeleteVolume, Port::Ssm, Port::Notifier];
 impl<T: Describe + Imaging + Preparing + Launching + DeleteVolume> RelaunchCloud for T {}
 
 /// The cloud the flow works in.
