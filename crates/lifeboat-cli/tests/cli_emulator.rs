@@ -1,7 +1,6 @@
 //! `lifeboat` against the emulator: the real binary, the real SDK, a node
 //! prepared by the real scheduled-backup, and one that is not.
 
-mod support;
 
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
@@ -10,7 +9,7 @@ use aws_sdk_ec2::types::{
 use lifeboat_tests::{BASE_AMI, Emulator};
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use support::{
+use crate::support::{
     STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, prepared_node_with_key, public_path,
 };
 

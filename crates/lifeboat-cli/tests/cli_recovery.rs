@@ -3,7 +3,6 @@
 //! through AWS. The emulator runs no script on a node: the repair's and the
 //! health check's result lines are queued.
 
-mod support;
 
 use aws_sdk_fis::types::{
     CreateExperimentTemplateActionInput, CreateExperimentTemplateStopConditionInput,
@@ -12,7 +11,7 @@ use aws_sdk_fis::types::{
 use lifeboat_tests::{Emulator, runtime, warning};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{deploy, emulator, lifeboat, outputs, prepared_node};
+use crate::support::{deploy, emulator, lifeboat, outputs, prepared_node};
 
 const REPAIRED: &str = r#"{"result":"repaired","step":"verify","guard":"released"}"#;
 const HEALTHY: &str = r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#;
