@@ -3,9 +3,9 @@
 //! emulator. Run one module with
 //! `cargo nextest run -p lifeboat-cli --test cli -E 'test(/^help::/)'`.
 
-mod support;
 mod cli_emulator;
 mod cli_recovery;
 mod credentials;
 mod help;
 mod stack_name;
+mod support;

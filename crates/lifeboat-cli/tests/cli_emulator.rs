@@ -1,7 +1,9 @@
 //! `lifeboat` against the emulator: the real binary, the real SDK, a node
 //! prepared by the real scheduled-backup, and one that is not.
 
-
+use crate::support::{
+    STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, prepared_node_with_key, public_path,
+};
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
     MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, Tag, TagSpecification,
@@ -9,9 +11,6 @@ use aws_sdk_ec2::types::{
 use lifeboat_tests::{BASE_AMI, Emulator};
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use crate::support::{
-    STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, prepared_node_with_key, public_path,
-};
 
 fn json_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout)

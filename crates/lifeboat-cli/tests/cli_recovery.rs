@@ -3,7 +3,7 @@
 //! through AWS. The emulator runs no script on a node: the repair's and the
 //! health check's result lines are queued.
 
-
+use crate::support::{deploy, emulator, lifeboat, outputs, prepared_node};
 use aws_sdk_fis::types::{
     CreateExperimentTemplateActionInput, CreateExperimentTemplateStopConditionInput,
     CreateExperimentTemplateTargetInput,
@@ -11,7 +11,6 @@ use aws_sdk_fis::types::{
 use lifeboat_tests::{Emulator, runtime, warning};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use crate::support::{deploy, emulator, lifeboat, outputs, prepared_node};
 
 const REPAIRED: &str = r#"{"result":"repaired","step":"verify","guard":"released"}"#;
 const HEALTHY: &str = r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#;
