@@ -373,7 +373,7 @@ def main() -> None:
         threading.Thread(target=watch, daemon=True).start()
 
     patches.apply()
-    services.apply()  # after patches: it wraps RunInstances as they leave it
+    services.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 

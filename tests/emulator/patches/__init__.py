@@ -19,3 +19,4 @@ __all__ = ["age_termination", "apply", "configure", "events", "interrupt", "reco
 def apply() -> None:
     for area in (speed, images, instances, spot, network, volumes, root_volume, ssm, sns):
         area.apply()
+    spot.apply_requests()

@@ -1,5 +1,6 @@
 """Spot interruptions, performed as EC2 performs them (control API only: AWS
-decides when, tests decide here); spot launches EC2 ends at once."""
+decides when, tests decide here); spot launches EC2 ends at once; the spot
+request a RunInstances spot launch makes (moto drops the options)."""
 
 from __future__ import annotations
 
@@ -166,3 +167,85 @@ def _kms_checked(run_instances: Any) -> Any:
 
 def apply() -> None:
     InstanceResponse.run_instances = _kms_checked(InstanceResponse.run_instances)
+
+
+# The spot request of a RunInstances spot launch:
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotMarketOptions.html:
+# SpotInstanceType defaults to one-time, InstanceInterruptionBehavior to
+# terminate, and "persistent Spot Instance requests are only supported when
+# the instance interruption behavior is either hibernate or stop"; a one-time
+# request can only terminate (EC2 User Guide, interruption-behavior.html). The
+# error code for either combination is not documented: InvalidParameterCombination.
+
+
+def _spot_request(original: Any) -> Any:
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.spot_requests import SpotInstanceRequest
+    from moto.ec2.utils import random_spot_request_id
+
+    class Recorded(SpotInstanceRequest):
+        """The request behind an instance RunInstances launched itself."""
+
+        __module__ = "moto.ec2.models"
+
+        def __init__(self, instance: Any, **kwargs: Any) -> None:
+            self._lb_instance = instance
+            super().__init__(**kwargs)
+
+        def launch_instance(self) -> Any:
+            return self._lb_instance
+
+    def run_instances(self: Any) -> Any:
+        options = self._get_param("InstanceMarketOptions") or {}
+        spot = options.get("MarketType") == "spot"
+        spot_options = options.get("SpotOptions") or {}
+        kind = spot_options.get("SpotInstanceType", "one-time")
+        behaviour = spot_options.get("InstanceInterruptionBehavior", "terminate")
+        if spot and (kind == "one-time") != (behaviour == "terminate"):
+            raise EC2ClientError(
+                "InvalidParameterCombination",
+                f"a {kind} spot request cannot have the interruption behavior {behaviour}",
+            )
+        result = original(self)
+        reservation = getattr(result, "result", None)
+        instances = getattr(reservation, "instances", None) or []
+        if not spot:
+            return result
+        for instance in instances:
+            if getattr(instance, "spot_instance_request_id", None):
+                continue  # a ClientToken retry returns the first launch
+            request = Recorded(
+                instance,
+                ec2_backend=self.ec2_backend,
+                spot_request_id=random_spot_request_id(),
+                price=spot_options.get("MaxPrice"),
+                image_id=instance.image_id,
+                spot_instance_type=kind,
+                valid_from=None,
+                valid_until=None,
+                launch_group=None,
+                availability_zone_group=None,
+                key_name=instance.key_name,
+                security_groups=[],
+                user_data=None,
+                instance_type=instance.instance_type,
+                placement=None,
+                kernel_id=None,
+                ramdisk_id=None,
+                monitoring_enabled=False,
+                subnet_id=instance.subnet_id,
+                tags={},
+                spot_fleet_id=None,
+                instance_interruption_behaviour=behaviour,
+            )
+            self.ec2_backend.spot_instance_requests[request.id] = request
+            instance.spot_instance_request_id = request.id
+        return result
+
+    return run_instances
+
+
+def apply_requests() -> None:
+    """Last of all the RunInstances wrappers: its refusal comes first, and it
+    sees the instances the others launched."""
+    InstanceResponse.run_instances = _spot_request(InstanceResponse.run_instances)
