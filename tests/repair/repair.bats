@@ -408,6 +408,59 @@ SH
   grep -qF "rollout restart daemonset cilium" "$FAKE_LOG"
 }
 
+@test "text files in the subdirectories of /etc/kubernetes are rewritten and listed; pki/, tmp/, the quarantine and binary files are not" {
+  relaunched
+  k=$FAKE_ROOT/etc/kubernetes
+  backup=$k/tmp/kubeadm-backup-manifests-2026-12-01-10-00-00
+  mkdir -p "$k/audit" "$k/authn" "$backup" "$k/lifeboat-quarantine"
+  # The audit webhook's kubeconfig (--audit-webhook-config-file) and a
+  # structured authentication configuration, both naming the old address.
+  cat >"$k/audit/webhook.yaml" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: audit-sink
+  cluster:
+    server: https://$OLD:8443/audit
+contexts:
+- name: default
+  context:
+    cluster: audit-sink
+current-context: default
+YAML
+  cat >"$k/authn/config.yaml" <<YAML
+apiVersion: apiserver.config.k8s.io/v1beta1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: https://$OLD:9443/dex
+    audiences:
+    - kubernetes
+  claimMappings:
+    username:
+      claim: email
+      prefix: ""
+YAML
+  printf 'IP.1 = %s\n' "$OLD" >"$k/pki/apiserver-san.cnf"
+  cp "$k/manifests/kube-apiserver.yaml" "$backup/kube-apiserver.yaml"
+  printf 'server: https://%s:6443\n' "$OLD" >"$k/lifeboat-quarantine/kept.yaml"
+  printf '\0\1%s\0' "$OLD" >"$k/audit/state.bin"
+  kept() { sha256sum "$k/pki/apiserver-san.cnf" "$backup/kube-apiserver.yaml" "$k/lifeboat-quarantine/kept.yaml" "$k/audit/state.bin"; }
+  before=$(kept)
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qxF "    server: https://$NEW:8443/audit" "$k/audit/webhook.yaml"
+  grep -qxF "    url: https://$NEW:9443/dex" "$k/authn/config.yaml"
+  changed=$(json_field changed)
+  [[ $changed == *'"/etc/kubernetes/audit/webhook.yaml"'* ]]
+  [[ $changed == *'"/etc/kubernetes/authn/config.yaml"'* ]]
+  [ "$(kept)" = "$before" ]
+  [[ $changed != *'/etc/kubernetes/pki/apiserver-san.cnf'* && $changed != *'/etc/kubernetes/tmp/'* ]]
+  [[ $changed != *'lifeboat-quarantine/kept.yaml'* && $changed != *'state.bin'* ]]
+  grep -qF -- "--advertise-address=$NEW" "$k/manifests/kube-apiserver.yaml"
+}
+
 @test "on a RHEL-family node kubelet's --node-ip in /etc/sysconfig/kubelet is rewritten and listed" {
   relaunched --node-ip --rpm
   [ ! -e "$FAKE_ROOT/etc/default/kubelet" ]

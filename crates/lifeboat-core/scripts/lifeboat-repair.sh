@@ -32,8 +32,9 @@
 #                   while etcd is not running
 #   4 quarantine    (--quarantine, restore drills) the controller-manager and
 #                   any cloud-controller-manager moved aside
-#   5 rewrite       the old IP replaced, as a whole address, in the manifests,
-#                   kubeconfigs, /etc/hosts and kubelet's flags (--node-ip)
+#   5 rewrite       the old IP replaced, as a whole address, in the text
+#                   files of /etc/kubernetes (not pki/ or tmp/), /etc/hosts
+#                   and kubelet's flags (--node-ip)
 #   6 certificates  apiserver, etcd-server and etcd-peer certificates made by
 #                   `kubeadm init phase certs` for the new IP
 #   7 node-name     kubelet pinned to the node's name (--hostname-override)
@@ -236,7 +237,7 @@ node_path() { echo "${1#"$ROOT"}"; }
 
 valid_ip() { [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]]; }
 ip_regex() { echo "(^|[^0-9.])${1//./\\.}([^0-9.]|$)"; }
-names_ip() { grep -Eq "$(ip_regex "$2")" "$1" 2>/dev/null; }
+names_ip() { grep -IEq "$(ip_regex "$2")" "$1" 2>/dev/null; } # text files only
 
 # Replaces OLD_IP by NEW_IP as a whole address (not inside 10.0.1.100 when
 # the old one is 10.0.1.10), dots taken literally.
@@ -703,13 +704,16 @@ quarantine() {
   done
 }
 
-# Files on the node that name the IP: manifests, kubeconfigs, kubeadm
-# configuration files, /etc/hosts, kubelet's flags (--node-ip) and config.
+# Files on the node that name the IP: the text files under /etc/kubernetes
+# (manifests, kubeconfigs, the audit and authentication webhooks' and the
+# encryption configurations in its subdirectories) but the certificates,
+# lifeboat's quarantine and kubeadm's backups and dry runs (tmp/); /etc/hosts,
+# kubelet's flags (--node-ip) and config.
 ip_files() {
-  local file
+  local file k
+  k=$(k8s)
   {
-    find "$(k8s)/manifests" "$(k8s)" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.conf' -o -name '*.yml' \) 2>/dev/null
-    find "$(k8s)/lifeboat" -maxdepth 1 -type f -name '*.yaml' 2>/dev/null || true
+    find "$k" \( -path "$k/pki" -o -path "$k/tmp" -o -path "$k/lifeboat-quarantine" \) -prune -o -type f -print 2>/dev/null || true
     for file in "$ROOT/etc/hosts" "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files); do
       if [[ -f $file ]]; then echo "$file"; fi
     done
