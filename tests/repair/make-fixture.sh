@@ -20,6 +20,8 @@
 #   --kubelet-cert file  kubelet.conf as after kubelet's client certificate
 #                        rotation: user default-auth, the certificate in
 #                        /var/lib/kubelet/pki/kubelet-client-current.pem
+# Objects a test put in DIR/objects beforehand (files named
+# RESOURCE_NAMESPACE_NAME, as below) are loaded too.
 # Certificates are made with openssl as kubeadm makes them (names, SANs and
 # usages of cmd/kubeadm/app/phases/certs/certlist.go), with EC keys for speed.
 set -euo pipefail
@@ -510,6 +512,38 @@ for c in ${cni//,/ }; do
           value: $ip
         - name: KUBERNETES_SERVICE_PORT
           value: \"6443\"" ""
+      # The operator reads that ConfigMap through envFrom and tolerates
+      # every taint (projectcalico/calico manifests/tigera-operator.yaml).
+      cat >"$dir/objects/deployments_tigera-operator_tigera-operator" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: tigera-operator
+  namespace: tigera-operator
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      name: tigera-operator
+  template:
+    metadata:
+      labels:
+        name: tigera-operator
+    spec:
+      containers:
+      - envFrom:
+        - configMapRef:
+            name: kubernetes-services-endpoint
+            optional: true
+        image: quay.io/tigera/operator:v1.36.2
+        name: tigera-operator
+      hostNetwork: true
+      tolerations:
+      - effect: NoExecute
+        operator: Exists
+      - effect: NoSchedule
+        operator: Exists
+YAML
       ;;
     flannel)
       daemonset kube-flannel kube-flannel-ds kube-flannel "        - name: KUBERNETES_SERVICE_HOST

@@ -461,6 +461,68 @@ YAML
   grep -qF -- "--advertise-address=$NEW" "$k/manifests/kube-apiserver.yaml"
 }
 
+# A Deployment on a worker (it tolerates no taint) whose pods read the
+# apiserver's address from a ConfigMap (env valueFrom configMapKeyRef).
+web_deployment() {
+  mkdir -p "$FIXTURE/objects"
+  printf 'apiVersion: v1\ndata:\n  API_SERVER: https://%s:6443\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: default\n' \
+    "$OLD" >"$FIXTURE/objects/configmaps_default_web-config"
+  cat >"$FIXTURE/objects/deployments_default_web" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - env:
+        - name: API_SERVER
+          valueFrom:
+            configMapKeyRef:
+              key: API_SERVER
+              name: web-config
+        image: registry.example/web:v1
+        name: web
+YAML
+}
+
+@test "Deployments whose pods read a changed ConfigMap (envFrom, configMapKeyRef) are rolled out again" {
+  web_deployment
+  relaunched --cni tigera
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  changed=$(json_field changed "$RESULT")
+  [[ $changed == *'"configmap default/web-config"'* ]]
+  [[ $changed == *'"deployment tigera-operator/tigera-operator: rollout restarted"'* ]]
+  [[ $changed == *'"deployment default/web: rollout restarted"'* ]]
+  cluster_object /registry/deployments/default/web | grep -qF "kubectl.kubernetes.io/restartedAt:"
+  # The operator runs on this node: its new pod reads the new address.
+  grep -qF "deployment-controller: replacing the pod of tigera-operator/deployment/tigera-operator" "$FAKE_LOG"
+  container_view tigera-operator | grep -qF "KUBERNETES_SERVICE_HOST: $NEW"
+}
+
+@test "quarantine: a Deployment's containers on this node are restarted through the CRI, one without a pod here is a warning" {
+  web_deployment
+  relaunched --cni tigera
+  node_boot --cloud-init
+  run repair --quarantine --timeout 120
+  assert_repaired
+  run ! grep -q "rollout restart" "$FAKE_LOG"
+  [[ $(json_field changed "$RESULT") == *'"deployment tigera-operator/tigera-operator: containers restarted through the CRI"'* ]]
+  container_view tigera-operator | grep -qF "KUBERNETES_SERVICE_HOST: $NEW"
+  [[ $(json_field warnings "$RESULT") == *"deployment default/web reads a ConfigMap that now names $NEW but has no pod on this node: its pods keep the old address until 'kubectl -n default rollout restart deployment web' once the controllers run"* ]]
+}
+
 @test "on a RHEL-family node kubelet's --node-ip in /etc/sysconfig/kubelet is rewritten and listed" {
   relaunched --node-ip --rpm
   [ ! -e "$FAKE_ROOT/etc/default/kubelet" ]

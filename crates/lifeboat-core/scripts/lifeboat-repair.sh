@@ -45,9 +45,10 @@
 #  10 ready         the apiserver's /readyz on the new IP
 #  11 cluster       objects naming the old IP rewritten: kubeadm-config,
 #                   kube-proxy, cluster-info, CNI ConfigMaps, workloads' env
-#  12 restart       what reads the address only at start restarted: through
-#                   the CRI with --quarantine (its controllers are stopped),
-#                   `kubectl rollout restart` otherwise
+#  12 restart       DaemonSets and Deployments whose pods read a changed
+#                   ConfigMap (only at start): `kubectl rollout restart`, or
+#                   with --quarantine (the controllers are held) their
+#                   containers on this node through the CRI
 #  13 verify        kubelet active, /readyz, etcd healthy, the Node Ready
 #                   with the node's IP as its InternalIP
 # After preflight a repair takes the node's lock (flock on
@@ -888,12 +889,13 @@ objects_naming() { # objects_naming IP < LIST_YAML
   '
 }
 
-# DaemonSets and the ConfigMaps their pods read (ns daemonset configmap).
-daemonset_configmaps() {
+# DaemonSets and Deployments and the ConfigMaps their pods read (in volumes,
+# envFrom or env valueFrom): "kind ns name configmap".
+workload_configmaps() {
   awk '
-    function flush() { kind = ""; ns = ""; name = ""; meta = 0 }
-    /^- / { if (kind == "DaemonSet") for (c in refs) print ns, name, c; delete refs; flush(); in_item = 1 }
-    /^[^- ]/ { if (kind == "DaemonSet") for (c in refs) print ns, name, c; delete refs; flush(); in_item = 0 }
+    function flush() { if (kind == "DaemonSet" || kind == "Deployment") for (c in refs) print tolower(kind), ns, name, c; delete refs; kind = ""; ns = ""; name = ""; meta = 0 }
+    /^- / { flush(); in_item = 1 }
+    /^[^- ]/ { flush(); in_item = 0 }
     !in_item { next }
     { line = substr($0, 3) }
     line ~ /^kind: / { kind = substr(line, 7) }
@@ -908,12 +910,12 @@ daemonset_configmaps() {
 }
 
 CLUSTER_LIST=""
-RESTART_DAEMONSETS=()
-ENV_DAEMONSETS=()
+RESTART_WORKLOADS=() # "kind ns/name"
+ENV_WORKLOADS=()
 
 update_cluster_objects() {
   STEP=cluster
-  local kind ns name resource object cm_changed=() ds cm
+  local kind ns name resource object cm_changed=() cm
   CLUSTER_LIST=$(kube get configmaps,daemonsets,deployments -A -o yaml) || fail "cannot list ConfigMaps and workloads"
   while read -r kind ns name; do
     [[ -n $kind ]] || continue
@@ -924,16 +926,16 @@ update_cluster_objects() {
     log "$resource $ns/$name now names $NEW_IP"
     case $kind in
       ConfigMap) cm_changed+=("$ns/$name") ;;
-      DaemonSet) ENV_DAEMONSETS+=("$ns/$name") ;;
+      DaemonSet | Deployment) ENV_WORKLOADS+=("$resource $ns/$name") ;;
     esac
   done < <(objects_naming "$OLD_IP" <<<"$CLUSTER_LIST")
-  # DaemonSets whose pods read a changed ConfigMap only at start.
-  while read -r ns ds cm; do
-    [[ -n $ds ]] || continue
-    if [[ " ${cm_changed[*]} " == *" $ns/$cm "* && " ${RESTART_DAEMONSETS[*]} " != *" $ns/$ds "* ]]; then
-      RESTART_DAEMONSETS+=("$ns/$ds")
+  # Workloads whose pods read a changed ConfigMap only at start.
+  while read -r kind ns name cm; do
+    [[ -n $cm ]] || continue
+    if [[ " ${cm_changed[*]} " == *" $ns/$cm "* && " ${RESTART_WORKLOADS[*]} " != *" $kind $ns/$name "* ]]; then
+      RESTART_WORKLOADS+=("$kind $ns/$name")
     fi
-  done < <(daemonset_configmaps <<<"$CLUSTER_LIST")
+  done < <(workload_configmaps <<<"$CLUSTER_LIST")
 }
 
 recreated() { # recreated NAME NAMESPACE OLD_IDS: a container other than those runs
@@ -943,11 +945,14 @@ recreated() { # recreated NAME NAMESPACE OLD_IDS: a container other than those r
 }
 
 # kubelet recreates a container that is gone; the new one reads its
-# ConfigMaps anew.
-restart_through_cri() { # restart_through_cri NS DAEMONSET
-  local ns=$1 ds=$2 names container ids id
-  names=$(kube get daemonset "$ds" -n "$ns" -o 'jsonpath={.spec.template.spec.containers[*].name}') ||
-    fail "cannot read the containers of daemonset $ns/$ds"
+# ConfigMaps anew. Containers are found by name in the namespace. A
+# Deployment may have no pod on this node: returns 1, nothing touched.
+restart_through_cri() { # restart_through_cri KIND NS NAME
+  local kind=$1 ns=$2 name=$3 names container ids id here=""
+  names=$(kube get "$kind" "$name" -n "$ns" -o 'jsonpath={.spec.template.spec.containers[*].name}') ||
+    fail "cannot read the containers of $kind $ns/$name"
+  for container in $names; do here+=$(cri_ids "$container" "$ns"); done
+  [[ $kind == daemonset || -n $here ]] || return 1
   for container in $names; do
     ids=$(cri_ids "$container" "$ns")
     for id in $ids; do
@@ -955,26 +960,31 @@ restart_through_cri() { # restart_through_cri NS DAEMONSET
       bounded crictl rm "$id" >/dev/null || fail "crictl rm $id ($container) failed"
     done
     wait_for "kubelet to recreate $container" recreated "$container" "$ns" "$ids" ||
-      fail "kubelet did not recreate $container of $ns/$ds"
-    log "$container of $ns/$ds restarted through the CRI"
+      fail "kubelet did not recreate $container of $kind $ns/$name"
+    log "$container of $kind $ns/$name restarted through the CRI"
   done
 }
 
+# With --quarantine the controllers are held: a rollout restart would do
+# nothing, so the containers on this node are restarted through the CRI; a
+# Deployment's pods elsewhere are the operator's (a warning).
 restart_components() {
   STEP=restart
-  local entry
-  for entry in "${RESTART_DAEMONSETS[@]}"; do
-    if $QUARANTINE; then
-      restart_through_cri "${entry%%/*}" "${entry#*/}"
-      CHANGED+=("daemonset $entry: containers restarted through the CRI")
+  local entry kind ref
+  for entry in "${RESTART_WORKLOADS[@]}"; do
+    kind=${entry%% *} ref=${entry#* }
+    if ! $QUARANTINE; then
+      kube -n "${ref%%/*}" rollout restart "$kind" "${ref#*/}" >/dev/null || fail "cannot restart $entry"
+      CHANGED+=("$entry: rollout restarted")
+    elif restart_through_cri "$kind" "${ref%%/*}" "${ref#*/}"; then
+      CHANGED+=("$entry: containers restarted through the CRI")
     else
-      kube -n "${entry%%/*}" rollout restart daemonset "${entry#*/}" >/dev/null || fail "cannot restart daemonset $entry"
-      CHANGED+=("daemonset $entry: rollout restarted")
+      WARNINGS+=("$entry reads a ConfigMap that now names $NEW_IP but has no pod on this node: its pods keep the old address until 'kubectl -n ${ref%%/*} rollout restart $kind ${ref#*/}' once the controllers run")
     fi
   done
   if $QUARANTINE; then
-    for entry in "${ENV_DAEMONSETS[@]}"; do
-      WARNINGS+=("daemonset $entry names the address in its pods' env: its pods on this clone keep the old one until the DaemonSet controller replaces them")
+    for entry in "${ENV_WORKLOADS[@]}"; do
+      WARNINGS+=("$entry names the address in its pods' env: its pods on this clone keep the old one until its controller replaces them")
     done
   fi
 }
