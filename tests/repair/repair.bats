@@ -513,6 +513,7 @@ YAML
 
 @test "quarantine: a Deployment's containers on this node are restarted through the CRI, one without a pod here is a warning" {
   web_deployment
+  workers 2
   relaunched --cni tigera
   node_boot --cloud-init
   run repair --quarantine --timeout 120
@@ -521,6 +522,42 @@ YAML
   [[ $(json_field changed "$RESULT") == *'"deployment tigera-operator/tigera-operator: containers restarted through the CRI"'* ]]
   container_view tigera-operator | grep -qF "KUBERNETES_SERVICE_HOST: $NEW"
   [[ $(json_field warnings "$RESULT") == *"deployment default/web reads a ConfigMap that now names $NEW but has no pod on this node: its pods keep the old address until 'kubectl -n default rollout restart deployment web' once the controllers run"* ]]
+  # A drill's clone: the other nodes are the source cluster's, no command for them.
+  run ! grep -q "still reach the apiserver" <<<"$(warnings_of "$RESULT")"
+}
+
+# workers N: N more Nodes in the cluster, Ready on addresses of their own.
+workers() {
+  local i
+  mkdir -p "$FIXTURE/objects"
+  for i in $(seq 1 "$1"); do
+    printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: worker-%s\nstatus:\n  addresses:\n  - address: 10.0.2.%s\n    type: InternalIP\n  conditions:\n  - status: "True"\n    type: Ready\n' \
+      "$i" "$i" >"$FIXTURE/objects/minions__worker-$i"
+  done
+}
+
+warnings_of() { python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])["warnings"]))' "$1"; }
+
+@test "nodes that joined through the old IP are named in one warning, with the command that moves each" {
+  workers 12
+  relaunched
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  [ "$(json_field result "$RESULT")" = repaired ]
+  warning=$(warnings_of "$RESULT" | grep "still reach the apiserver")
+  [ "$(wc -l <<<"$warning")" -eq 1 ]
+  [[ $warning == "12 other nodes still reach the apiserver at $OLD: worker-1 worker-10 worker-11 worker-12 worker-2 worker-3 worker-4 worker-5 worker-6 worker-7 and 2 more (kubectl get nodes); on each, as root: sed -i '"* ]]
+  [[ $warning == *"' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)" ]]
+  # The command moves a worker's kubelet.conf (as kubeadm join wrote it, the
+  # old server) to the new address, and nothing else in it.
+  expr=$(sed -n "s/.*sed -i '\([^']*\)' .*/\1/p" <<<"$warning")
+  conf=$BATS_TEST_TMPDIR/worker-kubelet.conf
+  cp "$FAKE_ROOT$(json_field backup "$RESULT")/kubernetes/kubelet.conf" "$conf"
+  sed "s#$OLD#$NEW#" "$conf" >"$conf.expected"
+  sed -i "$expr" "$conf"
+  grep -qxF "    server: https://$NEW:6443" "$conf"
+  cmp "$conf" "$conf.expected"
 }
 
 @test "on a RHEL-family node kubelet's --node-ip in /etc/sysconfig/kubelet is rewritten and listed" {

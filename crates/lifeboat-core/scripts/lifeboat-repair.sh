@@ -55,6 +55,8 @@
 # /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
 # detects again (and checks again if the node moved meanwhile).
 # On the same IP: detect, preflight, quarantine, node-name, release, verify.
+# Other nodes are not reached: when they joined through the old IP, a
+# warning names them and the command to run on each.
 # A failure after kubelet was stopped starts it again; a guard that holds
 # kubelet stays in place (only a finished repair releases it).
 #
@@ -989,6 +991,22 @@ restart_components() {
   fi
 }
 
+# Nodes that joined through the old IP (the endpoint an IP, not a DNS name:
+# admin.conf now names the new one) keep it in their kubelet.conf, out of
+# the repair's reach: one warning names them and the command to run on each.
+# Not with --quarantine: a drill's clone lists the source cluster's nodes.
+worker_warning() {
+  local host names n list
+  host=$(kubeconfig_field "$(k8s)/admin.conf" server)
+  host=${host#https://} host=${host%%/*} host=${host%:*}
+  ! $QUARANTINE && [[ $host == "$NEW_IP" ]] || return 0
+  names=$(kube get nodes -o name 2>/dev/null | sed 's|^node/||' | grep -vxF -- "$NODE") || return 0
+  n=$(wc -l <<<"$names")
+  list=$(head -n 10 <<<"$names" | paste -sd ' ')
+  ((n <= 10)) || list+=" and $((n - 10)) more (kubectl get nodes)"
+  WARNINGS+=("$n other nodes still reach the apiserver at $OLD_IP: $list; on each, as root: sed -i 's#https://${OLD_IP//./\\.}:#https://$NEW_IP:#' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)")
+}
+
 verify() {
   STEP=verify
   local status
@@ -1016,6 +1034,7 @@ repair_new_ip() {
   wait_ready
   update_cluster_objects
   restart_components
+  worker_warning
   verify
   rm -f "$(state_file)"
 }
