@@ -725,6 +725,129 @@ YAML
   [ "$status" -eq 1 ]
 }
 
+# kubeadm_config FILE SERVICE_SUBNET ADVERTISE: a configuration for the
+# certificate phases in the fixture's PKI.
+kubeadm_config() {
+  cat >"$1" <<YAML
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.31.2
+certificatesDir: $FAKE_ROOT/etc/kubernetes/pki
+networking:
+  serviceSubnet: $2
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $3
+nodeRegistration:
+  name: k8s-master
+YAML
+}
+
+@test "the stand-in kubeadm takes --dry-run with --config, writing to a dry-run directory that holds no CA" {
+  # kubernetes/kubernetes cmd/kubeadm/app/apis/kubeadm/validation/validation.go
+  # (isAllowedFlag), cmd/init.go (CertificateWriteDir), cmd/phases/init/certs.go.
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  config=$BATS_TEST_TMPDIR/config.yaml
+  kubeadm_config "$config" 10.96.0.0/12 "$NEW"
+  # An existing certificate signed by the CA: reused, dry run or not.
+  run on_node kubeadm init phase certs apiserver --config "$config" --dry-run
+  [ "$status" -eq 0 ]
+  [[ $output == *"[certs] Using existing apiserver certificate and key on disk"* ]]
+  # None: made in the dry run's directory, from the CA found there, which
+  # only the CA phases copy in.
+  rm "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" "$FAKE_ROOT/etc/kubernetes/pki/apiserver.key"
+  run on_node kubeadm init phase certs apiserver --dry-run=true --config "$config"
+  [ "$status" -eq 1 ]
+  [[ $output == "error execution phase certs/apiserver: couldn't load CA certificate ca: couldn't load ca certificate authority from $FAKE_ROOT/etc/kubernetes/tmp/kubeadm-init-dryrun"* ]]
+  [ ! -e "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" ]
+  [ "$(find "$FAKE_ROOT/etc/kubernetes/tmp" -maxdepth 1 -name 'kubeadm-init-dryrun*' | wc -l)" -eq 2 ]
+  # Flags that are not allowed with --config still are not.
+  run on_node kubeadm init phase certs apiserver --dry-run --apiserver-advertise-address "$NEW" --config "$config"
+  [ "$status" -eq 1 ]
+  [ "$output" = "can not mix '--config' with arguments [apiserver-advertise-address]" ]
+  run on_node kubeadm init phase certs apiserver --dry-run=maybe --config "$config"
+  [ "$status" -eq 1 ]
+}
+
+@test "the stand-in kubeadm replaces an unspecified advertise address by the host's and refuses a loopback one, as kubeadm does" {
+  # cmd/kubeadm/app/util/config/initconfiguration.go SetAPIEndpointDynamicDefaults,
+  # ChooseAPIServerBindAddress; apimachinery util/net ChooseBindAddressForInterface.
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  config=$BATS_TEST_TMPDIR/config.yaml
+  pki=$FAKE_ROOT/etc/kubernetes/pki
+  rm "$pki/apiserver.crt" "$pki/apiserver.key"
+  kubeadm_config "$config" 10.96.0.0/12 0.0.0.0
+  run on_node kubeadm init phase certs apiserver --config "$config"
+  [ "$status" -eq 0 ]
+  sans "$pki/apiserver.crt" | grep -qF "IP Address:$NEW"
+  run grep -qF "IP Address:0.0.0.0" <(sans "$pki/apiserver.crt")
+  [ "$status" -eq 1 ]
+  for address in 127.0.0.1 ::1; do
+    kubeadm_config "$config" 10.96.0.0/12 "$address"
+    run on_node kubeadm config validate --config "$config"
+    [ "$status" -eq 1 ]
+    [ "$output" = "unable to select an IP from lo network interface" ]
+  done
+  kubeadm_config "$config" 10.96.0.0/12 node.example.com
+  run on_node kubeadm config validate --config "$config"
+  [ "$status" -eq 1 ]
+  [[ $output == *'couldn'\''t use "node.example.com" as "apiserver-advertise-address", must be ipv4 or ipv6 address'* ]]
+}
+
+@test "the stand-in kubeadm takes a dual-stack service subnet, and refuses what kubeadm's validation refuses" {
+  # cmd/kubeadm/app/apis/kubeadm/validation/validation.go ValidateIPNetFromString,
+  # ValidateServiceSubnetSize; constants.GetKubernetesServiceCIDR.
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  config=$BATS_TEST_TMPDIR/config.yaml
+  for subnet in 10.96.0.0/12,fd00::/108 fd00::/108,10.96.0.0/12 fd00:10:96::/112; do
+    kubeadm_config "$config" "$subnet" "$NEW"
+    run on_node kubeadm config validate --config "$config"
+    [ "$status" -eq 0 ]
+  done
+  for case in "10.96.0.0/12,10.97.0.0/16:expected one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking" \
+    "10.96.0.0/12,fd00::/108,10.97.0.0/16:expected one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking" \
+    "fd00::/64:specified service subnet is too large; for 128-bit addresses, the mask must be >= 108" \
+    "10.96.0.0/30:subnet with 4 address(es) is too small, the minimum is 10" "10.96.0.0/12,:couldn't parse subnet"; do
+    subnet=${case%%:[a-z]*} message=${case#"$subnet":}
+    kubeadm_config "$config" "$subnet" "$NEW"
+    run on_node kubeadm config validate --config "$config"
+    [ "$status" -eq 1 ]
+    [[ $output == *"networking.serviceSubnet: Invalid value: "*"$message"* ]]
+  done
+  # The service address among the SANs is the first subnet's (the primary family).
+  pki=$FAKE_ROOT/etc/kubernetes/pki
+  rm "$pki/apiserver.crt" "$pki/apiserver.key"
+  kubeadm_config "$config" fd00::/108,10.96.0.0/12 "$NEW"
+  run on_node kubeadm init phase certs apiserver --config "$config"
+  [ "$status" -eq 0 ]
+  sans "$pki/apiserver.crt" | grep -qF "IP Address:FD00:0:0:0:0:0:0:1"
+  run grep -qF "IP Address:10.96.0.1" <(sans "$pki/apiserver.crt")
+  [ "$status" -eq 1 ]
+}
+
+# The SANs of a certificate, one a line, sorted.
+san_list() { sans "$1" | tr ',' '\n' | sed 's/^ *//' | sort -u; }
+
+@test "a dual-stack cluster moves to a new IP with every SAN of its certificates, IPv6 ones included" {
+  relaunched --dual-stack
+  grep -qF -- "--service-cluster-ip-range=10.96.0.0/12,fd00::/108" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  grep -qxF "  serviceSubnet: 10.96.0.0/12,fd00::/108" "$FAKE_ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  old=$FAKE_ROOT$(json_field backup "$RESULT")/kubernetes/pki
+  for cert in apiserver etcd/server etcd/peer; do
+    [ "$(san_list "$FAKE_ROOT/etc/kubernetes/pki/$cert.crt")" = "$(san_list "$old/$cert.crt" | sed "s/^IP Address:$OLD\$/IP Address:$NEW/" | sort -u)" ]
+    san_list "$FAKE_ROOT/etc/kubernetes/pki/$cert.crt" | grep -qxF "IP Address:2600:1F18:1234:5600:0:0:0:10"
+  done
+  san_list "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" | grep -qxF "IP Address:FD00:0:0:0:0:0:0:1"
+}
+
 @test "the repair stages the old certificates away before kubeadm init phase certs, so kubeadm makes new ones" {
   relaunched
   node_boot --cloud-init
