@@ -547,7 +547,7 @@ warnings_of() { python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv
   [ "$(json_field result "$RESULT")" = repaired ]
   warning=$(warnings_of "$RESULT" | grep "still reach the apiserver")
   [ "$(wc -l <<<"$warning")" -eq 1 ]
-  [[ $warning == "12 other nodes still reach the apiserver at $OLD: worker-1 worker-10 worker-11 worker-12 worker-2 worker-3 worker-4 worker-5 worker-6 worker-7 and 2 more (kubectl get nodes); on each, as root: sed -i '"* ]]
+  [[ $warning == "12 other node(s) still reach the apiserver at $OLD: worker-1 worker-10 worker-11 worker-12 worker-2 worker-3 worker-4 worker-5 worker-6 worker-7 and 2 more (kubectl get nodes); on each, as root: sed -i '"* ]]
   [[ $warning == *"' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)" ]]
   # The command moves a worker's kubelet.conf (as kubeadm join wrote it, the
   # old server) to the new address, and nothing else in it.
@@ -558,6 +558,24 @@ warnings_of() { python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv
   sed -i "$expr" "$conf"
   grep -qxF "    server: https://$NEW:6443" "$conf"
   cmp "$conf" "$conf.expected"
+}
+
+@test "nodes that cannot be listed are a warning too, with the command, not silence" {
+  workers 1
+  relaunched
+  wrap_tool kubectl <<'SH'
+for arg; do
+  if [[ $arg == nodes ]]; then
+    echo 'Error from server (Forbidden): nodes is forbidden: User "kubernetes-admin" cannot list resource "nodes"' >&2
+    exit 1
+  fi
+done
+exec "$REAL" "$@"
+SH
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  warnings_of "$RESULT" | grep -qxF "cannot list the nodes: those that joined through $OLD still reach it; on each, as root: sed -i 's#https://127\.0\.0\.10:#https://$NEW:#' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)"
 }
 
 @test "on a RHEL-family node kubelet's --node-ip in /etc/sysconfig/kubelet is rewritten and listed" {

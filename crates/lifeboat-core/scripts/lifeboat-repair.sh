@@ -996,15 +996,21 @@ restart_components() {
 # the repair's reach: one warning names them and the command to run on each.
 # Not with --quarantine: a drill's clone lists the source cluster's nodes.
 worker_warning() {
-  local host names n list
+  local host names n list fix
   host=$(kubeconfig_field "$(k8s)/admin.conf" server)
   host=${host#https://} host=${host%%/*} host=${host%:*}
   ! $QUARANTINE && [[ $host == "$NEW_IP" ]] || return 0
-  names=$(kube get nodes -o name 2>/dev/null | sed 's|^node/||' | grep -vxF -- "$NODE") || return 0
+  fix="as root: sed -i 's#https://${OLD_IP//./\\.}:#https://$NEW_IP:#' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)"
+  if ! names=$(kube get nodes -o name); then
+    WARNINGS+=("cannot list the nodes: those that joined through $OLD_IP still reach it; on each, $fix")
+    return 0
+  fi
+  names=$(grep -vxF -- "node/$NODE" <<<"$names") || return 0
+  names=${names//node\//}
   n=$(wc -l <<<"$names")
   list=$(head -n 10 <<<"$names" | paste -sd ' ')
   ((n <= 10)) || list+=" and $((n - 10)) more (kubectl get nodes)"
-  WARNINGS+=("$n other nodes still reach the apiserver at $OLD_IP: $list; on each, as root: sed -i 's#https://${OLD_IP//./\\.}:#https://$NEW_IP:#' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)")
+  WARNINGS+=("$n other node(s) still reach the apiserver at $OLD_IP: $list; on each, $fix")
 }
 
 verify() {
