@@ -707,11 +707,10 @@ quarantine() {
   done
 }
 
-# Files on the node that name the IP: the text files under /etc/kubernetes
-# (manifests, kubeconfigs, the audit and authentication webhooks' and the
-# encryption configurations in its subdirectories) but the certificates,
-# lifeboat's quarantine and kubeadm's backups and dry runs (tmp/); /etc/hosts,
-# kubelet's flags (--node-ip) and config.
+# Files on the node that name the IP: text files under /etc/kubernetes
+# (webhook and encryption configurations in subdirectories too) but pki/,
+# kubeadm's backups and dry runs (tmp/) and lifeboat's quarantine;
+# /etc/hosts, kubelet's flags (--node-ip) and config.
 ip_files() {
   local file k
   k=$(k8s)
@@ -947,8 +946,8 @@ recreated() { # recreated NAME NAMESPACE OLD_IDS: a container other than those r
 }
 
 # kubelet recreates a container that is gone; the new one reads its
-# ConfigMaps anew. Containers are found by name in the namespace. A
-# Deployment may have no pod on this node: returns 1, nothing touched.
+# ConfigMaps anew. A Deployment with no container (by name, in its
+# namespace) on this node: returns 1, nothing touched.
 restart_through_cri() { # restart_through_cri KIND NS NAME
   local kind=$1 ns=$2 name=$3 names container ids id here=""
   names=$(kube get "$kind" "$name" -n "$ns" -o 'jsonpath={.spec.template.spec.containers[*].name}') ||
@@ -967,9 +966,8 @@ restart_through_cri() { # restart_through_cri KIND NS NAME
   done
 }
 
-# With --quarantine the controllers are held: a rollout restart would do
-# nothing, so the containers on this node are restarted through the CRI; a
-# Deployment's pods elsewhere are the operator's (a warning).
+# With --quarantine the controllers are held (a rollout would do nothing):
+# the containers on this node are restarted through the CRI.
 restart_components() {
   STEP=restart
   local entry kind ref
@@ -991,10 +989,9 @@ restart_components() {
   fi
 }
 
-# Nodes that joined through the old IP (the endpoint an IP, not a DNS name:
-# admin.conf now names the new one) keep it in their kubelet.conf, out of
-# the repair's reach: one warning names them and the command to run on each.
-# Not with --quarantine: a drill's clone lists the source cluster's nodes.
+# Nodes that joined through the old IP (the endpoint an IP: admin.conf now
+# names the new one) keep it in their kubelet.conf: one warning names them
+# and the fix. Not in drills: a clone lists the source cluster's nodes.
 worker_warning() {
   local host names n list fix
   host=$(kubeconfig_field "$(k8s)/admin.conf" server)
