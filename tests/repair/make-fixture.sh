@@ -17,15 +17,22 @@
 #                        kubelet.env there for rpms, in /etc/default for debs),
 #                        and 10-kubeadm.conf's EnvironmentFile= names it
 #   --cni LIST           cilium,tigera,flannel: CNI settings naming the old IP
+#   --dual-stack         service subnet 10.96.0.0/12,fd00::/108, the node's IPv6
+#                        address (2600:1f18:1234:5600::10) and the IPv6 service
+#                        address (fd00::1) among the SANs, as kubeadm makes them
+#                        from certSANs, serverCertSANs and peerCertSANs
 #   --kubelet-cert file  kubelet.conf as after kubelet's client certificate
 #                        rotation: user default-auth, the certificate in
 #                        /var/lib/kubelet/pki/kubelet-client-current.pem
+# Objects a test put in DIR/objects beforehand (files named
+# RESOURCE_NAMESPACE_NAME, as below) are loaded too.
 # Certificates are made with openssl as kubeadm makes them (names, SANs and
 # usages of cmd/kubeadm/app/phases/certs/certlist.go), with EC keys for speed.
 set -euo pipefail
 dir=$1 ip=$2
 shift 2
 node=k8s-master api=v1beta4 endpoint="" node_ip=false cni="" kubelet_cert=embedded extra_flags=/etc/default/kubelet
+service_subnet=10.96.0.0/12 api_v6="" etcd_v6="" cert_sans_v6=""
 while (($#)); do
   case $1 in
     --node) node=$2; shift ;;
@@ -35,6 +42,10 @@ while (($#)); do
     --rpm) extra_flags=/etc/sysconfig/kubelet ;;
     --cni) cni=$2; shift ;;
     --kubelet-cert) kubelet_cert=$2; shift ;;
+    --dual-stack)
+      service_subnet=10.96.0.0/12,fd00::/108 api_v6=,IP:fd00::1,IP:2600:1f18:1234:5600::10
+      etcd_v6=,IP:2600:1f18:1234:5600::10 cert_sans_v6=$'\n  - fd00::1\n  - 2600:1f18:1234:5600::10'
+      ;;
     *) echo "make-fixture: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -79,11 +90,11 @@ ca ca kubernetes
 ca front-proxy-ca front-proxy-ca
 ca etcd/ca etcd-ca
 cert apiserver ca /CN=kube-apiserver serverAuth \
-  "DNS:$node,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1,IP:$ip,$(san_of "$endpoint"),DNS:k8s.example.com"
+  "DNS:$node,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1,IP:$ip,$(san_of "$endpoint"),DNS:k8s.example.com$api_v6"
 cert apiserver-kubelet-client ca "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" clientAuth
 cert front-proxy-client front-proxy-ca /CN=front-proxy-client clientAuth
-cert etcd/server etcd/ca "/CN=$node" serverAuth,clientAuth "DNS:$node,DNS:localhost,IP:$ip,IP:127.0.0.1,IP:::1"
-cert etcd/peer etcd/ca "/CN=$node" serverAuth,clientAuth "DNS:$node,DNS:localhost,IP:$ip,IP:127.0.0.1,IP:::1"
+cert etcd/server etcd/ca "/CN=$node" serverAuth,clientAuth "DNS:$node,DNS:localhost,IP:$ip,IP:127.0.0.1,IP:::1$etcd_v6"
+cert etcd/peer etcd/ca "/CN=$node" serverAuth,clientAuth "DNS:$node,DNS:localhost,IP:$ip,IP:127.0.0.1,IP:::1$etcd_v6"
 cert etcd/healthcheck-client etcd/ca /CN=kube-etcd-healthcheck-client clientAuth
 cert apiserver-etcd-client etcd/ca /CN=kube-apiserver-etcd-client clientAuth
 key "$pki/sa.key"
@@ -245,7 +256,7 @@ spec:
     - --service-account-issuer=https://kubernetes.default.svc.cluster.local
     - --service-account-key-file=/etc/kubernetes/pki/sa.pub
     - --service-account-signing-key-file=/etc/kubernetes/pki/sa.key
-    - --service-cluster-ip-range=10.96.0.0/12
+    - --service-cluster-ip-range=$service_subnet
     - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt
     - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key
     image: registry.k8s.io/kube-apiserver:v1.31.2
@@ -394,7 +405,7 @@ fi
 cluster_configuration="apiServer:
   certSANs:
   - $ip
-  - k8s.example.com
+  - k8s.example.com$cert_sans_v6
 $extra_args
 apiVersion: kubeadm.k8s.io/$api
 certificatesDir: /etc/kubernetes/pki
@@ -411,7 +422,7 @@ kubernetesVersion: v1.31.2
 networking:
   dnsDomain: cluster.local
   podSubnet: 10.244.0.0/16
-  serviceSubnet: 10.96.0.0/12
+  serviceSubnet: $service_subnet
 scheduler: {}"
 indent() { sed 's/^/    /'; }
 configmap() { # configmap NS NAME DATA_YAML
@@ -510,6 +521,38 @@ for c in ${cni//,/ }; do
           value: $ip
         - name: KUBERNETES_SERVICE_PORT
           value: \"6443\"" ""
+      # The operator reads that ConfigMap through envFrom and tolerates
+      # every taint (projectcalico/calico manifests/tigera-operator.yaml).
+      cat >"$dir/objects/deployments_tigera-operator_tigera-operator" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: tigera-operator
+  namespace: tigera-operator
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      name: tigera-operator
+  template:
+    metadata:
+      labels:
+        name: tigera-operator
+    spec:
+      containers:
+      - envFrom:
+        - configMapRef:
+            name: kubernetes-services-endpoint
+            optional: true
+        image: quay.io/tigera/operator:v1.36.2
+        name: tigera-operator
+      hostNetwork: true
+      tolerations:
+      - effect: NoExecute
+        operator: Exists
+      - effect: NoSchedule
+        operator: Exists
+YAML
       ;;
     flannel)
       daemonset kube-flannel kube-flannel-ds kube-flannel "        - name: KUBERNETES_SERVICE_HOST

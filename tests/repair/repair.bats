@@ -408,6 +408,176 @@ SH
   grep -qF "rollout restart daemonset cilium" "$FAKE_LOG"
 }
 
+@test "text files in the subdirectories of /etc/kubernetes are rewritten and listed; pki/, tmp/, the quarantine and binary files are not" {
+  relaunched
+  k=$FAKE_ROOT/etc/kubernetes
+  backup=$k/tmp/kubeadm-backup-manifests-2026-12-01-10-00-00
+  mkdir -p "$k/audit" "$k/authn" "$backup" "$k/lifeboat-quarantine"
+  # The audit webhook's kubeconfig (--audit-webhook-config-file) and a
+  # structured authentication configuration, both naming the old address.
+  cat >"$k/audit/webhook.yaml" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: audit-sink
+  cluster:
+    server: https://$OLD:8443/audit
+contexts:
+- name: default
+  context:
+    cluster: audit-sink
+current-context: default
+YAML
+  cat >"$k/authn/config.yaml" <<YAML
+apiVersion: apiserver.config.k8s.io/v1beta1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: https://$OLD:9443/dex
+    audiences:
+    - kubernetes
+  claimMappings:
+    username:
+      claim: email
+      prefix: ""
+YAML
+  printf 'IP.1 = %s\n' "$OLD" >"$k/pki/apiserver-san.cnf"
+  cp "$k/manifests/kube-apiserver.yaml" "$backup/kube-apiserver.yaml"
+  printf 'server: https://%s:6443\n' "$OLD" >"$k/lifeboat-quarantine/kept.yaml"
+  printf '\0\1%s\0' "$OLD" >"$k/audit/state.bin"
+  kept() { sha256sum "$k/pki/apiserver-san.cnf" "$backup/kube-apiserver.yaml" "$k/lifeboat-quarantine/kept.yaml" "$k/audit/state.bin"; }
+  before=$(kept)
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qxF "    server: https://$NEW:8443/audit" "$k/audit/webhook.yaml"
+  grep -qxF "    url: https://$NEW:9443/dex" "$k/authn/config.yaml"
+  changed=$(json_field changed)
+  [[ $changed == *'"/etc/kubernetes/audit/webhook.yaml"'* ]]
+  [[ $changed == *'"/etc/kubernetes/authn/config.yaml"'* ]]
+  [ "$(kept)" = "$before" ]
+  [[ $changed != *'/etc/kubernetes/pki/apiserver-san.cnf'* && $changed != *'/etc/kubernetes/tmp/'* ]]
+  [[ $changed != *'lifeboat-quarantine/kept.yaml'* && $changed != *'state.bin'* ]]
+  grep -qF -- "--advertise-address=$NEW" "$k/manifests/kube-apiserver.yaml"
+}
+
+# A Deployment on a worker (it tolerates no taint) whose pods read the
+# apiserver's address from a ConfigMap (env valueFrom configMapKeyRef).
+web_deployment() {
+  mkdir -p "$FIXTURE/objects"
+  printf 'apiVersion: v1\ndata:\n  API_SERVER: https://%s:6443\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: default\n' \
+    "$OLD" >"$FIXTURE/objects/configmaps_default_web-config"
+  cat >"$FIXTURE/objects/deployments_default_web" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - env:
+        - name: API_SERVER
+          valueFrom:
+            configMapKeyRef:
+              key: API_SERVER
+              name: web-config
+        image: registry.example/web:v1
+        name: web
+YAML
+}
+
+@test "Deployments whose pods read a changed ConfigMap (envFrom, configMapKeyRef) are rolled out again" {
+  web_deployment
+  relaunched --cni tigera
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  changed=$(json_field changed "$RESULT")
+  [[ $changed == *'"configmap default/web-config"'* ]]
+  [[ $changed == *'"deployment tigera-operator/tigera-operator: rollout restarted"'* ]]
+  [[ $changed == *'"deployment default/web: rollout restarted"'* ]]
+  cluster_object /registry/deployments/default/web | grep -qF "kubectl.kubernetes.io/restartedAt:"
+  # The operator runs on this node: its new pod reads the new address.
+  grep -qF "deployment-controller: replacing the pod of tigera-operator/deployment/tigera-operator" "$FAKE_LOG"
+  container_view tigera-operator | grep -qF "KUBERNETES_SERVICE_HOST: $NEW"
+}
+
+@test "quarantine: a Deployment's containers on this node are restarted through the CRI, one without a pod here is a warning" {
+  web_deployment
+  workers 2
+  relaunched --cni tigera
+  node_boot --cloud-init
+  run repair --quarantine --timeout 120
+  assert_repaired
+  run ! grep -q "rollout restart" "$FAKE_LOG"
+  [[ $(json_field changed "$RESULT") == *'"deployment tigera-operator/tigera-operator: containers restarted through the CRI"'* ]]
+  container_view tigera-operator | grep -qF "KUBERNETES_SERVICE_HOST: $NEW"
+  [[ $(json_field warnings "$RESULT") == *"deployment default/web reads a ConfigMap that now names $NEW but has no pod on this node: its pods keep the old address until 'kubectl -n default rollout restart deployment web' once the controllers run"* ]]
+  # A drill's clone: the other nodes are the source cluster's, no command for them.
+  run ! grep -q "still reach the apiserver" <<<"$(warnings_of "$RESULT")"
+}
+
+# workers N: N more Nodes in the cluster, Ready on addresses of their own.
+workers() {
+  local i
+  mkdir -p "$FIXTURE/objects"
+  for i in $(seq 1 "$1"); do
+    printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: worker-%s\nstatus:\n  addresses:\n  - address: 10.0.2.%s\n    type: InternalIP\n  conditions:\n  - status: "True"\n    type: Ready\n' \
+      "$i" "$i" >"$FIXTURE/objects/minions__worker-$i"
+  done
+}
+
+warnings_of() { python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])["warnings"]))' "$1"; }
+
+@test "nodes that joined through the old IP are named in one warning, with the command that moves each" {
+  workers 12
+  relaunched
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  [ "$(json_field result "$RESULT")" = repaired ]
+  warning=$(warnings_of "$RESULT" | grep "still reach the apiserver")
+  [ "$(wc -l <<<"$warning")" -eq 1 ]
+  [[ $warning == "12 other node(s) still reach the apiserver at $OLD: worker-1 worker-10 worker-11 worker-12 worker-2 worker-3 worker-4 worker-5 worker-6 worker-7 and 2 more (kubectl get nodes); on each, as root: sed -i '"* ]]
+  [[ $warning == *"' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)" ]]
+  # The command moves a worker's kubelet.conf (as kubeadm join wrote it, the
+  # old server) to the new address, and nothing else in it.
+  expr=$(sed -n "s/.*sed -i '\([^']*\)' .*/\1/p" <<<"$warning")
+  conf=$BATS_TEST_TMPDIR/worker-kubelet.conf
+  cp "$FAKE_ROOT$(json_field backup "$RESULT")/kubernetes/kubelet.conf" "$conf"
+  sed "s#$OLD#$NEW#" "$conf" >"$conf.expected"
+  sed -i "$expr" "$conf"
+  grep -qxF "    server: https://$NEW:6443" "$conf"
+  cmp "$conf" "$conf.expected"
+}
+
+@test "nodes that cannot be listed are a warning too, with the command, not silence" {
+  workers 1
+  relaunched
+  wrap_tool kubectl <<'SH'
+for arg; do
+  if [[ $arg == nodes ]]; then
+    echo 'Error from server (Forbidden): nodes is forbidden: User "kubernetes-admin" cannot list resource "nodes"' >&2
+    exit 1
+  fi
+done
+exec "$REAL" "$@"
+SH
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  warnings_of "$RESULT" | grep -qxF "cannot list the nodes: those that joined through $OLD still reach it; on each, as root: sed -i 's#https://127\.0\.0\.10:#https://$NEW:#' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)"
+}
+
 @test "on a RHEL-family node kubelet's --node-ip in /etc/sysconfig/kubelet is rewritten and listed" {
   relaunched --node-ip --rpm
   [ ! -e "$FAKE_ROOT/etc/default/kubelet" ]
@@ -571,6 +741,129 @@ YAML
   [[ $output == *"[certs] certificate apiserver not signed by CA certificate ca"* ]]
   run on_node kubeadm init phase certs etcd-server --apiserver-advertise-address "$NEW" --config "$BATS_TEST_TMPDIR/config.yaml"
   [ "$status" -eq 1 ]
+}
+
+# kubeadm_config FILE SERVICE_SUBNET ADVERTISE: a configuration for the
+# certificate phases in the fixture's PKI.
+kubeadm_config() {
+  cat >"$1" <<YAML
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.31.2
+certificatesDir: $FAKE_ROOT/etc/kubernetes/pki
+networking:
+  serviceSubnet: $2
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $3
+nodeRegistration:
+  name: k8s-master
+YAML
+}
+
+@test "the stand-in kubeadm takes --dry-run with --config, writing to a dry-run directory that holds no CA" {
+  # kubernetes/kubernetes cmd/kubeadm/app/apis/kubeadm/validation/validation.go
+  # (isAllowedFlag), cmd/init.go (CertificateWriteDir), cmd/phases/init/certs.go.
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  config=$BATS_TEST_TMPDIR/config.yaml
+  kubeadm_config "$config" 10.96.0.0/12 "$NEW"
+  # An existing certificate signed by the CA: reused, dry run or not.
+  run on_node kubeadm init phase certs apiserver --config "$config" --dry-run
+  [ "$status" -eq 0 ]
+  [[ $output == *"[certs] Using existing apiserver certificate and key on disk"* ]]
+  # None: made in the dry run's directory, from the CA found there, which
+  # only the CA phases copy in.
+  rm "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" "$FAKE_ROOT/etc/kubernetes/pki/apiserver.key"
+  run on_node kubeadm init phase certs apiserver --dry-run=true --config "$config"
+  [ "$status" -eq 1 ]
+  [[ $output == "error execution phase certs/apiserver: couldn't load CA certificate ca: couldn't load ca certificate authority from $FAKE_ROOT/etc/kubernetes/tmp/kubeadm-init-dryrun"* ]]
+  [ ! -e "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" ]
+  [ "$(find "$FAKE_ROOT/etc/kubernetes/tmp" -maxdepth 1 -name 'kubeadm-init-dryrun*' | wc -l)" -eq 2 ]
+  # Flags that are not allowed with --config still are not.
+  run on_node kubeadm init phase certs apiserver --dry-run --apiserver-advertise-address "$NEW" --config "$config"
+  [ "$status" -eq 1 ]
+  [ "$output" = "can not mix '--config' with arguments [apiserver-advertise-address]" ]
+  run on_node kubeadm init phase certs apiserver --dry-run=maybe --config "$config"
+  [ "$status" -eq 1 ]
+}
+
+@test "the stand-in kubeadm replaces an unspecified advertise address by the host's and refuses a loopback one, as kubeadm does" {
+  # cmd/kubeadm/app/util/config/initconfiguration.go SetAPIEndpointDynamicDefaults,
+  # ChooseAPIServerBindAddress; apimachinery util/net ChooseBindAddressForInterface.
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  config=$BATS_TEST_TMPDIR/config.yaml
+  pki=$FAKE_ROOT/etc/kubernetes/pki
+  rm "$pki/apiserver.crt" "$pki/apiserver.key"
+  kubeadm_config "$config" 10.96.0.0/12 0.0.0.0
+  run on_node kubeadm init phase certs apiserver --config "$config"
+  [ "$status" -eq 0 ]
+  sans "$pki/apiserver.crt" | grep -qF "IP Address:$NEW"
+  run grep -qF "IP Address:0.0.0.0" <(sans "$pki/apiserver.crt")
+  [ "$status" -eq 1 ]
+  for address in 127.0.0.1 ::1; do
+    kubeadm_config "$config" 10.96.0.0/12 "$address"
+    run on_node kubeadm config validate --config "$config"
+    [ "$status" -eq 1 ]
+    [ "$output" = "unable to select an IP from lo network interface" ]
+  done
+  kubeadm_config "$config" 10.96.0.0/12 node.example.com
+  run on_node kubeadm config validate --config "$config"
+  [ "$status" -eq 1 ]
+  [[ $output == *'couldn'\''t use "node.example.com" as "apiserver-advertise-address", must be ipv4 or ipv6 address'* ]]
+}
+
+@test "the stand-in kubeadm takes a dual-stack service subnet, and refuses what kubeadm's validation refuses" {
+  # cmd/kubeadm/app/apis/kubeadm/validation/validation.go ValidateIPNetFromString,
+  # ValidateServiceSubnetSize; constants.GetKubernetesServiceCIDR.
+  make_fixture "$OLD"
+  node_host "$NEW" k8s-master
+  config=$BATS_TEST_TMPDIR/config.yaml
+  for subnet in 10.96.0.0/12,fd00::/108 fd00::/108,10.96.0.0/12 fd00:10:96::/112; do
+    kubeadm_config "$config" "$subnet" "$NEW"
+    run on_node kubeadm config validate --config "$config"
+    [ "$status" -eq 0 ]
+  done
+  for case in "10.96.0.0/12,10.97.0.0/16:expected one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking" \
+    "10.96.0.0/12,fd00::/108,10.97.0.0/16:expected one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking" \
+    "fd00::/64:specified service subnet is too large; for 128-bit addresses, the mask must be >= 108" \
+    "10.96.0.0/30:subnet with 4 address(es) is too small, the minimum is 10" "10.96.0.0/12,:couldn't parse subnet"; do
+    subnet=${case%%:[a-z]*} message=${case#"$subnet":}
+    kubeadm_config "$config" "$subnet" "$NEW"
+    run on_node kubeadm config validate --config "$config"
+    [ "$status" -eq 1 ]
+    [[ $output == *"networking.serviceSubnet: Invalid value: "*"$message"* ]]
+  done
+  # The service address among the SANs is the first subnet's (the primary family).
+  pki=$FAKE_ROOT/etc/kubernetes/pki
+  rm "$pki/apiserver.crt" "$pki/apiserver.key"
+  kubeadm_config "$config" fd00::/108,10.96.0.0/12 "$NEW"
+  run on_node kubeadm init phase certs apiserver --config "$config"
+  [ "$status" -eq 0 ]
+  sans "$pki/apiserver.crt" | grep -qF "IP Address:FD00:0:0:0:0:0:0:1"
+  run grep -qF "IP Address:10.96.0.1" <(sans "$pki/apiserver.crt")
+  [ "$status" -eq 1 ]
+}
+
+# The SANs of a certificate, one a line, sorted.
+san_list() { sans "$1" | tr ',' '\n' | sed 's/^ *//' | sort -u; }
+
+@test "a dual-stack cluster moves to a new IP with every SAN of its certificates, IPv6 ones included" {
+  relaunched --dual-stack
+  grep -qF -- "--service-cluster-ip-range=10.96.0.0/12,fd00::/108" "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml"
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  grep -qxF "  serviceSubnet: 10.96.0.0/12,fd00::/108" "$FAKE_ROOT/var/lib/lifeboat/kubeadm-certs.yaml"
+  old=$FAKE_ROOT$(json_field backup "$RESULT")/kubernetes/pki
+  for cert in apiserver etcd/server etcd/peer; do
+    [ "$(san_list "$FAKE_ROOT/etc/kubernetes/pki/$cert.crt")" = "$(san_list "$old/$cert.crt" | sed "s/^IP Address:$OLD\$/IP Address:$NEW/" | sort -u)" ]
+    san_list "$FAKE_ROOT/etc/kubernetes/pki/$cert.crt" | grep -qxF "IP Address:2600:1F18:1234:5600:0:0:0:10"
+  done
+  san_list "$FAKE_ROOT/etc/kubernetes/pki/apiserver.crt" | grep -qxF "IP Address:FD00:0:0:0:0:0:0:1"
 }
 
 @test "the repair stages the old certificates away before kubeadm init phase certs, so kubeadm makes new ones" {

@@ -32,8 +32,9 @@
 #                   while etcd is not running
 #   4 quarantine    (--quarantine, restore drills) the controller-manager and
 #                   any cloud-controller-manager moved aside
-#   5 rewrite       the old IP replaced, as a whole address, in the manifests,
-#                   kubeconfigs, /etc/hosts and kubelet's flags (--node-ip)
+#   5 rewrite       the old IP replaced, as a whole address, in the text
+#                   files of /etc/kubernetes (not pki/ or tmp/), /etc/hosts
+#                   and kubelet's flags (--node-ip)
 #   6 certificates  apiserver, etcd-server and etcd-peer certificates made by
 #                   `kubeadm init phase certs` for the new IP
 #   7 node-name     kubelet pinned to the node's name (--hostname-override)
@@ -44,15 +45,18 @@
 #  10 ready         the apiserver's /readyz on the new IP
 #  11 cluster       objects naming the old IP rewritten: kubeadm-config,
 #                   kube-proxy, cluster-info, CNI ConfigMaps, workloads' env
-#  12 restart       what reads the address only at start restarted: through
-#                   the CRI with --quarantine (its controllers are stopped),
-#                   `kubectl rollout restart` otherwise
+#  12 restart       DaemonSets and Deployments whose pods read a changed
+#                   ConfigMap (only at start): `kubectl rollout restart`, or
+#                   with --quarantine (the controllers are held) their
+#                   containers on this node through the CRI
 #  13 verify        kubelet active, /readyz, etcd healthy, the Node Ready
 #                   with the node's IP as its InternalIP
 # After preflight a repair takes the node's lock (flock on
 # /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
 # detects again (and checks again if the node moved meanwhile).
 # On the same IP: detect, preflight, quarantine, node-name, release, verify.
+# Other nodes are not reached: when they joined through the old IP, a
+# warning names them and the command to run on each.
 # A failure after kubelet was stopped starts it again; a guard that holds
 # kubelet stays in place (only a finished repair releases it).
 #
@@ -236,7 +240,7 @@ node_path() { echo "${1#"$ROOT"}"; }
 
 valid_ip() { [[ $1 =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]]; }
 ip_regex() { echo "(^|[^0-9.])${1//./\\.}([^0-9.]|$)"; }
-names_ip() { grep -Eq "$(ip_regex "$2")" "$1" 2>/dev/null; }
+names_ip() { grep -IEq "$(ip_regex "$2")" "$1" 2>/dev/null; } # text files only
 
 # Replaces OLD_IP by NEW_IP as a whole address (not inside 10.0.1.100 when
 # the old one is 10.0.1.10), dots taken literally.
@@ -703,13 +707,15 @@ quarantine() {
   done
 }
 
-# Files on the node that name the IP: manifests, kubeconfigs, kubeadm
-# configuration files, /etc/hosts, kubelet's flags (--node-ip) and config.
+# Files on the node that name the IP: text files under /etc/kubernetes
+# (webhook and encryption configurations in subdirectories too) but pki/,
+# kubeadm's backups and dry runs (tmp/) and lifeboat's quarantine;
+# /etc/hosts, kubelet's flags (--node-ip) and config.
 ip_files() {
-  local file
+  local file k
+  k=$(k8s)
   {
-    find "$(k8s)/manifests" "$(k8s)" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.conf' -o -name '*.yml' \) 2>/dev/null
-    find "$(k8s)/lifeboat" -maxdepth 1 -type f -name '*.yaml' 2>/dev/null || true
+    find "$k" \( -path "$k/pki" -o -path "$k/tmp" -o -path "$k/lifeboat-quarantine" \) -prune -o -type f -print 2>/dev/null || true
     for file in "$ROOT/etc/hosts" "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files); do
       if [[ -f $file ]]; then echo "$file"; fi
     done
@@ -884,12 +890,13 @@ objects_naming() { # objects_naming IP < LIST_YAML
   '
 }
 
-# DaemonSets and the ConfigMaps their pods read (ns daemonset configmap).
-daemonset_configmaps() {
+# DaemonSets and Deployments and the ConfigMaps their pods read (in volumes,
+# envFrom or env valueFrom): "kind ns name configmap".
+workload_configmaps() {
   awk '
-    function flush() { kind = ""; ns = ""; name = ""; meta = 0 }
-    /^- / { if (kind == "DaemonSet") for (c in refs) print ns, name, c; delete refs; flush(); in_item = 1 }
-    /^[^- ]/ { if (kind == "DaemonSet") for (c in refs) print ns, name, c; delete refs; flush(); in_item = 0 }
+    function flush() { if (kind == "DaemonSet" || kind == "Deployment") for (c in refs) print tolower(kind), ns, name, c; delete refs; kind = ""; ns = ""; name = ""; meta = 0 }
+    /^- / { flush(); in_item = 1 }
+    /^[^- ]/ { flush(); in_item = 0 }
     !in_item { next }
     { line = substr($0, 3) }
     line ~ /^kind: / { kind = substr(line, 7) }
@@ -904,12 +911,12 @@ daemonset_configmaps() {
 }
 
 CLUSTER_LIST=""
-RESTART_DAEMONSETS=()
-ENV_DAEMONSETS=()
+RESTART_WORKLOADS=() # "kind ns/name"
+ENV_WORKLOADS=()
 
 update_cluster_objects() {
   STEP=cluster
-  local kind ns name resource object cm_changed=() ds cm
+  local kind ns name resource object cm_changed=() cm
   CLUSTER_LIST=$(kube get configmaps,daemonsets,deployments -A -o yaml) || fail "cannot list ConfigMaps and workloads"
   while read -r kind ns name; do
     [[ -n $kind ]] || continue
@@ -920,16 +927,16 @@ update_cluster_objects() {
     log "$resource $ns/$name now names $NEW_IP"
     case $kind in
       ConfigMap) cm_changed+=("$ns/$name") ;;
-      DaemonSet) ENV_DAEMONSETS+=("$ns/$name") ;;
+      DaemonSet | Deployment) ENV_WORKLOADS+=("$resource $ns/$name") ;;
     esac
   done < <(objects_naming "$OLD_IP" <<<"$CLUSTER_LIST")
-  # DaemonSets whose pods read a changed ConfigMap only at start.
-  while read -r ns ds cm; do
-    [[ -n $ds ]] || continue
-    if [[ " ${cm_changed[*]} " == *" $ns/$cm "* && " ${RESTART_DAEMONSETS[*]} " != *" $ns/$ds "* ]]; then
-      RESTART_DAEMONSETS+=("$ns/$ds")
+  # Workloads whose pods read a changed ConfigMap only at start.
+  while read -r kind ns name cm; do
+    [[ -n $cm ]] || continue
+    if [[ " ${cm_changed[*]} " == *" $ns/$cm "* && " ${RESTART_WORKLOADS[*]} " != *" $kind $ns/$name "* ]]; then
+      RESTART_WORKLOADS+=("$kind $ns/$name")
     fi
-  done < <(daemonset_configmaps <<<"$CLUSTER_LIST")
+  done < <(workload_configmaps <<<"$CLUSTER_LIST")
 }
 
 recreated() { # recreated NAME NAMESPACE OLD_IDS: a container other than those runs
@@ -939,11 +946,14 @@ recreated() { # recreated NAME NAMESPACE OLD_IDS: a container other than those r
 }
 
 # kubelet recreates a container that is gone; the new one reads its
-# ConfigMaps anew.
-restart_through_cri() { # restart_through_cri NS DAEMONSET
-  local ns=$1 ds=$2 names container ids id
-  names=$(kube get daemonset "$ds" -n "$ns" -o 'jsonpath={.spec.template.spec.containers[*].name}') ||
-    fail "cannot read the containers of daemonset $ns/$ds"
+# ConfigMaps anew. A Deployment with no container (by name, in its
+# namespace) on this node: returns 1, nothing touched.
+restart_through_cri() { # restart_through_cri KIND NS NAME
+  local kind=$1 ns=$2 name=$3 names container ids id here=""
+  names=$(kube get "$kind" "$name" -n "$ns" -o 'jsonpath={.spec.template.spec.containers[*].name}') ||
+    fail "cannot read the containers of $kind $ns/$name"
+  for container in $names; do here+=$(cri_ids "$container" "$ns"); done
+  [[ $kind == daemonset || -n $here ]] || return 1
   for container in $names; do
     ids=$(cri_ids "$container" "$ns")
     for id in $ids; do
@@ -951,28 +961,53 @@ restart_through_cri() { # restart_through_cri NS DAEMONSET
       bounded crictl rm "$id" >/dev/null || fail "crictl rm $id ($container) failed"
     done
     wait_for "kubelet to recreate $container" recreated "$container" "$ns" "$ids" ||
-      fail "kubelet did not recreate $container of $ns/$ds"
-    log "$container of $ns/$ds restarted through the CRI"
+      fail "kubelet did not recreate $container of $kind $ns/$name"
+    log "$container of $kind $ns/$name restarted through the CRI"
   done
 }
 
+# With --quarantine the controllers are held (a rollout would do nothing):
+# the containers on this node are restarted through the CRI.
 restart_components() {
   STEP=restart
-  local entry
-  for entry in "${RESTART_DAEMONSETS[@]}"; do
-    if $QUARANTINE; then
-      restart_through_cri "${entry%%/*}" "${entry#*/}"
-      CHANGED+=("daemonset $entry: containers restarted through the CRI")
+  local entry kind ref
+  for entry in "${RESTART_WORKLOADS[@]}"; do
+    kind=${entry%% *} ref=${entry#* }
+    if ! $QUARANTINE; then
+      kube -n "${ref%%/*}" rollout restart "$kind" "${ref#*/}" >/dev/null || fail "cannot restart $entry"
+      CHANGED+=("$entry: rollout restarted")
+    elif restart_through_cri "$kind" "${ref%%/*}" "${ref#*/}"; then
+      CHANGED+=("$entry: containers restarted through the CRI")
     else
-      kube -n "${entry%%/*}" rollout restart daemonset "${entry#*/}" >/dev/null || fail "cannot restart daemonset $entry"
-      CHANGED+=("daemonset $entry: rollout restarted")
+      WARNINGS+=("$entry reads a ConfigMap that now names $NEW_IP but has no pod on this node: its pods keep the old address until 'kubectl -n ${ref%%/*} rollout restart $kind ${ref#*/}' once the controllers run")
     fi
   done
   if $QUARANTINE; then
-    for entry in "${ENV_DAEMONSETS[@]}"; do
-      WARNINGS+=("daemonset $entry names the address in its pods' env: its pods on this clone keep the old one until the DaemonSet controller replaces them")
+    for entry in "${ENV_WORKLOADS[@]}"; do
+      WARNINGS+=("$entry names the address in its pods' env: its pods on this clone keep the old one until its controller replaces them")
     done
   fi
+}
+
+# Nodes that joined through the old IP (the endpoint an IP: admin.conf now
+# names the new one) keep it in their kubelet.conf: one warning names them
+# and the fix. Not in drills: a clone lists the source cluster's nodes.
+worker_warning() {
+  local host names n list fix
+  host=$(kubeconfig_field "$(k8s)/admin.conf" server)
+  host=${host#https://} host=${host%%/*} host=${host%:*}
+  ! $QUARANTINE && [[ $host == "$NEW_IP" ]] || return 0
+  fix="as root: sed -i 's#https://${OLD_IP//./\\.}:#https://$NEW_IP:#' /etc/kubernetes/kubelet.conf && systemctl restart kubelet (and the same on kube-proxy's kubeconfig where it is a file, not kubeadm's ConfigMap)"
+  if ! names=$(kube get nodes -o name); then
+    WARNINGS+=("cannot list the nodes: those that joined through $OLD_IP still reach it; on each, $fix")
+    return 0
+  fi
+  names=$(grep -vxF -- "node/$NODE" <<<"$names") || return 0
+  names=${names//node\//}
+  n=$(wc -l <<<"$names")
+  list=$(head -n 10 <<<"$names" | paste -sd ' ')
+  ((n <= 10)) || list+=" and $((n - 10)) more (kubectl get nodes)"
+  WARNINGS+=("$n other node(s) still reach the apiserver at $OLD_IP: $list; on each, $fix")
 }
 
 verify() {
@@ -1002,6 +1037,7 @@ repair_new_ip() {
   wait_ready
   update_cluster_objects
   restart_components
+  worker_warning
   verify
   rm -f "$(state_file)"
 }

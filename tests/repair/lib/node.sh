@@ -30,10 +30,14 @@
 # - node lifecycle controller (pkg/controller/nodelifecycle): with the
 #   controller-manager running, a Node whose kubelet does not renew its lease
 #   is marked Ready=Unknown (its grace period is long gone after a relaunch).
-# - DaemonSet controller (pkg/controller/daemon): a pod whose template no
-#   longer matches its DaemonSet's is replaced, only while the
+# - DaemonSet and Deployment controllers (pkg/controller/daemon,
+#   pkg/controller/deployment): a pod whose template no longer matches its
+#   DaemonSet's or Deployment's is replaced, only while the
 #   controller-manager runs. A container recreated by kubelet for the same pod
-#   keeps the pod's spec (env is immutable) but reads ConfigMaps anew.
+#   keeps the pod's spec (env is immutable) but reads ConfigMaps anew
+#   (pkg/kubelet/kubelet_pods.go makeEnvironmentVariables, at each start).
+#   A Deployment has one replica, on this node only when it tolerates the
+#   control-plane taint (deployment_here).
 # - etcd: the real etcd (Debian's etcd-server) runs as the etcd container,
 #   from the manifest's own flags, its paths mapped through the manifest's
 #   hostPath volumes. Addresses the host does not have cannot be bound
@@ -594,17 +598,31 @@ ds_container_view() { # ds_container_view NS TEMPLATE
   done
 }
 
+# Is a Deployment's one replica bound to this node? The scheduler is not
+# modelled: it is here when the template tolerates the taint kubeadm puts on
+# a control plane (node-role.kubernetes.io/control-plane:NoSchedule,
+# cmd/kubeadm/app/constants), by key or with operator Exists; elsewhere
+# (a worker) otherwise.
+deployment_here() {
+  awk '/^      tolerations:/{t=1;next} t&&/^      [^ -]/{t=0} t' <<<"$1" |
+    grep -qE 'key: node-role.kubernetes.io/control-plane|operator: Exists'
+}
+
 kubelet_daemonsets() {
-  local key ns name template pod_dir pod id stored
+  local key ns name template pod_dir pod id stored kind
   registry_load
-  for key in $(registry_keys /registry/daemonsets/); do
-    ns=${key#/registry/daemonsets/} ns=${ns%%/*} name=${key##*/}
+  for key in $(registry_keys /registry/daemonsets/) $(registry_keys /registry/deployments/); do
+    kind=${key#/registry/} kind=${kind%%/*}
+    ns=${key#/registry/"$kind"/} ns=${ns%%/*} name=${key##*/}
     template=$(ds_template "${REGISTRY[$key]}")
-    pod=$ns/$name
-    pod_dir=$FAKE_NODE/pods/${ns}_$name
+    pod=$ns/$name pod_dir=$FAKE_NODE/pods/${ns}_$name
+    if [[ $kind == deployments ]]; then
+      deployment_here "$template" || continue
+      pod=$ns/deployment/$name pod_dir=$FAKE_NODE/pods/${ns}_deployment_$name
+    fi
     if read_file stored "$pod_dir/template" && [[ $stored != "$template" ]] &&
       running_pod kube-controller-manager >/dev/null; then
-      model_log "daemonset-controller: replacing the pod of $pod (template changed)"
+      model_log "${kind%s}-controller: replacing the pod of $pod (template changed)"
       id=$(pod_container "$pod")
       [[ -n $id ]] && ctr_stop "$id"
       rm -rf "$pod_dir"
@@ -616,7 +634,7 @@ kubelet_daemonsets() {
     id=$(pod_container "$pod")
     if [[ -n $id ]] && { ctr_running "$id" || recently_exited "$id"; }; then continue; fi
     read_file stored "$pod_dir/template"
-    ctr_new "$(ds_first_container "$stored")" "$ns" "$pod" daemonset
+    ctr_new "$(ds_first_container "$stored")" "$ns" "$pod" "${kind%s}"
     ds_container_view "$ns" "$stored" >"$(ctr "$NEW_ID")/view"
     model_log "kubelet: started ${C_NAME[$NEW_ID]} of $pod ($NEW_ID)"
   done
