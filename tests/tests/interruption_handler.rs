@@ -72,6 +72,8 @@ async fn a_warning_relaunches_the_node_once_on_its_own_disks_and_ip() {
     for (k, v) in [("lifeboat:node", "k8s-master"), ("team", "platform"), ("lifeboat:state-source", "old-volumes")] {
         assert!(tags.contains(&(k.to_string(), v.to_string())), "{k}={v} missing from {tags:?}");
     }
+    assert!(!tags.iter().any(|(k, _)| k.starts_with("lifeboat:market-fallback")), "back on spot: {tags:?}");
+    assert!(new[0].instance_lifecycle().is_some(), "a spot instance");
     assert_eq!(first["outcome"], "relaunched", "{first}");
     assert_eq!(first["replacement"]["id"], new_id);
     assert_eq!(first["replacement"]["same_ip"], true);
@@ -304,6 +306,7 @@ async fn refused_spot_capacity_falls_back_to_on_demand() {
         &json!({"operation": "RunInstances", "code": "InsufficientInstanceCapacity", "status": 500, "count": 100,
                 "body_contains": "InstanceMarketOptions.MarketType=spot"}),
     );
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
     let run = handle_interruption(&emu, &node.instance, vec![warning(&node.instance)]);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
@@ -313,6 +316,13 @@ async fn refused_spot_capacity_falls_back_to_on_demand() {
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].instance_lifecycle(), None, "on-demand instances have no lifecycle");
     assert_eq!(new[0].private_ip_address(), Some(node.private_ip.as_str()));
+    // The fallback is recorded on the replacement, as DescribeInstances shows it.
+    let tags: std::collections::BTreeMap<String, String> =
+        lifeboat_tests::tag_pairs(new[0].tags()).into_iter().collect();
+    let at = chrono::DateTime::parse_from_rfc3339(&tags["lifeboat:market-fallback"]).unwrap();
+    assert!(started <= at && at <= chrono::Utc::now(), "{at}");
+    let old_type = emu.instance(&node.instance).await.instance_type().unwrap().as_str().to_string();
+    assert_eq!(tags["lifeboat:market-fallback-reason"], format!("{old_type} InsufficientInstanceCapacity"));
 }
 
 #[tokio::test]
