@@ -277,6 +277,13 @@ async fn a_fallback_to_on_demand_is_recorded_on_the_replacement_with_when_and_wh
     assert!((0..=600).contains(&after), "{at} is {after} s after the invocation");
     assert_eq!(new.tags[FALLBACK_REASON], "m6i.large InsufficientInstanceCapacity, m5.large SpotMaxPriceTooLow");
     assert_eq!(new.tags["team"], "platform", "the user's tags are still copied");
+    let summary = report.summary();
+    assert!(
+        summary.contains(
+            "Market: ON-DEMAND, spot refused (m6i.large, m5.large); the instance is tagged lifeboat:market-fallback."
+        ),
+        "{summary}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -299,7 +306,8 @@ async fn on_demand_by_the_deployments_choice_records_no_fallback() {
     let old = prepared_node(&cloud).await;
     cloud.terminate_in(&old, Duration::from_secs(10));
     let config = Config { capacity: Capacity::OnDemand, ..Config::default() };
-    run(&cloud, &config, &warning(&old)).await.unwrap();
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert!(!report.summary().contains("Market:"), "{}", report.summary());
     let new = &replacements(&cloud, &old)[0];
     assert!(!new.spot);
     assert!(!new.tags.contains_key(FALLBACK) && !new.tags.contains_key(FALLBACK_REASON), "{:?}", new.tags);
