@@ -323,6 +323,21 @@ async fn refused_spot_capacity_falls_back_to_on_demand() {
     assert!(started <= at && at <= chrono::Utc::now(), "{at}");
     let old_type = emu.instance(&node.instance).await.instance_type().unwrap().as_str().to_string();
     assert_eq!(tags["lifeboat:market-fallback-reason"], format!("{old_type} InsufficientInstanceCapacity"));
+
+    // The on-demand node's next backup still records spot as its market
+    // (a scheduled slot: the manual backup above may share this minute's name).
+    let new_id = new[0].instance_id().unwrap();
+    let event = fixture("scheduled-backup.json");
+    let run = invoke("scheduled-backup", &emu.function_env("scheduled-backup"), &[event], TIMEOUT);
+    let backup = run.invocations.into_iter().next().expect(&run.stderr).response();
+    let images = emu.ec2().await.describe_images().owners("self").send().await.unwrap();
+    let image = images
+        .images()
+        .iter()
+        .find(|i| i.tags().iter().any(|t| t.key() == Some("lifeboat:source-instance") && t.value() == Some(new_id)))
+        .unwrap_or_else(|| panic!("no backup of {new_id}: {backup}"));
+    let image_tags = lifeboat_tests::tag_pairs(image.tags());
+    assert!(image_tags.contains(&("lifeboat:spec-market".into(), "spot".into())), "{image_tags:?}");
 }
 
 #[tokio::test]
