@@ -46,6 +46,14 @@ Control API (JSON; `account` query parameter, default moto's 123456789012):
                                      (or their snapshots) use one of these
                                      keys end at once, shutting-down then
                                      terminated, Client.InternalError,
+                                     "spot_placement_scores": {"eu-west-1a":
+                                     3, "euw1-az1": 9}: what
+                                     GetSpotPlacementScores answers for these
+                                     zones (name or id), score 1-10;
+                                     "spot_placement_default_score": 10,
+                                     "spot_placement_configurations": 10:
+                                     new configurations per 24 h before
+                                     MaxConfigLimitExceeded,
                                      "offline_instances": ["i-..."],
                                      "ssm_requires_instance_profile": true,
                                      "ssm_invocation_delay_seconds": 0.5,

@@ -181,6 +181,10 @@ def requests(account: str, region: str, operation: str, value: dict[str, Any]) -
     targets: list[Target]
     if operation.startswith("Describe"):
         return [AuthRequest(action, "*", {"ec2:Region": region})]
+    if operation == "GetSpotPlacementScores":
+        # As a Describe: no resource types and no action-specific condition
+        # keys in the Service Authorization Reference, only "*".
+        return [AuthRequest(action, "*", {"ec2:Region": region})]
     if operation == "RunInstances":
         return _run_instances(ec2, value, specs)
     if operation == "CreateTags":

@@ -72,6 +72,8 @@ async fn a_warning_relaunches_the_node_once_on_its_own_disks_and_ip() {
     for (k, v) in [("lifeboat:node", "k8s-master"), ("team", "platform"), ("lifeboat:state-source", "old-volumes")] {
         assert!(tags.contains(&(k.to_string(), v.to_string())), "{k}={v} missing from {tags:?}");
     }
+    assert!(!tags.iter().any(|(k, _)| k.starts_with("lifeboat:market-fallback")), "back on spot: {tags:?}");
+    assert!(new[0].instance_lifecycle().is_some(), "a spot instance");
     assert_eq!(first["outcome"], "relaunched", "{first}");
     assert_eq!(first["replacement"]["id"], new_id);
     assert_eq!(first["replacement"]["same_ip"], true);
@@ -304,6 +306,7 @@ async fn refused_spot_capacity_falls_back_to_on_demand() {
         &json!({"operation": "RunInstances", "code": "InsufficientInstanceCapacity", "status": 500, "count": 100,
                 "body_contains": "InstanceMarketOptions.MarketType=spot"}),
     );
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
     let run = handle_interruption(&emu, &node.instance, vec![warning(&node.instance)]);
     let report = run.invocations.into_iter().next().expect(&run.stderr).response();
     assert_eq!(report["outcome"], "relaunched", "{report}");
@@ -313,6 +316,28 @@ async fn refused_spot_capacity_falls_back_to_on_demand() {
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].instance_lifecycle(), None, "on-demand instances have no lifecycle");
     assert_eq!(new[0].private_ip_address(), Some(node.private_ip.as_str()));
+    // The fallback is recorded on the replacement, as DescribeInstances shows it.
+    let tags: std::collections::BTreeMap<String, String> =
+        lifeboat_tests::tag_pairs(new[0].tags()).into_iter().collect();
+    let at = chrono::DateTime::parse_from_rfc3339(&tags["lifeboat:market-fallback"]).unwrap();
+    assert!(started <= at && at <= chrono::Utc::now(), "{at}");
+    let old_type = emu.instance(&node.instance).await.instance_type().unwrap().as_str().to_string();
+    assert_eq!(tags["lifeboat:market-fallback-reason"], format!("{old_type} InsufficientInstanceCapacity"));
+
+    // The on-demand node's next backup still records spot as its market
+    // (a scheduled slot: the manual backup above may share this minute's name).
+    let new_id = new[0].instance_id().unwrap();
+    let event = fixture("scheduled-backup.json");
+    let run = invoke("scheduled-backup", &emu.function_env("scheduled-backup"), &[event], TIMEOUT);
+    let backup = run.invocations.into_iter().next().expect(&run.stderr).response();
+    let images = emu.ec2().await.describe_images().owners("self").send().await.unwrap();
+    let image = images
+        .images()
+        .iter()
+        .find(|i| i.tags().iter().any(|t| t.key() == Some("lifeboat:source-instance") && t.value() == Some(new_id)))
+        .unwrap_or_else(|| panic!("no backup of {new_id}: {backup}"));
+    let image_tags = lifeboat_tests::tag_pairs(image.tags());
+    assert!(image_tags.contains(&("lifeboat:spec-market".into(), "spot".into())), "{image_tags:?}");
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ pub enum Command {
     Preflight(NodeArg),
     /// Show each node: instance, market, what is kept, backups, last relaunch and drill, alarms
     #[command(long_about = "Show each protected node as AWS records it: its instance, state, type and \
-        market, private IP, whether its interface and volumes are kept, its newest backup and its age, \
+        market (on-demand after a relaunch found no spot capacity: since when and why), private IP, whether its interface and volumes are kept, its newest backup and its age, \
         the number of backups, its last relaunch and last restore drill; then the stack's alarms.\n\n\
         Fails (exit 1) when an alarm is in ALARM or a node has no instance running.")]
     Status {

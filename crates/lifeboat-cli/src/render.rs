@@ -43,6 +43,20 @@ pub fn preflight(node: &str, checks: &[Check]) -> String {
     out
 }
 
+/// `spot`; `on-demand since <time> (<age>): spot refused: <why>` after a
+/// relaunch's fallback; `on-demand as launched (no spot fallback recorded)`.
+fn market(n: &NodeStatus) -> String {
+    match (n.market, &n.market_fallback) {
+        (Some("on-demand"), Some(f)) => {
+            let since = f.since.as_ref().map_or("an unrecorded time".to_string(), time);
+            let age = f.age_seconds.map(|s| format!(" ({} ago)", age(s))).unwrap_or_default();
+            format!("on-demand since {since}{age}: spot refused: {}", or_dash(f.reason.as_ref()))
+        }
+        (Some("on-demand"), None) => "on-demand as launched (no spot fallback recorded)".to_string(),
+        (market, _) => or_dash(market),
+    }
+}
+
 pub fn status(stack: &str, nodes: &[NodeStatus], alarms: &Result<Vec<Alarm>, String>) -> String {
     let mut out = format!("{stack}\n\n");
     for n in nodes {
@@ -65,7 +79,8 @@ pub fn status(stack: &str, nodes: &[NodeStatus], alarms: &Result<Vec<Alarm>, Str
         });
         let mut rows = vec![
             vec!["instance".into(), format!("{} ({})", or_dash(n.instance.as_ref()), or_dash(n.state.as_ref()))],
-            vec!["type".into(), format!("{} {}", or_dash(n.instance_type.as_ref()), or_dash(n.market))],
+            vec!["type".into(), or_dash(n.instance_type.as_ref())],
+            vec!["market".into(), market(n)],
             vec!["private IP".into(), or_dash(n.private_ip.as_ref())],
             vec!["interface kept".into(), or_dash(kept(n.interface_kept))],
             vec!["volumes kept".into(), or_dash(n.volumes_kept.map(|k| format!("{}/{}", k.kept, k.total)))],
@@ -148,6 +163,55 @@ pub fn recovered(r: &Recovered) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::MarketFallback;
+    use chrono::TimeZone;
+
+    fn node(market: &'static str, fallback: Option<MarketFallback>) -> NodeStatus {
+        NodeStatus {
+            node: "k8s-master".into(),
+            instance: Some("i-1".into()),
+            state: Some("running".into()),
+            instance_type: Some("m6i.large".into()),
+            market: Some(market),
+            market_fallback: fallback,
+            private_ip: None,
+            interface_kept: None,
+            volumes_kept: None,
+            newest_backup: None,
+            backups: 0,
+            last_relaunch: None,
+            last_drill: None,
+            boot_guard: None,
+            boot_guard_error: None,
+        }
+    }
+
+    #[test]
+    fn the_market_row_says_since_when_and_why_a_node_is_on_demand() {
+        let since = Utc.with_ymd_and_hms(2026, 11, 29, 2, 0, 0).unwrap();
+        let fallback = MarketFallback {
+            since: Some(since),
+            age_seconds: Some(26 * 3600),
+            reason: Some("m6i.large InsufficientInstanceCapacity".into()),
+        };
+        let row = |n: NodeStatus| status("stack", &[n], &Ok(vec![]));
+        let out = row(node("on-demand", Some(fallback.clone())));
+        assert!(out.contains("type            m6i.large\n"), "{out}");
+        assert!(
+            out.contains(
+                "market          on-demand since 2026-11-29T02:00:00Z (1 d 2 h ago): \
+                 spot refused: m6i.large InsufficientInstanceCapacity\n"
+            ),
+            "{out}"
+        );
+        let unreadable = MarketFallback { since: None, age_seconds: None, reason: None };
+        let out = row(node("on-demand", Some(unreadable)));
+        assert!(out.contains("market          on-demand since an unrecorded time: spot refused: -\n"), "{out}");
+        let out = row(node("on-demand", None));
+        assert!(out.contains("market          on-demand as launched (no spot fallback recorded)\n"), "{out}");
+        let out = row(node("spot", None));
+        assert!(out.contains("market          spot\n"), "{out}");
+    }
 
     #[test]
     fn a_fix_of_several_lines_stays_in_the_fixes_column() {

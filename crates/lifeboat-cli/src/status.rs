@@ -27,6 +27,18 @@ pub struct Relaunch {
     pub launched: Option<DateTime<Utc>>,
 }
 
+/// Why an on-demand node is not on spot: the relaunch that fell back to
+/// on-demand recorded it on the instance (`lifeboat:market-fallback`).
+/// Absent on a spot node, and on one launched on-demand by choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarketFallback {
+    /// When the relaunch fell back (`None`: the recorded time is unreadable).
+    pub since: Option<DateTime<Utc>>,
+    pub age_seconds: Option<i64>,
+    /// The spot pools that refused, and how.
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DrillOutcome {
@@ -90,6 +102,8 @@ pub struct NodeStatus {
     pub instance_type: Option<String>,
     /// `spot` or `on-demand`.
     pub market: Option<&'static str>,
+    /// On-demand because a relaunch found no spot capacity: since when, why.
+    pub market_fallback: Option<MarketFallback>,
     pub private_ip: Option<String>,
     pub interface_kept: Option<bool>,
     pub volumes_kept: Option<Kept>,
@@ -136,6 +150,19 @@ fn relaunch(i: &Instance) -> Option<Relaunch> {
     })
 }
 
+/// The fallback record of an on-demand instance, if it has one.
+fn market_fallback(i: &Instance, now: DateTime<Utc>) -> Option<MarketFallback> {
+    if i.spot {
+        return None;
+    }
+    let since = DateTime::parse_from_rfc3339(i.tags.get(tags::MARKET_FALLBACK)?.trim()).ok().map(|t| t.to_utc());
+    Some(MarketFallback {
+        since,
+        age_seconds: since.map(|t| (now - t).num_seconds()),
+        reason: i.tags.get(tags::MARKET_FALLBACK_REASON).filter(|r| !r.is_empty()).cloned(),
+    })
+}
+
 fn last_drill(images: &[&Image]) -> Option<Drill> {
     images
         .iter()
@@ -161,6 +188,7 @@ fn row(node: &str, instance: Option<&Instance>, images: &[&Image], now: DateTime
         state: instance.map(|i| i.state.to_string()),
         instance_type: instance.map(|i| i.instance_type.clone()).filter(|t| !t.is_empty()),
         market: instance.map(|i| if i.spot { "spot" } else { "on-demand" }),
+        market_fallback: instance.and_then(|i| market_fallback(i, now)),
         private_ip: instance.and_then(|i| i.private_ip.clone()),
         interface_kept: live.and_then(|i| i.primary_interface.as_ref()).map(|a| !a.delete_on_termination),
         volumes_kept: live.map(|i| Kept {

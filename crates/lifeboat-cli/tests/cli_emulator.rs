@@ -306,7 +306,8 @@ async fn status_shows_what_is_kept_the_backups_the_drill_and_the_alarms() {
         "stack lifeboat 0.1.0 (CREATE_COMPLETE), dashboard lifeboat",
         "k8s-master\n",
         &format!("{} (running)", node.instance),
-        "t3.medium spot",
+        "type            t3.medium\n",
+        "market          spot\n",
         &node.private_ip,
         "interface kept  yes",
         &format!("volumes kept    {0}/{0}", node.volumes),
@@ -389,6 +390,64 @@ async fn status_fails_while_the_boot_guard_holds_kubelet_and_passes_once_it_rele
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("boot guard      self-released: booted from vol-0123"), "{text}");
     assert!(!text.contains("guard release"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_since_when_and_why_a_node_runs_on_demand() {
+    let emu = emulator();
+    let subnet = emu.subnet().await;
+    let ec2 = emu.ec2().await;
+    // On-demand nodes, as a relaunch's fallback leaves one and as one launched so.
+    let launch = |name: &'static str, fallback: bool| {
+        let ec2 = ec2.clone();
+        let subnet = subnet.clone();
+        async move {
+            let mut tags = TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key("lifeboat:node").value(name).build());
+            if fallback {
+                tags = tags
+                    .tags(Tag::builder().key("lifeboat:market-fallback").value("2026-11-29T02:00:00Z").build())
+                    .tags(
+                        Tag::builder()
+                            .key("lifeboat:market-fallback-reason")
+                            .value("t3.medium InsufficientInstanceCapacity")
+                            .build(),
+                    );
+            }
+            let out = ec2
+                .run_instances()
+                .image_id(BASE_AMI)
+                .instance_type(InstanceType::T3Medium)
+                .min_count(1)
+                .max_count(1)
+                .subnet_id(subnet)
+                .tag_specifications(tags.build())
+                .send()
+                .await
+                .unwrap();
+            out.instances()[0].instance_id().unwrap().to_string()
+        }
+    };
+    launch("fell-back", true).await;
+    launch("chosen", false).await;
+
+    let out = lifeboat(&emu).args(["status", "--json"]).output().unwrap();
+    let report = json_of(&out);
+    let row = |name: &str| report["nodes"].as_array().unwrap().iter().find(|r| r["node"] == name).unwrap().clone();
+    let fell_back = row("fell-back");
+    assert_eq!(fell_back["market"], "on-demand", "{report}");
+    assert_eq!(fell_back["market_fallback"]["since"], "2026-11-29T02:00:00Z", "{report}");
+    assert_eq!(fell_back["market_fallback"]["reason"], "t3.medium InsufficientInstanceCapacity");
+    assert!(fell_back["market_fallback"]["age_seconds"].as_i64().unwrap() > 0);
+    assert_eq!(row("chosen")["market"], "on-demand");
+    assert_eq!(row("chosen")["market_fallback"], Value::Null);
+
+    let out = lifeboat(&emu).args(["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("market          on-demand since 2026-11-29T02:00:00Z ("), "{text}");
+    assert!(text.contains("): spot refused: t3.medium InsufficientInstanceCapacity\n"), "{text}");
+    assert!(text.contains("market          on-demand as launched (no spot fallback recorded)\n"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,7 @@
 //! control plane; the image already holds the configured system.
 
 use crate::model::{Instance, Tags};
+use crate::tags::MARKET_FALLBACK;
 use crate::tags::spec::{GROUPS, HOPS, INTERFACE, IP, KEY, MARKET, PROFILE, SUBNET, TOKENS, TYPE, ZONE};
 use std::collections::BTreeMap;
 
@@ -27,6 +28,9 @@ pub struct LaunchSpec {
     pub instance_profile_arn: Option<String>,
     pub http_tokens: Option<String>,
     pub http_put_response_hop_limit: Option<i32>,
+    /// The market the node is meant to run on: spot also while a relaunch's
+    /// fallback runs it on-demand (its [`MARKET_FALLBACK`] tag), so that
+    /// backups keep recording spot.
     pub spot: bool,
 }
 
@@ -52,7 +56,7 @@ impl LaunchSpec {
             instance_profile_arn: instance.instance_profile_arn.clone(),
             http_tokens: instance.http_tokens.clone(),
             http_put_response_hop_limit: instance.http_put_response_hop_limit,
-            spot: instance.spot,
+            spot: instance.spot || instance.tags.contains_key(MARKET_FALLBACK),
         })
     }
 
@@ -168,6 +172,15 @@ mod tests {
         let spec = LaunchSpec::from_instance(&instance).unwrap();
         assert_eq!(spec.interface_id.as_deref(), Some("eni-1"));
         assert_eq!(LaunchSpec::from_tags(&spec.to_tags()), Some(spec));
+    }
+
+    #[test]
+    fn a_node_on_demand_after_a_spot_fallback_still_records_spot() {
+        let mut instance = Instance { subnet_id: Some("subnet-1".into()), spot: false, ..Instance::default() };
+        let market = |i: &Instance| LaunchSpec::from_instance(i).unwrap().to_tags()[crate::tags::spec::MARKET].clone();
+        assert_eq!(market(&instance), "on-demand", "launched on-demand by choice");
+        instance.tags.insert(MARKET_FALLBACK.into(), "2026-11-29T02:00:00Z".into());
+        assert_eq!(market(&instance), "spot");
     }
 
     #[test]

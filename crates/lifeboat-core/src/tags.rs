@@ -64,6 +64,14 @@ pub const ROOT_IMAGE: &str = "lifeboat:root-image";
 /// only instances of a node lifeboat may terminate (the stack's IAM names
 /// this tag).
 pub const ROOT_LOST: &str = "lifeboat:root-lost";
+/// On a replacement launched on-demand because every spot pool refused it
+/// (capacity `spot-then-on-demand`): when (RFC 3339). The node is meant to
+/// run on spot: its backups still record spot. Never copied to the next
+/// replacement, which records its own fallback or none.
+pub const MARKET_FALLBACK: &str = "lifeboat:market-fallback";
+/// With [`MARKET_FALLBACK`]: the spot pools that refused, and how
+/// (`m6i.large InsufficientInstanceCapacity, m5.large terminated at launch`).
+pub const MARKET_FALLBACK_REASON: &str = "lifeboat:market-fallback-reason";
 /// On a drill clone left running on purpose (`keep`): never swept by a
 /// later drill.
 pub const DRILL_KEPT: &str = "lifeboat:drill-kept";
@@ -107,5 +115,16 @@ pub fn volume(node_tag: &str, node: &str, instance_id: &str, device: &str, root:
 /// Whether a tag was written by lifeboat for one generation of a node (and
 /// so must not be copied onto the next one).
 pub fn is_generation_marker(key: &str) -> bool {
-    matches!(key, REPLACES | RESTORED_FROM | STATE_SOURCE | STATE_AS_OF | ROOT_VOLUME | ROOT_IMAGE | ROOT_LOST)
+    matches!(
+        key,
+        REPLACES
+            | RESTORED_FROM
+            | STATE_SOURCE
+            | STATE_AS_OF
+            | ROOT_VOLUME
+            | ROOT_IMAGE
+            | ROOT_LOST
+            | MARKET_FALLBACK
+            | MARKET_FALLBACK_REASON
+    )
 }

@@ -253,6 +253,114 @@ async fn capacity_errors_move_through_the_types_then_to_on_demand() {
     assert_eq!((new.instance_type.as_str(), new.spot), ("m6i.large", false));
 }
 
+// --- The fallback to on-demand, recorded ----------------------------------------
+
+const FALLBACK: &str = "lifeboat:market-fallback";
+const FALLBACK_REASON: &str = "lifeboat:market-fallback-reason";
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_to_on_demand_is_recorded_on_the_replacement_with_when_and_why() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    cloud.refuse_capacity(Some("m6i.large"), Some(Market::Spot), "InsufficientInstanceCapacity");
+    cloud.refuse_capacity(Some("m5.large"), Some(Market::Spot), "SpotMaxPriceTooLow");
+    let config = Config { instance_types: vec!["m6i.large".into(), "m5.large".into()], ..Config::default() };
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched);
+    let new = &replacements(&cloud, &old)[0];
+    assert!(!new.spot);
+    let at = chrono::DateTime::parse_from_rfc3339(&new.tags[FALLBACK]).unwrap();
+    // On the flow's clock: the invocation's time, plus the wait for the
+    // old instance's termination.
+    let after = at.signed_duration_since(now()).num_seconds();
+    assert!((0..=600).contains(&after), "{at} is {after} s after the invocation");
+    assert_eq!(new.tags[FALLBACK_REASON], "m6i.large InsufficientInstanceCapacity, m5.large SpotMaxPriceTooLow");
+    assert_eq!(new.tags["team"], "platform", "the user's tags are still copied");
+    let summary = report.summary();
+    assert!(
+        summary.contains(
+            "Market: ON-DEMAND, spot refused (m6i.large, m5.large); the instance is tagged lifeboat:market-fallback."
+        ),
+        "{summary}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spot_pool_that_ends_the_launch_is_the_fallbacks_reason() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    cloud.fail_spot_launches();
+    run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    let ended = cloud.instance_by_client_token(&client_token(&old, 0)).await.unwrap().unwrap();
+    let running = cloud.instance_by_client_token(&client_token(&old, 1)).await.unwrap().unwrap();
+    assert!(!ended.tags.contains_key(FALLBACK), "the spot launch is no fallback");
+    assert_eq!(running.tags[FALLBACK_REASON], "m6i.large terminated at launch");
+    assert!(running.tags.contains_key(FALLBACK));
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_demand_by_the_deployments_choice_records_no_fallback() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    let config = Config { capacity: Capacity::OnDemand, ..Config::default() };
+    let report = run(&cloud, &config, &warning(&old)).await.unwrap();
+    assert!(!report.summary().contains("Market:"), "{}", report.summary());
+    let new = &replacements(&cloud, &old)[0];
+    assert!(!new.spot);
+    assert!(!new.tags.contains_key(FALLBACK) && !new.tags.contains_key(FALLBACK_REASON), "{:?}", new.tags);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fallback_record_is_not_carried_on_and_the_backups_keep_recording_spot() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::from_secs(10));
+    cloud.refuse_capacity(None, Some(Market::Spot), "InsufficientInstanceCapacity");
+    run(&cloud, &Config::default(), &warning(&old)).await.unwrap();
+    let fallback = replacements(&cloud, &old)[0].clone();
+    assert!(fallback.tags.contains_key(FALLBACK));
+
+    // The on-demand node's scheduled backup records the spot it is meant for.
+    let later = now() + chrono::Duration::hours(1);
+    lifeboat_core::backup::handle(&cloud, &Config::default(), &json!({"node": "k8s-master"}), later).await.unwrap();
+    let scheduled = cloud
+        .images()
+        .into_iter()
+        .find(|i| i.tags.get("lifeboat:source-instance") == Some(&fallback.id))
+        .expect("a backup of the fallback node");
+    assert_eq!(scheduled.tags["lifeboat:spec-market"], "spot");
+    cloud.finish_images();
+
+    // Spot is back when the on-demand node is lost (a stop, say).
+    cloud.clear_refusals();
+    cloud.terminate_in(&fallback.id, Duration::from_secs(10));
+    let report = run(&cloud, &Config::default(), &state_change(&fallback.id, "shutting-down")).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Relaunched, "{:?}", steps(&report));
+    let back = &replacements(&cloud, &fallback.id)[0];
+    assert!(back.spot);
+    assert!(!back.tags.contains_key(FALLBACK) && !back.tags.contains_key(FALLBACK_REASON), "{:?}", back.tags);
+    // Its final image, made at the loss, records spot too.
+    let final_image = cloud
+        .images()
+        .into_iter()
+        .find(|i| i.tags["lifeboat:kind"] == "final" && i.tags["lifeboat:source-instance"] == fallback.id)
+        .expect("the fallback node's final image");
+    assert_eq!(final_image.tags["lifeboat:spec-market"], "spot");
+}
+
+#[test]
+fn a_fallbacks_reason_too_long_for_a_tag_is_cut_to_256_characters() {
+    let refused: Vec<String> = (0..40).map(|i| format!("m{i}.large InsufficientInstanceCapacity")).collect();
+    let tags = relaunch::fallback_tags(now(), &refused);
+    assert_eq!(tags[FALLBACK], "2026-11-26T13:42:07Z");
+    let why = &tags[FALLBACK_REASON];
+    assert_eq!(why.chars().count(), 256);
+    assert!(why.starts_with("m0.large InsufficientInstanceCapacity, m1.large") && why.ends_with('…'), "{why}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_capacity_anywhere_is_a_clear_failure_with_nothing_launched() {
     let cloud = MemoryCloud::new();

@@ -8,7 +8,7 @@ faithfully the emulator answers.
 
 from __future__ import annotations
 
-from . import images, instances, network, root_volume, sns, speed, spot, ssm, volumes
+from . import images, instances, network, placement, root_volume, sns, speed, spot, ssm, volumes
 from .core import configure, events, record, reset, tick
 from .instances import age_termination, set_console
 from .spot import interrupt
@@ -17,6 +17,6 @@ __all__ = ["age_termination", "apply", "configure", "events", "interrupt", "reco
 
 
 def apply() -> None:
-    for area in (speed, images, instances, spot, network, volumes, root_volume, ssm, sns):
+    for area in (speed, images, instances, spot, placement, network, volumes, root_volume, ssm, sns):
         area.apply()
     spot.apply_requests()

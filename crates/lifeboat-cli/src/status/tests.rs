@@ -157,3 +157,39 @@ fn a_row_has_no_guard_until_the_console_is_read() {
     assert_eq!(rows[0].boot_guard, None);
     assert_eq!(rows[0].boot_guard_error, None);
 }
+
+#[test]
+fn an_on_demand_node_says_since_when_and_why_from_its_fallback_record() {
+    let mut fell_back = instance("i-1", "k8s-master", InstanceState::Running, at(29, 2));
+    fell_back.spot = false;
+    fell_back.tags.insert(tags::MARKET_FALLBACK.into(), "2026-11-29T02:00:00Z".into());
+    fell_back.tags.insert(tags::MARKET_FALLBACK_REASON.into(), "m6i.large InsufficientInstanceCapacity".into());
+    let mut chosen = instance("i-2", "other", InstanceState::Running, at(29, 2));
+    chosen.spot = false;
+    let spot = instance("i-3", "third", InstanceState::Running, at(29, 2));
+    let rows = nodes(TAG, &[fell_back.clone(), chosen, spot], &[], None, at(30, 4));
+    assert_eq!(rows[0].market, Some("on-demand"));
+    assert_eq!(
+        rows[0].market_fallback,
+        Some(MarketFallback {
+            since: Some(at(29, 2)),
+            age_seconds: Some(26 * 3600),
+            reason: Some("m6i.large InsufficientInstanceCapacity".into()),
+        })
+    );
+    assert_eq!((rows[1].market, &rows[1].market_fallback), (Some("on-demand"), &None), "no record: launched so");
+    assert_eq!((rows[2].market, &rows[2].market_fallback), (Some("spot"), &None));
+
+    // A record on an instance that runs on spot again says nothing.
+    fell_back.spot = true;
+    assert_eq!(nodes(TAG, &[fell_back.clone()], &[], None, at(30, 4))[0].market_fallback, None);
+    // An unreadable time is shown as such, the reason still.
+    fell_back.spot = false;
+    fell_back.tags.insert(tags::MARKET_FALLBACK.into(), "yesterday".into());
+    let row = &nodes(TAG, &[fell_back], &[], None, at(30, 4))[0];
+    let f = row.market_fallback.as_ref().unwrap();
+    assert_eq!(
+        (f.since, f.age_seconds, f.reason.as_deref()),
+        (None, None, Some("m6i.large InsufficientInstanceCapacity"))
+    );
+}

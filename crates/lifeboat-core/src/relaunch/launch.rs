@@ -12,7 +12,7 @@ use crate::node::NodeName;
 use crate::ports::{DeviceOverride, LaunchRequest, Market, Network, Ssm};
 use crate::spec::LaunchSpec;
 use crate::{tags, userdata};
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::{Instant, sleep};
 
 /// Whether an instance of this type can have its root volume replaced
@@ -124,6 +124,25 @@ pub(super) struct Launch {
     pub token: String,
     /// Its root is swapped after the launch: only types that allow it.
     pub root_swap: bool,
+    /// An on-demand launch after every spot pool refused is tagged so (see
+    /// [`fallback_tags`]): a node's replacement, not a drill's clone.
+    pub record_fallback: bool,
+}
+
+/// EC2 tag values hold at most 256 characters.
+const MAX_TAG_VALUE: usize = 256;
+
+/// The tags of a replacement launched on-demand because the spot pools in
+/// `refused` (`<type> <why>` each) refused it: when, and why.
+pub fn fallback_tags(at: DateTime<Utc>, refused: &[String]) -> Tags {
+    let mut why = refused.join(", ");
+    if why.chars().count() > MAX_TAG_VALUE {
+        why = why.chars().take(MAX_TAG_VALUE - 1).chain(['…']).collect();
+    }
+    Tags::from([
+        (tags::MARKET_FALLBACK.to_string(), at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        (tags::MARKET_FALLBACK_REASON.to_string(), why),
+    ])
 }
 
 /// What became of the old instance's kept interface.
@@ -179,6 +198,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             volume_tags: Tags::from([(self.config.node_tag.clone(), dead.node.to_string())]),
             token: dead.id.clone(),
             root_swap: plan.disks.is_some(),
+            record_fallback: true,
             spec,
         };
         let instance = self.launch(&launch).await?;
@@ -262,10 +282,19 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 format!("{} left out: bare metal cannot replace its root volume", left_out.join(", ")),
             );
         }
+        // The spot pools this launch found refusing, as `<type> <why>`.
+        let mut refused_spot: Vec<String> = Vec::new();
         for (attempt, (instance_type, market)) in plan.into_iter().enumerate() {
             if let Some((_, _, lost)) = self.dead_pools.iter().find(|(t, m, _)| *t == instance_type && *m == market) {
                 self.step("pool-skipped", format!("{instance_type} {market:?}: {lost} was terminated at launch there"));
+                if market == Market::Spot {
+                    refused_spot.push(format!("{instance_type} terminated at launch"));
+                }
                 continue;
+            }
+            let mut tags = launch.tags.clone();
+            if launch.record_fallback && market == Market::OnDemand && !refused_spot.is_empty() {
+                tags.extend(fallback_tags(self.wall_now(), &refused_spot));
             }
             let request = LaunchRequest {
                 client_token: client_token(&launch.token, attempt),
@@ -282,7 +311,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 http_put_response_hop_limit: launch.spec.http_put_response_hop_limit,
                 devices: launch.devices.clone(),
                 user_data: launch.user_data.clone(),
-                tags: launch.tags.clone(),
+                tags,
                 volume_tags: launch.volume_tags.clone(),
             };
             match self.run_instance(&request).await {
@@ -297,11 +326,19 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                         // a spot launch whose volumes use a KMS key the spot
                         // service may not use). The next pool has the next
                         // attempt's token.
-                        Err(gone) => self.terminated_at_launch(&gone),
+                        Err(gone) => {
+                            self.terminated_at_launch(&gone);
+                            if market == Market::Spot {
+                                refused_spot.push(format!("{instance_type} terminated at launch"));
+                            }
+                        }
                     }
                 }
                 Err(Failure::Cloud(e)) if e.is(ErrorKind::NoCapacity) => {
                     self.step("no-capacity", format!("{instance_type} {market:?}: {e}"));
+                    if market == Market::Spot {
+                        refused_spot.push(format!("{instance_type} {}", e.code.as_deref().unwrap_or("no capacity")));
+                    }
                     self.report.launch_attempts.push(Attempt { instance_type, market, error: e.to_string() });
                 }
                 Err(e) => return Err(e),

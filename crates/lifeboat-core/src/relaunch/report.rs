@@ -232,6 +232,21 @@ impl RelaunchReport {
                 lines.push(format!("Why not better: {fallback}"));
             }
         }
+        let refused_spot: Vec<&str> = self
+            .launch_attempts
+            .iter()
+            .filter(|a| a.market == Market::Spot)
+            .map(|a| a.instance_type.as_str())
+            .collect();
+        if !self.is_drill()
+            && !refused_spot.is_empty()
+            && self.replacement.as_ref().is_some_and(|r| r.market == Some(Market::OnDemand))
+        {
+            lines.push(format!(
+                "Market: ON-DEMAND, spot refused ({}); the instance is tagged lifeboat:market-fallback.",
+                refused_spot.join(", ")
+            ));
+        }
         match self.guard {
             Some(Guard::NotConfirmed) => lines.push(
                 "The boot guard was not confirmed: cloud-init did not run lifeboat's user data, \

@@ -12,8 +12,9 @@
 //! fixes it).
 
 use super::{
-    AUTO_BACKUP, DEVICE, DRILL, DRILL_KEPT, DRILL_OF, INSTANCE, KIND, NAME, REPLACES, RESTORED_FROM, ROOT_IMAGE,
-    ROOT_LOST, ROOT_VOLUME, SOURCE_INSTANCE, STATE_AS_OF, STATE_SOURCE, VOLUME_ROLE, spec,
+    AUTO_BACKUP, DEVICE, DRILL, DRILL_KEPT, DRILL_OF, INSTANCE, KIND, MARKET_FALLBACK, MARKET_FALLBACK_REASON, NAME,
+    REPLACES, RESTORED_FROM, ROOT_IMAGE, ROOT_LOST, ROOT_VOLUME, SOURCE_INSTANCE, STATE_AS_OF, STATE_SOURCE,
+    VOLUME_ROLE, spec,
 };
 use crate::config::DEFAULT_NODE_TAG;
 use crate::model::Tags;
@@ -196,7 +197,8 @@ pub const PREPARE: &[TagWrite] = &[
 /// `fall_back_to_image`.
 pub const RELAUNCH: &[TagWrite] = &[
     TagWrite {
-        what: "the replacement: the old instance's own tags and lifeboat's generation markers (relaunch/launch.rs)",
+        what: "the replacement: the old instance's own tags and lifeboat's generation markers, and its fallback \
+               to on-demand (relaunch/launch.rs)",
         operation: Operation::RunInstances,
         resource: Resource::Instance,
         keys: &[
@@ -208,6 +210,8 @@ pub const RELAUNCH: &[TagWrite] = &[
             Always(STATE_SOURCE),
             Sometimes(STATE_AS_OF),
             Sometimes(ROOT_VOLUME),
+            Sometimes(MARKET_FALLBACK),
+            Sometimes(MARKET_FALLBACK_REASON),
         ],
         resource_tag: None,
     },
