@@ -54,7 +54,7 @@ deps: ## The Debian packages the shell tests and lint need (installed when root)
 	  else echo "missing:$$missing; install the Debian packages $(DEB_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
-SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat-core/scripts/lifeboat-health.sh crates/lifeboat-core/scripts/lifeboat-guard.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
+SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat-core/scripts/lifeboat-guard.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
 	tests/emulator/*.sh tests/bench/*.sh .ci/run infra/package.sh
 
 # The repair script against fixture trees and a real etcd (bats), the

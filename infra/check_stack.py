@@ -1085,8 +1085,9 @@ def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, prob
                 problems.append(f"{logical}: args admits {value!r}")
         steps = c.get("mainSteps", [])
         command = steps[0]["inputs"]["runCommand"][0] if steps else ""
-        if len(steps) != 1 or steps[0].get("action") != "aws:runShellScript" or not command.startswith("bash -s -- {{ args }} <<'"):
-            problems.append(f"{logical}: one aws:runShellScript step running `bash -s -- {{{{ args }}}}` over a heredoc")
+        mode = "--health " if suffix == "health" else ""
+        if len(steps) != 1 or steps[0].get("action") != "aws:runShellScript" or not command.startswith(f"bash -s -- {mode}{{{{ args }}}} <<'"):
+            problems.append(f"{logical}: one aws:runShellScript step running `bash -s -- {mode}{{{{ args }}}}` over a heredoc")
         elif steps[0]["inputs"].get("timeoutSeconds") != "{{ executionTimeout }}":
             problems.append(f"{logical}: timeoutSeconds must be {{{{ executionTimeout }}}}")
     if handler:

@@ -3,7 +3,7 @@
 interruption-handler runs on a node, so the documents are those scripts:
 
     <stack>-repair   crates/lifeboat-core/scripts/lifeboat-repair.sh
-    <stack>-health   crates/lifeboat-core/scripts/lifeboat-health.sh
+    <stack>-health   crates/lifeboat-core/scripts/lifeboat-repair.sh --health
 
 Each runs `bash -s -- {{ args }}` over a heredoc of its script, with two
 String parameters: `args` (the script's arguments as one string, restricted by
@@ -87,9 +87,10 @@ def documents() -> list[dict]:
         {
             "logical": "HealthDocument",
             "suffix": "health",
-            "script": "lifeboat-health.sh",
+            "script": "lifeboat-repair.sh",
+            "mode": "--health ",
             "delimiter": "LIFEBOAT_HEALTH",
-            "description": "lifeboat-health - is this control plane healthy on its own IP (apiserver, etcd, the node Ready)",
+            "description": "lifeboat-repair --health - is this control plane healthy on its own IP (apiserver, etcd, the node Ready); changes nothing",
             "args": {
                 "description": "The Kubernetes node name, then --timeout SECONDS",
                 "default": None,
@@ -144,7 +145,7 @@ def content(doc: dict, indent: str) -> str:
         "      timeoutSeconds: '{{ executionTimeout }}'",
         "      runCommand:",
         "        - |",
-        f"          bash -s -- {{{{ args }}}} <<'{doc['delimiter']}'",
+        f"          bash -s -- {doc.get('mode', '')}{{{{ args }}}} <<'{doc['delimiter']}'",
     ]
     body = [("          " + line) if line.strip() else "" for line in script_text(doc).splitlines()]
     lines += body + [f"          {doc['delimiter']}"]

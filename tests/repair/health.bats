@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Each @test runs in a subshell of its own: exporting there is meant to stay local.
 # shellcheck disable=SC2030,SC2031
-# lifeboat-health.sh on the fixture node, with a stock node's PATH (no
+# lifeboat-repair.sh --health on the fixture node, with a stock node's PATH (no
 # etcdctl): the apiserver's /readyz, etcd through crictl exec, the Node Ready
 # on the node's IP; one JSON line; exit 0 only when healthy.
 
@@ -38,7 +38,7 @@ repaired() {
 
 @test "it also runs from stdin, as SSM sends it" {
   repaired
-  run on_node bash -s -- k8s-master --timeout 30 <"$HEALTH"
+  run on_node bash -s -- --health k8s-master --timeout 30 <"$SCRIPT"
   [ "$status" -eq 0 ]
   [[ $(last_json) == '{"result":"ok",'* ]]
 }

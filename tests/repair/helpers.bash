@@ -4,10 +4,9 @@
 # node: with a PATH of the tools such a node has, and the stand-ins.
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-# The scripts under test (LIFEBOAT_TEST_REPAIR / LIFEBOAT_TEST_HEALTH: another
-# version of them, e.g. an older one to see which cases it fails).
+# The script under test (LIFEBOAT_TEST_REPAIR: another version of it, e.g. an
+# older one to see which cases it fails); the health check is its --health.
 SCRIPT=${LIFEBOAT_TEST_REPAIR:-$REPO/crates/lifeboat-core/scripts/lifeboat-repair.sh}
-HEALTH=${LIFEBOAT_TEST_HEALTH:-$REPO/crates/lifeboat-core/scripts/lifeboat-health.sh}
 USER_DATA=${CARGO_TARGET_DIR:-$REPO/target}/debug/user_data
 
 # What a kubeadm node has on its PATH (Ubuntu or Debian with the
@@ -86,7 +85,7 @@ on_node() {
 }
 
 repair() { on_node "$SCRIPT" "$@"; }
-health() { on_node "$HEALTH" "$@"; }
+health() { on_node "$SCRIPT" --health "$@"; }
 
 # node_volumes ROOT [DATA...]: the EBS volumes attached to the instance from
 # its next boot on (the root first), as NVMe devices of a Nitro instance.

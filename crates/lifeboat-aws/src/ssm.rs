@@ -4,7 +4,7 @@ use crate::{cloud_error, to_chrono};
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter, PingStatus};
 use lifeboat_core::model::{CloudError, ErrorKind};
-use lifeboat_core::ports::{CommandRequest, CommandState, Ssm};
+use lifeboat_core::ports::{CommandRequest, CommandState, Script, Ssm};
 
 /// How commands reach the node.
 #[derive(Debug, Clone)]
@@ -39,9 +39,15 @@ impl AwsSsm {
 /// agent's default shell (reading it from stdin: `bash -s -- ARGS`). The
 /// arguments are lifeboat's own (flags, node names checked by the core), each
 /// single-quoted.
-fn bash_command(script: &str, args: &[String]) -> String {
-    let args: String = args.iter().map(|a| format!(" '{}'", a.replace('\'', "'\\''"))).collect();
-    format!("bash -s --{args} <<'LIFEBOAT_SCRIPT'\n{script}\nLIFEBOAT_SCRIPT")
+fn bash_command(script: Script, args: &[String]) -> String {
+    let args: String = script
+        .mode()
+        .iter()
+        .map(|a| a.to_string())
+        .chain(args.iter().cloned())
+        .map(|a| format!(" '{}'", a.replace('\'', "'\\''")))
+        .collect();
+    format!("bash -s --{args} <<'LIFEBOAT_SCRIPT'\n{}\nLIFEBOAT_SCRIPT", script.text())
 }
 
 impl Ssm for AwsSsm {
@@ -76,7 +82,7 @@ impl Ssm for AwsSsm {
                 .parameters("executionTimeout", vec![timeout]),
             Documents::RunShellScript => call
                 .document_name("AWS-RunShellScript")
-                .parameters("commands", vec![bash_command(request.script.text(), &request.args)])
+                .parameters("commands", vec![bash_command(request.script, &request.args)])
                 .parameters("executionTimeout", vec![timeout]),
         };
         let out = call.send().await.map_err(|e| cloud_error("SendCommand", e))?;
@@ -128,5 +134,20 @@ impl Ssm for AwsSsm {
             .filter(|c| c.comment() == Some(comment))
             .max_by_key(|c| c.requested_date_time().and_then(to_chrono))
             .and_then(|c| c.command_id().map(str::to_string)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_check_is_the_repair_script_in_its_health_mode() {
+        let args = ["k8s-master".to_string(), "--timeout".to_string(), "120".to_string()];
+        let command = bash_command(Script::Health, &args);
+        assert!(command.starts_with("bash -s -- '--health' 'k8s-master' '--timeout' '120' <<'LIFEBOAT_SCRIPT'\n#!/usr/bin/env bash\n# lifeboat-repair"), "{command}");
+        let repair = bash_command(Script::Repair, &["--timeout".to_string(), "480".to_string()]);
+        assert!(repair.starts_with("bash -s -- '--timeout' '480' <<'LIFEBOAT_SCRIPT'\n"), "{repair}");
+        assert!(repair.ends_with("\nLIFEBOAT_SCRIPT"));
     }
 }

@@ -3,9 +3,16 @@
 # whatever its private IP, then releases lifeboat's boot guard.
 #
 #   lifeboat-repair.sh [--dry-run] [--quarantine] [--timeout SECONDS] [--root DIR]
+#   lifeboat-repair.sh --health NODE_NAME [--timeout SECONDS] [--root DIR]
 #
 # Sent by interruption-handler over SSM Run Command (`bash -s -- ARGS`, the
-# script on stdin), or run by hand as root.
+# script on stdin), or run by hand as root. `--health` (the stack's health
+# document, after a drill's repair) changes nothing: it checks, with the
+# repair's own verification, that the control plane is healthy on this
+# node's IP, retrying until all pass or the budget (default 120 s) is spent:
+#   {"result":"ok|failed","step":"health","readyz":bool,"etcd":bool,
+#    "node_ready":bool,"internal_ip":"...","message":"..."}
+# exit 0 healthy, 1 not, 2 usage.
 #
 # The node needs what a stock kubeadm control plane has: bash, coreutils,
 # sed, awk, grep, openssl, curl, hostname, systemctl, crictl, kubeadm and
@@ -95,6 +102,9 @@ CRI_STOP_TIMEOUT=30 # seconds between SIGTERM and SIGKILL (kubelet's default gra
 ROOT=${LIFEBOAT_ROOT:-}
 IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
 TIMEOUT=480
+HEALTH_TIMEOUT=120 # --health's default budget
+TIMEOUT_GIVEN=false
+HEALTH=false
 DEADLINE=0
 DRY_RUN=false
 QUARANTINE=false
@@ -310,6 +320,14 @@ kubelet_runtime_endpoint() {
   endpoint=$(kubelet_flag container-runtime-endpoint)
   [[ -n $endpoint ]] || endpoint=$(sed -n 's/^containerRuntimeEndpoint: *//p' "$ROOT/var/lib/kubelet/config.yaml" 2>/dev/null | tr -d '"' | head -n 1)
   echo "$endpoint"
+}
+
+# crictl talks to kubelet's runtime (its default endpoints are deprecated).
+use_kubelet_runtime() {
+  if [[ -z ${CONTAINER_RUNTIME_ENDPOINT:-} ]]; then
+    CONTAINER_RUNTIME_ENDPOINT=$(kubelet_runtime_endpoint)
+    [[ -z $CONTAINER_RUNTIME_ENDPOINT ]] || export CONTAINER_RUNTIME_ENDPOINT
+  fi
 }
 
 # The SANs of a certificate, one a line, as kubeadm's config takes them:
@@ -569,11 +587,7 @@ detect() {
     OLD_IP=$(manifest_flag "$manifest" advertise-address)
   fi
   valid_ip "$OLD_IP" || fail "no --advertise-address in the apiserver manifest"
-  # crictl talks to kubelet's runtime (its default endpoints are deprecated).
-  if [[ -z ${CONTAINER_RUNTIME_ENDPOINT:-} ]]; then
-    CONTAINER_RUNTIME_ENDPOINT=$(kubelet_runtime_endpoint)
-    [[ -z $CONTAINER_RUNTIME_ENDPOINT ]] || export CONTAINER_RUNTIME_ENDPOINT
-  fi
+  use_kubelet_runtime
   NODE=$(kubernetes_node_name) || fail "cannot tell the node's name from $(node_path "$(k8s)")/kubelet.conf (no system:node: user or client certificate)"
   detect_guard
   [[ $(systemctl is-active kubelet || true) != active ]] || APISERVER_UP_BEFORE=true
@@ -1054,9 +1068,47 @@ one_at_a_time() {
   flock -w "$(remaining)" 9 || fail "another lifeboat repair of this node still runs after ${TIMEOUT}s"
 }
 
+# --health: the verification alone, read-only, on NODE as given.
+health() {
+  local ready=false etcd=false registered=false status="" ip problems=()
+  STEP=health
+  if ! NEW_IP=$(imds_ip) || ! valid_ip "$NEW_IP"; then
+    health_result failed false false false "" "cannot read local-ipv4 from IMDSv2 at $IMDS"
+  fi
+  use_kubelet_runtime
+  while true; do
+    $ready || { readyz "$NEW_IP" && ready=true; }
+    $etcd || { etcd_healthy && etcd=true; }
+    if $ready && node_ready_on_ip; then registered=true; else registered=false; fi
+    if $ready && $etcd && $registered; then break; fi
+    (($(remaining) > 0)) || break
+    sleep 2
+  done
+  $ready && status=$(node_status || true)
+  ip=${status#* }
+  [[ $status == *" "* ]] || ip=""
+  if $ready && $etcd && $registered; then
+    health_result ok true true true "$ip" "node $NODE Ready on $NEW_IP; apiserver ready; etcd healthy"
+  fi
+  $ready || problems+=("the apiserver is not ready at https://$NEW_IP:6443")
+  $etcd || problems+=("etcd is not healthy")
+  $registered || problems+=("node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${ip:-none})")
+  local message
+  message=$(printf '%s; ' "${problems[@]}")
+  health_result failed "$ready" "$etcd" "$registered" "$ip" "${message%; }"
+}
+
+health_result() { # health_result RESULT READYZ ETCD NODE_READY INTERNAL_IP MESSAGE: prints it and exits
+  printf '{"result":"%s","step":"health","readyz":%s,"etcd":%s,"node_ready":%s,"internal_ip":%s,"message":%s}\n' \
+    "$1" "$2" "$3" "$4" "$(json_string "$5")" "$(json_string "$6")" >&7
+  [[ $1 == ok ]] && exit 0
+  exit 1
+}
+
 usage() {
   echo "lifeboat-repair: $1" >&2
   echo "usage: lifeboat-repair.sh [--dry-run] [--quarantine] [--timeout SECONDS] [--root DIR]" >&2
+  echo "       lifeboat-repair.sh --health NODE_NAME [--timeout SECONDS] [--root DIR]" >&2
   result failed "$1"
   exit $EXIT_USAGE
 }
@@ -1074,9 +1126,15 @@ main() {
     case $1 in
       --dry-run) DRY_RUN=true ;;
       --quarantine) QUARANTINE=true ;;
+      --health)
+        STEP=health
+        [[ ${2:-} =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || usage "the node name is required after --health"
+        NODE=$2 HEALTH=true
+        shift
+        ;;
       --timeout)
         [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage "--timeout needs a number of seconds"
-        TIMEOUT=$2
+        TIMEOUT=$2 TIMEOUT_GIVEN=true
         shift
         ;;
       --root)
@@ -1089,6 +1147,11 @@ main() {
     esac
     shift
   done
+  if $HEALTH; then
+    $TIMEOUT_GIVEN || TIMEOUT=$HEALTH_TIMEOUT
+    DEADLINE=$((SECONDS + TIMEOUT))
+    health
+  fi
   DEADLINE=$((SECONDS + TIMEOUT))
 
   detect

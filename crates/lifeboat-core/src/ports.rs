@@ -244,7 +244,8 @@ pub trait Launching: Send + Sync {
 pub enum Script {
     /// scripts/lifeboat-repair.sh: repairs and releases the boot guard.
     Repair,
-    /// scripts/lifeboat-health.sh: checks a restored control plane.
+    /// scripts/lifeboat-repair.sh --health: checks a restored control
+    /// plane with the repair's own verification, changing nothing.
     Health,
 }
 
@@ -260,7 +261,16 @@ impl Script {
     pub const fn text(self) -> &'static str {
         match self {
             Script::Repair => include_str!("../scripts/lifeboat-repair.sh"),
-            Script::Health => include_str!("../scripts/lifeboat-health.sh"),
+            Script::Health => include_str!("../scripts/lifeboat-repair.sh"),
+        }
+    }
+
+    /// The script's own arguments, before lifeboat's: the stack's health
+    /// document runs `bash -s -- --health {{ args }}`.
+    pub const fn mode(self) -> &'static [&'static str] {
+        match self {
+            Script::Repair => &[],
+            Script::Health => &["--health"],
         }
     }
 }
