@@ -10,7 +10,7 @@ use crate::stack;
 use lifeboat_core::model::{Instance, InstanceState, RootTaskState};
 use lifeboat_core::node::NodeName;
 use lifeboat_core::ports::CommandState;
-use lifeboat_core::relaunch::repair_verdict;
+use lifeboat_core::relaunch::{NotHealthy, repair_verdict};
 use lifeboat_core::tags;
 use serde::Serialize;
 use std::time::Duration;
@@ -64,7 +64,7 @@ pub enum InterruptError {
     #[error("the experiment {id} ended {status}: {reason}")]
     Experiment { id: String, status: String, reason: String },
     #[error("the repair of {instance} failed: {reason}")]
-    Repair { instance: String, reason: String },
+    Repair { instance: String, reason: NotHealthy },
     #[error(
         "no healthy control plane {seconds} s after the warning (last seen: {last}); see `lifeboat status --node {node}` and the interruption-handler's logs"
     )]

@@ -234,7 +234,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let (id, state) = self.run_script(clone, Script::Health, &node.comment("drill-health"), args).await?;
         let (result, verdict) = super::repair_verdict(&state);
         self.report.health = Some(super::CommandReport { command_id: id, state, result });
-        verdict.map_err(Failure::Unhealthy)?;
+        verdict.map_err(|e| Failure::Unhealthy(e.to_string()))?;
         self.step("healthy", "apiserver ready, etcd healthy, the node Ready on the clone's address");
         Ok(())
     }
