@@ -190,7 +190,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             volume_tags: drill_tag,
             // Unique per drill: a drill never resumes another's clone (each
             // cleans up after itself); attempts differ by their suffix.
-            token: format!("drill-{}-{}", image.id, chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()),
+            token: format!("drill-{}-{}", image.id, self.wall_now().timestamp_nanos_opt().unwrap_or_default()),
             // The clone's root is swapped as a relaunch swaps the old root.
             root_swap: true,
             spec,
