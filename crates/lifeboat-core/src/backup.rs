@@ -6,6 +6,7 @@
 //! reports it as such. Every run also prepares each node for a relaunch
 //! (see [`crate::prepare`]).
 
+use crate::answer::FunctionError;
 use crate::config::Config;
 pub use crate::event::{EventError, Trigger};
 use crate::event::{Scheduled, parse_scheduled};
@@ -227,6 +228,27 @@ pub enum BackupError {
         .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance,
             f.reason.as_deref().or(f.preparation.as_ref().and_then(Preparation::error)).unwrap_or(""))).collect::<Vec<_>>().join("; "))]
     Failed(Box<BackupReport>),
+}
+
+impl FunctionError for BackupError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            BackupError::Event(_) => "InvalidEvent",
+            BackupError::Describe(_) => "DescribeFailed",
+            BackupError::NodeNotFound { .. } => "NodeNotFound",
+            BackupError::Failed(_) => "BackupFailed",
+        }
+    }
+
+    /// The request itself is wrong: an invalid event, a node no instance
+    /// carries.
+    fn is_permanent(&self) -> bool {
+        matches!(self, BackupError::Event(_) | BackupError::NodeNotFound { .. })
+    }
+
+    fn report_json(&self) -> Option<Value> {
+        BackupError::report(self).and_then(|r| serde_json::to_value(r).ok())
+    }
 }
 
 impl BackupError {

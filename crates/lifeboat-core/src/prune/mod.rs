@@ -16,6 +16,7 @@ pub use plan::{
     plan_volumes,
 };
 
+use crate::answer::FunctionError;
 use crate::config::Config;
 use crate::event::{EventError, Trigger, parse_scheduled};
 use crate::model::{CloudError, ImageState};
@@ -148,6 +149,24 @@ pub enum PruneError {
     #[error("{} failures while pruning: {}", .0.failure_count(),
         .0.nodes.iter().flat_map(|n| n.failures.iter().map(move |f| format!("{} {}: {}", n.node, f.resource, f.error))).collect::<Vec<_>>().join("; "))]
     Failed(Box<PruneReport>),
+}
+
+impl FunctionError for PruneError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            PruneError::Event(_) => "InvalidEvent",
+            PruneError::Describe(_) => "DescribeFailed",
+            PruneError::Failed(_) => "PruneFailed",
+        }
+    }
+
+    fn is_permanent(&self) -> bool {
+        matches!(self, PruneError::Event(_))
+    }
+
+    fn report_json(&self) -> Option<Value> {
+        PruneError::report(self).and_then(|r| serde_json::to_value(r).ok())
+    }
 }
 
 impl PruneError {
