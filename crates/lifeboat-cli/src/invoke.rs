@@ -51,7 +51,7 @@ pub struct Step {
 
 /// What the invocation came to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
+pub struct InvokeResult {
     pub action: Action,
     pub node: String,
     pub function: String,
@@ -69,14 +69,19 @@ pub struct Outcome {
 }
 
 /// Invokes the function for this action and reads its answer.
-pub async fn run(functions: &impl Functions, stack: &Stack, action: Action, node: &str) -> Result<Outcome, String> {
+pub async fn run(
+    functions: &impl Functions,
+    stack: &Stack,
+    action: Action,
+    node: &str,
+) -> Result<InvokeResult, String> {
     let function = stack.require(action.function_output()).map_err(|e| e.to_string())?;
     let invoked = functions.invoke(function, &action.payload(node)).await.map_err(|e| e.to_string())?;
     Ok(interpret(action, node, function, invoked))
 }
 
-pub fn interpret(action: Action, node: &str, function: &str, invoked: Invoked) -> Outcome {
-    let base = |passed, outcome: &str, headline: String, report: Value| Outcome {
+pub fn interpret(action: Action, node: &str, function: &str, invoked: Invoked) -> InvokeResult {
+    let base = |passed, outcome: &str, headline: String, report: Value| InvokeResult {
         action,
         node: node.to_string(),
         function: function.to_string(),

@@ -3,7 +3,7 @@
 //! failure recorded, none stopping the others.
 
 use super::plan::{Deletion, NodePlan, VolumePlan};
-use super::{DeleteStatus, Deleted, Failure, NodeReport, PruneCloud};
+use super::{DeleteStatus, Deleted, FailedResource, NodeReport, PruneCloud};
 use crate::model::{CloudError, ErrorKind, Snapshot, SnapshotState};
 use futures::{StreamExt, stream};
 use std::collections::BTreeSet;
@@ -40,7 +40,7 @@ pub(super) async fn execute(
         match ec2.delete_volume(&volume).await {
             Ok(()) => report.volumes_deleted.push(volume),
             Err(e) if e.is(ErrorKind::NotFound) => report.volumes_deleted.push(volume),
-            Err(e) => report.failures.push(Failure { resource: volume, error: e.to_string() }),
+            Err(e) => report.failures.push(FailedResource { resource: volume, error: e.to_string() }),
         }
     }
     report
@@ -57,7 +57,7 @@ async fn delete_images(ec2: &impl PruneCloud, report: &mut NodeReport, images: V
     }
     match ec2.snapshots_by_id(&leftovers).await {
         Ok(remaining) => delete_snapshots(ec2, report, remaining, &orphans).await,
-        Err(e) => report.failures.push(Failure { resource: "DescribeSnapshots".into(), error: e.to_string() }),
+        Err(e) => report.failures.push(FailedResource { resource: "DescribeSnapshots".into(), error: e.to_string() }),
     }
 }
 
@@ -82,7 +82,9 @@ async fn deregister(ec2: &impl PruneCloud, report: &mut NodeReport, images: Vec<
             }
             Err(e) => {
                 tracing::error!(node = %report.node, image = %deletion.image.image_id, error = %e, "deregister failed");
-                report.failures.push(Failure { resource: deletion.image.image_id.clone(), error: e.to_string() });
+                report
+                    .failures
+                    .push(FailedResource { resource: deletion.image.image_id.clone(), error: e.to_string() });
                 DeleteStatus::Failed
             }
         };
@@ -116,7 +118,7 @@ async fn delete_snapshots(
             // A disabled image (or one registered since) uses it: kept, not a failure.
             Some(Err(e)) if e.is(ErrorKind::InUse) => report.snapshots_in_use.push(snapshot.id),
             Some(Err(e)) if !e.is(ErrorKind::NotFound) => {
-                report.failures.push(Failure { resource: snapshot.id, error: e.to_string() });
+                report.failures.push(FailedResource { resource: snapshot.id, error: e.to_string() });
             }
             // Deleted now, or gone by itself in the meantime.
             Some(_) if orphans.contains(&snapshot.id) => report.orphans_deleted.push(snapshot.id),

@@ -12,7 +12,7 @@ mod delete;
 mod plan;
 
 pub use plan::{
-    Deletion, ImageRef, KeepReason, Kept, NodePlan, OrphanKept, Plan, Policy, VolumeKept, VolumePlan, plan,
+    Deletion, ImageRef, KeepReason, KeptImage, NodePlan, OrphanKept, Plan, Policy, VolumeKept, VolumePlan, plan,
     plan_volumes,
 };
 
@@ -89,7 +89,7 @@ impl PruneReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NodeReport {
     pub node: String,
-    pub kept: Vec<Kept>,
+    pub kept: Vec<KeptImage>,
     pub deleted: Vec<Deleted>,
     /// Snapshots deleted after their image (those DeleteAssociatedSnapshots left).
     pub snapshots_deleted: Vec<String>,
@@ -102,7 +102,7 @@ pub struct NodeReport {
     /// Preserved volumes deleted (or, on a dry run, that would be).
     pub volumes_deleted: Vec<String>,
     pub volumes_kept: Vec<VolumeKept>,
-    pub failures: Vec<Failure>,
+    pub failures: Vec<FailedResource>,
 }
 
 impl NodeReport {
@@ -135,7 +135,7 @@ pub enum DeleteStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Failure {
+pub struct FailedResource {
     pub resource: String,
     pub error: String,
 }

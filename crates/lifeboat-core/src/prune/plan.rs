@@ -57,7 +57,7 @@ impl ImageRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Kept {
+pub struct KeptImage {
     #[serde(flatten)]
     pub image: ImageRef,
     pub reason: KeepReason,
@@ -73,7 +73,7 @@ pub struct Deletion {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodePlan {
-    pub keep: Vec<Kept>,
+    pub keep: Vec<KeptImage>,
     pub delete: Vec<Deletion>,
     /// Snapshots with the node tag that no image uses, older than the retention.
     pub orphans: Vec<String>,
@@ -114,7 +114,7 @@ fn plan_node(mut images: Vec<&Image>, policy: Policy, now: DateTime<Utc>) -> Nod
     let mut node_plan = NodePlan::default();
     let mut good_kept = 0;
     for image in images {
-        let keep = |reason| Kept { image: ImageRef::of(image), reason };
+        let keep = |reason| KeptImage { image: ImageRef::of(image), reason };
         let delete = || Deletion { image: ImageRef::of(image), snapshot_ids: Vec::new() };
         match image.state {
             ImageState::Pending => node_plan.keep.push(keep(KeepReason::Pending)),
