@@ -99,6 +99,11 @@ pub fn interpret(action: Action, node: &str, function: &str, invoked: Invoked) -
             format!("the {} of {node} FAILED: {message}", action.what()),
             json!({"errorType": error_type, "errorMessage": message}),
         ),
+        // A request no retry can mend, answered (not failed) by the function.
+        Invoked::Response(report) if report["outcome"] == "rejected" => {
+            let reason = report["reason"].as_str().unwrap_or("?").to_string();
+            base(false, "rejected", format!("the {} of {node} FAILED: {reason}", action.what()), report)
+        }
         Invoked::Response(report) if action == Action::Backup => {
             let (passed, outcome, headline) = backup_headline(node, &report);
             base(passed, &outcome, headline, report)
