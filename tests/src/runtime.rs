@@ -28,6 +28,23 @@ impl Invocation {
         }
     }
 
+    /// A request answered as rejected (no retry can mend it): its
+    /// `error_type` and `reason`.
+    pub fn rejection(self) -> (String, String) {
+        let r = self.response();
+        assert_eq!(r["outcome"], "rejected", "{r}");
+        let field = |name: &str| r[name].as_str().unwrap_or_default().to_string();
+        (field("error_type"), field("reason"))
+    }
+
+    /// The `errorType` of an error, `None` for a response.
+    pub fn error_type(&self) -> Option<&str> {
+        match self {
+            Invocation::Error(e) => e["errorType"].as_str(),
+            Invocation::Response(_) => None,
+        }
+    }
+
     pub fn error_message(self) -> String {
         match self {
             Invocation::Error(e) => e["errorMessage"].as_str().unwrap_or_default().to_string(),

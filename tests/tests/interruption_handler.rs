@@ -355,7 +355,7 @@ async fn comments_fit_ssm_whatever_the_node_name() {
 }
 
 #[tokio::test]
-async fn a_malformed_event_is_an_error_and_launches_nothing() {
+async fn a_malformed_event_is_rejected_once_counted_and_launches_nothing() {
     let emu = Emulator::new();
     let events = vec![
         fixture("aws-docs-samples/spot-interruption-warning.json"),
@@ -367,13 +367,41 @@ async fn a_malformed_event_is_an_error_and_launches_nothing() {
     let env = emu.function_env("interruption-handler");
     let before = emu.total_calls();
     let run = invoke("interruption-handler", &env, &events, TIMEOUT);
-    let messages: Vec<String> = run.invocations.into_iter().map(|i| i.error_message()).collect();
+    // Answered, not failed: no retry can mend an invalid event.
+    let (kinds, messages): (Vec<String>, Vec<String>) = run.invocations.into_iter().map(|i| i.rejection()).unzip();
+    assert!(kinds.iter().all(|k| k == "InvalidEvent"), "{kinds:?}");
     assert_eq!(messages.len(), 4, "{}", run.stderr);
     assert!(messages[0].contains("not an EventBridge event"), "{}", messages[0]);
     assert!(messages[1].contains("missing field `node`"), "{}", messages[1]);
     assert!(messages[2].contains("got detail-type \"Scheduled Event\""), "{}", messages[2]);
     assert!(messages[3].contains("LIFEBOAT_DRILL_ALLOW_KEEP"), "{}", messages[3]);
     assert_eq!(emu.total_calls(), before, "no AWS call from the handler");
+    // Each is counted for the PermanentFailure alarm, and its event logged.
+    let counted = run.stdout.lines().filter(|l| l.starts_with('{') && l.contains("\"PermanentFailure\":1")).count();
+    assert_eq!(counted, 4, "{}", run.stdout);
+    assert!(run.stdout.contains("send the event again"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn a_restore_of_a_live_node_is_answered_notified_and_counted_not_retried() {
+    let emu = Emulator::new();
+    let topic = emu.sns().await.create_topic().name("lifeboat").send().await.unwrap();
+    let topic = topic.topic_arn().unwrap().to_string();
+    backed_up_node(&emu).await;
+    let mut env = emu.function_env("interruption-handler");
+    env.push(("LIFEBOAT_NOTIFY_TOPIC_ARN".into(), topic));
+    let launched = emu.calls("RunInstances");
+    let restore = json!({"action": "restore", "node": "k8s-master"});
+    let run = invoke("interruption-handler", &env, &[restore], TIMEOUT);
+    let invocation = run.invocations.into_iter().next().expect(&run.stderr);
+    assert_eq!(invocation.error_type(), None, "a response: Lambda must not retry it");
+    let report = invocation.response();
+    assert_eq!((report["outcome"].as_str(), report["failure"]["kind"].as_str()), (Some("failed"), Some("node-alive")));
+    assert_eq!(report["notification"], "sent", "{report}");
+    let sent = emu.control("GET", "/lifeboat/notifications", &Value::Null);
+    assert_eq!(sent[0]["subject"], "lifeboat: relaunch of k8s-master FAILED", "{sent}");
+    assert!(run.stdout.lines().any(|l| l.starts_with('{') && l.contains("\"PermanentFailure\":1")), "{}", run.stdout);
+    assert_eq!(emu.calls("RunInstances"), launched, "nothing launched");
 }
 
 /// The stack's SSM documents, made from the scripts as the template carries

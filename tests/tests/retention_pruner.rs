@@ -191,7 +191,9 @@ async fn throttling_and_a_failed_deregistration_end_in_the_right_state_and_an_ho
         &json!({"operation": "*", "code": "RequestLimitExceeded", "rate": 0.3, "seed": 7}),
     );
     let run = invoke("retention-pruner", &emu.function_env("retention-pruner"), &[event()], TIMEOUT);
-    let message = run.invocations.into_iter().next().expect(&run.stderr).error_message();
+    let invocation = run.invocations.into_iter().next().expect(&run.stderr);
+    assert_eq!(invocation.error_type(), Some("PruneFailed"), "an error Lambda retries, named by its kind");
+    let message = invocation.error_message();
     assert!(message.starts_with("1 failures while pruning: k8s-master ami-"), "{message}");
     assert!(message.contains("UnauthorizedOperation"), "{message}");
 

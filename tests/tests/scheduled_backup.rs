@@ -1,6 +1,6 @@
 //! scheduled-backup end to end: the real binary, the real SDK, the emulator.
 
-use lifeboat_tests::runtime::{Invocation, invoke};
+use lifeboat_tests::runtime::invoke;
 use lifeboat_tests::{Emulator, fixture, tag_pairs};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -98,7 +98,7 @@ async fn backs_up_the_tagged_node_once_per_slot() {
 }
 
 #[tokio::test]
-async fn a_malformed_event_is_an_error_and_creates_nothing() {
+async fn a_malformed_event_is_rejected_once_counted_and_creates_nothing() {
     let emu = Emulator::new();
     let subnet = emu.subnet().await;
     emu.launch(&subnet, &[("lifeboat:node", "k8s-master")]).await;
@@ -110,7 +110,9 @@ async fn a_malformed_event_is_an_error_and_creates_nothing() {
         json!("2026-11-26T01:00:00Z"),
     ];
     let run = invoke("scheduled-backup", &emu.function_env("scheduled-backup"), &events, TIMEOUT);
-    let messages: Vec<String> = run.invocations.into_iter().map(Invocation::error_message).collect();
+    // Answered, not failed: no retry can mend an invalid event.
+    let (kinds, messages): (Vec<String>, Vec<String>) = run.invocations.into_iter().map(|i| i.rejection()).unzip();
+    assert!(kinds.iter().all(|k| k == "InvalidEvent"), "{kinds:?}");
     assert_eq!(messages.len(), 4, "{}", run.stderr);
     assert!(messages[0].contains("not an EventBridge event"), "{}", messages[0]);
     assert!(messages[1].contains("EC2 Spot Instance Interruption Warning"), "{}", messages[1]);
@@ -119,6 +121,8 @@ async fn a_malformed_event_is_an_error_and_creates_nothing() {
     assert!(images(&emu).await.is_empty());
     assert_eq!(emu.calls("CreateImage"), 0);
     assert_eq!(emu.calls("DescribeInstances"), 0, "a bad event makes no AWS call at all");
+    let counted = run.stdout.lines().filter(|l| l.starts_with('{') && l.contains("\"PermanentFailure\":1")).count();
+    assert_eq!(counted, 4, "{}", run.stdout);
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! away), relaunches the node on its own disks and private IP, exactly once,
 //! and repairs it over SSM; also runs restore drills.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use lifeboat_aws::{AwsEc2, AwsSns, AwsSsm, Documents};
+use lifeboat_core::answer::Answer;
 use lifeboat_core::relaunch::{self, Cloud, Timing};
 use lifeboat_core::{Config, metrics};
 use serde_json::Value;
@@ -26,7 +27,13 @@ async fn main() -> Result<(), Error> {
         if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
             metrics::emit(report, &report.metrics(now), "interruption handled");
         }
-        Ok::<_, Error>(result?)
+        Answer::of(result).emit(&event.payload, now).map_err(diagnostic)
     }))
     .await
+}
+
+/// A failure a retry may mend, as Lambda reports it: its kind (`errorType`)
+/// and message.
+fn diagnostic((error_type, error_message): (&'static str, String)) -> Diagnostic {
+    Diagnostic { error_type: error_type.into(), error_message }
 }

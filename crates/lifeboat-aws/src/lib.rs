@@ -114,6 +114,8 @@ pub fn kind_of(code: &str) -> ErrorKind {
         "RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException" => {
             ErrorKind::Throttled
         }
+        // EC2's answer to a DryRun the caller may make (errors-overview.html).
+        "DryRunOperation" => ErrorKind::DryRunPassed,
         _ if code.ends_with(".NotFound") || code.ends_with("NotFoundException") => ErrorKind::NotFound,
         _ => ErrorKind::Other,
     }
@@ -166,6 +168,7 @@ mod tests {
             ("InvalidInstanceID.NotFound", ErrorKind::NotFound),
             ("InvalidVolume.NotFound", ErrorKind::NotFound),
             ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("DryRunOperation", ErrorKind::DryRunPassed),
             ("UnauthorizedOperation", ErrorKind::Refused(Refusal::Authorization)),
             ("AuthFailure", ErrorKind::Refused(Refusal::Authorization)),
             ("AccessDenied", ErrorKind::Refused(Refusal::Authorization)),

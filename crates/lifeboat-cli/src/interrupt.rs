@@ -10,7 +10,7 @@ use crate::stack;
 use lifeboat_core::model::{Instance, InstanceState, RootTaskState};
 use lifeboat_core::node::NodeName;
 use lifeboat_core::ports::CommandState;
-use lifeboat_core::relaunch::repair_verdict;
+use lifeboat_core::relaunch::{NotHealthy, repair_verdict};
 use lifeboat_core::tags;
 use serde::Serialize;
 use std::time::Duration;
@@ -19,17 +19,18 @@ use tokio::time::Instant;
 /// The resource type of `aws:ec2:send-spot-instance-interruptions` targets.
 pub const SPOT_TARGET: &str = "aws:ec2:spot-instance";
 
+/// How often the CLI looks while it follows a relaunch, and for how long.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub struct Polling {
     pub poll: Duration,
     pub timeout: Duration,
 }
 
-impl Default for Timing {
+impl Default for Polling {
     /// The warning's two minutes, the relaunch's waits (termination up to 4
     /// min, launch, SSM up to 5 min, repair up to 10 min) and some margin.
-    fn default() -> Timing {
-        Timing { poll: Duration::from_secs(5), timeout: Duration::from_secs(25 * 60) }
+    fn default() -> Polling {
+        Polling { poll: Duration::from_secs(5), timeout: Duration::from_secs(25 * 60) }
     }
 }
 
@@ -64,7 +65,7 @@ pub enum InterruptError {
     #[error("the experiment {id} ended {status}: {reason}")]
     Experiment { id: String, status: String, reason: String },
     #[error("the repair of {instance} failed: {reason}")]
-    Repair { instance: String, reason: String },
+    Repair { instance: String, reason: NotHealthy },
     #[error(
         "no healthy control plane {seconds} s after the warning (last seen: {last}); see `lifeboat status --node {node}` and the interruption-handler's logs"
     )]
@@ -114,7 +115,7 @@ pub async fn run(
     cloud: &impl InterruptCloud,
     stack: &Stack,
     node: &str,
-    timing: Timing,
+    polling: Polling,
     progress: &Progress,
 ) -> Result<Recovered, InterruptError> {
     let name = NodeName::new(node).map_err(|e| InterruptError::Refused(format!("node name {node:?} {e}")))?;
@@ -192,11 +193,11 @@ pub async fn run(
                 }
             }
         }
-        if follow.started.elapsed() >= timing.timeout {
+        if follow.started.elapsed() >= polling.timeout {
             let last = follow.milestones.last().map(|m| format!("{} {}", m.step, m.detail)).unwrap_or_default();
-            return Err(InterruptError::Timeout { seconds: timing.timeout.as_secs(), last, node: node.to_string() });
+            return Err(InterruptError::Timeout { seconds: polling.timeout.as_secs(), last, node: node.to_string() });
         }
-        tokio::time::sleep(timing.poll).await;
+        tokio::time::sleep(polling.poll).await;
     }
 }
 

@@ -51,7 +51,7 @@ pub struct Step {
 
 /// What the invocation came to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
+pub struct InvokeResult {
     pub action: Action,
     pub node: String,
     pub function: String,
@@ -69,14 +69,19 @@ pub struct Outcome {
 }
 
 /// Invokes the function for this action and reads its answer.
-pub async fn run(functions: &impl Functions, stack: &Stack, action: Action, node: &str) -> Result<Outcome, String> {
+pub async fn run(
+    functions: &impl Functions,
+    stack: &Stack,
+    action: Action,
+    node: &str,
+) -> Result<InvokeResult, String> {
     let function = stack.require(action.function_output()).map_err(|e| e.to_string())?;
     let invoked = functions.invoke(function, &action.payload(node)).await.map_err(|e| e.to_string())?;
     Ok(interpret(action, node, function, invoked))
 }
 
-pub fn interpret(action: Action, node: &str, function: &str, invoked: Invoked) -> Outcome {
-    let base = |passed, outcome: &str, headline: String, report: Value| Outcome {
+pub fn interpret(action: Action, node: &str, function: &str, invoked: Invoked) -> InvokeResult {
+    let base = |passed, outcome: &str, headline: String, report: Value| InvokeResult {
         action,
         node: node.to_string(),
         function: function.to_string(),
@@ -94,6 +99,11 @@ pub fn interpret(action: Action, node: &str, function: &str, invoked: Invoked) -
             format!("the {} of {node} FAILED: {message}", action.what()),
             json!({"errorType": error_type, "errorMessage": message}),
         ),
+        // A request no retry can mend, answered (not failed) by the function.
+        Invoked::Response(report) if report["outcome"] == "rejected" => {
+            let reason = report["reason"].as_str().unwrap_or("?").to_string();
+            base(false, "rejected", format!("the {} of {node} FAILED: {reason}", action.what()), report)
+        }
         Invoked::Response(report) if action == Action::Backup => {
             let (passed, outcome, headline) = backup_headline(node, &report);
             base(passed, &outcome, headline, report)

@@ -96,7 +96,7 @@ async fn run(cloud: &Aws, global: &Global, command: Command, region: &str) -> Re
         Command::Interrupt { node, timeout, .. } => {
             let stack = deployed_stack(cloud, &global.stack).await?;
             let timing =
-                interrupt::Timing { timeout: std::time::Duration::from_secs(timeout * 60), ..Default::default() };
+                interrupt::Polling { timeout: std::time::Duration::from_secs(timeout * 60), ..Default::default() };
             let progress = Progress::start(&format!("starting the interruption of {}", node.node));
             let recovered = interrupt::run(cloud, &stack, &node.node, timing, &progress).await;
             progress.finish();

@@ -1,7 +1,7 @@
 //! What each command prints for a person.
 
 use crate::interrupt::Recovered;
-use crate::invoke::Outcome;
+use crate::invoke::InvokeResult;
 use crate::output::{or_dash, table};
 use crate::ports::Alarm;
 use crate::preflight::{Check, Status};
@@ -122,7 +122,7 @@ pub fn status(stack: &str, nodes: &[NodeStatus], alarms: &Result<Vec<Alarm>, Str
     out
 }
 
-pub fn invoked(o: &Outcome) -> String {
+pub fn invoked(o: &InvokeResult) -> String {
     let mut out = format!("{} of {} ({})\n\n", o.action.what(), o.node, o.function);
     if !o.timeline.is_empty() {
         let rows: Vec<Vec<String>> = o

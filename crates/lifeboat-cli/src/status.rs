@@ -55,7 +55,7 @@ pub struct Drill {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Kept {
+pub struct KeptCount {
     pub kept: usize,
     pub total: usize,
 }
@@ -106,7 +106,7 @@ pub struct NodeStatus {
     pub market_fallback: Option<MarketFallback>,
     pub private_ip: Option<String>,
     pub interface_kept: Option<bool>,
-    pub volumes_kept: Option<Kept>,
+    pub volumes_kept: Option<KeptCount>,
     pub newest_backup: Option<Backup>,
     /// Available backups.
     pub backups: usize,
@@ -191,7 +191,7 @@ fn row(node: &str, instance: Option<&Instance>, images: &[&Image], now: DateTime
         market_fallback: instance.and_then(|i| market_fallback(i, now)),
         private_ip: instance.and_then(|i| i.private_ip.clone()),
         interface_kept: live.and_then(|i| i.primary_interface.as_ref()).map(|a| !a.delete_on_termination),
-        volumes_kept: live.map(|i| Kept {
+        volumes_kept: live.map(|i| KeptCount {
             kept: i.volumes.iter().filter(|v| !v.delete_on_termination).count(),
             total: i.volumes.len(),
         }),

@@ -6,6 +6,7 @@
 //! reports it as such. Every run also prepares each node for a relaunch
 //! (see [`crate::prepare`]).
 
+use crate::answer::FunctionError;
 use crate::config::Config;
 pub use crate::event::{EventError, Trigger};
 use crate::event::{Scheduled, parse_scheduled};
@@ -170,7 +171,7 @@ pub struct BackupReport {
 pub struct NodeResult {
     pub node: String,
     pub instance: String,
-    pub outcome: Outcome,
+    pub outcome: BackupOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,7 +185,7 @@ pub struct NodeResult {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum BackupOutcome {
     Created,
     AlreadyExisted,
     WouldCreate,
@@ -199,8 +200,11 @@ impl BackupReport {
     /// backs up nothing counts against it, and a stack that never ran yet
     /// does not.
     pub fn metrics(&self, at: DateTime<Utc>) -> Vec<String> {
-        let done: Vec<&NodeResult> =
-            self.nodes.iter().filter(|n| matches!(n.outcome, Outcome::Created | Outcome::AlreadyExisted)).collect();
+        let done: Vec<&NodeResult> = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.outcome, BackupOutcome::Created | BackupOutcome::AlreadyExisted))
+            .collect();
         let mut lines: Vec<String> =
             done.iter().map(|n| crate::metrics::count("BackupSucceeded", &n.node, at)).collect();
         if !self.dry_run {
@@ -211,7 +215,9 @@ impl BackupReport {
 
     /// Nodes whose backup or preparation failed.
     pub fn failures(&self) -> impl Iterator<Item = &NodeResult> {
-        self.nodes.iter().filter(|n| n.outcome == Outcome::Failed || n.preparation.as_ref().is_some_and(|p| p.failed()))
+        self.nodes
+            .iter()
+            .filter(|n| n.outcome == BackupOutcome::Failed || n.preparation.as_ref().is_some_and(|p| p.failed()))
     }
 }
 
@@ -227,6 +233,27 @@ pub enum BackupError {
         .0.failures().map(|f| format!("{} ({}): {}", f.node, f.instance,
             f.reason.as_deref().or(f.preparation.as_ref().and_then(Preparation::error)).unwrap_or(""))).collect::<Vec<_>>().join("; "))]
     Failed(Box<BackupReport>),
+}
+
+impl FunctionError for BackupError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            BackupError::Event(_) => "InvalidEvent",
+            BackupError::Describe(_) => "DescribeFailed",
+            BackupError::NodeNotFound { .. } => "NodeNotFound",
+            BackupError::Failed(_) => "BackupFailed",
+        }
+    }
+
+    /// The request itself is wrong: an invalid event, a node no instance
+    /// carries.
+    fn is_permanent(&self) -> bool {
+        matches!(self, BackupError::Event(_) | BackupError::NodeNotFound { .. })
+    }
+
+    fn report_json(&self) -> Option<Value> {
+        BackupError::report(self).and_then(|r| serde_json::to_value(r).ok())
+    }
 }
 
 impl BackupError {
@@ -305,7 +332,7 @@ async fn execute(ec2: &impl BackupCloud, node_tag: &str, planned: PlannedBackup,
         Action::Skip(reason) => NodeResult {
             node: planned.node,
             instance: planned.instance_id,
-            outcome: Outcome::Skipped,
+            outcome: BackupOutcome::Skipped,
             image_id: None,
             name: None,
             reason: Some(reason),
@@ -314,7 +341,7 @@ async fn execute(ec2: &impl BackupCloud, node_tag: &str, planned: PlannedBackup,
         Action::Create(spec) if dry_run => NodeResult {
             node: planned.node,
             instance: planned.instance_id,
-            outcome: Outcome::WouldCreate,
+            outcome: BackupOutcome::WouldCreate,
             image_id: None,
             name: Some(spec.name),
             reason: None,
@@ -333,7 +360,7 @@ pub async fn create(ec2: &(impl Imaging + Describe), node: &str, instance: &str,
     let mut result = NodeResult {
         node: node.to_string(),
         instance: instance.to_string(),
-        outcome: Outcome::Failed,
+        outcome: BackupOutcome::Failed,
         image_id: None,
         name: Some(spec.name.clone()),
         reason: None,
@@ -342,7 +369,7 @@ pub async fn create(ec2: &(impl Imaging + Describe), node: &str, instance: &str,
     match ec2.create_image(spec).await {
         Ok(image_id) => {
             tracing::info!(node, instance, image = %image_id, name = %spec.name, "backup image created");
-            result.outcome = Outcome::Created;
+            result.outcome = BackupOutcome::Created;
             result.image_id = Some(image_id);
         }
         Err(e) if e.is(ErrorKind::AlreadyExists) => match ec2.image_named(&spec.name).await {
@@ -354,7 +381,7 @@ pub async fn create(ec2: &(impl Imaging + Describe), node: &str, instance: &str,
                 ));
             }
             Ok(existing) => {
-                result.outcome = Outcome::AlreadyExisted;
+                result.outcome = BackupOutcome::AlreadyExisted;
                 result.image_id = existing.map(|i| i.id);
                 result.reason =
                     Some(format!("an image named {} exists already: this slot was backed up before", spec.name));

@@ -2,6 +2,7 @@
 //! "Scheduled Event", EventBridge Scheduler's bare `{}`, or a manual request
 //! whose fields each function defines.
 
+use crate::node::NodeNameError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,7 +34,7 @@ pub enum EventError {
     #[error("invalid event: {message} (expected an EventBridge Scheduled Event, {{}}, or {expected})")]
     Manual { message: String, expected: &'static str },
     #[error("invalid event: node {node:?}: {reason}")]
-    NodeName { node: String, reason: String },
+    NodeName { node: String, reason: NodeNameError },
 }
 
 /// A scheduled invocation: when, how it was triggered, and the manual

@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: event → plan → effects → report.
 
+pub mod answer;
 pub mod backup;
 pub mod config;
 pub mod contract;

@@ -273,6 +273,9 @@ pub enum ErrorKind {
     Refused(Refusal),
     /// Throttled after the SDK's own retries.
     Throttled,
+    /// A `DryRun` request that would have succeeded (`DryRunOperation`):
+    /// the caller may make it.
+    DryRunPassed,
     /// Anything else: never the ground of a decision, only a failure.
     Other,
 }

@@ -18,16 +18,27 @@ const MAX_COMMENT: usize = 100;
 #[serde(transparent)]
 pub struct NodeName(String);
 
+/// What is wrong with a node name (the message follows the name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeNameError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {} characters", MAX_AMI_NAME - SLOT_SUFFIX_LEN)]
+    TooLong,
+    #[error("character {0:?} is not allowed in an AMI name")]
+    Character(char),
+}
+
 impl NodeName {
-    pub fn new(name: &str) -> Result<NodeName, String> {
+    pub fn new(name: &str) -> Result<NodeName, NodeNameError> {
         if name.is_empty() {
-            return Err("is empty".into());
+            return Err(NodeNameError::Empty);
         }
         if name.len() + SLOT_SUFFIX_LEN > MAX_AMI_NAME {
-            return Err(format!("is longer than {} characters", MAX_AMI_NAME - SLOT_SUFFIX_LEN));
+            return Err(NodeNameError::TooLong);
         }
         if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(*c))) {
-            return Err(format!("character {c:?} is not allowed in an AMI name"));
+            return Err(NodeNameError::Character(c));
         }
         Ok(NodeName(name.to_string()))
     }
@@ -74,9 +85,9 @@ mod tests {
     #[test]
     fn names_are_checked_once() {
         assert!(NodeName::new("k8s-master").is_ok());
-        assert_eq!(NodeName::new("").unwrap_err(), "is empty");
-        assert!(NodeName::new(&"n".repeat(115)).unwrap_err().contains("longer than 114"));
-        assert!(NodeName::new("k8s{master}").unwrap_err().contains("'{'"));
+        assert_eq!(NodeName::new("").unwrap_err().to_string(), "is empty");
+        assert!(NodeName::new(&"n".repeat(115)).unwrap_err().to_string().contains("longer than 114"));
+        assert!(NodeName::new("k8s{master}").unwrap_err().to_string().contains("'{'"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use lifeboat_core::Config;
-use lifeboat_core::backup::{self, Action, BackupError, EventError, Outcome, Trigger};
+use lifeboat_core::backup::{self, Action, BackupError, BackupOutcome, EventError, Trigger};
 use lifeboat_core::memory::MemoryCloud;
 use lifeboat_core::model::{ErrorKind, ImageState, Instance, InstanceState};
 use lifeboat_core::node::NodeName;
@@ -137,7 +137,7 @@ async fn backup_is_idempotent_per_slot() {
 
     let first = backup::handle(&cloud, &config, &event, now()).await.unwrap();
     assert_eq!(first.nodes.len(), 1);
-    assert_eq!(first.nodes[0].outcome, Outcome::Created);
+    assert_eq!(first.nodes[0].outcome, BackupOutcome::Created);
     assert_eq!(first.nodes[0].instance, master);
     let images = cloud.images();
     assert_eq!(images.len(), 1);
@@ -145,7 +145,7 @@ async fn backup_is_idempotent_per_slot() {
     assert_eq!(first.nodes[0].image_id.as_deref(), Some(images[0].id.as_str()));
 
     let second = backup::handle(&cloud, &config, &event, now()).await.unwrap();
-    assert_eq!(second.nodes[0].outcome, Outcome::AlreadyExisted);
+    assert_eq!(second.nodes[0].outcome, BackupOutcome::AlreadyExisted);
     assert_eq!(second.nodes[0].image_id.as_deref(), Some(images[0].id.as_str()));
     assert_eq!(cloud.images().len(), 1);
 }
@@ -155,14 +155,14 @@ async fn dry_run_creates_nothing() {
     let cloud = MemoryCloud::new();
     cloud.add_instance(InstanceState::Running, &[("lifeboat:node", "k8s-master")]);
     let report = backup::handle(&cloud, &Config::default(), &fixture("manual-backup.json"), now()).await.unwrap();
-    assert_eq!(report.nodes[0].outcome, Outcome::WouldCreate);
+    assert_eq!(report.nodes[0].outcome, BackupOutcome::WouldCreate);
     assert!(report.dry_run);
     assert!(cloud.images().is_empty());
     assert!(!cloud.calls().contains(&"CreateImage".to_string()));
 
     let config = Config { dry_run: true, ..Config::default() };
     let report = backup::handle(&cloud, &config, &json!({}), now()).await.unwrap();
-    assert_eq!(report.nodes[0].outcome, Outcome::WouldCreate);
+    assert_eq!(report.nodes[0].outcome, BackupOutcome::WouldCreate);
     assert!(cloud.images().is_empty());
 }
 
@@ -192,15 +192,15 @@ async fn one_failed_node_does_not_stop_the_others_and_fails_the_invocation() {
     cloud.fail_next("CreateImage", ErrorKind::Throttled, "RequestLimitExceeded", 1);
     let err = backup::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap_err();
     let BackupError::Failed(report) = &err else { panic!("{err}") };
-    let outcomes: Vec<Outcome> = report.nodes.iter().map(|n| n.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Failed, Outcome::Created]);
+    let outcomes: Vec<BackupOutcome> = report.nodes.iter().map(|n| n.outcome).collect();
+    assert_eq!(outcomes, [BackupOutcome::Failed, BackupOutcome::Created]);
     assert!(err.to_string().starts_with("1 of 2 backups failed: a ("), "{err}");
     assert_eq!(cloud.images().len(), 1);
 
     // The retry creates what failed and finds the rest done.
     let report = backup::handle(&cloud, &Config::default(), &json!({}), now()).await.unwrap();
-    let outcomes: Vec<Outcome> = report.nodes.iter().map(|n| n.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Created, Outcome::AlreadyExisted]);
+    let outcomes: Vec<BackupOutcome> = report.nodes.iter().map(|n| n.outcome).collect();
+    assert_eq!(outcomes, [BackupOutcome::Created, BackupOutcome::AlreadyExisted]);
     assert_eq!(cloud.images().len(), 2);
 }
 
@@ -215,7 +215,7 @@ async fn a_slot_whose_image_failed_is_a_failed_backup_not_a_made_one() {
 
     let err = backup::handle(&cloud, &Config::default(), &event, now()).await.unwrap_err();
     let report = err.report().unwrap();
-    assert_eq!(report.nodes[0].outcome, Outcome::Failed);
+    assert_eq!(report.nodes[0].outcome, BackupOutcome::Failed);
     assert!(report.nodes[0].reason.as_deref().unwrap().contains("failed"), "{report:?}");
     let metrics = report.metrics(now()).join("\n");
     assert!(!metrics.contains("BackupSucceeded"), "{metrics}");

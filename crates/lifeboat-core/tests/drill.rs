@@ -190,9 +190,11 @@ async fn keep_is_refused_unless_the_deployment_allows_it() {
     let kept = &clones(&cloud)[0];
     assert_eq!(kept.state, InstanceState::Running);
     assert_eq!(kept.tags["lifeboat:drill-kept"], "true");
-    // A later drill leaves a kept clone alone.
+    // A later drill (an invocation an hour later) leaves a kept clone alone.
     tokio::time::advance(Duration::from_secs(3600)).await;
-    run(&cloud, &drill_config(), &drill(false)).await.unwrap();
+    let handler = Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud };
+    let later = now() + chrono::Duration::hours(1);
+    relaunch::handle(handler, &drill_config(), Timing::default(), &drill(false), later, None).await.unwrap();
     assert_eq!(cloud.instance(&kept.id).unwrap().state, InstanceState::Running);
 }
 

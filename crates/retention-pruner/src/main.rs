@@ -1,8 +1,9 @@
 //! retention-pruner: on a schedule, deletes old backups and their snapshots,
 //! never the newest good ones, and preserved volumes no node needs anymore.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
 use lifeboat_aws::AwsEc2;
+use lifeboat_core::answer::Answer;
 use lifeboat_core::{Config, metrics, prune};
 use serde_json::Value;
 
@@ -17,7 +18,13 @@ async fn main() -> Result<(), Error> {
         if let Some(report) = result.as_ref().map_or_else(|e| e.report(), Some) {
             metrics::emit(report, &report.metrics(now), "prune done");
         }
-        Ok::<_, Error>(result?)
+        Answer::of(result).emit(&event.payload, now).map_err(diagnostic)
     }))
     .await
+}
+
+/// A failure a retry may mend, as Lambda reports it: its kind (`errorType`)
+/// and message.
+fn diagnostic((error_type, error_message): (&'static str, String)) -> Diagnostic {
+    Diagnostic { error_type: error_type.into(), error_message }
 }

@@ -42,7 +42,8 @@ impl Consoles for Aws {
         };
         let out = match call(true).await.map_err(|e| cloud_error("GetConsoleOutput", e)) {
             Ok(out) => out,
-            Err(e) if e.refusal() == Some(Refusal::Validation) || e.code.as_deref() == Some("UnsupportedOperation") => {
+            // `UnsupportedOperation` (no `Latest` on this instance type) included.
+            Err(e) if e.refusal() == Some(Refusal::Validation) => {
                 call(false).await.map_err(|e| cloud_error("GetConsoleOutput", e))?
             }
             Err(e) => return Err(e),
@@ -216,7 +217,7 @@ impl NodeNetwork for Aws {
 fn permission(error: Option<CloudError>) -> Permission {
     match error {
         None => Permission::Allowed,
-        Some(e) if e.code.as_deref() == Some("DryRunOperation") => Permission::Allowed,
+        Some(e) if e.is(ErrorKind::DryRunPassed) => Permission::Allowed,
         Some(e) if e.code.as_deref() == Some("UnauthorizedOperation") => Permission::Denied { message: e.message },
         Some(e) => Permission::Unknown { message: e.to_string() },
     }
@@ -302,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_dry_run_answer_is_a_permission() {
-        let e = |code: &str| Some(CloudError::new("DescribeInstances", ErrorKind::Other, Some(code), "m"));
+        let e = |code: &str| Some(CloudError::new("DescribeInstances", lifeboat_aws::kind_of(code), Some(code), "m"));
         assert_eq!(permission(e("DryRunOperation")), Permission::Allowed);
         assert_eq!(permission(e("UnauthorizedOperation")), Permission::Denied { message: "m".into() });
         assert!(matches!(permission(e("RequestExpired")), Permission::Unknown { .. }));

@@ -145,7 +145,7 @@ fn stack() -> Stack {
 }
 
 async fn interrupt(aws: &FakeAws) -> Result<Recovered, InterruptError> {
-    run(aws, &stack(), "k8s-master", Timing::default(), &Progress::hidden()).await
+    run(aws, &stack(), "k8s-master", Polling::default(), &Progress::hidden()).await
 }
 
 #[tokio::test(start_paused = true)]

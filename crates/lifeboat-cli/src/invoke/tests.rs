@@ -107,6 +107,17 @@ fn a_function_error_fails_with_its_whole_message() {
 }
 
 #[test]
+fn a_rejected_request_fails_with_its_reason() {
+    let reason = "no instance carries the tag lifeboat:node=nowhere";
+    let report = json!({"outcome": "rejected", "error_type": "NodeNotFound", "reason": reason});
+    let o = interpret(Action::Backup, "nowhere", "fn", Invoked::Response(report));
+    assert!(!o.passed);
+    assert_eq!(o.outcome, "rejected");
+    assert_eq!(o.headline, format!("the backup of nowhere FAILED: {reason}"));
+    assert_eq!(o.report["error_type"], "NodeNotFound");
+}
+
+#[test]
 fn a_restore_says_whether_the_ip_is_the_same() {
     let mut r = drill_report("relaunched");
     r["replacement"]["same_ip"] = json!(true);

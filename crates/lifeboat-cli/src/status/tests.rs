@@ -68,7 +68,7 @@ fn a_row_says_what_is_kept_the_newest_backup_and_its_age() {
     let r = &rows[0];
     assert_eq!((r.instance.as_deref(), r.state.as_deref(), r.market), (Some("i-1"), Some("running"), Some("spot")));
     assert_eq!(r.interface_kept, Some(true));
-    assert_eq!(r.volumes_kept, Some(Kept { kept: 1, total: 2 }));
+    assert_eq!(r.volumes_kept, Some(KeptCount { kept: 1, total: 2 }));
     assert_eq!(r.backups, 2, "pending images are not backups yet");
     let newest = r.newest_backup.as_ref().unwrap();
     assert_eq!(newest.image_id, "ami-new");

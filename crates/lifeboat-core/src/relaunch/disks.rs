@@ -6,6 +6,7 @@
 
 use super::failure::Failure;
 use super::report::{Source, StateReport};
+use super::source::Unusable;
 use super::wait::wait_for;
 use super::{Dead, Flow, RelaunchCloud};
 use crate::model::{Instance, InstanceState, Refusal, RootTask, RootTaskState, VolumeState};
@@ -13,11 +14,13 @@ use crate::node::NodeName;
 use crate::ports::{RootSource, Ssm};
 use crate::{prepare, tags};
 
-/// A root swap that did not happen.
-pub(super) enum NotSwapped {
+/// What a root swap did.
+pub(super) enum Swap {
+    /// The root is in place.
+    Done,
     /// EC2 refused it, or its task ended `failed` ("the original root volume
     /// is still attached"): the replacement keeps the root it has. Why.
-    Kept(String),
+    Kept(Unusable),
     /// Its task ended `failed-detached`: "the instance has no root volume
     /// attached" (API reference, API_ReplaceRootVolumeTask.html).
     RootLost { task: String },
@@ -84,23 +87,24 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             (Some(Source::OldVolumes), Some(root), _) => {
                 self.attach_data_volumes(dead, &replacement).await?;
                 match self.swap_root(&replacement, &RootSource::Volume(root)).await? {
-                    Ok(()) => None,
-                    Err(NotSwapped::Kept(reason)) => {
+                    Swap::Done => None,
+                    Swap::Kept(reason) => {
+                        let reason = reason.to_string();
                         self.step("root-not-swapped", reason.clone());
                         self.swap_final_root(dead, &replacement, reason).await?
                     }
-                    Err(NotSwapped::RootLost { task }) => Some(task),
+                    Swap::RootLost { task } => Some(task),
                 }
             }
             // A retry after the final image's root was chosen.
             (Some(Source::FinalImage), _, Some(image)) => {
                 match self.swap_root(&replacement, &RootSource::Image(image)).await? {
-                    Ok(()) => None,
-                    Err(NotSwapped::Kept(reason)) => {
-                        self.fall_back_to_image(dead, &replacement, reason).await?;
+                    Swap::Done => None,
+                    Swap::Kept(reason) => {
+                        self.fall_back_to_image(dead, &replacement, reason.to_string()).await?;
                         None
                     }
-                    Err(NotSwapped::RootLost { task }) => Some(task),
+                    Swap::RootLost { task } => Some(task),
                 }
             }
             _ => None,
@@ -182,21 +186,16 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         Ok(())
     }
 
-    /// Swaps a root in: `Ok(Err(..))` when it is not (see [`NotSwapped`]).
-    /// The token makes a retry get the task it started instead of starting
-    /// another.
-    async fn swap_root(
-        &mut self,
-        replacement: &Instance,
-        root: &RootSource,
-    ) -> Result<Result<(), NotSwapped>, Failure> {
+    /// Swaps a root in (see [`Swap`]). The token makes a retry get the
+    /// task it started instead of starting another.
+    async fn swap_root(&mut self, replacement: &Instance, root: &RootSource) -> Result<Swap, Failure> {
         if let RootSource::Volume(volume) = root {
             if replacement.root_volume().is_some_and(|v| &v.volume_id == volume) {
                 self.step("root-swapped", format!("{volume} is the root of {} already", replacement.id));
-                return Ok(Ok(()));
+                return Ok(Swap::Done);
             }
-            if let Err(reason) = self.can_swap(replacement, volume).await? {
-                return Ok(Err(NotSwapped::Kept(reason)));
+            if let Some(reason) = self.swap_refusal(replacement, volume).await? {
+                return Ok(Swap::Kept(reason));
             }
         }
         let token = format!("root-{}-{}", replacement.id, root.id());
@@ -205,7 +204,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             // EC2 will not take this volume or image, or not in this state:
             // nothing was swapped, the replacement keeps its root.
             Err(e) if matches!(e.refusal(), Some(Refusal::Validation | Refusal::State)) => {
-                return Ok(Err(NotSwapped::Kept(format!("EC2 refused the swap: {e}"))));
+                return Ok(Swap::Kept(Unusable::SwapRefused(e)));
             }
             // IAM denies the swap: the stack is broken, and a quiet fallback
             // would hide it (and leave the state the old root holds unused).
@@ -229,10 +228,10 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         Ok(match done.state {
             RootTaskState::Succeeded => {
                 self.step("root-swapped", format!("{} is the root of {} (task {task})", root.id(), replacement.id));
-                Ok(())
+                Swap::Done
             }
-            RootTaskState::FailedDetached => Err(NotSwapped::RootLost { task }),
-            state => Err(NotSwapped::Kept(format!("root-volume replacement task {task} ended {state:?}"))),
+            RootTaskState::FailedDetached => Swap::RootLost { task },
+            state => Swap::Kept(Unusable::SwapFailed { task, state }),
         })
     }
 
@@ -264,7 +263,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         }
         self.ec2.tag(std::slice::from_ref(&replacement.id), &recorded).await?;
         match self.swap_root(replacement, &RootSource::Image(image.id.clone())).await? {
-            Ok(()) => {
+            Swap::Done => {
                 self.report.state = Some(StateReport {
                     source: Source::FinalImage,
                     image_id: Some(image.id),
@@ -274,26 +273,27 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 });
                 Ok(None)
             }
-            Err(NotSwapped::Kept(why)) => {
+            Swap::Kept(why) => {
                 self.fall_back_to_image(dead, replacement, format!("{reason}; {why}")).await.map(|()| None)
             }
-            Err(NotSwapped::RootLost { task }) => Ok(Some(task)),
+            Swap::RootLost { task } => Ok(Some(task)),
         }
     }
 
-    /// What CreateReplaceRootVolumeTask requires of the volume that EC2
-    /// checks only when the task runs: encrypted if the current root is.
-    async fn can_swap(&self, replacement: &Instance, root: &str) -> Result<Result<(), String>, Failure> {
+    /// Why EC2 would refuse the volume as the replacement's root, if it
+    /// would, for what CreateReplaceRootVolumeTask requires of it but checks
+    /// only when the task runs: encrypted if the current root is.
+    async fn swap_refusal(&self, replacement: &Instance, root: &str) -> Result<Option<Unusable>, Failure> {
         let mut ids = vec![root.to_string()];
         ids.extend(replacement.root_volume().map(|v| v.volume_id.clone()));
         let volumes = self.ec2.volumes_by_id(&ids).await?;
         let find = |id: &str| volumes.iter().find(|v| v.id == id);
-        let Some(old_root) = find(root) else { return Ok(Err(format!("volume {root} is gone"))) };
+        let Some(old_root) = find(root) else { return Ok(Some(Unusable::VolumeGone(root.to_string()))) };
         let current = replacement.root_volume().and_then(|v| find(&v.volume_id));
         if current.is_some_and(|c| c.encrypted) && !old_root.encrypted {
-            return Ok(Err(format!("volume {root} is not encrypted and the image's root is: EC2 refuses the swap")));
+            return Ok(Some(Unusable::NotEncrypted(root.to_string())));
         }
-        Ok(Ok(()))
+        Ok(None)
     }
 
     /// Waits for the task to end: `failing` and `failing-detached` are on

@@ -190,7 +190,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             volume_tags: drill_tag,
             // Unique per drill: a drill never resumes another's clone (each
             // cleans up after itself); attempts differ by their suffix.
-            token: format!("drill-{}-{}", image.id, chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()),
+            token: format!("drill-{}-{}", image.id, self.wall_now().timestamp_nanos_opt().unwrap_or_default()),
             // The clone's root is swapped as a relaunch swaps the old root.
             root_swap: true,
             record_fallback: false,
@@ -235,7 +235,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let (id, state) = self.run_script(clone, Script::Health, &node.comment("drill-health"), args).await?;
         let (result, verdict) = super::repair_verdict(&state);
         self.report.health = Some(super::CommandReport { command_id: id, state, result });
-        verdict.map_err(Failure::Unhealthy)?;
+        verdict.map_err(|e| Failure::Unhealthy(e.to_string()))?;
         self.step("healthy", "apiserver ready, etcd healthy, the node Ready on the clone's address");
         Ok(())
     }

@@ -1,9 +1,11 @@
 //! Why a relaunch or a drill failed: one typed failure for every step.
 
 use super::report::RelaunchReport;
+use crate::answer::FunctionError;
 use crate::event::EventError;
 use crate::model::CloudError;
 use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -50,6 +52,34 @@ pub enum Failure {
     Cleanup(String),
 }
 
+impl Failure {
+    /// Lambda's `errorType` for it.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Failure::Cloud(_) => "CloudError",
+            Failure::Timeout { .. } => "Timeout",
+            Failure::NoImage { .. } => "NoImage",
+            Failure::NoSpec { .. } => "NoSpec",
+            Failure::NoCapacity { .. } => "NoCapacity",
+            Failure::NodeAlive { .. } => "NodeAlive",
+            Failure::InstanceGone { .. } => "InstanceGone",
+            Failure::ReplacementsLost { .. } => "ReplacementsLost",
+            Failure::TokenTaken { .. } => "TokenTaken",
+            Failure::Repair(_) => "RepairFailed",
+            Failure::Preparation { .. } => "PreparationFailed",
+            Failure::Unhealthy(_) => "Unhealthy",
+            Failure::Drill(_) => "DrillFailed",
+            Failure::Cleanup(_) => "CleanupFailed",
+        }
+    }
+
+    /// No retry can mend it: what AWS shows would not change by itself
+    /// (a person makes a backup, records a spec, or ends the node).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Failure::NoImage { .. } | Failure::NoSpec { .. } | Failure::NodeAlive { .. })
+    }
+}
+
 impl From<CloudError> for Failure {
     fn from(e: CloudError) -> Failure {
         Failure::Cloud(e)
@@ -65,6 +95,26 @@ pub enum RelaunchError {
         if .0.trigger == "test-restore" { "restore drill" } else { "relaunch" },
         .0.node.as_deref().unwrap_or("?"), .0.reason.as_deref().unwrap_or("?"))]
     Failed(Box<RelaunchReport>),
+}
+
+impl FunctionError for RelaunchError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            RelaunchError::Event(_) => "InvalidEvent",
+            RelaunchError::Failed(report) => report.failure.as_ref().map_or("RelaunchFailed", Failure::error_type),
+        }
+    }
+
+    fn is_permanent(&self) -> bool {
+        match self {
+            RelaunchError::Event(_) => true,
+            RelaunchError::Failed(report) => report.failure.as_ref().is_some_and(Failure::is_permanent),
+        }
+    }
+
+    fn report_json(&self) -> Option<Value> {
+        RelaunchError::report(self).and_then(|r| serde_json::to_value(r).ok())
+    }
 }
 
 impl RelaunchError {

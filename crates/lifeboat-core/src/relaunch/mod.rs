@@ -26,11 +26,11 @@ pub use drill::fence_addresses;
 pub use event::{Request, parse_event};
 pub use failure::{Failure, RelaunchError};
 pub use launch::{can_replace_root, client_token, fallback_tags, launch_plan, replacement_tags, self_release};
-pub use repair::repair_verdict;
+pub use repair::{NotHealthy, repair_verdict};
 pub use report::{
     Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step,
 };
-pub use source::{OldDisks, StatePlan, launch_devices, newest_available, old_disks};
+pub use source::{OldDisks, StatePlan, Unusable, launch_devices, newest_available, old_disks};
 pub use wait::{COMMAND_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, Timing};
 
 use crate::backup;

@@ -9,25 +9,38 @@ use crate::model::ErrorKind;
 use crate::ports::{CommandRequest, CommandState, Script, Ssm};
 use serde_json::Value;
 
+/// Why a script's command did not leave the node healthy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotHealthy {
+    #[error("the command has not finished")]
+    Unfinished,
+    /// The script's result line says `failed` (or another result), at a step.
+    #[error("the script reported {result} at step {step}: {message}")]
+    Reported { result: String, step: String, message: String },
+    /// SSM says the command failed and the script wrote no result line.
+    #[error("the command ended {ssm_status} (exit {exit_code}) without a result line")]
+    NoResultLine { ssm_status: String, exit_code: i32 },
+}
+
 /// Whether a script left the node healthy, from its command's state. The
 /// script's last JSON line decides (`ok` or `repaired`: healthy, `failed`:
 /// not), since SSM calls every non-zero exit `Failed`, the "repaired" exit
 /// code 3 included. Without a result line, SSM's own status decides.
-pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), String>) {
+pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), NotHealthy>) {
     let output = match state {
-        CommandState::InProgress => return (None, Err("the command has not finished".into())),
+        CommandState::InProgress => return (None, Err(NotHealthy::Unfinished)),
         CommandState::Success { output } | CommandState::Failed { output, .. } => output,
     };
     let line = output.lines().rev().find_map(|l| serde_json::from_str::<Value>(l.trim()).ok().filter(Value::is_object));
-    let field = |name: &str| line.as_ref().and_then(|l| l[name].as_str()).unwrap_or("");
+    let field = |name: &str| line.as_ref().and_then(|l| l[name].as_str()).unwrap_or("").to_string();
     let verdict = match (line.as_ref().and_then(|l| l["result"].as_str()), state) {
         (Some("ok" | "repaired"), _) => Ok(()),
         (Some(result), _) => {
-            Err(format!("the script reported {result} at step {}: {}", field("step"), field("message")))
+            Err(NotHealthy::Reported { result: result.to_string(), step: field("step"), message: field("message") })
         }
         (None, CommandState::Success { .. }) => Ok(()),
         (None, CommandState::Failed { ssm_status, exit_code, .. }) => {
-            Err(format!("the command ended {ssm_status} (exit {exit_code}) without a result line"))
+            Err(NotHealthy::NoResultLine { ssm_status: ssm_status.clone(), exit_code: *exit_code })
         }
         (None, CommandState::InProgress) => unreachable!("handled above"),
     };
@@ -82,7 +95,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// result.
     pub(super) async fn repair(&mut self, replacement: &str) -> Result<(), Failure> {
         let node = self.report.node.clone().unwrap_or_default();
-        let node = crate::node::NodeName::new(&node).map_err(Failure::Repair)?;
+        let node = crate::node::NodeName::new(&node).map_err(|e| Failure::Repair(e.to_string()))?;
         let comment = node.comment("repair");
         let previous = match self.ssm.last_command(replacement, &comment).await? {
             Some(id) => Some((self.command_state(&id, replacement).await?, id)),

@@ -7,7 +7,7 @@ use super::launch::launch_plan;
 use super::report::{Source, StateReport};
 use super::wait::wait_for;
 use super::{Dead, Flow, RelaunchCloud};
-use crate::model::{Image, ImageState, Instance, Volume, VolumeState};
+use crate::model::{CloudError, Image, ImageState, Instance, RootTaskState, Volume, VolumeState};
 use crate::node::NodeName;
 use crate::ports::{DeviceOverride, Ssm};
 use crate::tags;
@@ -28,32 +28,64 @@ pub struct OldDisks {
     pub data: Vec<Volume>,
 }
 
+/// Why the old volumes, a volume or an image cannot give the replacement
+/// its state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("no preserved root volume (the node was never prepared, or the volume was deleted)")]
+    NoRoot,
+    #[error("several preserved root volumes ({}): which one is newest is unknown", .0.join(", "))]
+    SeveralRoots(Vec<String>),
+    #[error("volume {volume} is {state:?}, not available")]
+    NotAvailable { volume: String, state: VolumeState },
+    #[error("volume {volume} is in {zone}, the node's interface in {interface_zone}")]
+    OtherZone { volume: String, zone: String, interface_zone: String },
+    #[error("every instance type allowed is bare metal, which cannot replace its root volume: root {root} is kept")]
+    BareMetal { root: String },
+    #[error("volume {0} is gone")]
+    VolumeGone(String),
+    #[error("volume {0} is not encrypted and the image's root is: EC2 refuses the swap")]
+    NotEncrypted(String),
+    #[error("EC2 refused the swap: {0}")]
+    SwapRefused(CloudError),
+    #[error("root-volume replacement task {task} ended {state:?}")]
+    SwapFailed { task: String, state: RootTaskState },
+    #[error("no final image")]
+    NoFinalImage,
+    /// Describing it failed.
+    #[error("{0}")]
+    FinalImageUnknown(CloudError),
+    /// It did not become available in time (or describing it failed).
+    #[error("final image {image}: {failure}")]
+    FinalImageLate { image: String, failure: Failure },
+    #[error("final image {image}: it is {state:?}")]
+    FinalImageState { image: String, state: ImageState },
+}
+
 /// Whether the preserved volumes of the old instance can be the
 /// replacement's disks: exactly one root, everything `available` and in the
 /// Availability Zone the kept interface pins (CreateReplaceRootVolumeTask
 /// and AttachVolume take nothing else). Otherwise why not.
-pub fn old_disks(preserved: &[Volume], zone: Option<&str>) -> Result<OldDisks, String> {
+pub fn old_disks(preserved: &[Volume], zone: Option<&str>) -> Result<OldDisks, Unusable> {
     let role = |v: &Volume| v.tags.get(tags::VOLUME_ROLE).cloned().unwrap_or_default();
     let roots: Vec<&Volume> = preserved.iter().filter(|v| role(v) == "root").collect();
     let root = match roots.as_slice() {
-        [] => return Err("no preserved root volume (the node was never prepared, or the volume was deleted)".into()),
+        [] => return Err(Unusable::NoRoot),
         [root] => (*root).clone(),
-        many => {
-            let ids: Vec<&str> = many.iter().map(|v| v.id.as_str()).collect();
-            return Err(format!("several preserved root volumes ({}): which one is newest is unknown", ids.join(", ")));
-        }
+        many => return Err(Unusable::SeveralRoots(many.iter().map(|v| v.id.clone()).collect())),
     };
     for volume in preserved {
         if volume.state != VolumeState::Available {
-            return Err(format!("volume {} is {:?}, not available", volume.id, volume.state));
+            return Err(Unusable::NotAvailable { volume: volume.id.clone(), state: volume.state });
         }
         if let Some(zone) = zone
             && volume.availability_zone != zone
         {
-            return Err(format!(
-                "volume {} is in {}, the node's interface in {zone}",
-                volume.id, volume.availability_zone
-            ));
+            return Err(Unusable::OtherZone {
+                volume: volume.id.clone(),
+                zone: volume.availability_zone.clone(),
+                interface_zone: zone.to_string(),
+            });
         }
     }
     let data = preserved.iter().filter(|v| role(v) == "data").cloned().collect();
@@ -118,11 +150,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let usable = old_disks(&preserved, spec.availability_zone.as_deref()).and_then(|disks| {
             // The old root comes back only through a root swap.
             if launch_plan(&spec.instance_type, self.config, true).is_empty() {
-                return Err(format!(
-                    "every instance type allowed is bare metal, which cannot replace its root volume: \
-                     root {} is kept",
-                    disks.root.id
-                ));
+                return Err(Unusable::BareMetal { root: disks.root.id.clone() });
             }
             Ok(disks)
         });
@@ -141,6 +169,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 }
             }
             Err(reason) => {
+                let reason = reason.to_string();
                 self.step("no-old-volumes", reason.clone());
                 self.image_state(dead, &images, newest, reason).await?
             }
@@ -193,14 +222,14 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// until `LIFEBOAT_FINAL_IMAGE_WAIT` after its creation (so retries do
     /// not wait again). Otherwise why not. `found` is the image if already
     /// described.
-    pub(super) async fn final_image(&mut self, dead: &Dead, found: Option<Image>) -> Result<Image, String> {
+    pub(super) async fn final_image(&mut self, dead: &Dead, found: Option<Image>) -> Result<Image, Unusable> {
         let name = dead.final_image_name();
         let found = match found {
             Some(image) => Some(image),
-            None => self.ec2.image_named(&name).await.map_err(|e| e.to_string())?,
+            None => self.ec2.image_named(&name).await.map_err(Unusable::FinalImageUnknown)?,
         };
-        let Some(final_image) = found else { return Err("no final image".into()) };
-        let why = |it: &str| format!("final image {}: {it}", final_image.id);
+        let Some(final_image) = found else { return Err(Unusable::NoFinalImage) };
+        let image = final_image.id.clone();
         match final_image.state {
             ImageState::Available => Ok(final_image),
             ImageState::Pending => {
@@ -210,13 +239,13 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                     Ok(self.ec2.image_named(&name).await?.filter(|i| i.state != ImageState::Pending))
                 })
                 .await
-                .map_err(|e| why(&e.to_string()))?;
+                .map_err(|failure| Unusable::FinalImageLate { image: image.clone(), failure })?;
                 match waited.state {
                     ImageState::Available => Ok(waited),
-                    other => Err(why(&format!("it is {other:?}"))),
+                    state => Err(Unusable::FinalImageState { image, state }),
                 }
             }
-            other => Err(why(&format!("it is {other:?}"))),
+            state => Err(Unusable::FinalImageState { image, state }),
         }
     }
 
