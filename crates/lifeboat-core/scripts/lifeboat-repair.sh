@@ -76,7 +76,11 @@
 # container, `crictl inspect`'s status.startedAt).
 # Exit codes: 0 nothing to do (and dry runs), 3 repaired, 2 usage, 10+N
 # failed at step N. `--timeout` is the budget of all the waits together
-# (default 480 s). Idempotent: a state file marks a repair under way; the
+# (default 480 s); a run still going 30 s after it is stopped, reported as
+# failed at its step (SSM's executionTimeout comes 120 s after the budget).
+# A repair killed outright (SSM kills the command's process group with
+# SIGKILL) leaves kubelet as it was: a watchdog in a session of its own
+# starts it again if the repair had stopped it. Idempotent: a state file marks a repair under way; the
 # next run finishes it. LIFEBOAT_ROOT (or --root) prefixes every path on the
 # node, so tests run it against a fixture tree.
 set -Eeuo pipefail
@@ -87,6 +91,7 @@ EXIT_USAGE=2
 EXIT_REPAIRED=3
 EXPIRY_WARNING_DAYS=30
 CRI_STOP_TIMEOUT=30 # seconds between SIGTERM and SIGKILL (kubelet's default grace period)
+OVERRUN=30          # seconds a run may go on past its budget before the watchdog stops it
 
 ROOT=${LIFEBOAT_ROOT:-}
 IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
@@ -102,6 +107,7 @@ BACKUP_DIR=""
 GUARD=not-confirmed
 GUARD_REASON=""
 KUBELET_STOPPED=false
+WATCHDOG=""
 CHANGED=()
 WARNINGS=()
 KUBEADM_CONFIG=""
@@ -185,19 +191,61 @@ on_error() {
   fail "unexpected failure of '$2' (line $1)"
 }
 trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
-# SSM's executionTimeout or an operator's ^C: reported, kubelet started again.
+# An operator's ^C: reported, kubelet started again.
 trap 'fail "interrupted by a signal"' HUP INT TERM
+trap 'fail "still running ${OVERRUN}s after the --timeout budget of ${TIMEOUT}s: stopped before SSM stops it"' ALRM
+trap disarm_watchdog EXIT
 
 # A failure after this run stopped kubelet leaves it started again; under a
 # guard that is not released, systemd skips the start and kubelet stays held.
 restart_kubelet_after_failure() {
   $KUBELET_STOPPED || return 0
   KUBELET_STOPPED=false
-  if timeout 60 systemctl start kubelet >&2; then
+  if timeout 30 systemctl start kubelet >&2; then
     log "kubelet started again after the failure"
   else
     log "could not start kubelet again: start it by hand (systemctl start kubelet)"
   fi
+  rm -f "$(kubelet_mark)"
+}
+
+# SSM's executionTimeout and a cancel SIGKILL the command's whole process
+# group (amazon-ssm-agent agent/executers/executers_unix.go: Setpgid, then
+# killProcess: syscall.Kill(-pid, SIGKILL)): no trap runs. The watchdog, in a
+# session of its own, outlives that: once the repair is gone, it starts
+# kubelet if the mark says the repair stopped it and did not start it again.
+# It stops a repair still running OVERRUN seconds after its budget: SIGALRM
+# (a trap runs once the command in progress ends), then SIGTERM to that command.
+kubelet_mark() { echo "$ROOT/run/lifeboat/repair-stopped-kubelet"; }
+
+watchdog() { # watchdog PID SECONDS MARK
+  local state="" alarmed=false child
+  while read -r _ _ state _ 2>/dev/null <"/proc/$1/stat" && [[ $state != Z ]]; do
+    if ! $alarmed && ((SECONDS >= $2)); then
+      kill -ALRM "$1" && alarmed=true
+      for child in $(ps -o pid= --ppid "$1"); do ((child == $$)) || kill -TERM "$child" 2>/dev/null || true; done
+    fi
+    sleep 1
+  done
+  [[ -f $3 ]] || exit 0
+  timeout 30 systemctl start kubelet && rm -f "$3"
+  echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) lifeboat-repair (pid $1) died with kubelet stopped: started it again" >>"${3%/*}/repair-watchdog.log"
+}
+
+# Started before anything is touched; none of the repair's descriptors (the
+# result, the lock, SSM's pipes) stay open in it.
+arm_watchdog() {
+  mkdir -p "$ROOT/run/lifeboat"
+  # shellcheck disable=SC2016 # expanded by the watchdog's shell
+  setsid bash -c "$(declare -f watchdog)"'; watchdog "$@"' lifeboat-repair-watchdog "$$" "$(($(remaining) + OVERRUN))" \
+    "$(kubelet_mark)" </dev/null >/dev/null 2>&1 3>&- 7>&- 9>&- &
+  WATCHDOG=$!
+}
+
+disarm_watchdog() {
+  [[ -n $WATCHDOG ]] || return 0
+  kill "$WATCHDOG" 2>/dev/null || true
+  wait "$WATCHDOG" 2>/dev/null || true
 }
 
 # --- the budget of every wait ---------------------------------------------------
@@ -585,7 +633,7 @@ require_tools() {
 preflight() {
   STEP=preflight
   local etcd_pki missing
-  require_tools systemctl crictl curl kubectl openssl hostname timeout base64
+  require_tools systemctl crictl curl kubectl openssl hostname timeout base64 flock setsid ps
   missing=$(etcd_data_missing)
   [[ -z $missing ]] ||
     fail "$missing: refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again"
@@ -652,6 +700,7 @@ stop_control_plane() {
   APISERVER_UP_BEFORE=false
   if [[ $(systemctl is-active kubelet || true) == active ]]; then
     KUBELET_STOPPED=true
+    touch "$(kubelet_mark)"
     bounded systemctl stop kubelet || fail "cannot stop kubelet"
   fi
   ids=$(crictl ps -q --name '^(kube-apiserver|etcd|kube-controller-manager|kube-scheduler|cloud-controller-manager)$' \
@@ -830,6 +879,7 @@ release() {
   [[ $(systemctl is-active kubelet || true) == active ]] ||
     fail "kubelet is not active after its start: a ConditionPathExists= of its unit is not met (see systemctl status kubelet)"
   KUBELET_STOPPED=false
+  rm -f "$(kubelet_mark)"
   log "kubelet started (guard $GUARD)"
 }
 
@@ -1061,6 +1111,7 @@ main() {
     result dry-run "$(dry_run_plan)"
     exit $EXIT_NOTHING_TO_DO
   fi
+  arm_watchdog
   one_at_a_time
   # A repair that held the lock may have moved the node meanwhile: what
   # detect found before the lock is stale.
