@@ -1,8 +1,10 @@
 //! `lifeboat preflight`: everything a relaunch of the node needs, checked
 //! read-only, each check with the exact fix. [`gather`] reads the facts
-//! (Describe calls, DryRun permission checks, one read-only SSM command);
-//! [`checks`] decides, as a pure function of them.
+//! (Describe calls, DryRun permission checks, two read-only SSM commands:
+//! the probe and the repair's own dry run); [`checks`] decides, as a pure
+//! function of them.
 
+pub mod dry_run;
 mod gather;
 mod instance;
 mod keys;
@@ -15,12 +17,13 @@ pub use gather::gather;
 use instance::{bare_metal, ebs_only, instance_profile, interface_kept, market, ssm_agent};
 use keys::{kms, spot_kms};
 use network::network_path;
-use on_node::on_node;
+use on_node::{on_node, repair};
 
 use crate::ports::{
     AccountConcurrency, InstanceExtras, KeyGrant, KmsKey, Permission, Route, SpotRequest, Stack, VolumeCrypto,
 };
 use crate::stack;
+use dry_run::DryRun;
 use lifeboat_core::model::{Instance, InstanceState};
 use probe::NodeProbe;
 use serde::Serialize;
@@ -90,6 +93,8 @@ pub struct NodeFacts {
     pub ssm_online: Read<bool>,
     /// `None` when the agent is not online (nothing could be sent).
     pub probe: Option<Read<NodeProbe>>,
+    /// The repair's dry run; `None` when the agent is not online.
+    pub dry_run: Option<Read<DryRun>>,
     pub elastic_ip: Read<Option<String>>,
     pub routes: Read<Vec<Route>>,
     pub endpoints: Read<Vec<String>>,
@@ -124,6 +129,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
         all.push(interface_kept(n, &f.node));
         all.push(network_path(n, &f.region));
         all.extend(on_node(n));
+        all.push(repair(n));
         all.push(ebs_only(n));
         all.push(bare_metal(n, stack));
         all.push(kms(n, stack));

@@ -15,7 +15,7 @@ pub(super) fn on_node(n: &NodeFacts) -> Vec<Check> {
         None => {
             return vec![Check::warn(
                 "on-node",
-                "not checked: the node is not an Online managed node (kubelet, crictl, kubeadm, cloud-init, IMDSv2, NVMe serials)",
+                "not checked: the node is not an Online managed node (kubelet, cloud-init, IMDSv2, NVMe serials)",
                 "fix ssm-agent, then run preflight again",
             )];
         }
@@ -30,20 +30,6 @@ pub(super) fn on_node(n: &NodeFacts) -> Vec<Check> {
             "kubelet.service is a systemd unit",
             "no kubelet.service unit: lifeboat's boot guard holds kubelet through a systemd drop-in",
             "install kubelet from the Kubernetes packages (it ships kubelet.service)",
-        ),
-        one(
-            "crictl",
-            probe.crictl,
-            "crictl is installed",
-            "crictl is missing: the repair stops the control-plane containers with it",
-            "install cri-tools",
-        ),
-        one(
-            "kubeadm",
-            probe.kubeadm,
-            "kubeadm is installed",
-            "kubeadm is missing: the repair regenerates certificates with it",
-            "install kubeadm of the cluster's version",
         ),
         one(
             "cloud-init",
@@ -200,4 +186,52 @@ fn nvme_serials(n: &NodeFacts, probe: &NodeProbe) -> Check {
         );
     }
     Check::pass(ID, format!("the NVMe serials name every volume: {}", named.join(", ")))
+}
+
+/// The repair's own preflight, run on the node as a relaunch would run it
+/// (its dry run): the tools, etcd's data, the certificates, and what a move
+/// to a new IP needs besides, which it reports in `relaunch`.
+pub(super) fn repair(n: &NodeFacts) -> Check {
+    const FIX: &str = "fix what the repair names (a stock kubeadm control plane has every tool it needs: see the \
+                       README's \"What a node needs\"), then run preflight again";
+    let d = match &n.dry_run {
+        None => {
+            return Check::warn(
+                "repair",
+                "not checked: the node is not an Online managed node (the repair's dry run runs over SSM)",
+                "fix ssm-agent, then run preflight again",
+            );
+        }
+        Some(Err(e)) => {
+            return Check::fail(
+                "repair",
+                format!("the repair's dry run did not run: {e}"),
+                "deploy the stack, allow ssm:SendCommand on its repair document (infra/iam-policy-operator.json), \
+                 then run preflight again",
+            );
+        }
+        Some(Ok(d)) => d,
+    };
+    if d.result != "dry-run" {
+        return Check::fail("repair", format!("the repair's dry run refuses at {}: {}", d.step, d.message), FIX);
+    }
+    match d.relaunch.as_deref() {
+        None => Check::warn(
+            "repair",
+            "the repair's dry run passes, but the stack's repair predates its check of a relaunch's needs",
+            "update the stack with this release's packaged template",
+        ),
+        Some("ok") if d.warnings.is_empty() => Check::pass(
+            "repair",
+            "the repair's dry run passes, on this IP and for a relaunch onto a new one (kubeadm, the CAs, disk)",
+        ),
+        Some("ok") => Check::warn(
+            "repair",
+            format!("the repair's dry run passes, with warnings: {}", d.warnings.join("; ")),
+            "see each warning",
+        ),
+        Some(problem) => {
+            Check::fail("repair", format!("a relaunch onto a new IP would fail the repair's preflight: {problem}"), FIX)
+        }
+    }
 }

@@ -147,3 +147,52 @@ fn the_boot_guards_checks_are_read_from_the_probes_output() {
     assert_eq!(status("nvme-serials"), Status::Warn);
     assert_eq!(status("cloud-init"), Status::Pass);
 }
+
+fn repair_with(change: impl FnOnce(&mut Option<Read<DryRun>>)) -> (Check, Vec<&'static str>) {
+    let mut f = facts();
+    change(&mut node(&mut f).dry_run);
+    let failed = checks(&f).into_iter().filter(|c| c.status == Status::Fail).map(|c| c.id).collect();
+    (one(&f, "repair"), failed)
+}
+
+#[test]
+fn a_tool_the_repairs_dry_run_finds_missing_fails_the_repair_check_naming_it() {
+    let (check, failed) = repair_with(|d| {
+        *d = Some(Ok(DryRun {
+            result: "failed".into(),
+            message: "missing on the node: kubectl".into(),
+            relaunch: None,
+            ..dry_run_ok()
+        }))
+    });
+    assert_eq!(failed, ["repair"]);
+    assert!(check.detail.contains("refuses at preflight: missing on the node: kubectl"), "{check:?}");
+}
+
+#[test]
+fn what_a_relaunch_onto_a_new_ip_lacks_fails_although_this_ip_passes() {
+    let (check, failed) = repair_with(|d| {
+        *d = Some(Ok(DryRun { relaunch: Some("missing on the node: kubeadm".into()), ..dry_run_ok() }))
+    });
+    assert_eq!(failed, ["repair"]);
+    assert!(
+        check
+            .detail
+            .contains("a relaunch onto a new IP would fail the repair's preflight: missing on the node: kubeadm")
+    );
+}
+
+#[test]
+fn the_repairs_warnings_an_older_repair_and_no_agent_are_warnings_a_dry_run_that_did_not_run_fails() {
+    let (check, _) = repair_with(|d| {
+        *d = Some(Ok(DryRun { warnings: vec!["pki/apiserver.crt expires in 12 days".into()], ..dry_run_ok() }))
+    });
+    assert_eq!((check.status, check.detail.contains("expires in 12 days")), (Status::Warn, true));
+    let (check, _) = repair_with(|d| *d = Some(Ok(DryRun { relaunch: None, ..dry_run_ok() })));
+    assert_eq!((check.status, check.fix.unwrap().contains("update the stack")), (Status::Warn, true));
+    let (check, _) = repair_with(|d| *d = None);
+    assert_eq!(check.status, Status::Warn);
+    let (check, failed) = repair_with(|d| *d = Some(Err("AccessDeniedException: not authorized".into())));
+    assert_eq!(failed, ["repair"]);
+    assert!(check.fix.unwrap().contains("ssm:SendCommand"));
+}
