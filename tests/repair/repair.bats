@@ -267,6 +267,49 @@ SH
   run ! grep -qE "^(systemctl (stop|start)|kubeadm init|crictl stop)|replace" "$FAKE_LOG"
 }
 
+@test "a dry run on the same IP checks what a relaunch onto a new IP needs too, and reports it without failing" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot
+  : >"$FAKE_LOG"
+  run repair --dry-run
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"dry-run",'*'"relaunch":"ok",'* ]]
+  [ "$(json_field warnings)" = "[]" ]
+  # A relaunch's needs, missing: the same IP still passes, the field says what.
+  rm "$FAKE_ROOT/etc/kubernetes/pki/etcd/ca.key"
+  before=$(tree_sum)
+  run repair --dry-run
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"dry-run",'*'"relaunch":"/etc/kubernetes/pki/etcd/ca.key is missing: kubeadm cannot make the new certificates without it",'* ]]
+  [[ $(json_field warnings) == *'a relaunch onto a new IP would fail: /etc/kubernetes/pki/etcd/ca.key is missing'* ]]
+  rm "$STOCK_BIN/kubeadm"
+  run repair --dry-run
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == *'"relaunch":"missing on the node: kubeadm",'* ]]
+  [ "$(tree_sum)" == "$before" ]
+  run ! grep -qE "^(systemctl (stop|start)|kubeadm init|crictl stop)" "$FAKE_LOG"
+}
+
+@test "a dry run fails on a tool only verify uses; a repair on the same IP starts kubelet anyway and fails verify naming it" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot --cloud-init
+  run on_node systemctl is-active kubelet
+  [ "$output" = inactive ]
+  rm "$STOCK_BIN/kubectl"
+  run repair --dry-run
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*'"message":"missing on the node: kubectl"}' ]]
+  # The repair itself: the control plane is not kept down for a tool that only verifies.
+  run repair --timeout 60
+  [ "$status" -eq 23 ]
+  [[ $(last_json) == '{"result":"failed","step":"verify",'*'"message":"kubelet is started, but the control plane cannot be verified: missing on the node: kubectl"}' ]]
+  [ "$(json_field guard)" = released ]
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
+}
+
 @test "prerequisites are checked before anything is stopped" {
   relaunched
   node_boot

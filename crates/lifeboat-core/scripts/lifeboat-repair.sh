@@ -19,13 +19,17 @@
 #                   apiserver manifest), its Kubernetes node name, the guard
 #                   as this boot recorded it (/run/lifeboat/status)
 #   1 preflight     all that follows, checked before anything is touched:
-#                   tools, etcd's data in place (every fstab mount at or
+#                   tools (on the same IP, not those only verify uses:
+#                   curl, kubectl, crictl; verify fails naming them, after
+#                   kubelet started), etcd's data in place (every fstab mount at or
 #                   above its data dir mounted, a member in it: never
 #                   released onto an empty data dir), certificates (expired:
 #                   failure; expiring within 30 days: warning); on a new IP
 #                   also kubeadm, the CAs, disk space for the backup, and the
 #                   kubeadm configuration, derived from the node's own
-#                   manifests and certificates
+#                   manifests and certificates. A dry run needs every tool,
+#                   and on the same IP checks a new IP's needs too, in
+#                   "relaunch": ok, or what a move to a new IP would lack
 #   2 stop          kubelet, then the control-plane containers, etcd included
 #                   (SIGTERM first: crictl stop --timeout)
 #   3 backup        /etc/kubernetes, kubelet's flags and etcd's data, copied
@@ -60,7 +64,7 @@
 #   {"result": "ok|repaired|failed|dry-run", "step", "old_ip", "new_ip",
 #    "node", "backup", "quarantine",
 #    "guard": "self-released|released|held|not-confirmed", "guard_reason",
-#    "released_at", "kubelet_started_at", "ready_at",
+#    "released_at", "kubelet_started_at", "ready_at", "relaunch" (dry runs),
 #    "changed": [...], "warnings": [...], "message"}
 # guard: self-released (the guard released kubelet at boot: this boot runs
 # on the state lifeboat chose, or this instance was released before),
@@ -115,6 +119,9 @@ RELEASED_AT=""
 READY_AT=""
 READY_NOTED=false
 APISERVER_UP_BEFORE=false # kubelet ran before the repair touched anything
+RELAUNCH=""               # a dry run: what a move to a new IP would lack, or ok
+CHECKING_RELAUNCH=false   # preflight_new_ip only reports (a dry run on the same IP)
+VERIFY_TOOLS=(curl kubectl crictl)
 
 log() { printf '%s lifeboat-repair [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
 
@@ -133,6 +140,7 @@ result() { # result RESULT [MESSAGE]
   [[ -z $RELEASED_AT ]] || times+="\"released_at\":\"$RELEASED_AT\","
   [[ -z $started ]] || times+="\"kubelet_started_at\":\"$started\","
   [[ -z $READY_AT ]] || times+="\"ready_at\":\"$READY_AT\","
+  [[ -z $RELAUNCH ]] || times+="\"relaunch\":$(json_string "$RELAUNCH"),"
   printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,%s"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
     "$(json_string "$GUARD_REASON")" "$times" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
@@ -624,16 +632,29 @@ detect() {
   log "node $NODE, configured for $OLD_IP, running on $NEW_IP, guard $GUARD${GUARD_REASON:+ ($GUARD_REASON)}"
 }
 
+missing_tools() { local tool; for tool in "$@"; do command -v "$tool" >/dev/null || printf '%s ' "$tool"; done; }
+
 require_tools() {
-  local tool missing=()
-  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-  ((${#missing[@]} == 0)) || fail "missing on the node: ${missing[*]}"
+  local missing
+  missing=$(missing_tools "$@")
+  [[ -z $missing ]] || refuse "missing on the node: ${missing% }"
+}
+
+# A prerequisite of a new IP not met: a failure, or, while a dry run on the
+# same IP checks what a relaunch would need, its answer (in a subshell).
+refuse() {
+  if $CHECKING_RELAUNCH; then
+    echo "$*"
+    exit 1
+  fi
+  fail "$*"
 }
 
 preflight() {
   STEP=preflight
-  local etcd_pki missing
-  require_tools systemctl crictl curl kubectl openssl hostname timeout base64 flock setsid ps
+  local etcd_pki missing tools=(systemctl openssl hostname timeout base64 flock setsid ps)
+  if $DRY_RUN || [[ $OLD_IP != "$NEW_IP" ]]; then tools+=("${VERIFY_TOOLS[@]}"); fi
+  require_tools "${tools[@]}"
   missing=$(etcd_data_missing)
   [[ -z $missing ]] ||
     fail "$missing: refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again"
@@ -644,6 +665,15 @@ preflight() {
   check_certificates
   if [[ $OLD_IP != "$NEW_IP" ]]; then
     preflight_new_ip
+    ! $DRY_RUN || RELAUNCH=ok
+  elif $DRY_RUN; then
+    # As if the node had moved, to a documentation address (RFC 5737).
+    if RELAUNCH=$(CHECKING_RELAUNCH=true NEW_IP=192.0.2.1 preflight_new_ip); then
+      RELAUNCH=ok
+    else
+      RELAUNCH=${RELAUNCH:-"unexpected failure of the new IP's checks"}
+      WARNINGS+=("a relaunch onto a new IP would fail: $RELAUNCH")
+    fi
   fi
   endpoint_warning
   log "ready: nothing is stopped yet"
@@ -652,18 +682,18 @@ preflight() {
 preflight_new_ip() {
   local version api file need avail output
   require_tools kubeadm du df
-  version=$(kubeadm version -o short 2>/dev/null) || fail "kubeadm is not usable: 'kubeadm version' failed"
+  version=$(kubeadm version -o short 2>/dev/null) || refuse "kubeadm is not usable: 'kubeadm version' failed"
   api=$(kubeadm config print init-defaults 2>/dev/null | sed -n 's/^apiVersion: \(kubeadm\.k8s\.io\/.*\)$/\1/p' | head -n 1)
-  [[ -n $api ]] || fail "kubeadm $version did not print its configuration API version"
+  [[ -n $api ]] || refuse "kubeadm $version did not print its configuration API version"
   for file in pki/ca.crt pki/ca.key pki/etcd/ca.crt pki/etcd/ca.key pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
-    [[ -f $(k8s)/$file ]] || fail "$(node_path "$(k8s)")/$file is missing: kubeadm cannot make the new certificates without it"
+    [[ -f $(k8s)/$file ]] || refuse "$(node_path "$(k8s)")/$file is missing: kubeadm cannot make the new certificates without it"
   done
   for file in pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
     [[ -n $(cert_sans "$(k8s)/$file") ]] ||
-      fail "no subject alternative names read from $(node_path "$(k8s)")/$file (openssl x509 -text): its new certificate would lose them"
+      refuse "no subject alternative names read from $(node_path "$(k8s)")/$file (openssl x509 -text): its new certificate would lose them"
   done
   KUBEADM_CONFIG=$(derive_kubeadm_config "$api" "$ROOT/var/lib/lifeboat/pki-new") ||
-    fail "cannot derive the kubeadm configuration from the apiserver manifest and the certificates"
+    refuse "cannot derive the kubeadm configuration from the apiserver manifest and the certificates"
   file=$(mktemp)
   printf '%s\n' "$KUBEADM_CONFIG" >"$file"
   if ! output=$(kubeadm config validate --config "$file" 2>&1); then
@@ -671,7 +701,7 @@ preflight_new_ip() {
     # kubeadm before v1.28 has no `config validate`: the certificates step
     # is then the first to read the configuration.
     [[ $output == *'unknown command "validate"'* ]] ||
-      fail "kubeadm $version refuses the configuration derived from the node's files: $output"
+      refuse "kubeadm $version refuses the configuration derived from the node's files: $output"
   fi
   rm -f "$file"
   # The backup: /etc/kubernetes and etcd's data, plus a margin.
@@ -679,7 +709,7 @@ preflight_new_ip() {
   file=$ROOT/var/lib/lifeboat
   while [[ ! -d $file ]]; do file=$(dirname "$file"); done
   avail=$(df -Pk "$file" | awk 'NR == 2 {print $4}')
-  ((avail > need)) || fail "not enough disk for the backup in $(node_path "$ROOT/var/lib/lifeboat"): ${need} KiB needed, ${avail} KiB free"
+  ((avail > need)) || refuse "not enough disk for the backup in $(node_path "$ROOT/var/lib/lifeboat"): ${need} KiB needed, ${avail} KiB free"
   log "kubeadm $version ($api) will make the certificates; backup needs ${need} KiB of ${avail} KiB free"
 }
 
@@ -1027,8 +1057,10 @@ restart_components() {
 
 verify() {
   STEP=verify
-  local status
+  local status missing
   [[ $(systemctl is-active kubelet || true) == active ]] || fail "kubelet is not active"
+  missing=$(missing_tools "${VERIFY_TOOLS[@]}")
+  [[ -z $missing ]] || fail "kubelet is started, but the control plane cannot be verified: missing on the node: ${missing% }"
   wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
   wait_for "etcd" etcd_healthy || fail "etcd is not healthy (crictl exec etcdctl endpoint health)"
   if ! wait_for "node $NODE to be Ready on $NEW_IP" node_ready_on_ip; then
