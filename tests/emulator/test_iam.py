@@ -224,6 +224,20 @@ class Enforcement(unittest.TestCase):
                                              Parameters={"commands": ["id"]}))
         self.assertIn(f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript", e["message"])
 
+    def test_the_operator_may_send_the_repairs_dry_run_to_a_node_and_nothing_else(self) -> None:
+        a = Account()
+        ssm = client("ssm", a.id, "OPERATOR")
+        iam.deployment(a.id, REGION)  # the stack's documents
+        dry_run = {"args": ["--dry-run --timeout 60"], "executionTimeout": ["120"]}
+        sent = ssm.send_command(DocumentName="lifeboat-repair", DocumentVersion="$LATEST", InstanceIds=[a.node],
+                                Parameters=dry_run)
+        self.assertEqual(sent["Command"]["DocumentName"], "lifeboat-repair")
+        e = refused(lambda: ssm.send_command(DocumentName="lifeboat-repair", InstanceIds=[a.other], Parameters=dry_run))
+        self.assertEqual(e["code"], "AccessDeniedException")
+        e = refused(lambda: ssm.send_command(DocumentName="lifeboat-health", InstanceIds=[a.node],
+                                             Parameters={"args": ["k8s-master --timeout 120"]}))
+        self.assertIn(f"arn:aws:ssm:{REGION}:{a.id}:document/lifeboat-health", e["message"])
+
     def test_sns_refuses_another_topic_with_authorization_error(self) -> None:
         a = Account()
         sns = client("sns", a.id)

@@ -169,6 +169,71 @@ assert_repaired() {
   [[ $(tail -n 1 "$BATS_TEST_TMPDIR/out") == '{"result":"failed","step":"verify",'*'"message":"interrupted by a signal"}' ]]
 }
 
+# The repair's watchdog, by its name and the node it watches.
+watchdogs() { pgrep -f "lifeboat-repair-watchdog [0-9]+ [0-9]+ $FAKE_ROOT/" || true; }
+
+@test "a repair killed outright while kubelet is stopped (SSM's executionTimeout: SIGKILL to its process group) leaves kubelet started" {
+  relaunched
+  node_boot
+  on_node systemctl is-active kubelet
+  # crictl stop hangs: the kill lands while kubelet is stopped.
+  wrap_tool crictl <<'SH'
+if [[ $1 == stop ]]; then touch "$FAKE_NODE/crictl-stop"; sleep 60; fi
+exec "$REAL" "$@"
+SH
+  (
+    node_env
+    exec setsid env -i "${NODE_ENV[@]}" "$SCRIPT" --timeout 60
+  ) >"$BATS_TEST_TMPDIR/out" 2>&1 3>&- &
+  pid=$!
+  until [ -e "$FAKE_NODE/crictl-stop" ]; do sleep 0.2; done
+  run on_node systemctl is-active kubelet
+  [ "$output" = inactive ]
+  [ -n "$(watchdogs)" ]
+  # As amazon-ssm-agent does: SIGKILL to the process group, no trap runs.
+  kill -KILL -- "-$pid"
+  wait "$pid" || true
+  for _ in $(seq 50); do [ -n "$(watchdogs)" ] || break; sleep 0.2; done
+  [ -z "$(watchdogs)" ]
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
+  grep -qF "died with kubelet stopped: started it again" "$FAKE_ROOT/run/lifeboat/repair-watchdog.log"
+  [ ! -e "$FAKE_ROOT/run/lifeboat/repair-stopped-kubelet" ]
+  # No result line: the kill left none. The next run finishes the repair.
+  run ! grep -q '^{"result"' "$BATS_TEST_TMPDIR/out"
+  unwrap_tool crictl
+  run repair --timeout 120
+  assert_repaired
+}
+
+@test "a finished repair leaves no watchdog behind" {
+  relaunched
+  node_boot
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  [ -z "$(watchdogs)" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/repair-stopped-kubelet" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/repair-watchdog.log" ]
+}
+
+@test "a run still going past its budget is stopped by the watchdog and reported with its step, before SSM's kill" {
+  relaunched
+  node_boot
+  wrap_tool kubeadm <<'SH'
+if [[ $* == "init phase certs"* ]]; then exec sleep 120; fi
+exec "$REAL" "$@"
+SH
+  start=$SECONDS
+  run repair --timeout 8
+  elapsed=$((SECONDS - start))
+  [ "$status" -eq 16 ]
+  [[ $(last_json) == '{"result":"failed","step":"certificates",'*'still running 30s after the --timeout budget of 8s'* ]]
+  ((elapsed >= 38 && elapsed < 50))
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
+  [ -z "$(watchdogs)" ]
+}
+
 @test "one repair at a time: a second one waits for the lock within its budget" {
   make_fixture "$OLD"
   node_host "$OLD" k8s-master
@@ -200,6 +265,49 @@ assert_repaired() {
   [[ $(last_json) == '{"result":"dry-run",'*"would back up, stop kubelet, replace $OLD by $NEW"* ]]
   [ "$(tree_sum)" == "$before" ]
   run ! grep -qE "^(systemctl (stop|start)|kubeadm init|crictl stop)|replace" "$FAKE_LOG"
+}
+
+@test "a dry run on the same IP checks what a relaunch onto a new IP needs too, and reports it without failing" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot
+  : >"$FAKE_LOG"
+  run repair --dry-run
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"dry-run",'*'"relaunch":"ok",'* ]]
+  [ "$(json_field warnings)" = "[]" ]
+  # A relaunch's needs, missing: the same IP still passes, the field says what.
+  rm "$FAKE_ROOT/etc/kubernetes/pki/etcd/ca.key"
+  before=$(tree_sum)
+  run repair --dry-run
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == '{"result":"dry-run",'*'"relaunch":"/etc/kubernetes/pki/etcd/ca.key is missing: kubeadm cannot make the new certificates without it",'* ]]
+  [[ $(json_field warnings) == *'a relaunch onto a new IP would fail: /etc/kubernetes/pki/etcd/ca.key is missing'* ]]
+  rm "$STOCK_BIN/kubeadm"
+  run repair --dry-run
+  [ "$status" -eq 0 ]
+  [[ $(last_json) == *'"relaunch":"missing on the node: kubeadm",'* ]]
+  [ "$(tree_sum)" == "$before" ]
+  run ! grep -qE "^(systemctl (stop|start)|kubeadm init|crictl stop)" "$FAKE_LOG"
+}
+
+@test "a dry run fails on a tool only verify uses; a repair on the same IP starts kubelet anyway and fails verify naming it" {
+  make_fixture "$OLD"
+  node_host "$OLD" k8s-master
+  node_boot --cloud-init
+  run on_node systemctl is-active kubelet
+  [ "$output" = inactive ]
+  rm "$STOCK_BIN/kubectl"
+  run repair --dry-run
+  [ "$status" -eq 11 ]
+  [[ $(last_json) == '{"result":"failed","step":"preflight",'*'"message":"missing on the node: kubectl"}' ]]
+  # The repair itself: the control plane is not kept down for a tool that only verifies.
+  run repair --timeout 60
+  [ "$status" -eq 23 ]
+  [[ $(last_json) == '{"result":"failed","step":"verify",'*'"message":"kubelet is started, but the control plane cannot be verified: missing on the node: kubectl"}' ]]
+  [ "$(json_field guard)" = released ]
+  run on_node systemctl is-active kubelet
+  [ "$output" = active ]
 }
 
 @test "prerequisites are checked before anything is stopped" {
@@ -254,6 +362,10 @@ SH
   run on_node systemctl is-active kubelet
   [ "$output" = active ]
   [ -e "$FAKE_ROOT/var/lib/lifeboat/repair-state" ]
+  # The repair started kubelet itself: its watchdog is gone, having done nothing.
+  [ -z "$(watchdogs)" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/repair-stopped-kubelet" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/repair-watchdog.log" ]
   run repair --timeout 120
   assert_repaired
   [ "$(find "$FAKE_ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | wc -l)" -eq 2 ]

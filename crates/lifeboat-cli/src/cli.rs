@@ -48,8 +48,9 @@ pub enum Command {
     #[command(long_about = "Check, read-only, everything a relaunch of the node needs, and print each \
         check with pass, warn or fail and the exact fix: the node tag, the spot request, the instance \
         profile and the role the stack may pass, the SSM agent, the kept interface and how a replacement \
-        reaches SSM, kubelet/crictl/kubeadm/cloud-init/IMDSv2 on the node (one read-only SSM command), \
-        EBS volumes, bare-metal relaunch types, the volumes' KMS keys and whether EC2 Spot may use them, \
+        reaches SSM, kubelet/cloud-init/IMDSv2 on the node (one read-only SSM command), the repair's own \
+        dry run on the node (the stack's repair document with --dry-run: the tools, etcd's data, the \
+        certificates, and what a move to a new IP needs), EBS volumes, bare-metal relaunch types, the volumes' KMS keys and whether EC2 Spot may use them, \
         the stack, and the account's Lambda concurrency.\n\n\
         Fails (exit 1) when any check fails; warnings pass.")]
     Preflight(NodeArg),

@@ -222,6 +222,16 @@ pub trait Probe: Send + Sync {
 
     /// Sends the script and waits (at most `timeout_seconds`) for its result.
     fn run(&self, instance_id: &str, timeout_seconds: u64) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Sends the stack's repair document with `--dry-run` and waits (at most
+    /// `timeout_seconds`) for it to end: its output, whether the repair
+    /// exited 0 or not (its last line, the result, says how it ended).
+    fn repair_dry_run(
+        &self,
+        instance_id: &str,
+        document: &str,
+        timeout_seconds: u64,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
 }
 
 /// What `lifeboat status` and `lifeboat interrupt` read of the nodes.

@@ -2,7 +2,8 @@
 //! prepared by the real scheduled-backup, and one that is not.
 
 use crate::support::{
-    STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, prepared_node_with_key, public_path,
+    DRY_RUN_OK, STACK, deploy, emulator, healthy_probe, lifeboat, outputs, prepared_node, prepared_node_with_key,
+    public_path,
 };
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
@@ -32,7 +33,7 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     let node = prepared_node(&emu, "k8s-master").await;
     deploy(&emu, &outputs(&emu)).await;
     public_path(&emu, &node.instance).await;
-    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await, DRY_RUN_OK]);
 
     let before = emu.call_counts();
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master"]).output().unwrap();
@@ -40,7 +41,7 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("k8s-master is ready for a relaunch"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
-    // Read-only: reads, and the one probe command on the node.
+    // Read-only: reads, the probe and the repair's dry run on the node.
     let made: Vec<(String, u64)> = emu
         .call_counts()
         .into_iter()
@@ -51,9 +52,9 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
     let writes: Vec<&(String, u64)> =
         made.iter().filter(|(op, _)| !reads.iter().any(|r| op.starts_with(r)) && op != "SendCommand").collect();
     assert!(writes.is_empty(), "preflight changed something: {writes:?}");
-    assert!(made.contains(&("SendCommand".to_string(), 1)), "{made:?}");
+    assert!(made.contains(&("SendCommand".to_string(), 2)), "{made:?}");
 
-    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await, DRY_RUN_OK]);
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
     let report = json_of(&out);
     assert_eq!(report["passed"], true, "{report}");
@@ -66,8 +67,7 @@ async fn preflight_passes_on_a_node_prepared_by_scheduled_backup() {
         "interface-kept",
         "network-path",
         "kubelet",
-        "crictl",
-        "kubeadm",
+        "repair",
         "cloud-init",
         "cloud-init-enabled",
         "cloud-init-cache",
@@ -109,7 +109,7 @@ async fn spot_kms_fails_until_the_key_policy_lets_the_spot_role_use_the_customer
     outs["EbsKmsKeyArns"] = json!(key);
     deploy(&emu, &outs).await;
     public_path(&emu, &node.instance).await;
-    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await, DRY_RUN_OK]);
 
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
     let report = json_of(&out);
@@ -142,7 +142,7 @@ async fn spot_kms_fails_until_the_key_policy_lets_the_spot_role_use_the_customer
     let mut policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
     policy["Statement"].as_array_mut().unwrap().push(statement);
     kms.put_key_policy().key_id(&key).policy_name("default").policy(policy.to_string()).send().await.unwrap();
-    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await]);
+    emu.command_results(&[&healthy_probe(&emu, &node.instance, "k8s-node").await, DRY_RUN_OK]);
     let before = emu.call_counts();
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-master", "--json"]).output().unwrap();
     let report = json_of(&out);
@@ -263,16 +263,27 @@ async fn preflight_fails_each_missing_piece_on_the_node_itself() {
     let emu = emulator();
     let node = prepared_node(&emu, "k8s-bare").await;
     deploy(&emu, &outputs(&emu)).await;
-    let nothing = "lifeboat-probe=1\nkubelet_unit=no\ncrictl=no\nkubeadm=no\ncloud_init=no\nimdsv2=no\ninstance_store=nvme1n1:/var/lib/etcd\n";
-    emu.command_results(&[nothing]);
+    let nothing = "lifeboat-probe=1\nkubelet_unit=no\ncloud_init=no\nimdsv2=no\ninstance_store=nvme1n1:/var/lib/etcd\n";
+    // The repair's preflight refuses (exit 11: the command fails), naming the tools.
+    let refused = DRY_RUN_OK
+        .replace(r#""result":"dry-run""#, r#""result":"failed""#)
+        .replace(r#""relaunch":"ok","#, "")
+        .replace("same IP: would pin the node name if needed, release the guard, start kubelet and verify /readyz, etcd and node k8s-master", "missing on the node: crictl kubectl");
+    emu.control(
+        "POST",
+        "/lifeboat/config",
+        &json!({"command_results": [
+            {"status": "Success", "stdout": nothing},
+            {"status": "Failed", "response_code": 11, "stdout": refused},
+        ]}),
+    );
 
     let out = lifeboat(&emu).args(["preflight", "--node", "k8s-bare", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report = json_of(&out);
     for (id, fix) in [
         ("kubelet", "kubelet.service"),
-        ("crictl", "cri-tools"),
-        ("kubeadm", "install kubeadm"),
+        ("repair", "What a node needs"),
         ("cloud-init", "install cloud-init"),
         ("imdsv2", "modify-instance-metadata-options"),
         ("ebs", "unmount the instance store"),
@@ -281,6 +292,7 @@ async fn preflight_fails_each_missing_piece_on_the_node_itself() {
         assert_eq!(check(&report, id)["status"], "fail", "{id}: {report}");
         assert!(check(&report, id)["fix"].as_str().unwrap().contains(fix), "{id}: {report}");
     }
+    assert!(check(&report, "repair")["detail"].as_str().unwrap().contains("missing on the node: crictl kubectl"));
     // No role read from the node: the profile cannot be matched to NodeRoleArn.
     assert_eq!(check(&report, "instance-profile")["status"], "warn", "{report}");
     assert!(check(&report, "node-tag")["detail"].as_str().unwrap().contains(&node.instance));

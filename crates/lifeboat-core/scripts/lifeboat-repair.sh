@@ -26,13 +26,17 @@
 #                   apiserver manifest), its Kubernetes node name, the guard
 #                   as this boot recorded it (/run/lifeboat/status)
 #   1 preflight     all that follows, checked before anything is touched:
-#                   tools, etcd's data in place (every fstab mount at or
+#                   tools (on the same IP, not those only verify uses:
+#                   curl, kubectl, crictl; verify fails naming them, after
+#                   kubelet started), etcd's data in place (every fstab mount at or
 #                   above its data dir mounted, a member in it: never
 #                   released onto an empty data dir), certificates (expired:
 #                   failure; expiring within 30 days: warning); on a new IP
 #                   also kubeadm, the CAs, disk space for the backup, and the
 #                   kubeadm configuration, derived from the node's own
-#                   manifests and certificates
+#                   manifests and certificates. A dry run needs every tool,
+#                   and on the same IP checks a new IP's needs too, in
+#                   "relaunch": ok, or what a move to a new IP would lack
 #   2 stop          kubelet, then the control-plane containers, etcd included
 #                   (SIGTERM first: crictl stop --timeout)
 #   3 backup        /etc/kubernetes, kubelet's flags and etcd's data, copied
@@ -71,7 +75,7 @@
 #   {"result": "ok|repaired|failed|dry-run", "step", "old_ip", "new_ip",
 #    "node", "backup", "quarantine",
 #    "guard": "self-released|released|held|not-confirmed", "guard_reason",
-#    "released_at", "kubelet_started_at", "ready_at",
+#    "released_at", "kubelet_started_at", "ready_at", "relaunch" (dry runs),
 #    "changed": [...], "warnings": [...], "message"}
 # guard: self-released (the guard released kubelet at boot: this boot runs
 # on the state lifeboat chose, or this instance was released before),
@@ -87,7 +91,11 @@
 # container, `crictl inspect`'s status.startedAt).
 # Exit codes: 0 nothing to do (and dry runs), 3 repaired, 2 usage, 10+N
 # failed at step N. `--timeout` is the budget of all the waits together
-# (default 480 s). Idempotent: a state file marks a repair under way; the
+# (default 480 s); a run still going 30 s after it is stopped, reported as
+# failed at its step (SSM's executionTimeout comes 120 s after the budget).
+# A repair killed outright (SSM kills the command's process group with
+# SIGKILL) leaves kubelet as it was: a watchdog in a session of its own
+# starts it again if the repair had stopped it. Idempotent: a state file marks a repair under way; the
 # next run finishes it. LIFEBOAT_ROOT (or --root) prefixes every path on the
 # node, so tests run it against a fixture tree.
 set -Eeuo pipefail
@@ -98,6 +106,7 @@ EXIT_USAGE=2
 EXIT_REPAIRED=3
 EXPIRY_WARNING_DAYS=30
 CRI_STOP_TIMEOUT=30 # seconds between SIGTERM and SIGKILL (kubelet's default grace period)
+OVERRUN=30          # seconds a run may go on past its budget before the watchdog stops it
 
 ROOT=${LIFEBOAT_ROOT:-}
 IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
@@ -116,6 +125,7 @@ BACKUP_DIR=""
 GUARD=not-confirmed
 GUARD_REASON=""
 KUBELET_STOPPED=false
+WATCHDOG=""
 CHANGED=()
 WARNINGS=()
 KUBEADM_CONFIG=""
@@ -123,6 +133,9 @@ RELEASED_AT=""
 READY_AT=""
 READY_NOTED=false
 APISERVER_UP_BEFORE=false # kubelet ran before the repair touched anything
+RELAUNCH=""               # a dry run: what a move to a new IP would lack, or ok
+CHECKING_RELAUNCH=false   # preflight_new_ip only reports (a dry run on the same IP)
+VERIFY_TOOLS=(curl kubectl crictl)
 
 log() { printf '%s lifeboat-repair [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
 
@@ -141,6 +154,7 @@ result() { # result RESULT [MESSAGE]
   [[ -z $RELEASED_AT ]] || times+="\"released_at\":\"$RELEASED_AT\","
   [[ -z $started ]] || times+="\"kubelet_started_at\":\"$started\","
   [[ -z $READY_AT ]] || times+="\"ready_at\":\"$READY_AT\","
+  [[ -z $RELAUNCH ]] || times+="\"relaunch\":$(json_string "$RELAUNCH"),"
   printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,%s"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
     "$(json_string "$GUARD_REASON")" "$times" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
@@ -199,19 +213,61 @@ on_error() {
   fail "unexpected failure of '$2' (line $1)"
 }
 trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
-# SSM's executionTimeout or an operator's ^C: reported, kubelet started again.
+# An operator's ^C: reported, kubelet started again.
 trap 'fail "interrupted by a signal"' HUP INT TERM
+trap 'fail "still running ${OVERRUN}s after the --timeout budget of ${TIMEOUT}s: stopped before SSM stops it"' ALRM
+trap disarm_watchdog EXIT
 
 # A failure after this run stopped kubelet leaves it started again; under a
 # guard that is not released, systemd skips the start and kubelet stays held.
 restart_kubelet_after_failure() {
   $KUBELET_STOPPED || return 0
   KUBELET_STOPPED=false
-  if timeout 60 systemctl start kubelet >&2; then
+  if timeout 30 systemctl start kubelet >&2; then
     log "kubelet started again after the failure"
   else
     log "could not start kubelet again: start it by hand (systemctl start kubelet)"
   fi
+  rm -f "$(kubelet_mark)"
+}
+
+# SSM's executionTimeout and a cancel SIGKILL the command's whole process
+# group (amazon-ssm-agent agent/executers/executers_unix.go: Setpgid, then
+# killProcess: syscall.Kill(-pid, SIGKILL)): no trap runs. The watchdog, in a
+# session of its own, outlives that: once the repair is gone, it starts
+# kubelet if the mark says the repair stopped it and did not start it again.
+# It stops a repair still running OVERRUN seconds after its budget: SIGALRM
+# (a trap runs once the command in progress ends), then SIGTERM to that command.
+kubelet_mark() { echo "$ROOT/run/lifeboat/repair-stopped-kubelet"; }
+
+watchdog() { # watchdog PID SECONDS MARK
+  local state="" alarmed=false child
+  while read -r _ _ state _ 2>/dev/null <"/proc/$1/stat" && [[ $state != Z ]]; do
+    if ! $alarmed && ((SECONDS >= $2)); then
+      kill -ALRM "$1" && alarmed=true
+      for child in $(ps -o pid= --ppid "$1"); do ((child == $$)) || kill -TERM "$child" 2>/dev/null || true; done
+    fi
+    sleep 1
+  done
+  [[ -f $3 ]] || exit 0
+  timeout 30 systemctl start kubelet && rm -f "$3"
+  echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) lifeboat-repair (pid $1) died with kubelet stopped: started it again" >>"${3%/*}/repair-watchdog.log"
+}
+
+# Started before anything is touched; none of the repair's descriptors (the
+# result, the lock, SSM's pipes) stay open in it.
+arm_watchdog() {
+  mkdir -p "$ROOT/run/lifeboat"
+  # shellcheck disable=SC2016 # expanded by the watchdog's shell
+  setsid bash -c "$(declare -f watchdog)"'; watchdog "$@"' lifeboat-repair-watchdog "$$" "$(($(remaining) + OVERRUN))" \
+    "$(kubelet_mark)" </dev/null >/dev/null 2>&1 3>&- 7>&- 9>&- &
+  WATCHDOG=$!
+}
+
+disarm_watchdog() {
+  [[ -n $WATCHDOG ]] || return 0
+  kill "$WATCHDOG" 2>/dev/null || true
+  wait "$WATCHDOG" 2>/dev/null || true
 }
 
 # --- the budget of every wait ---------------------------------------------------
@@ -594,16 +650,29 @@ detect() {
   log "node $NODE, configured for $OLD_IP, running on $NEW_IP, guard $GUARD${GUARD_REASON:+ ($GUARD_REASON)}"
 }
 
+missing_tools() { local tool; for tool in "$@"; do command -v "$tool" >/dev/null || printf '%s ' "$tool"; done; }
+
 require_tools() {
-  local tool missing=()
-  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-  ((${#missing[@]} == 0)) || fail "missing on the node: ${missing[*]}"
+  local missing
+  missing=$(missing_tools "$@")
+  [[ -z $missing ]] || refuse "missing on the node: ${missing% }"
+}
+
+# A prerequisite of a new IP not met: a failure, or, while a dry run on the
+# same IP checks what a relaunch would need, its answer (in a subshell).
+refuse() {
+  if $CHECKING_RELAUNCH; then
+    echo "$*"
+    exit 1
+  fi
+  fail "$*"
 }
 
 preflight() {
   STEP=preflight
-  local etcd_pki missing
-  require_tools systemctl crictl curl kubectl openssl hostname timeout base64
+  local etcd_pki missing tools=(systemctl openssl hostname timeout base64 flock setsid ps)
+  if $DRY_RUN || [[ $OLD_IP != "$NEW_IP" ]]; then tools+=("${VERIFY_TOOLS[@]}"); fi
+  require_tools "${tools[@]}"
   missing=$(etcd_data_missing)
   [[ -z $missing ]] ||
     fail "$missing: refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again"
@@ -614,6 +683,15 @@ preflight() {
   check_certificates
   if [[ $OLD_IP != "$NEW_IP" ]]; then
     preflight_new_ip
+    ! $DRY_RUN || RELAUNCH=ok
+  elif $DRY_RUN; then
+    # As if the node had moved, to a documentation address (RFC 5737).
+    if RELAUNCH=$(CHECKING_RELAUNCH=true NEW_IP=192.0.2.1 preflight_new_ip); then
+      RELAUNCH=ok
+    else
+      RELAUNCH=${RELAUNCH:-"unexpected failure of the new IP's checks"}
+      WARNINGS+=("a relaunch onto a new IP would fail: $RELAUNCH")
+    fi
   fi
   endpoint_warning
   log "ready: nothing is stopped yet"
@@ -622,18 +700,18 @@ preflight() {
 preflight_new_ip() {
   local version api file need avail output
   require_tools kubeadm du df
-  version=$(kubeadm version -o short 2>/dev/null) || fail "kubeadm is not usable: 'kubeadm version' failed"
+  version=$(kubeadm version -o short 2>/dev/null) || refuse "kubeadm is not usable: 'kubeadm version' failed"
   api=$(kubeadm config print init-defaults 2>/dev/null | sed -n 's/^apiVersion: \(kubeadm\.k8s\.io\/.*\)$/\1/p' | head -n 1)
-  [[ -n $api ]] || fail "kubeadm $version did not print its configuration API version"
+  [[ -n $api ]] || refuse "kubeadm $version did not print its configuration API version"
   for file in pki/ca.crt pki/ca.key pki/etcd/ca.crt pki/etcd/ca.key pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
-    [[ -f $(k8s)/$file ]] || fail "$(node_path "$(k8s)")/$file is missing: kubeadm cannot make the new certificates without it"
+    [[ -f $(k8s)/$file ]] || refuse "$(node_path "$(k8s)")/$file is missing: kubeadm cannot make the new certificates without it"
   done
   for file in pki/apiserver.crt pki/etcd/server.crt pki/etcd/peer.crt; do
     [[ -n $(cert_sans "$(k8s)/$file") ]] ||
-      fail "no subject alternative names read from $(node_path "$(k8s)")/$file (openssl x509 -text): its new certificate would lose them"
+      refuse "no subject alternative names read from $(node_path "$(k8s)")/$file (openssl x509 -text): its new certificate would lose them"
   done
   KUBEADM_CONFIG=$(derive_kubeadm_config "$api" "$ROOT/var/lib/lifeboat/pki-new") ||
-    fail "cannot derive the kubeadm configuration from the apiserver manifest and the certificates"
+    refuse "cannot derive the kubeadm configuration from the apiserver manifest and the certificates"
   file=$(mktemp)
   printf '%s\n' "$KUBEADM_CONFIG" >"$file"
   if ! output=$(kubeadm config validate --config "$file" 2>&1); then
@@ -641,7 +719,7 @@ preflight_new_ip() {
     # kubeadm before v1.28 has no `config validate`: the certificates step
     # is then the first to read the configuration.
     [[ $output == *'unknown command "validate"'* ]] ||
-      fail "kubeadm $version refuses the configuration derived from the node's files: $output"
+      refuse "kubeadm $version refuses the configuration derived from the node's files: $output"
   fi
   rm -f "$file"
   # The backup: /etc/kubernetes and etcd's data, plus a margin.
@@ -649,7 +727,7 @@ preflight_new_ip() {
   file=$ROOT/var/lib/lifeboat
   while [[ ! -d $file ]]; do file=$(dirname "$file"); done
   avail=$(df -Pk "$file" | awk 'NR == 2 {print $4}')
-  ((avail > need)) || fail "not enough disk for the backup in $(node_path "$ROOT/var/lib/lifeboat"): ${need} KiB needed, ${avail} KiB free"
+  ((avail > need)) || refuse "not enough disk for the backup in $(node_path "$ROOT/var/lib/lifeboat"): ${need} KiB needed, ${avail} KiB free"
   log "kubeadm $version ($api) will make the certificates; backup needs ${need} KiB of ${avail} KiB free"
 }
 
@@ -670,6 +748,7 @@ stop_control_plane() {
   APISERVER_UP_BEFORE=false
   if [[ $(systemctl is-active kubelet || true) == active ]]; then
     KUBELET_STOPPED=true
+    touch "$(kubelet_mark)"
     bounded systemctl stop kubelet || fail "cannot stop kubelet"
   fi
   ids=$(crictl ps -q --name '^(kube-apiserver|etcd|kube-controller-manager|kube-scheduler|cloud-controller-manager)$' \
@@ -850,6 +929,7 @@ release() {
   [[ $(systemctl is-active kubelet || true) == active ]] ||
     fail "kubelet is not active after its start: a ConditionPathExists= of its unit is not met (see systemctl status kubelet)"
   KUBELET_STOPPED=false
+  rm -f "$(kubelet_mark)"
   log "kubelet started (guard $GUARD)"
 }
 
@@ -1026,8 +1106,10 @@ worker_warning() {
 
 verify() {
   STEP=verify
-  local status
+  local status missing
   [[ $(systemctl is-active kubelet || true) == active ]] || fail "kubelet is not active"
+  missing=$(missing_tools "${VERIFY_TOOLS[@]}")
+  [[ -z $missing ]] || fail "kubelet is started, but the control plane cannot be verified: missing on the node: ${missing% }"
   wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
   wait_for "etcd" etcd_healthy || fail "etcd is not healthy (crictl exec etcdctl endpoint health)"
   if ! wait_for "node $NODE to be Ready on $NEW_IP" node_ready_on_ip; then
@@ -1160,6 +1242,7 @@ main() {
     result dry-run "$(dry_run_plan)"
     exit $EXIT_NOTHING_TO_DO
   fi
+  arm_watchdog
   one_at_a_time
   # A repair that held the lock may have moved the node meanwhile: what
   # detect found before the lock is stale.

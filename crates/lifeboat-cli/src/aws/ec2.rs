@@ -5,6 +5,7 @@ use super::{Aws, cloud_error};
 use crate::ports::{
     Consoles, InstanceExtras, NodeNetwork, Nodes, Permission, Probe, Recovery, Route, SpotRequest, VolumeCrypto,
 };
+use crate::preflight::dry_run;
 use crate::preflight::probe::SCRIPT;
 use aws_sdk_ec2::types::Filter;
 use lifeboat_core::model::{CloudError, ErrorKind, Image, Instance, Refusal, RootTaskState};
@@ -241,19 +242,57 @@ impl Probe for Aws {
             .await
             .map_err(|e| cloud_error("SendCommand", e))?;
         let id = out.command().and_then(|c| c.command_id()).unwrap_or_default().to_string();
+        match self.finished(&id, instance_id, timeout_seconds).await? {
+            CommandState::Success { output } => Ok(output),
+            other => Err(not_success(other)),
+        }
+    }
+
+    async fn repair_dry_run(
+        &self,
+        instance_id: &str,
+        document: &str,
+        timeout_seconds: u64,
+    ) -> Result<String, CloudError> {
+        let out = self
+            .ssm_client
+            .send_command()
+            .instance_ids(instance_id)
+            .document_name(document)
+            // The newest version, as interruption-handler sends it.
+            .document_version("$LATEST")
+            .comment("lifeboat preflight (the repair's dry run)")
+            .parameters("args", vec![dry_run::ARGS.to_string()])
+            .parameters("executionTimeout", vec![timeout_seconds.to_string()])
+            .send()
+            .await
+            .map_err(|e| cloud_error("SendCommand", e))?;
+        let id = out.command().and_then(|c| c.command_id()).unwrap_or_default().to_string();
+        match self.finished(&id, instance_id, timeout_seconds).await? {
+            CommandState::Success { output } => Ok(output),
+            // A refusal of its preflight exits non-zero: its result line says why.
+            CommandState::Failed { output, .. } if dry_run::parse(&output).is_some() => Ok(output),
+            other => Err(not_success(other)),
+        }
+    }
+}
+
+fn not_success(state: CommandState) -> CloudError {
+    let detail = match state {
+        CommandState::Failed { ssm_status, output, error, .. } => format!("{ssm_status}: {output}{error}"),
+        other => format!("{other:?}"),
+    };
+    CloudError::new("GetCommandInvocation", ErrorKind::Other, None, detail)
+}
+
+impl Aws {
+    /// Waits (at most `timeout_seconds` and a margin) for a command to end.
+    async fn finished(&self, id: &str, instance_id: &str, timeout_seconds: u64) -> Result<CommandState, CloudError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_seconds + 30);
         loop {
-            match self.ssm.command_state(&id, instance_id).await {
-                Ok(CommandState::Success { output }) => return Ok(output),
-                Ok(CommandState::Failed { ssm_status, output, error, .. }) => {
-                    return Err(CloudError::new(
-                        "GetCommandInvocation",
-                        ErrorKind::Other,
-                        None,
-                        format!("{ssm_status}: {output}{error}"),
-                    ));
-                }
+            match self.ssm.command_state(id, instance_id).await {
                 Ok(CommandState::InProgress) => {}
+                Ok(state) => return Ok(state),
                 Err(e) if e.is(ErrorKind::NotYetVisible) => {}
                 Err(e) => return Err(e),
             }

@@ -1,8 +1,8 @@
 //! Reads what the checks decide on: every call read-only, every failure kept
 //! as the fact's error so one missing permission fails one check, not the run.
 
-use super::probe;
 use super::{DRY_RUN_CALLS, Facts, KeyFacts, NodeFacts, Read};
+use super::{dry_run, probe};
 use crate::ports::{Functions, Keys, NodeNetwork, Nodes, Probe, Stacks, VolumeCrypto};
 use crate::stack;
 use lifeboat_core::config::DEFAULT_NODE_TAG;
@@ -40,7 +40,11 @@ pub async fn gather(cloud: &impl PreflightCloud, node: &str, stack_name: &str, r
                 // Unread: the template's default, spot first.
                 _ => stack::DEFAULT_CAPACITY != "on-demand",
             };
-            Some(node_facts(cloud, (*one).clone(), spot_relaunch).await)
+            let document = match &stack {
+                Ok(Some(s)) => s.output(stack::REPAIR_DOCUMENT).map(str::to_string),
+                _ => None,
+            };
+            Some(node_facts(cloud, (*one).clone(), spot_relaunch, document).await)
         }
         _ => None,
     };
@@ -61,6 +65,7 @@ async fn node_facts(
     cloud: &impl PreflightCloud,
     instance: lifeboat_core::model::Instance,
     spot_relaunch: bool,
+    repair_document: Option<String>,
 ) -> NodeFacts {
     let extras = read(cloud.instance_extras(&instance.id).await);
     let spot_request = match extras.as_ref().map(|e| e.spot_request_id.clone()) {
@@ -78,6 +83,21 @@ async fn node_facts(
         }),
         _ => None,
     };
+    let dry_run = match (ssm_online.as_ref().ok(), repair_document) {
+        (Some(true), Some(document)) => {
+            Some(match cloud.repair_dry_run(&instance.id, &document, dry_run::TIMEOUT_SECONDS).await {
+                Ok(output) => {
+                    dry_run::parse(&output).ok_or_else(|| format!("{document} printed no result line: {output:?}"))
+                }
+                Err(e) => Err(e.to_string()),
+            })
+        }
+        (Some(true), None) => Some(Err(format!(
+            "the stack has no output {} (is it deployed?): its repair document is unknown",
+            stack::REPAIR_DOCUMENT
+        ))),
+        _ => None,
+    };
     let elastic_ip = match &instance.primary_interface {
         Some(a) => read(cloud.elastic_ip(&a.interface_id).await),
         None => Ok(None),
@@ -93,7 +113,19 @@ async fn node_facts(
         Ok(v) => keys(cloud, v, spot_relaunch).await,
         Err(_) => Vec::new(),
     };
-    NodeFacts { instance, extras, spot_request, ssm_online, probe, elastic_ip, routes, endpoints, volumes, keys }
+    NodeFacts {
+        instance,
+        extras,
+        spot_request,
+        ssm_online,
+        probe,
+        dry_run,
+        elastic_ip,
+        routes,
+        endpoints,
+        volumes,
+        keys,
+    }
 }
 
 /// Each key of the encrypted volumes: who manages it (DescribeKey) and, for

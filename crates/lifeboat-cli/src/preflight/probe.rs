@@ -11,8 +11,6 @@ pub const SCRIPT: &str = r#"set -u
 has() { if command -v "$1" >/dev/null 2>&1; then echo yes; else echo no; fi; }
 echo "lifeboat-probe=1"
 if systemctl cat kubelet.service >/dev/null 2>&1; then echo "kubelet_unit=yes"; else echo "kubelet_unit=no"; fi
-echo "crictl=$(has crictl)"
-echo "kubeadm=$(has kubeadm)"
 echo "cloud_init=$(has cloud-init)"
 imds=http://169.254.169.254/latest
 token=$(curl -s -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$imds/api/token" 2>/dev/null || true)
@@ -55,8 +53,6 @@ echo "nvme_serials=$serials"
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NodeProbe {
     pub kubelet_unit: bool,
-    pub crictl: bool,
-    pub kubeadm: bool,
     pub cloud_init: bool,
     pub imdsv2: bool,
     /// The instance profile's role name, as IMDS lists it.
@@ -128,8 +124,6 @@ pub fn parse(output: &str) -> Option<NodeProbe> {
     let text = |key: &str| values.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string);
     Some(NodeProbe {
         kubelet_unit: yes("kubelet_unit"),
-        crictl: yes("crictl"),
-        kubeadm: yes("kubeadm"),
         cloud_init: yes("cloud_init"),
         imdsv2: yes("imdsv2"),
         iam_role: text("iam_role"),
@@ -150,10 +144,10 @@ mod tests {
 
     #[test]
     fn the_scripts_lines_are_read_back() {
-        let out = "lifeboat-probe=1\nkubelet_unit=yes\ncrictl=yes\nkubeadm=no\ncloud_init=yes\nimdsv2=yes\n\
+        let out = "lifeboat-probe=1\nkubelet_unit=yes\ncloud_init=yes\nimdsv2=no\n\
                    iam_role=k8s-node\ninstance_store=nvme1n1:/data,nvme2n1:\n";
         let p = parse(out).unwrap();
-        assert!(p.kubelet_unit && p.crictl && !p.kubeadm && p.cloud_init && p.imdsv2);
+        assert!(p.kubelet_unit && p.cloud_init && !p.imdsv2);
         assert_eq!(p.iam_role.as_deref(), Some("k8s-node"));
         assert_eq!(p.mounted_instance_store(), ["nvme1n1:/data"]);
     }

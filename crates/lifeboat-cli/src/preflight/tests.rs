@@ -2,6 +2,9 @@ use super::*;
 use lifeboat_core::model::{AttachedVolume, Attachment, Tags};
 use serde_json::json;
 
+mod keys;
+mod on_node;
+
 const KEY_A: &str = "arn:aws:kms:eu-west-1:1:key/a";
 const SPOT_ROLE_ARN: &str = "arn:aws:iam::1:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot";
 
@@ -69,8 +72,6 @@ fn stack() -> Stack {
 fn probe() -> NodeProbe {
     NodeProbe {
         kubelet_unit: true,
-        crictl: true,
-        kubeadm: true,
         cloud_init: true,
         imdsv2: true,
         iam_role: Some("k8s-node".into()),
@@ -112,6 +113,7 @@ fn facts() -> Facts {
             })),
             ssm_online: Ok(true),
             probe: Some(Ok(probe())),
+            dry_run: Some(Ok(dry_run_ok())),
             elastic_ip: Ok(None),
             routes: Ok(vec![Route { destination: "0.0.0.0/0".into(), target: "nat-1".into() }]),
             endpoints: Ok(vec![]),
@@ -128,6 +130,17 @@ fn facts() -> Facts {
     }
 }
 
+/// The repair's dry run on a node that has everything, on its own IP.
+fn dry_run_ok() -> DryRun {
+    DryRun {
+        result: "dry-run".into(),
+        step: "preflight".into(),
+        message: "same IP: would release the guard, start kubelet and verify".into(),
+        warnings: vec![],
+        relaunch: Some("ok".into()),
+    }
+}
+
 fn node(f: &mut Facts) -> &mut NodeFacts {
     f.node_facts.as_mut().unwrap()
 }
@@ -140,7 +153,7 @@ fn one(f: &Facts, id: &str) -> Check {
 fn a_node_that_has_everything_passes_every_check() {
     let all = checks(&facts());
     assert!(all.iter().all(|c| c.status == Status::Pass), "{all:#?}");
-    assert_eq!(all.len(), 22);
+    assert_eq!(all.len(), 21);
 }
 
 #[test]
@@ -247,8 +260,6 @@ fn the_replacement_reaches_ssm_through_an_elastic_ip_nat_or_endpoints() {
 fn each_missing_piece_on_the_node_fails_its_own_check() {
     for (id, probe) in [
         ("kubelet", NodeProbe { kubelet_unit: false, ..probe() }),
-        ("crictl", NodeProbe { crictl: false, ..probe() }),
-        ("kubeadm", NodeProbe { kubeadm: false, ..probe() }),
         ("cloud-init", NodeProbe { cloud_init: false, ..probe() }),
         ("imdsv2", NodeProbe { imdsv2: false, ..probe() }),
         ("ebs", NodeProbe { instance_store: vec!["nvme1n1:/var/lib/etcd".into()], ..probe() }),
@@ -307,261 +318,4 @@ fn lifeboat_reserves_no_concurrency_and_needs_three_executions_at_once() {
     let c = one(&f, "lambda-concurrency");
     assert_eq!(c.status, Status::Fail);
     assert!(c.detail.contains("2 unreserved of 10") && c.detail.contains("need 3"), "{c:?}");
-}
-
-#[test]
-fn an_aws_managed_key_needs_no_place_in_ebs_kms_key_arns() {
-    let mut f = facts();
-    let aws_ebs = "arn:aws:kms:eu-west-1:1:key/ebs";
-    node(&mut f).volumes.as_mut().unwrap()[1] =
-        VolumeCrypto { id: "vol-data".into(), encrypted: true, kms_key_id: Some(aws_ebs.into()) };
-    node(&mut f).keys.push(KeyFacts {
-        id: aws_ebs.into(),
-        volumes: vec!["vol-data".into()],
-        key: Ok(KmsKey { arn: aws_ebs.into(), manager: "AWS".into() }),
-        policy: None,
-        grants: None,
-    });
-    assert_eq!(one(&f, "kms").status, Status::Pass);
-    assert_eq!(one(&f, "spot-kms").status, Status::Pass, "aws/ebs lets the account's principals use it through EC2");
-    // Unknown (DescribeKey refused): still the warning that names the parameter.
-    node(&mut f).keys[1].key = Err("AccessDeniedException: not authorized".into());
-    let c = one(&f, "kms");
-    assert_eq!(c.status, Status::Warn);
-    assert!(c.fix.unwrap().contains("kms:DescribeKey"));
-}
-
-#[test]
-fn a_customer_key_whose_policy_leaves_out_the_spot_role_fails_with_the_statement_to_add() {
-    let mut f = facts();
-    node(&mut f).keys = vec![customer_key(default_key_policy())];
-    let c = one(&f, "spot-kms");
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.contains(&format!("neither the key policy nor a grant of {KEY_A} (vol-root) allows AWSServiceRoleForEC2Spot kms:Decrypt, kms:Encrypt")), "{c:?}");
-    assert!(c.detail.contains("terminated at once"), "{c:?}");
-    let fix = c.fix.unwrap();
-    // The exact statement, in the node's partition and account, and the
-    // grant the EC2 User Guide documents.
-    let statement = serde_json::to_string_pretty(&spot_kms::statement(SPOT_ROLE_ARN)).unwrap();
-    assert!(fix.contains(&statement), "{fix}");
-    for action in [
-        "kms:Decrypt",
-        "kms:Encrypt",
-        "kms:GenerateDataKey\"",
-        "kms:GenerateDataKeyWithoutPlaintext",
-        "kms:CreateGrant",
-        "kms:DescribeKey",
-        "kms:ReEncryptFrom",
-        "kms:ReEncryptTo",
-    ] {
-        assert!(statement.contains(action), "{action}");
-    }
-    assert!(
-        fix.contains(&format!(
-            "aws kms create-grant --region eu-west-1 --key-id {KEY_A} --grantee-principal {SPOT_ROLE_ARN}"
-        )),
-        "{fix}"
-    );
-    assert!(fix.contains("put-key-policy"), "{fix}");
-
-    // In the partition and account of the node.
-    node(&mut f).extras.as_mut().unwrap().owner_id = Some("222233334444".into());
-    assert!(
-        one(&f, "spot-kms")
-            .fix
-            .unwrap()
-            .contains("arn:aws:iam::222233334444:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot")
-    );
-}
-
-#[test]
-fn the_statement_or_the_grant_aws_documents_passes() {
-    let f = facts();
-    let c = one(&f, "spot-kms");
-    assert_eq!(c.status, Status::Pass);
-    assert_eq!(c.detail, format!("AWSServiceRoleForEC2Spot may use {KEY_A}"));
-
-    let mut f = facts();
-    let mut by_grant = customer_key(default_key_policy());
-    by_grant.grants = Some(Ok(vec![KeyGrant {
-        grantee: SPOT_ROLE_ARN.into(),
-        operations: spot_kms::SPOT_KEY_OPERATIONS.iter().map(|o| o.to_string()).collect(),
-        constrained: false,
-    }]));
-    node(&mut f).keys = vec![by_grant];
-    let c = one(&f, "spot-kms");
-    assert_eq!(c.status, Status::Pass, "{c:?}");
-    assert!(c.detail.ends_with("(by a grant)"));
-}
-
-#[test]
-fn on_demand_relaunches_need_no_spot_access_to_the_keys() {
-    let mut f = facts();
-    node(&mut f).keys = vec![customer_key(default_key_policy())];
-    let mut s = stack();
-    s.parameters.insert(stack::CAPACITY.into(), "spot".into());
-    f.stack = Ok(Some(s.clone()));
-    assert_eq!(one(&f, "spot-kms").status, Status::Fail, "spot only still launches spot");
-    s.parameters.insert(stack::CAPACITY.into(), "on-demand".into());
-    f.stack = Ok(Some(s));
-    let c = one(&f, "spot-kms");
-    assert_eq!(c.status, Status::Pass);
-    assert!(c.detail.contains("on-demand only"));
-}
-
-#[test]
-fn a_key_policy_preflight_could_not_read_is_a_warning_with_the_statement() {
-    let mut f = facts();
-    let mut k = customer_key(String::new());
-    k.policy = Some(Err("AccessDeniedException: not authorized to perform kms:GetKeyPolicy".into()));
-    node(&mut f).keys = vec![k];
-    let c = one(&f, "spot-kms");
-    assert_eq!(c.status, Status::Warn);
-    assert!(c.detail.contains("could not read the key policy"), "{c:?}");
-    assert!(c.fix.unwrap().contains(SPOT_ROLE_ARN));
-}
-
-#[test]
-fn bare_metal_types_cannot_take_the_old_root_back() {
-    for (t, ok) in [
-        ("t3.medium", true),
-        ("m5.metal", false),
-        ("c7i.metal-24xl", false),
-        ("mac1.metal", true),
-        ("mac2-m2pro.metal", true),
-        ("m5.24xlarge", true),
-    ] {
-        assert_eq!(root_swap_supported(t), ok, "{t}");
-    }
-    let mut f = facts();
-    assert_eq!(one(&f, "bare-metal").status, Status::Pass);
-    node(&mut f).instance.instance_type = "m5.metal".into();
-    let c = one(&f, "bare-metal");
-    assert_eq!(c.status, Status::Warn, "a warning, not a failure");
-    assert!(c.detail.contains("m5.metal in the node's own type"), "{c:?}");
-    assert!(c.detail.contains("cannot come back on the old root volume"), "{c:?}");
-    assert!(checks(&f).iter().all(|c| c.status != Status::Fail));
-
-    // The stack's InstanceTypes, when set, are the relaunch's types.
-    let mut s = stack();
-    s.parameters.insert(stack::INSTANCE_TYPES.into(), "m5.large,m5.xlarge".into());
-    f.stack = Ok(Some(s.clone()));
-    assert_eq!(one(&f, "bare-metal").status, Status::Pass);
-    s.parameters.insert(stack::INSTANCE_TYPES.into(), "m5.large,c5.metal".into());
-    f.stack = Ok(Some(s));
-    node(&mut f).instance.instance_type = "t3.medium".into();
-    let c = one(&f, "bare-metal");
-    assert_eq!(c.status, Status::Warn);
-    assert!(c.detail.starts_with("c5.metal in the stack's InstanceTypes"), "{c:?}");
-}
-
-/// The one check of this id, with the node's probe changed.
-fn probed(id: &str, change: impl FnOnce(&mut NodeProbe)) -> Check {
-    let mut f = facts();
-    let mut p = probe();
-    change(&mut p);
-    node(&mut f).probe = Some(Ok(p));
-    one(&f, id)
-}
-
-#[test]
-fn cloud_init_disabled_by_its_file_or_the_kernel_command_line_fails_with_the_fix() {
-    let c = probed("cloud-init-enabled", |_| {});
-    assert_eq!(c.status, Status::Pass, "{c:?}");
-
-    let c = probed("cloud-init-enabled", |p| p.cloud_init_disabled_file = true);
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.starts_with("/etc/cloud/cloud-init.disabled exists"), "{c:?}");
-    assert!(c.detail.contains("without its boot guard"), "{c:?}");
-    assert_eq!(c.fix.unwrap(), "sudo rm /etc/cloud/cloud-init.disabled");
-
-    let c = probed("cloud-init-enabled", |p| p.cloud_init_cmdline_disabled = true);
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.contains("cloud-init=disabled"), "{c:?}");
-    assert!(c.fix.unwrap().contains("GRUB_CMDLINE_LINUX"));
-
-    // Without cloud-init the cloud-init check fails; this one only says so.
-    let c = probed("cloud-init-enabled", |p| p.cloud_init = false);
-    assert_eq!(c.status, Status::Warn);
-    assert!(c.detail.starts_with("not checked"), "{c:?}");
-}
-
-#[test]
-fn manual_cache_clean_or_its_marker_fails_naming_the_file() {
-    assert_eq!(probed("cloud-init-cache", |_| {}).status, Status::Pass, "false is not set");
-    assert_eq!(probed("cloud-init-cache", |p| p.manual_cache_clean = None).status, Status::Pass);
-
-    let c =
-        probed("cloud-init-cache", |p| p.manual_cache_clean = Some("/etc/cloud/cloud.cfg.d/99-keep.cfg:true".into()));
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.starts_with("/etc/cloud/cloud.cfg.d/99-keep.cfg sets manual_cache_clean true"), "{c:?}");
-    assert!(c.detail.contains("new instance id"), "{c:?}");
-    assert!(c.fix.unwrap().contains("remove manual_cache_clean from /etc/cloud/cloud.cfg.d/99-keep.cfg"));
-
-    let c = probed("cloud-init-cache", |p| p.manual_clean_marker = true);
-    assert_eq!(c.status, Status::Fail);
-    assert_eq!(c.fix.unwrap(), "sudo rm /var/lib/cloud/instance/manual-clean");
-
-    assert_eq!(probed("cloud-init-cache", |p| p.cloud_init = false).status, Status::Warn);
-}
-
-#[test]
-fn kubelet_must_be_ordered_after_network_online() {
-    assert_eq!(probed("kubelet-after", |_| {}).status, Status::Pass);
-    for after in [Some("network.target system.slice"), Some("network-online.target.wants"), None] {
-        let c = probed("kubelet-after", |p| p.kubelet_after = after.map(str::to_string));
-        assert_eq!(c.status, Status::Fail, "{after:?}");
-        assert!(c.detail.contains("before the boot guard holds it"), "{c:?}");
-        assert!(c.fix.unwrap().contains("After=network-online.target"));
-    }
-    let c = probed("kubelet-after", |p| {
-        p.kubelet_unit = false;
-        p.kubelet_after = None;
-    });
-    assert_eq!(c.status, Status::Warn, "the kubelet check fails; this one is not checked");
-}
-
-#[test]
-fn nvme_serials_must_name_every_volume_and_xen_is_a_warning() {
-    let c = probed("nvme-serials", |_| {});
-    assert_eq!(c.status, Status::Pass, "{c:?}");
-    assert!(c.detail.contains("vol-root, vol-data"), "{c:?}");
-
-    let c = probed("nvme-serials", |p| p.nvme_serials = vec!["nvme0:volroot".into(), "nvme1:AWS123".into()]);
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.starts_with("no NVMe serial names vol-data (the serials name vol-root)"), "{c:?}");
-
-    let c = probed("nvme-serials", |p| p.nvme_serials = vec!["nvme0:".into()]);
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.contains("no NVMe serial names an EBS volume (nvme0:)"), "{c:?}");
-
-    let c = probed("nvme-serials", |p| p.nvme_serials = vec![]);
-    assert_eq!(c.status, Status::Fail);
-    assert!(c.detail.starts_with("no /sys/class/nvme/*/serial could be read"), "{c:?}");
-    assert!(c.detail.contains("stays held until lifeboat's repair releases it over SSM"), "{c:?}");
-
-    let c = probed("nvme-serials", |p| {
-        p.nvme_serials = vec![];
-        p.hypervisor = Some("xen".into());
-    });
-    assert_eq!(c.status, Status::Warn, "{c:?}");
-    assert!(c.detail.starts_with("t3.medium is a Xen instance type without NVMe"), "{c:?}");
-    assert!(c.detail.contains("lifeboat's repair releases it over SSM"), "{c:?}");
-    assert!(c.fix.unwrap().contains("Nitro"));
-}
-
-#[test]
-fn the_boot_guards_checks_are_read_from_the_probes_output() {
-    let out = "lifeboat-probe=1\nkubelet_unit=yes\ncrictl=yes\nkubeadm=yes\ncloud_init=yes\nimdsv2=yes\n\
-               iam_role=k8s-node\ninstance_store=\ncloud_init_disabled_file=no\ncloud_init_cmdline_disabled=yes\n\
-               manual_cache_clean=/etc/cloud/cloud.cfg:true\nmanual_clean_marker=yes\nkubelet_after=network.target\n\
-               hypervisor=xen\nnvme_serials=\n";
-    let mut f = facts();
-    node(&mut f).probe = Some(Ok(probe::parse(out).unwrap()));
-    let status = |id: &str| one(&f, id).status;
-    assert_eq!(status("cloud-init-enabled"), Status::Fail);
-    assert_eq!(status("cloud-init-cache"), Status::Fail);
-    assert_eq!(status("kubelet-after"), Status::Fail);
-    assert_eq!(status("nvme-serials"), Status::Warn);
-    assert_eq!(status("cloud-init"), Status::Pass);
 }

@@ -45,12 +45,16 @@ pub async fn healthy_probe(emu: &Emulator, instance: &str, role: &str) -> String
         .map(|(i, v)| format!("nvme{i}:{}", v.replacen('-', "", 1)))
         .collect();
     format!(
-        "lifeboat-probe=1\nkubelet_unit=yes\ncrictl=yes\nkubeadm=yes\ncloud_init=yes\nimdsv2=yes\niam_role={role}\n\
+        "lifeboat-probe=1\nkubelet_unit=yes\ncloud_init=yes\nimdsv2=yes\niam_role={role}\n\
          instance_store=\ncloud_init_disabled_file=no\ncloud_init_cmdline_disabled=no\nmanual_cache_clean=\n\
          manual_clean_marker=no\nkubelet_after=network-online.target system.slice\nhypervisor=\nnvme_serials={}\n",
         serials.join(",")
     )
 }
+
+/// The result line of the repair's dry run (the stack's repair document with
+/// `--dry-run`) on a node that has everything, on its own IP.
+pub const DRY_RUN_OK: &str = r#"{"result":"dry-run","step":"preflight","old_ip":"10.0.1.4","new_ip":"10.0.1.4","node":"k8s-master","backup":"","quarantine":false,"guard":"self-released","guard_reason":"","relaunch":"ok","changed":[],"warnings":[],"message":"same IP: would pin the node name if needed, release the guard, start kubelet and verify /readyz, etcd and node k8s-master"}"#;
 
 /// Gives the node's interface an Elastic IP and its subnet's VPC a route to
 /// an internet gateway: how a replacement on the kept interface is reached.

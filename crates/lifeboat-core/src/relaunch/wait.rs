@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
 /// The repair script's budget for all its waits together, and the SSM
-/// command's executionTimeout: the script stops itself before SSM does.
+/// command's executionTimeout: the script stops itself before SSM does (its
+/// watchdog stops a run 30 s past the budget; it then starts kubelet again
+/// within 30 s, leaving the rest of the 120 s to the command it interrupted).
 pub const REPAIR_TIMEOUT_SECONDS: u32 = 480;
 pub const COMMAND_TIMEOUT_SECONDS: u32 = REPAIR_TIMEOUT_SECONDS + 120;
 /// A drill's health check's budget for its retries (its own default).
