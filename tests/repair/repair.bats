@@ -693,3 +693,44 @@ SH
   [ "$(grep -c '^kubeadm init phase certs apiserver ' "$FAKE_LOG")" -eq 1 ]
   [ "$(json_field guard)" = released ]
 }
+
+@test "kubelet's flags are read from the environment files its unit names: a drop-in's own file, --flag value, single quotes" {
+  relaunched
+  mkdir -p "$FAKE_ROOT/etc/systemd/system/kubelet.service.d"
+  printf '[Service]\nEnvironmentFile=/etc/kubelet.env\n' >"$FAKE_ROOT/etc/systemd/system/kubelet.service.d/20-node-ip.conf"
+  printf "KUBELET_EXTRA_ARGS='--node-ip %s'\n" "$OLD" >"$FAKE_ROOT/etc/kubelet.env"
+  node_boot --cloud-init
+  [ "$(on_node systemctl show -p EnvironmentFiles kubelet)" = "$(printf 'EnvironmentFiles=/var/lib/kubelet/kubeadm-flags.env (ignore_errors=yes)\nEnvironmentFiles=/etc/default/kubelet (ignore_errors=yes)\nEnvironmentFiles=/etc/kubelet.env (ignore_errors=no)')" ]
+  run repair --timeout 120
+  assert_repaired
+  [ "$(cat "$FAKE_ROOT/etc/kubelet.env")" = "KUBELET_EXTRA_ARGS='--node-ip $NEW'" ]
+  [[ $(json_field changed "$RESULT") == *'"/etc/kubelet.env"'* ]]
+  grep -qF -- "--node-ip $OLD" "$FAKE_ROOT$(json_field backup "$RESULT")/files/etc/kubelet.env"
+}
+
+@test "a name pinned as --hostname-override NAME in single quotes is read as kubelet reads it: nothing to change" {
+  make_fixture "$OLD"
+  node_host "$OLD" ip-127-0-0-10
+  printf "KUBELET_KUBEADM_ARGS='--container-runtime-endpoint unix:///var/run/containerd/containerd.sock --hostname-override k8s-master'\n" \
+    >"$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  before=$(cat "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env")
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field result)" = ok ]
+  [ "$(cat "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env")" = "$before" ]
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $OLD"
+}
+
+@test "when systemctl cannot name kubelet's environment files, kubeadm's and the package's are read (RHEL family)" {
+  relaunched --node-ip --rpm
+  wrap_tool systemctl <<'BODY'
+[[ " $* " == *" EnvironmentFiles "* ]] && { echo "Failed to connect to bus: No such file or directory" >&2; exit 1; }
+exec "$REAL" "$@"
+BODY
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  grep -qF -- "--node-ip=$NEW" "$FAKE_ROOT/etc/sysconfig/kubelet"
+  [[ $(json_field changed "$RESULT") == *'"/etc/sysconfig/kubelet"'* ]]
+}

@@ -33,7 +33,9 @@
 #   4 quarantine    (--quarantine, restore drills) the controller-manager and
 #                   any cloud-controller-manager moved aside
 #   5 rewrite       the old IP replaced, as a whole address, in the manifests,
-#                   kubeconfigs, /etc/hosts and kubelet's flags (--node-ip)
+#                   kubeconfigs, /etc/hosts and kubelet's flags (--node-ip;
+#                   the environment files `systemctl show -p
+#                   EnvironmentFiles kubelet` names)
 #   6 certificates  apiserver, etcd-server and etcd-peer certificates made by
 #                   `kubeadm init phase certs` for the new IP
 #   7 node-name     kubelet pinned to the node's name (--hostname-override)
@@ -279,22 +281,53 @@ kubernetes_node_name() {
   echo "${name#system:node:}"
 }
 
-# kubelet's environment files (10-kubeadm.conf: kubeadm's flags, then the
-# package's file for extra flags, deb or rpm).
+# kubelet's environment files in systemd's order, as `systemctl show -p
+# EnvironmentFiles` prints them ("PATH (ignore_errors=yes|no)" a line:
+# src/systemctl/systemctl-show.c); else 10-kubeadm.conf's: kubeadm's flags,
+# then the package's file for extra flags (deb or rpm).
 kubeadm_flags_file() { echo "$ROOT/var/lib/kubelet/kubeadm-flags.env"; }
-extra_args_files() { echo "$ROOT/etc/default/kubelet" "$ROOT/etc/sysconfig/kubelet"; }
-env_var() { sed -n "s/^$2=//p" "$1" 2>/dev/null | tail -n 1 | sed 's/^"\(.*\)"$/\1/'; }
+kubelet_env_files() {
+  local files f
+  files=$(systemctl show -p EnvironmentFiles kubelet 2>/dev/null | sed -n 's/^EnvironmentFiles=\(.*\) (ignore_errors=[a-z]*)$/\1/p') || files=""
+  [[ -n $files ]] || files=$'/var/lib/kubelet/kubeadm-flags.env\n/etc/default/kubelet\n/etc/sysconfig/kubelet'
+  while IFS= read -r f; do echo "$ROOT$f"; done <<<"$files"
+}
+# A variable as systemd reads an environment file (systemd.exec(5)): the
+# last assignment, without its double or single quotes.
+env_set() { grep -q "^[[:space:]]*$2=" "$1" 2>/dev/null; }
+env_var() {
+  sed -n "s/^[[:space:]]*$2=//p" "$1" 2>/dev/null | tail -n 1 | sed -e 's/^"\(.*\)"[[:space:]]*$/\1/' -e "s/^'\\(.*\\)'[[:space:]]*\$/\\1/"
+}
+
+# kubelet's flags as its ExecStart= gets them: $KUBELET_KUBEADM_ARGS, then
+# $KUBELET_EXTRA_ARGS, each from the last file that sets it.
+kubelet_args() {
+  local file kubeadm="" extra=""
+  for file in $(kubelet_env_files); do
+    if env_set "$file" KUBELET_KUBEADM_ARGS; then kubeadm=$(env_var "$file" KUBELET_KUBEADM_ARGS); fi
+    if env_set "$file" KUBELET_EXTRA_ARGS; then extra=$(env_var "$file" KUBELET_EXTRA_ARGS); fi
+  done
+  echo "$kubeadm $extra"
+}
+
+# Words of flags with each "--flag value" joined as "--flag=value".
+joined_flags() {
+  local arg flag=""
+  for arg in "$@"; do
+    if [[ -n $flag && $arg != -* ]]; then echo "$flag=$arg"; flag=""; continue; fi
+    [[ -z $flag ]] || echo "$flag"
+    flag=""
+    if [[ $arg == --* && $arg != *=* ]]; then flag=$arg; else echo "$arg"; fi
+  done
+  [[ -z $flag ]] || echo "$flag"
+}
 
 # The value of a kubelet flag as kubelet gets it (the last one wins).
 kubelet_flag() {
-  local arg value="" file
-  for arg in $(env_var "$(kubeadm_flags_file)" KUBELET_KUBEADM_ARGS); do
+  local arg value=""
+  # shellcheck disable=SC2046 # one flag a word
+  for arg in $(joined_flags $(kubelet_args)); do
     [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
-  done
-  for file in $(extra_args_files); do
-    for arg in $(env_var "$file" KUBELET_EXTRA_ARGS); do
-      [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
-    done
   done
   echo "$value"
 }
@@ -676,7 +709,7 @@ backup() {
   cp -a "$(k8s)" "$BACKUP_DIR/kubernetes"
   # Each file under its path on the node: /etc/default/kubelet and
   # /etc/sysconfig/kubelet share a name.
-  for file in "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files) "$ROOT/etc/hosts"; do
+  for file in $(kubelet_env_files) "$ROOT/var/lib/kubelet/config.yaml" "$ROOT/etc/hosts"; do
     [[ -f $file ]] || continue
     copy="$BACKUP_DIR/files$(node_path "$file")"
     mkdir -p "${copy%/*}"
@@ -710,7 +743,7 @@ ip_files() {
   {
     find "$(k8s)/manifests" "$(k8s)" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.conf' -o -name '*.yml' \) 2>/dev/null
     find "$(k8s)/lifeboat" -maxdepth 1 -type f -name '*.yaml' 2>/dev/null || true
-    for file in "$ROOT/etc/hosts" "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files); do
+    for file in "$ROOT/etc/hosts" "$ROOT/var/lib/kubelet/config.yaml" $(kubelet_env_files); do
       if [[ -f $file ]]; then echo "$file"; fi
     done
   } | while read -r file; do
@@ -757,23 +790,28 @@ certificates() {
   log "made the apiserver, etcd server and etcd peer certificates for $NEW_IP"
 }
 
-# kubeadm-flags.env as kubeadm writes it (phases/kubelet/flags.go):
-# KUBELET_KUBEADM_ARGS="--name=value ...", sorted by flag name.
+# KUBELET_KUBEADM_ARGS as kubeadm writes it (phases/kubelet/flags.go):
+# "--name=value ...", sorted by flag name, in the last environment file
+# that sets it (kubeadm-flags.env).
 set_kubeadm_flag() { # set_kubeadm_flag NAME VALUE
-  local file args arg kept=()
+  local file f args arg kept=()
   file=$(kubeadm_flags_file)
-  args=$(env_var "$file" KUBELET_KUBEADM_ARGS)
-  for arg in $args; do
-    [[ $arg == --$1=* ]] || kept+=("$arg")
+  for f in $(kubelet_env_files); do
+    if env_set "$f" KUBELET_KUBEADM_ARGS; then file=$f; fi
+  done
+  # shellcheck disable=SC2046 # one flag a word
+  for arg in $(joined_flags $(env_var "$file" KUBELET_KUBEADM_ARGS)); do
+    [[ $arg == --$1=* || $arg == --$1 ]] || kept+=("$arg")
   done
   kept+=("--$1=$2")
   args=$(printf '%s\n' "${kept[@]}" | LC_ALL=C sort -t= -k1,1 -k2 | paste -sd ' ')
   mkdir -p "$(dirname "$file")"
-  if grep -q '^KUBELET_KUBEADM_ARGS=' "$file" 2>/dev/null; then
-    sed -i "s|^KUBELET_KUBEADM_ARGS=.*|KUBELET_KUBEADM_ARGS=\"$args\"|" "$file"
+  if env_set "$file" KUBELET_KUBEADM_ARGS; then
+    sed -i "s|^[[:space:]]*KUBELET_KUBEADM_ARGS=.*|KUBELET_KUBEADM_ARGS=\"$args\"|" "$file"
   else
     printf 'KUBELET_KUBEADM_ARGS="%s"\n' "$args" >>"$file"
   fi
+  CHANGED+=("$(node_path "$file")")
 }
 
 # kubelet registers under --hostname-override or its host name; a replacement
@@ -790,11 +828,10 @@ pin_node_name() {
     return 0
   fi
   set_kubeadm_flag hostname-override "$NODE"
-  CHANGED+=("$(node_path "$(kubeadm_flags_file)")")
   # An extra flags file naming another node would win over kubeadm's.
-  for file in $(extra_args_files); do
-    if grep -q -- '--hostname-override=' "$file" 2>/dev/null && [[ $(kubelet_flag hostname-override) != "$NODE" ]]; then
-      sed -i -E "s/--hostname-override=[^ \"]*/--hostname-override=$NODE/g" "$file"
+  for file in $(kubelet_env_files); do
+    if grep -Eq -- '--hostname-override[= ]' "$file" 2>/dev/null && [[ $(kubelet_flag hostname-override) != "$NODE" ]]; then
+      sed -i -E "s/--hostname-override(=|[[:space:]]+)[^ \"']*/--hostname-override=$NODE/g" "$file"
       CHANGED+=("$(node_path "$file")")
     fi
   done

@@ -202,29 +202,69 @@ kubeconfig_client_cn_now() {
 unit_state() { local s; read_file s "$FAKE_NODE/systemd/$1.state" || s=inactive; echo "${s:-inactive}"; }
 kubelet_active() { local s; read_file s "$FAKE_NODE/systemd/kubelet.state" && [[ $s == active ]]; }
 
-env_file_var() { sed -n "s/^$2=//p" "$1" | tail -n 1 | sed 's/^"\(.*\)"$/\1/'; }
+# The files that make up a unit, in the order systemd applies them: the unit
+# file, then its drop-ins (a drop-in in /etc masks one of the same name in
+# /run, which masks /usr/lib and /lib; lexical order of their names).
+unit_sources() {
+  local unit=$1 dir file base
+  local -A seen=()
+  for dir in etc/systemd/system run/systemd/system usr/lib/systemd/system lib/systemd/system; do
+    if [[ -f $FAKE_ROOT/$dir/$unit.service ]]; then
+      echo "$FAKE_ROOT/$dir/$unit.service"
+      break
+    fi
+  done
+  for dir in etc/systemd/system run/systemd/system usr/lib/systemd/system lib/systemd/system; do
+    for file in "$FAKE_ROOT/$dir/$unit.service.d"/*.conf; do
+      [[ -f $file ]] || continue
+      base=${file##*/}
+      [[ -n ${seen[$base]:-} ]] && continue
+      seen[$base]=$file
+    done
+  done
+  for base in $(printf '%s\n' "${!seen[@]}" | sort); do
+    echo "${seen[$base]}"
+  done
+}
 
-# kubelet's command line: the EnvironmentFile= files of its drop-ins, read as
-# systemd.exec(5) reads them, in ExecStart's order.
+# A variable of an environment file as systemd reads it (systemd.exec(5),
+# EnvironmentFile=; src/basic/env-file.c): the last assignment, its double or
+# single quotes removed. env_file_set: whether the file assigns it.
+env_file_set() { grep -q "^[[:space:]]*$2=" "$1"; }
+env_file_var() {
+  sed -n "s/^[[:space:]]*$2=//p" "$1" | tail -n 1 | sed -e 's/^"\(.*\)"[[:space:]]*$/\1/' -e "s/^'\\(.*\\)'[[:space:]]*\$/\\1/"
+}
+
+# kubelet's command line: the EnvironmentFile= files of its unit and
+# drop-ins (an empty assignment resets the list), read in order; ExecStart
+# (10-kubeadm.conf) expands $KUBELET_KUBEADM_ARGS, then $KUBELET_EXTRA_ARGS,
+# each as the last file that sets it left it.
 kubelet_args() {
-  local dropin file kubeadm_args="" extra_args=""
-  for dropin in "$FAKE_ROOT"/{etc,run,usr/lib,lib}/systemd/system/kubelet.service.d/10-kubeadm.conf; do
-    [[ -f $dropin ]] || continue
-    while read -r file; do
-      file=${file#-}
-      [[ -f $FAKE_ROOT$file ]] || continue
-      kubeadm_args+=" $(env_file_var "$FAKE_ROOT$file" KUBELET_KUBEADM_ARGS)"
-      extra_args+=" $(env_file_var "$FAKE_ROOT$file" KUBELET_EXTRA_ARGS)"
-    done < <(sed -n 's/^EnvironmentFile=//p' "$dropin")
-    break
+  local src line files=() file kubeadm_args="" extra_args=""
+  while read -r src; do
+    while IFS= read -r line; do
+      case $line in
+        EnvironmentFile=) files=() ;;
+        EnvironmentFile=*) files+=("${line#EnvironmentFile=}") ;;
+      esac
+    done <"$src"
+  done < <(unit_sources kubelet)
+  for file in "${files[@]}"; do
+    file=$FAKE_ROOT${file#-}
+    [[ -f $file ]] || continue
+    if env_file_set "$file" KUBELET_KUBEADM_ARGS; then kubeadm_args=$(env_file_var "$file" KUBELET_KUBEADM_ARGS); fi
+    if env_file_set "$file" KUBELET_EXTRA_ARGS; then extra_args=$(env_file_var "$file" KUBELET_EXTRA_ARGS); fi
   done
   echo "$kubeadm_args $extra_args"
 }
 
+# A flag's value, --name=value or --name value as kubelet's flag parser
+# (spf13/pflag, flag.go parseLongArg) takes them; the last one wins.
 kubelet_flag() { # kubelet_flag NAME [ARGS]
-  local arg value="" args=${2-$(kubelet_args)}
+  local arg value="" args=${2-$(kubelet_args)} next=false
   for arg in $args; do
-    [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
+    if $next; then value=$arg next=false; continue; fi
+    if [[ $arg == --$1=* ]]; then value=${arg#--"$1"=}; elif [[ $arg == "--$1" ]]; then next=true; fi
   done
   echo "$value"
 }
