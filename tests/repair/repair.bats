@@ -734,3 +734,32 @@ BODY
   grep -qF -- "--node-ip=$NEW" "$FAKE_ROOT/etc/sysconfig/kubelet"
   [[ $(json_field changed "$RESULT") == *'"/etc/sysconfig/kubelet"'* ]]
 }
+
+# kubelet_cert_days DAYS: kubelet's rotated client certificate
+# (kubelet-client-current.pem, certificate and key) re-signed by the
+# cluster CA for DAYS more days (-1: expired yesterday).
+kubelet_cert_days() {
+  local pki=$FAKE_ROOT/etc/kubernetes/pki pem
+  pem=$(readlink -f "$FAKE_ROOT/var/lib/kubelet/pki/kubelet-client-current.pem")
+  openssl x509 -in "$pem" -x509toreq -signkey "$pem" -copy_extensions copyall -out "$FIXTURE/kubelet.csr" 2>/dev/null
+  openssl x509 -req -in "$FIXTURE/kubelet.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+    -days "$1" -copy_extensions copyall -out "$FIXTURE/kubelet.crt" 2>/dev/null
+  { cat "$FIXTURE/kubelet.crt"; openssl pkey -in "$pem"; } >"$FIXTURE/kubelet.pem"
+  cat "$FIXTURE/kubelet.pem" >"$pem"
+}
+
+@test "kubelet's own client certificate: expired fails before anything is stopped, naming kubeadm's fix; expiring soon is a warning" {
+  make_fixture "$OLD" --kubelet-cert file
+  node_host "$OLD" k8s-master
+  kubelet_cert_days -1
+  node_boot --cloud-init
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(json_field message) == "expired certificates: kubelet-client (expired "*"kubeadm kubeconfig user --org system:nodes --client-name system:node:k8s-master"* ]]
+  run grep -q '^systemctl stop kubelet' "$FAKE_LOG"
+  [ "$status" -eq 1 ]
+  kubelet_cert_days 10
+  run repair --timeout 60
+  [ "$status" -eq 0 ]
+  [[ $(json_field warnings) == *"kubelet's client certificate /var/lib/kubelet/pki/kubelet-client-current.pem expires on "*" days): kubelet renews it only while it reaches the apiserver"* ]]
+}

@@ -405,12 +405,14 @@ CERTIFICATES=(
 REGENERATED=(apiserver etcd-server etcd-peer)
 
 # Expired certificates fail (with the fix); those expiring soon are warnings.
-# On a new IP the three the repair makes anew do not count.
+# On a new IP the three the repair makes anew do not count. kubelet's own
+# client certificate (kubelet rotates it, not kubeadm) counts too.
 check_certificates() {
   local entry file name pem end end_s now expired=() days
   now=$(date +%s)
-  for entry in "${CERTIFICATES[@]}"; do
+  for entry in "${CERTIFICATES[@]}" -:kubelet-client; do
     file="$(k8s)/${entry%%:*}" name=${entry#*:}
+    [[ $name != kubelet-client ]] || file=$ROOT/var/lib/kubelet/pki/kubelet-client-current.pem
     [[ -f $file ]] || continue
     if [[ $file == *.conf ]]; then pem=$(kubeconfig_client_cert "$file") || continue; else pem=$(cat "$file"); fi
     [[ -n $pem ]] || continue
@@ -421,7 +423,9 @@ check_certificates() {
     if ((end_s <= now)); then
       expired+=("$name (expired $(date -u -d "@$end_s" +%Y-%m-%d))")
     elif ((days < EXPIRY_WARNING_DAYS)); then
-      if [[ $name == ca || $name == *-ca ]]; then
+      if [[ $name == kubelet-client ]]; then
+        WARNINGS+=("kubelet's client certificate $(node_path "$file") expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): kubelet renews it only while it reaches the apiserver")
+      elif [[ $name == ca || $name == *-ca ]]; then
         WARNINGS+=("the $name CA expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): kubeadm cannot renew a CA; rotate it (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)")
       else
         WARNINGS+=("certificate $name expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): renew it with 'kubeadm certs renew $name'")
@@ -430,12 +434,19 @@ check_certificates() {
   done
   if ((${#expired[@]})); then
     local names=() fix=""
+    local ca=false
     for entry in "${expired[@]}"; do
       name=${entry%% *}
-      [[ $name == ca || $name == *-ca ]] || names+=("$name")
+      case $name in
+        ca | *-ca) ca=true ;;
+        kubelet-client) ;;
+        *) names+=("$name") ;;
+      esac
     done
     ((${#names[@]} == 0)) || fix="renew them on the node with 'kubeadm certs renew ${names[*]}'"
-    ((${#names[@]} == ${#expired[@]})) || fix+="${fix:+; }rotate the expired CA (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)"
+    ! $ca || fix+="${fix:+; }rotate the expired CA (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)"
+    [[ " ${expired[*]} " != *" kubelet-client "* ]] ||
+      fix+="${fix:+; }give kubelet a new kubelet.conf: on a control plane node 'kubeadm kubeconfig user --org system:nodes --client-name system:node:$NODE', then restart kubelet and point kubelet.conf at the new /var/lib/kubelet/pki/kubelet-client-current.pem (kubeadm's troubleshooting: kubelet client cert rotation fails)"
     fail "expired certificates: ${expired[*]}; $fix, then run the repair again"
   fi
 }
