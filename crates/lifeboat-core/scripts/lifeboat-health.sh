@@ -5,16 +5,20 @@
 #
 # Checks, retried together until all pass or the budget (default 120 s) is
 # spent:
-#   readyz  the apiserver's /readyz at https://<node IP>:6443, its
-#           certificate verified against the cluster CA
+#   readyz  the apiserver's /readyz at https://<node IP>:<--secure-port>,
+#           asked with admin.conf's credentials (CIS-hardened apiservers
+#           refuse anonymous requests), its certificate verified
+#   mounts  every data volume lifeboat attached (/run/lifeboat/guard.conf)
+#           mounted where /etc/fstab says (without that record, every
+#           fstab mount)
 #   etcd    `etcdctl endpoint health` inside the running etcd container
 #           (crictl exec, kubeadm's healthcheck-client certificate): a stock
 #           kubeadm node has no etcdctl of its own
 #   node    the Node NODE_NAME Ready, with the node's IP (IMDSv2 local-ipv4)
-#           as its InternalIP
+#           among its InternalIPs
 # The last line on stdout is one JSON object:
 #   {"result":"ok|failed","step":"health","readyz":bool,"etcd":bool,
-#    "node_ready":bool,"internal_ip":"...","message":"..."}
+#    "node_ready":bool,"mounts":bool,"internal_ip":"...","message":"..."}
 # Exit 0 only when healthy (1 unhealthy, 2 usage).
 set -uo pipefail
 
@@ -23,16 +27,16 @@ IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
 TIMEOUT=120
 NODE=""
 
-json_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\n'/ }"; }
+json_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; printf '"%s"' "${s//$'\n'/ }"; }
 
-report() { # report RESULT READYZ ETCD NODE_READY INTERNAL_IP MESSAGE
-  printf '{"result":"%s","step":"health","readyz":%s,"etcd":%s,"node_ready":%s,"internal_ip":%s,"message":%s}\n' \
-    "$1" "$2" "$3" "$4" "$(json_string "$5")" "$(json_string "$6")"
+report() { # report RESULT READYZ ETCD NODE_READY MOUNTS INTERNAL_IP MESSAGE
+  printf '{"result":"%s","step":"health","readyz":%s,"etcd":%s,"node_ready":%s,"mounts":%s,"internal_ip":%s,"message":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$(json_string "$6")" "$(json_string "$7")"
 }
 
 usage() {
   echo "usage: lifeboat-health.sh NODE_NAME [--timeout SECONDS] [--root DIR]" >&2
-  report failed false false false "" "$1"
+  report failed false false false false "" "$1"
   exit 2
 }
 
@@ -73,7 +77,10 @@ if [[ -z ${CONTAINER_RUNTIME_ENDPOINT:-} ]]; then
   [[ -z $CONTAINER_RUNTIME_ENDPOINT ]] || export CONTAINER_RUNTIME_ENDPOINT
 fi
 
-check_readyz() { [[ $(curl -sf --max-time 5 --cacert "$k/pki/ca.crt" "https://$ip:6443/readyz" 2>/dev/null) == ok ]]; }
+port=$(manifest_flag "$k/manifests/kube-apiserver.yaml" secure-port)
+port=${port:-6443}
+kube() { kubectl --kubeconfig "$k/admin.conf" --server "https://$ip:$port" "$@"; }
+check_readyz() { [[ $(kube --request-timeout=5s get --raw /readyz 2>/dev/null) == ok ]]; }
 
 check_etcd() {
   local id manifest pki endpoint url
@@ -91,38 +98,73 @@ check_etcd() {
     --dial-timeout=3s --command-timeout=10s endpoint health >/dev/null 2>&1
 }
 
+mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' "$ROOT/proc/self/mountinfo" 2>/dev/null; }
+# Why a data volume is not in place (nothing when all are): each fstab mount
+# (not noauto, not swap) of a data volume lifeboat attached must be mounted.
+# The boothook records them each boot from the user data (DATA_VOLUMES of
+# /run/lifeboat/guard.conf: "vol-...=/dev/sdf ..."); an fstab entry is one's
+# when it names the volume's id (/dev/disk/by-id/nvme-Amazon_Elastic_Block_
+# Store_vol...). Without that record, or for a volume fstab does not name
+# by id, every fstab mount is checked.
+volumes_unmounted() {
+  local conf=$ROOT/run/lifeboat/guard.conf vols vol v spec mp type opts all=false why=""
+  if ! grep -q '^DATA_VOLUMES=' "$conf" 2>/dev/null; then
+    all=true why="no record of lifeboat's data volumes (/run/lifeboat/guard.conf): every fstab mount checked"
+  fi
+  vols=$(sed -n "s/^DATA_VOLUMES='\(.*\)'$/\1/p" "$conf" 2>/dev/null | sed -E 's/=[^ ]*//g') || vols=""
+  [[ -f $ROOT/etc/fstab ]] || return 0
+  for vol in $vols; do
+    if ! grep -v '^[[:space:]]*#' "$ROOT/etc/fstab" | grep -qF "${vol/-/}"; then
+      all=true why="fstab names data volume $vol by no id: every fstab mount checked"
+    fi
+  done
+  while read -r spec mp type opts _; do
+    [[ -n $spec && $spec != \#* && $type != swap && ,$opts, != *,noauto,* ]] || continue
+    [[ $mp == / ]] || mp=${mp%/}
+    vol=""
+    for v in $vols; do [[ $spec != *"${v/-/}"* ]] || vol=$v; done
+    if [[ -n $vol || $all == true ]] && ! mounted "$mp"; then
+      echo "$mp is not mounted (fstab: $spec${vol:+, data volume $vol}${why:+; $why})"
+      return 0
+    fi
+  done <"$ROOT/etc/fstab"
+}
+
 node_status=""
 check_node() {
-  node_status=$(kubectl --kubeconfig "$k/admin.conf" --server "https://$ip:6443" --request-timeout=10s get node "$NODE" \
+  node_status=$(kube --request-timeout=10s get node "$NODE" \
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null)
-  [[ $node_status == "True $ip" ]]
+  [[ ${node_status%% *} == True && " ${node_status#* } " == *" $ip "* ]]
 }
 
 if ! ip=$(imds_ip) || [[ -z $ip ]]; then
-  report failed false false false "" "cannot read local-ipv4 from IMDSv2 at $IMDS"
+  report failed false false false false "" "cannot read local-ipv4 from IMDSv2 at $IMDS"
   exit 1
 fi
 
-readyz=false etcd=false node_ready=false
+readyz=false etcd=false node_ready=false mounts=false unmounted=""
 while true; do
   $readyz || { check_readyz && readyz=true; }
   $etcd || { check_etcd && etcd=true; }
   if $readyz; then check_node && node_ready=true || node_ready=false; fi
-  if $readyz && $etcd && $node_ready; then break; fi
+  unmounted=$(volumes_unmounted)
+  if [[ -z $unmounted ]]; then mounts=true; else mounts=false; fi
+  if $readyz && $etcd && $node_ready && $mounts; then break; fi
   ((SECONDS < deadline)) || break
   sleep 2
 done
 
 internal_ip=${node_status#* }
 [[ $node_status == *" "* ]] || internal_ip=""
-if $readyz && $etcd && $node_ready; then
-  report ok true true true "$internal_ip" "node $NODE Ready on $ip; apiserver ready; etcd healthy"
+if $readyz && $etcd && $node_ready && $mounts; then
+  report ok true true true true "$internal_ip" "node $NODE Ready on $ip; apiserver ready; etcd healthy; data volumes mounted"
   exit 0
 fi
 problems=()
-$readyz || problems+=("the apiserver is not ready at https://$ip:6443")
+$readyz || problems+=("the apiserver is not ready at https://$ip:$port")
 $etcd || problems+=("etcd is not healthy")
 $node_ready || problems+=("node $NODE is not Ready on $ip (Ready=${node_status%% *}, InternalIP=${internal_ip:-none})")
+$mounts || problems+=("$unmounted")
 message=$(printf '%s; ' "${problems[@]}")
-report failed "$readyz" "$etcd" "$node_ready" "$internal_ip" "${message%; }"
+report failed "$readyz" "$etcd" "$node_ready" "$mounts" "$internal_ip" "${message%; }"
 exit 1

@@ -21,7 +21,9 @@
 #   1 preflight     all that follows, checked before anything is touched:
 #                   tools, etcd's data in place (every fstab mount at or
 #                   above its data dir mounted, a member in it: never
-#                   released onto an empty data dir), certificates (expired:
+#                   released onto an empty data dir), every data volume
+#                   lifeboat attached mounted where fstab says, certificates
+#                   (kubelet's own client certificate too; expired:
 #                   failure; expiring within 30 days: warning); on a new IP
 #                   also kubeadm, the CAs, disk space for the backup, and the
 #                   kubeadm configuration, derived from the node's own
@@ -43,14 +45,18 @@
 #   8 release       the boot guard released for this instance (every later
 #                   boot of it passes the guard) and kubelet started
 #   9 etcd          the etcd member's peer URL moved to the new IP
-#  10 ready         the apiserver's /readyz on the new IP
+#  10 ready         the apiserver's /readyz on the new IP and its manifest's
+#                   --secure-port, asked with admin.conf's credentials
 #  11 cluster       objects naming the old IP rewritten: kubeadm-config,
 #                   kube-proxy, cluster-info, CNI ConfigMaps, workloads' env
 #  12 restart       what reads the address only at start restarted: through
 #                   the CRI with --quarantine (its controllers are stopped),
 #                   `kubectl rollout restart` otherwise
 #  13 verify        kubelet active, /readyz, etcd healthy, the Node Ready
-#                   with the node's IP as its InternalIP
+#                   with the node's IP among its InternalIPs (kubelet with
+#                   --cloud-provider=external leaves them to the cloud
+#                   controller manager; a drill holds it, so the repair
+#                   patches the Node's status itself)
 # After preflight a repair takes the node's lock (flock on
 # /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
 # detects again (and checks again if the node moved meanwhile).
@@ -378,18 +384,42 @@ etcd_stopped() { [[ -z $(cri_ids etcd) ]]; }
 
 # --- the apiserver -----------------------------------------------------------------
 
+# The apiserver's URL on IP: its manifest's --secure-port (default 6443).
+api_url() { local p; p=$(manifest_flag "$(manifest kube-apiserver)" secure-port); echo "https://$1:${p:-6443}"; }
+
+# /readyz with admin.conf's credentials (--anonymous-auth=false refuses
+# anonymous requests), its certificate verified against admin.conf's CA.
 readyz() { # readyz IP
-  [[ $(curl -sf --max-time 5 --cacert "$(k8s)/pki/ca.crt" "https://$1:6443/readyz" 2>/dev/null) == ok ]] || return 1
+  [[ $(kubectl --kubeconfig "$(k8s)/admin.conf" --server "$(api_url "$1")" --request-timeout=5s get --raw /readyz 2>/dev/null) == ok ]] ||
+    return 1
   note_ready
 }
 
 # kubectl against this node's own apiserver, whatever admin.conf names.
-kube() { kubectl --kubeconfig "$(k8s)/admin.conf" --server "https://$NEW_IP:6443" --request-timeout=10s "$@"; }
+kube() { kubectl --kubeconfig "$(k8s)/admin.conf" --server "$(api_url "$NEW_IP")" --request-timeout=10s "$@"; }
 
-node_status() { # "<Ready> <InternalIP>" of NODE
+node_status() { # "<Ready> <InternalIP>..." of NODE (dual-stack: two InternalIPs)
   kube get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null
 }
-node_ready_on_ip() { [[ $(node_status) == "True $NEW_IP" ]]; }
+node_ready_on_ip() { local s; s=$(node_status) || return 1; [[ ${s%% *} == True && " ${s#* } " == *" $NEW_IP "* ]]; }
+
+# With --cloud-provider=external kubelet keeps the addresses a Node has
+# (pkg/kubelet/nodestatus/setters.go, NodeAddress): the cloud controller
+# manager sets them. A drill quarantines it, so the repair moves the clone's
+# InternalIP itself (a JSON patch testing the old value first).
+patch_node_address() {
+  local addresses a i=0 ops=""
+  addresses=$(kube get node "$NODE" -o 'jsonpath={.status.addresses[*].address}') || return 1
+  for a in $addresses; do
+    [[ $a != "$OLD_IP" ]] ||
+      ops+="{\"op\":\"test\",\"path\":\"/status/addresses/$i/address\",\"value\":\"$OLD_IP\"},{\"op\":\"replace\",\"path\":\"/status/addresses/$i/address\",\"value\":\"$NEW_IP\"},"
+    i=$((i + 1))
+  done
+  [[ -n $ops ]] || return 0
+  kube patch node "$NODE" --subresource=status --type=json -p "[${ops%,}]" >/dev/null || return 1
+  CHANGED+=("node $NODE: status address $NEW_IP (patched: the cloud controller manager is quarantined)")
+  WARNINGS+=("kubelet runs with --cloud-provider=external and the drill holds the cloud controller manager: the repair patched node $NODE's InternalIP to $NEW_IP itself")
+}
 
 # --- certificates -------------------------------------------------------------------
 
@@ -591,6 +621,37 @@ etcd_data_missing() {
   echo "etcd's data dir $dir holds no member (no member/wal/*.wal)"
 }
 
+# Why a data volume is not in place (nothing when all are): each fstab mount
+# (not noauto, not swap) of a data volume lifeboat attached must be mounted.
+# The boothook records them each boot from the user data (DATA_VOLUMES of
+# /run/lifeboat/guard.conf: "vol-...=/dev/sdf ..."); an fstab entry is one's
+# when it names the volume's id (/dev/disk/by-id/nvme-Amazon_Elastic_Block_
+# Store_vol...). Without that record, or for a volume fstab does not name
+# by id, every fstab mount is checked.
+volumes_unmounted() {
+  local conf=$ROOT/run/lifeboat/guard.conf vols vol v spec mp type opts all=false why=""
+  if ! grep -q '^DATA_VOLUMES=' "$conf" 2>/dev/null; then
+    all=true why="no record of lifeboat's data volumes (/run/lifeboat/guard.conf): every fstab mount checked"
+  fi
+  vols=$(sed -n "s/^DATA_VOLUMES='\(.*\)'$/\1/p" "$conf" 2>/dev/null | sed -E 's/=[^ ]*//g') || vols=""
+  [[ -f $ROOT/etc/fstab ]] || return 0
+  for vol in $vols; do
+    if ! grep -v '^[[:space:]]*#' "$ROOT/etc/fstab" | grep -qF "${vol/-/}"; then
+      all=true why="fstab names data volume $vol by no id: every fstab mount checked"
+    fi
+  done
+  while read -r spec mp type opts _; do
+    [[ -n $spec && $spec != \#* && $type != swap && ,$opts, != *,noauto,* ]] || continue
+    [[ $mp == / ]] || mp=${mp%/}
+    vol=""
+    for v in $vols; do [[ $spec != *"${v/-/}"* ]] || vol=$v; done
+    if [[ -n $vol || $all == true ]] && ! mounted "$mp"; then
+      echo "$mp is not mounted (fstab: $spec${vol:+, data volume $vol}${why:+; $why})"
+      return 0
+    fi
+  done <"$ROOT/etc/fstab"
+}
+
 # --- steps ---------------------------------------------------------------------------
 
 detect() {
@@ -633,6 +694,8 @@ preflight() {
   missing=$(etcd_data_missing)
   [[ -z $missing ]] ||
     fail "$missing: refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again"
+  missing=$(volumes_unmounted)
+  [[ -z $missing ]] || fail "$missing: refusing to call the node healthy without its data; mount it (mount -a), then run the repair again"
   [[ -f $(k8s)/admin.conf ]] || fail "$(node_path "$(k8s)")/admin.conf is missing"
   etcd_pki=$ROOT$(dirname "$(manifest_flag "$(manifest etcd)" trusted-ca-file)")
   [[ -f $etcd_pki/ca.crt && -f $etcd_pki/healthcheck-client.crt && -f $etcd_pki/healthcheck-client.key ]] ||
@@ -911,7 +974,7 @@ move_etcd_member() {
 
 wait_ready() {
   STEP=ready
-  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
+  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at $(api_url "$NEW_IP") within the budget"
 }
 
 # The objects (kind namespace name) in a kubectl List that name the IP.
@@ -1025,13 +1088,18 @@ restart_components() {
 
 verify() {
   STEP=verify
-  local status
+  local status external=false why=""
   [[ $(systemctl is-active kubelet || true) == active ]] || fail "kubelet is not active"
-  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
+  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at $(api_url "$NEW_IP") within the budget"
   wait_for "etcd" etcd_healthy || fail "etcd is not healthy (crictl exec etcdctl endpoint health)"
+  [[ $(kubelet_flag cloud-provider) != external ]] || external=true
+  if $external && $QUARANTINE && [[ $OLD_IP != "$NEW_IP" ]]; then
+    wait_for "node $NODE's address" patch_node_address || fail "cannot patch node $NODE's status address to $NEW_IP"
+  fi
   if ! wait_for "node $NODE to be Ready on $NEW_IP" node_ready_on_ip; then
     status=$(node_status || true)
-    fail "node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${status#* })"
+    ! $external || why="; kubelet runs with --cloud-provider=external, so only the cloud controller manager updates the Node's addresses (on its own period, --node-status-update-frequency) and it has not within the ${TIMEOUT}s budget: check that it runs"
+    fail "node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${status#* })$why"
   fi
   log "healthy: /readyz, etcd, node $NODE Ready on $NEW_IP"
 }
