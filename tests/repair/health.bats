@@ -31,9 +31,9 @@ repaired() {
   [ ! -e "$STOCK_BIN/etcdctl" ]
   run health k8s-master --timeout 30
   [ "$status" -eq 0 ]
-  [ "$(last_json)" = "{\"result\":\"ok\",\"step\":\"health\",\"readyz\":true,\"etcd\":true,\"node_ready\":true,\"internal_ip\":\"$NEW\",\"message\":\"node k8s-master Ready on $NEW; apiserver ready; etcd healthy\"}" ]
+  [ "$(last_json)" = "{\"result\":\"ok\",\"step\":\"health\",\"readyz\":true,\"etcd\":true,\"node_ready\":true,\"mounts\":true,\"internal_ip\":\"$NEW\",\"message\":\"node k8s-master Ready on $NEW; apiserver ready; etcd healthy; data volumes mounted\"}" ]
   grep -qE "^crictl exec [0-9a-f]+ etcdctl .*--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt .* endpoint health" "$FAKE_LOG"
-  grep -qF "https://$NEW:6443/readyz" "$FAKE_LOG"
+  grep -qE "^kubectl --kubeconfig [^ ]*/etc/kubernetes/admin.conf --server https://$NEW:6443 .*get --raw /readyz" "$FAKE_LOG"
 }
 
 @test "it also runs from stdin, as SSM sends it" {
@@ -81,4 +81,61 @@ repaired() {
   run health --timeout 5
   [ "$status" -eq 2 ]
   [[ $(last_json) == '{"result":"failed","step":"health",'* ]]
+}
+
+@test "a tab in a message keeps the result line valid JSON" {
+  run health $'--bad\targument'
+  [ "$status" -eq 2 ]
+  [ "$(json_field message)" = "unknown argument '--bad argument'" ]
+}
+
+@test "a dual-stack Node is healthy when one of its InternalIPs is the node's IP" {
+  repaired
+  on_node systemctl stop kubelet
+  test_etcdctl 127.0.0.1 put /registry/minions/k8s-master "$(printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: k8s-master\nstatus:\n  addresses:\n  - address: %s\n    type: InternalIP\n  - address: fd00::77\n    type: InternalIP\n  conditions:\n  - status: "True"\n    type: Ready\n' "$NEW")" >/dev/null
+  run health k8s-master --timeout 10
+  [ "$status" -eq 0 ]
+  [ "$(json_field internal_ip)" = "$NEW fd00::77" ]
+}
+
+@test "a CIS-hardened apiserver (--anonymous-auth=false) on its own --secure-port: /readyz asked there with admin.conf" {
+  harden_apiserver 16443
+  repaired
+  # The stand-in refuses what the apiserver refuses: anonymous, or the wrong port.
+  run on_node curl -sf --cacert "$FAKE_ROOT/etc/kubernetes/pki/ca.crt" "https://$NEW:16443/readyz"
+  [ "$status" -eq 22 ]
+  run on_node curl -sf --cacert "$FAKE_ROOT/etc/kubernetes/pki/ca.crt" "https://$NEW:6443/readyz"
+  [ "$status" -eq 7 ]
+  # With admin.conf's client certificate it answers.
+  for field in client-certificate client-key; do
+    sed -n "s/^ *$field-data: //p" "$FAKE_ROOT/etc/kubernetes/admin.conf" | base64 -d >"$FIXTURE/admin.$field"
+  done
+  run on_node curl -sf --cacert "$FAKE_ROOT/etc/kubernetes/pki/ca.crt" --cert "$FIXTURE/admin.client-certificate" \
+    --key "$FIXTURE/admin.client-key" "https://$NEW:16443/readyz"
+  [ "$status" -eq 0 ]
+  [ "$output" = ok ]
+  : >"$FAKE_LOG"
+  run health k8s-master --timeout 30
+  [ "$status" -eq 0 ]
+  grep -qE "^kubectl --kubeconfig $FAKE_ROOT/etc/kubernetes/admin.conf --server https://$NEW:16443 .*get --raw /readyz" "$FAKE_LOG"
+}
+
+@test "a data volume lifeboat attached but not mounted where fstab says is not healthy; without lifeboat's record every fstab mount counts" {
+  repaired
+  printf '/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0d0d0d0d0d0d00004\t/var/lib/data\text4\tdefaults,nofail\t0 2\n' >>"$FAKE_ROOT/etc/fstab"
+  sed -i "s/^DATA_VOLUMES=.*/DATA_VOLUMES='vol-0d0d0d0d0d0d00004=\/dev\/sdg'/" "$FAKE_ROOT/run/lifeboat/guard.conf"
+  run health k8s-master --timeout 4
+  [ "$status" -eq 1 ]
+  [ "$(json_field mounts)" = False ]
+  [ "$(json_field node_ready)" = True ]
+  [[ $(json_field message) == *"/var/lib/data is not mounted (fstab: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0d0d0d0d0d0d00004, data volume vol-0d0d0d0d0d0d00004)" ]]
+  rm "$FAKE_ROOT/run/lifeboat/guard.conf"
+  run health k8s-master --timeout 4
+  [ "$status" -eq 1 ]
+  [[ $(json_field message) == *"/var/lib/data is not mounted (fstab: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0d0d0d0d0d0d00004; no record of lifeboat's data volumes (/run/lifeboat/guard.conf): every fstab mount checked)" ]]
+  # The kernel mounts it.
+  printf '40 25 259:6 / /var/lib/data rw,relatime shared:40 - ext4 /dev/nvme3n1 rw\n' >>"$FAKE_ROOT/proc/self/mountinfo"
+  run health k8s-master --timeout 10
+  [ "$status" -eq 0 ]
+  [ "$(json_field mounts)" = True ]
 }

@@ -289,3 +289,13 @@ cert_days() {
     -days "$days" -copy_extensions copyall -out "$pki/$base.crt" 2>/dev/null
   rm -f "$pki/$base.csr"
 }
+
+# harden_apiserver PORT: the apiserver as a CIS-hardened kubeadm cluster
+# runs it: anonymous requests refused (--anonymous-auth=false), serving on
+# PORT (--secure-port, its probes and the kubeconfigs' servers with it).
+harden_apiserver() {
+  local m=$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml
+  sed -i -e "s/--secure-port=6443\$/--secure-port=$1/" -e "s/port: 6443\$/port: $1/" -e "s/:6443\$/:$1/" \
+    -e 's/^    - --allow-privileged=true$/&\n    - --anonymous-auth=false/' "$m"
+  sed -i "s/:6443\$/:$1/" "$FAKE_ROOT"/etc/kubernetes/*.conf
+}

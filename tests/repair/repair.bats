@@ -1098,3 +1098,156 @@ SH
   [ "$(grep -c '^kubeadm init phase certs apiserver ' "$FAKE_LOG")" -eq 1 ]
   [ "$(json_field guard)" = released ]
 }
+
+@test "kubelet's flags are read from the environment files its unit names: a drop-in's own file, --flag value, single quotes" {
+  relaunched
+  mkdir -p "$FAKE_ROOT/etc/systemd/system/kubelet.service.d"
+  printf '[Service]\nEnvironmentFile=/etc/kubelet.env\n' >"$FAKE_ROOT/etc/systemd/system/kubelet.service.d/20-node-ip.conf"
+  printf "KUBELET_EXTRA_ARGS='--node-ip %s'\n" "$OLD" >"$FAKE_ROOT/etc/kubelet.env"
+  node_boot --cloud-init
+  [ "$(on_node systemctl show -p EnvironmentFiles kubelet)" = "$(printf 'EnvironmentFiles=/var/lib/kubelet/kubeadm-flags.env (ignore_errors=yes)\nEnvironmentFiles=/etc/default/kubelet (ignore_errors=yes)\nEnvironmentFiles=/etc/kubelet.env (ignore_errors=no)')" ]
+  run repair --timeout 120
+  assert_repaired
+  [ "$(cat "$FAKE_ROOT/etc/kubelet.env")" = "KUBELET_EXTRA_ARGS='--node-ip $NEW'" ]
+  [[ $(json_field changed "$RESULT") == *'"/etc/kubelet.env"'* ]]
+  grep -qF -- "--node-ip $OLD" "$FAKE_ROOT$(json_field backup "$RESULT")/files/etc/kubelet.env"
+}
+
+@test "a name pinned as --hostname-override NAME in single quotes is read as kubelet reads it: nothing to change" {
+  make_fixture "$OLD"
+  node_host "$OLD" ip-127-0-0-10
+  printf "KUBELET_KUBEADM_ARGS='--container-runtime-endpoint unix:///var/run/containerd/containerd.sock --hostname-override k8s-master'\n" \
+    >"$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  before=$(cat "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env")
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field result)" = ok ]
+  [ "$(cat "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env")" = "$before" ]
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $OLD"
+}
+
+@test "when systemctl cannot name kubelet's environment files, kubeadm's and the package's are read (RHEL family)" {
+  relaunched --node-ip --rpm
+  wrap_tool systemctl <<'BODY'
+[[ " $* " == *" EnvironmentFiles "* ]] && { echo "Failed to connect to bus: No such file or directory" >&2; exit 1; }
+exec "$REAL" "$@"
+BODY
+  node_boot --cloud-init
+  run repair --timeout 120
+  assert_repaired
+  grep -qF -- "--node-ip=$NEW" "$FAKE_ROOT/etc/sysconfig/kubelet"
+  [[ $(json_field changed "$RESULT") == *'"/etc/sysconfig/kubelet"'* ]]
+}
+
+# kubelet_cert_days DAYS: kubelet's rotated client certificate
+# (kubelet-client-current.pem, certificate and key) re-signed by the
+# cluster CA for DAYS more days (-1: expired yesterday).
+kubelet_cert_days() {
+  local pki=$FAKE_ROOT/etc/kubernetes/pki pem
+  pem=$(readlink -f "$FAKE_ROOT/var/lib/kubelet/pki/kubelet-client-current.pem")
+  openssl x509 -in "$pem" -x509toreq -signkey "$pem" -copy_extensions copyall -out "$FIXTURE/kubelet.csr" 2>/dev/null
+  openssl x509 -req -in "$FIXTURE/kubelet.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+    -days "$1" -copy_extensions copyall -out "$FIXTURE/kubelet.crt" 2>/dev/null
+  { cat "$FIXTURE/kubelet.crt"; openssl pkey -in "$pem"; } >"$FIXTURE/kubelet.pem"
+  cat "$FIXTURE/kubelet.pem" >"$pem"
+}
+
+@test "kubelet's own client certificate: expired fails before anything is stopped, naming kubeadm's fix; expiring soon is a warning" {
+  make_fixture "$OLD" --kubelet-cert file
+  node_host "$OLD" k8s-master
+  kubelet_cert_days -1
+  node_boot --cloud-init
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(json_field message) == "expired certificates: kubelet-client (expired "*"kubeadm kubeconfig user --org system:nodes --client-name system:node:k8s-master"* ]]
+  run grep -q '^systemctl stop kubelet' "$FAKE_LOG"
+  [ "$status" -eq 1 ]
+  kubelet_cert_days 10
+  run repair --timeout 60
+  [ "$status" -eq 0 ]
+  [[ $(json_field warnings) == *"kubelet's client certificate /var/lib/kubelet/pki/kubelet-client-current.pem expires on "*" days): kubelet renews it only while it reaches the apiserver"* ]]
+}
+
+@test "a CIS-hardened apiserver (--anonymous-auth=false) on its own --secure-port is repaired and verified there" {
+  relaunched
+  harden_apiserver 16443
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qE "^kubectl --kubeconfig [^ ]*/admin.conf --server https://$NEW:16443 .*get --raw /readyz" "$FAKE_LOG"
+  grep -qF "server: https://$NEW:16443" "$FAKE_ROOT/etc/kubernetes/admin.conf"
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $NEW"
+}
+
+@test "a dual-stack node (--node-ip IPv4,IPv6) is verified on its IPv4 among the Node's InternalIPs" {
+  relaunched --node-ip
+  sed -i "s/--node-ip=$OLD/--node-ip=$OLD,fd00::10/" "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env" "$FAKE_ROOT/etc/default/kubelet"
+  echo fd00::10 >"$FAKE_NODE/host/ipv6"
+  node_boot --cloud-init
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  grep -qF -- "--node-ip=$NEW,fd00::10" "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  [ "$(on_node kubectl --kubeconfig "$FAKE_ROOT/etc/kubernetes/admin.conf" --server "https://$NEW:6443" get node k8s-master \
+    -o 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')" = "$NEW fd00::10" ]
+}
+
+# kubelet with --cloud-provider=external, and the cloud controller manager
+# as a static pod.
+external_cloud_provider() {
+  sed -i 's/^KUBELET_KUBEADM_ARGS="/&--cloud-provider=external /' "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  if [[ ${1:-} == --ccm ]]; then
+    sed -e 's/kube-controller-manager/cloud-controller-manager/g' -e 's/controller-manager\.conf/cloud-controller-manager.conf/g' \
+      "$FAKE_ROOT/etc/kubernetes/manifests/kube-controller-manager.yaml" >"$FAKE_ROOT/etc/kubernetes/manifests/cloud-controller-manager.yaml"
+  fi
+}
+
+@test "external cloud provider on a drill: the cloud controller manager is held, the repair patches the Node's address" {
+  relaunched
+  external_cloud_provider --ccm
+  node_boot --cloud-init
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 3 ]
+  [ -f "$FAKE_ROOT/etc/kubernetes/lifeboat-quarantine/cloud-controller-manager.yaml" ]
+  grep -qE "^kubectl .* patch node k8s-master --subresource=status --type=json -p .*\"op\":\"test\",\"path\":\"/status/addresses/0/address\",\"value\":\"$OLD\"" "$FAKE_LOG"
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $NEW"
+  [[ $(json_field warnings) == *"--cloud-provider=external and the drill holds the cloud controller manager"* ]]
+}
+
+@test "external cloud provider in production: the repair waits for the cloud controller manager, and says so when it does not come" {
+  relaunched
+  external_cloud_provider
+  node_boot --cloud-init
+  run repair --timeout 75
+  [ "$status" -eq 23 ]
+  [ "$(json_field step)" = verify ]
+  [[ $(json_field message) == "node k8s-master is not Ready on $NEW (Ready=True, InternalIP=$OLD); kubelet runs with --cloud-provider=external, so only the cloud controller manager updates the Node's addresses"*"check that it runs" ]]
+  # kubelet never moved the address itself (pkg/kubelet/nodestatus/setters.go).
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $OLD"
+  external_cloud_provider --ccm
+  sed -i 's/--cloud-provider=external --cloud-provider=external/--cloud-provider=external/' "$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+  cluster_object /registry/minions/k8s-master | grep -qF "address: $NEW"
+  grep -qF "cloud-node-controller: node k8s-master addresses set to $NEW" "$FAKE_LOG"
+}
+
+@test "a data volume lifeboat attached but not mounted where fstab says fails before anything is stopped" {
+  relaunched
+  etcd_volume vol-0d0d0d0d0d0d00003
+  etcd_volume vol-0d0d0d0d0d0d00004
+  sed -i '$s#/var/lib/etcd#/var/lib/data#' "$FAKE_ROOT/etc/fstab"
+  node_volumes vol-0a1b2c3d4e5f60001 vol-0d0d0d0d0d0d00003 vol-0d0d0d0d0d0d00004
+  echo /var/lib/data >"$FAKE_NODE/host/mount-fails"
+  node_boot --root-volume vol-0a1b2c3d4e5f60001 --ip "$NEW" --data vol-0d0d0d0d0d0d00003=/dev/sdf --data vol-0d0d0d0d0d0d00004=/dev/sdg
+  run repair --timeout 60
+  [ "$status" -eq 11 ]
+  [[ $(json_field message) == "/var/lib/data is not mounted (fstab: /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0d0d0d0d0d0d00004, data volume vol-0d0d0d0d0d0d00004): "* ]]
+  run grep -q '^systemctl stop kubelet' "$FAKE_LOG"
+  [ "$status" -eq 1 ]
+  # Mounted at the next boot: repaired.
+  rm "$FAKE_NODE/host/mount-fails"
+  node_boot --root-volume vol-0a1b2c3d4e5f60001 --ip "$NEW" --data vol-0d0d0d0d0d0d00003=/dev/sdf --data vol-0d0d0d0d0d0d00004=/dev/sdg
+  run repair --timeout 120
+  [ "$status" -eq 3 ]
+}

@@ -11,7 +11,7 @@
 # repair's own verification, that the control plane is healthy on this
 # node's IP, retrying until all pass or the budget (default 120 s) is spent:
 #   {"result":"ok|failed","step":"health","readyz":bool,"etcd":bool,
-#    "node_ready":bool,"internal_ip":"...","message":"..."}
+#    "node_ready":bool,"mounts":bool,"internal_ip":"...","message":"..."}
 # exit 0 healthy, 1 not, 2 usage.
 #
 # The node needs what a stock kubeadm control plane has: bash, coreutils,
@@ -30,7 +30,9 @@
 #                   curl, kubectl, crictl; verify fails naming them, after
 #                   kubelet started), etcd's data in place (every fstab mount at or
 #                   above its data dir mounted, a member in it: never
-#                   released onto an empty data dir), certificates (expired:
+#                   released onto an empty data dir), every data volume
+#                   lifeboat attached mounted where fstab says, certificates
+#                   (kubelet's own client certificate too; expired:
 #                   failure; expiring within 30 days: warning); on a new IP
 #                   also kubeadm, the CAs, disk space for the backup, and the
 #                   kubeadm configuration, derived from the node's own
@@ -45,7 +47,8 @@
 #                   any cloud-controller-manager moved aside
 #   5 rewrite       the old IP replaced, as a whole address, in the text
 #                   files of /etc/kubernetes (not pki/ or tmp/), /etc/hosts
-#                   and kubelet's flags (--node-ip)
+#                   and kubelet's flags (--node-ip; the environment files
+#                   `systemctl show -p EnvironmentFiles kubelet` names)
 #   6 certificates  apiserver, etcd-server and etcd-peer certificates made by
 #                   `kubeadm init phase certs` for the new IP
 #   7 node-name     kubelet pinned to the node's name (--hostname-override)
@@ -53,7 +56,8 @@
 #   8 release       the boot guard released for this instance (every later
 #                   boot of it passes the guard) and kubelet started
 #   9 etcd          the etcd member's peer URL moved to the new IP
-#  10 ready         the apiserver's /readyz on the new IP
+#  10 ready         the apiserver's /readyz on the new IP and its manifest's
+#                   --secure-port, asked with admin.conf's credentials
 #  11 cluster       objects naming the old IP rewritten: kubeadm-config,
 #                   kube-proxy, cluster-info, CNI ConfigMaps, workloads' env
 #  12 restart       DaemonSets and Deployments whose pods read a changed
@@ -61,7 +65,10 @@
 #                   with --quarantine (the controllers are held) their
 #                   containers on this node through the CRI
 #  13 verify        kubelet active, /readyz, etcd healthy, the Node Ready
-#                   with the node's IP as its InternalIP
+#                   with the node's IP among its InternalIPs (kubelet with
+#                   --cloud-provider=external leaves them to the cloud
+#                   controller manager; a drill holds it, so the repair
+#                   patches the Node's status itself)
 # After preflight a repair takes the node's lock (flock on
 # /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
 # detects again (and checks again if the node moved meanwhile).
@@ -349,22 +356,53 @@ kubernetes_node_name() {
   echo "${name#system:node:}"
 }
 
-# kubelet's environment files (10-kubeadm.conf: kubeadm's flags, then the
-# package's file for extra flags, deb or rpm).
+# kubelet's environment files in systemd's order, as `systemctl show -p
+# EnvironmentFiles` prints them ("PATH (ignore_errors=yes|no)" a line:
+# src/systemctl/systemctl-show.c); else 10-kubeadm.conf's: kubeadm's flags,
+# then the package's file for extra flags (deb or rpm).
 kubeadm_flags_file() { echo "$ROOT/var/lib/kubelet/kubeadm-flags.env"; }
-extra_args_files() { echo "$ROOT/etc/default/kubelet" "$ROOT/etc/sysconfig/kubelet"; }
-env_var() { sed -n "s/^$2=//p" "$1" 2>/dev/null | tail -n 1 | sed 's/^"\(.*\)"$/\1/'; }
+kubelet_env_files() {
+  local files f
+  files=$(systemctl show -p EnvironmentFiles kubelet 2>/dev/null | sed -n 's/^EnvironmentFiles=\(.*\) (ignore_errors=[a-z]*)$/\1/p') || files=""
+  [[ -n $files ]] || files=$'/var/lib/kubelet/kubeadm-flags.env\n/etc/default/kubelet\n/etc/sysconfig/kubelet'
+  while IFS= read -r f; do echo "$ROOT$f"; done <<<"$files"
+}
+# A variable as systemd reads an environment file (systemd.exec(5)): the
+# last assignment, without its double or single quotes.
+env_set() { grep -q "^[[:space:]]*$2=" "$1" 2>/dev/null; }
+env_var() {
+  sed -n "s/^[[:space:]]*$2=//p" "$1" 2>/dev/null | tail -n 1 | sed -e 's/^"\(.*\)"[[:space:]]*$/\1/' -e "s/^'\\(.*\\)'[[:space:]]*\$/\\1/"
+}
+
+# kubelet's flags as its ExecStart= gets them: $KUBELET_KUBEADM_ARGS, then
+# $KUBELET_EXTRA_ARGS, each from the last file that sets it.
+kubelet_args() {
+  local file kubeadm="" extra=""
+  for file in $(kubelet_env_files); do
+    if env_set "$file" KUBELET_KUBEADM_ARGS; then kubeadm=$(env_var "$file" KUBELET_KUBEADM_ARGS); fi
+    if env_set "$file" KUBELET_EXTRA_ARGS; then extra=$(env_var "$file" KUBELET_EXTRA_ARGS); fi
+  done
+  echo "$kubeadm $extra"
+}
+
+# Words of flags with each "--flag value" joined as "--flag=value".
+joined_flags() {
+  local arg flag=""
+  for arg in "$@"; do
+    if [[ -n $flag && $arg != -* ]]; then echo "$flag=$arg"; flag=""; continue; fi
+    [[ -z $flag ]] || echo "$flag"
+    flag=""
+    if [[ $arg == --* && $arg != *=* ]]; then flag=$arg; else echo "$arg"; fi
+  done
+  [[ -z $flag ]] || echo "$flag"
+}
 
 # The value of a kubelet flag as kubelet gets it (the last one wins).
 kubelet_flag() {
-  local arg value="" file
-  for arg in $(env_var "$(kubeadm_flags_file)" KUBELET_KUBEADM_ARGS); do
+  local arg value=""
+  # shellcheck disable=SC2046 # one flag a word
+  for arg in $(joined_flags $(kubelet_args)); do
     [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
-  done
-  for file in $(extra_args_files); do
-    for arg in $(env_var "$file" KUBELET_EXTRA_ARGS); do
-      [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
-    done
   done
   echo "$value"
 }
@@ -423,18 +461,42 @@ etcd_stopped() { [[ -z $(cri_ids etcd) ]]; }
 
 # --- the apiserver -----------------------------------------------------------------
 
+# The apiserver's URL on IP: its manifest's --secure-port (default 6443).
+api_url() { local p; p=$(manifest_flag "$(manifest kube-apiserver)" secure-port); echo "https://$1:${p:-6443}"; }
+
+# /readyz with admin.conf's credentials (--anonymous-auth=false refuses
+# anonymous requests), its certificate verified against admin.conf's CA.
 readyz() { # readyz IP
-  [[ $(curl -sf --max-time 5 --cacert "$(k8s)/pki/ca.crt" "https://$1:6443/readyz" 2>/dev/null) == ok ]] || return 1
+  [[ $(kubectl --kubeconfig "$(k8s)/admin.conf" --server "$(api_url "$1")" --request-timeout=5s get --raw /readyz 2>/dev/null) == ok ]] ||
+    return 1
   note_ready
 }
 
 # kubectl against this node's own apiserver, whatever admin.conf names.
-kube() { kubectl --kubeconfig "$(k8s)/admin.conf" --server "https://$NEW_IP:6443" --request-timeout=10s "$@"; }
+kube() { kubectl --kubeconfig "$(k8s)/admin.conf" --server "$(api_url "$NEW_IP")" --request-timeout=10s "$@"; }
 
-node_status() { # "<Ready> <InternalIP>" of NODE
+node_status() { # "<Ready> <InternalIP>..." of NODE (dual-stack: two InternalIPs)
   kube get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null
 }
-node_ready_on_ip() { [[ $(node_status) == "True $NEW_IP" ]]; }
+node_ready_on_ip() { local s; s=$(node_status) || return 1; [[ ${s%% *} == True && " ${s#* } " == *" $NEW_IP "* ]]; }
+
+# With --cloud-provider=external kubelet keeps the addresses a Node has
+# (pkg/kubelet/nodestatus/setters.go, NodeAddress): the cloud controller
+# manager sets them. A drill quarantines it, so the repair moves the clone's
+# InternalIP itself (a JSON patch testing the old value first).
+patch_node_address() {
+  local addresses a i=0 ops=""
+  addresses=$(kube get node "$NODE" -o 'jsonpath={.status.addresses[*].address}') || return 1
+  for a in $addresses; do
+    [[ $a != "$OLD_IP" ]] ||
+      ops+="{\"op\":\"test\",\"path\":\"/status/addresses/$i/address\",\"value\":\"$OLD_IP\"},{\"op\":\"replace\",\"path\":\"/status/addresses/$i/address\",\"value\":\"$NEW_IP\"},"
+    i=$((i + 1))
+  done
+  [[ -n $ops ]] || return 0
+  kube patch node "$NODE" --subresource=status --type=json -p "[${ops%,}]" >/dev/null || return 1
+  CHANGED+=("node $NODE: status address $NEW_IP (patched: the cloud controller manager is quarantined)")
+  WARNINGS+=("kubelet runs with --cloud-provider=external and the drill holds the cloud controller manager: the repair patched node $NODE's InternalIP to $NEW_IP itself")
+}
 
 # --- certificates -------------------------------------------------------------------
 
@@ -450,12 +512,14 @@ CERTIFICATES=(
 REGENERATED=(apiserver etcd-server etcd-peer)
 
 # Expired certificates fail (with the fix); those expiring soon are warnings.
-# On a new IP the three the repair makes anew do not count.
+# On a new IP the three the repair makes anew do not count. kubelet's own
+# client certificate (kubelet rotates it, not kubeadm) counts too.
 check_certificates() {
   local entry file name pem end end_s now expired=() days
   now=$(date +%s)
-  for entry in "${CERTIFICATES[@]}"; do
+  for entry in "${CERTIFICATES[@]}" -:kubelet-client; do
     file="$(k8s)/${entry%%:*}" name=${entry#*:}
+    [[ $name != kubelet-client ]] || file=$ROOT/var/lib/kubelet/pki/kubelet-client-current.pem
     [[ -f $file ]] || continue
     if [[ $file == *.conf ]]; then pem=$(kubeconfig_client_cert "$file") || continue; else pem=$(cat "$file"); fi
     [[ -n $pem ]] || continue
@@ -466,7 +530,9 @@ check_certificates() {
     if ((end_s <= now)); then
       expired+=("$name (expired $(date -u -d "@$end_s" +%Y-%m-%d))")
     elif ((days < EXPIRY_WARNING_DAYS)); then
-      if [[ $name == ca || $name == *-ca ]]; then
+      if [[ $name == kubelet-client ]]; then
+        WARNINGS+=("kubelet's client certificate $(node_path "$file") expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): kubelet renews it only while it reaches the apiserver")
+      elif [[ $name == ca || $name == *-ca ]]; then
         WARNINGS+=("the $name CA expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): kubeadm cannot renew a CA; rotate it (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)")
       else
         WARNINGS+=("certificate $name expires on $(date -u -d "@$end_s" +%Y-%m-%d) (in $days days): renew it with 'kubeadm certs renew $name'")
@@ -475,12 +541,19 @@ check_certificates() {
   done
   if ((${#expired[@]})); then
     local names=() fix=""
+    local ca=false
     for entry in "${expired[@]}"; do
       name=${entry%% *}
-      [[ $name == ca || $name == *-ca ]] || names+=("$name")
+      case $name in
+        ca | *-ca) ca=true ;;
+        kubelet-client) ;;
+        *) names+=("$name") ;;
+      esac
     done
     ((${#names[@]} == 0)) || fix="renew them on the node with 'kubeadm certs renew ${names[*]}'"
-    ((${#names[@]} == ${#expired[@]})) || fix+="${fix:+; }rotate the expired CA (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)"
+    ! $ca || fix+="${fix:+; }rotate the expired CA (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates)"
+    [[ " ${expired[*]} " != *" kubelet-client "* ]] ||
+      fix+="${fix:+; }give kubelet a new kubelet.conf: on a control plane node 'kubeadm kubeconfig user --org system:nodes --client-name system:node:$NODE', then restart kubelet and point kubelet.conf at the new /var/lib/kubelet/pki/kubelet-client-current.pem (kubeadm's troubleshooting: kubelet client cert rotation fails)"
     fail "expired certificates: ${expired[*]}; $fix, then run the repair again"
   fi
 }
@@ -625,6 +698,37 @@ etcd_data_missing() {
   echo "etcd's data dir $dir holds no member (no member/wal/*.wal)"
 }
 
+# Why a data volume is not in place (nothing when all are): each fstab mount
+# (not noauto, not swap) of a data volume lifeboat attached must be mounted.
+# The boothook records them each boot from the user data (DATA_VOLUMES of
+# /run/lifeboat/guard.conf: "vol-...=/dev/sdf ..."); an fstab entry is one's
+# when it names the volume's id (/dev/disk/by-id/nvme-Amazon_Elastic_Block_
+# Store_vol...). Without that record, or for a volume fstab does not name
+# by id, every fstab mount is checked.
+volumes_unmounted() {
+  local conf=$ROOT/run/lifeboat/guard.conf vols vol v spec mp type opts all=false why=""
+  if ! grep -q '^DATA_VOLUMES=' "$conf" 2>/dev/null; then
+    all=true why="no record of lifeboat's data volumes (/run/lifeboat/guard.conf): every fstab mount checked"
+  fi
+  vols=$(sed -n "s/^DATA_VOLUMES='\(.*\)'$/\1/p" "$conf" 2>/dev/null | sed -E 's/=[^ ]*//g') || vols=""
+  [[ -f $ROOT/etc/fstab ]] || return 0
+  for vol in $vols; do
+    if ! grep -v '^[[:space:]]*#' "$ROOT/etc/fstab" | grep -qF "${vol/-/}"; then
+      all=true why="fstab names data volume $vol by no id: every fstab mount checked"
+    fi
+  done
+  while read -r spec mp type opts _; do
+    [[ -n $spec && $spec != \#* && $type != swap && ,$opts, != *,noauto,* ]] || continue
+    [[ $mp == / ]] || mp=${mp%/}
+    vol=""
+    for v in $vols; do [[ $spec != *"${v/-/}"* ]] || vol=$v; done
+    if [[ -n $vol || $all == true ]] && ! mounted "$mp"; then
+      echo "$mp is not mounted (fstab: $spec${vol:+, data volume $vol}${why:+; $why})"
+      return 0
+    fi
+  done <"$ROOT/etc/fstab"
+}
+
 # --- steps ---------------------------------------------------------------------------
 
 detect() {
@@ -676,6 +780,8 @@ preflight() {
   missing=$(etcd_data_missing)
   [[ -z $missing ]] ||
     fail "$missing: refusing to release kubelet onto it (etcd would start a new, empty cluster); attach and mount the volume that holds etcd's data, then run the repair again"
+  missing=$(volumes_unmounted)
+  [[ -z $missing ]] || fail "$missing: refusing to call the node healthy without its data; mount it (mount -a), then run the repair again"
   [[ -f $(k8s)/admin.conf ]] || fail "$(node_path "$(k8s)")/admin.conf is missing"
   etcd_pki=$ROOT$(dirname "$(manifest_flag "$(manifest etcd)" trusted-ca-file)")
   [[ -f $etcd_pki/ca.crt && -f $etcd_pki/healthcheck-client.crt && -f $etcd_pki/healthcheck-client.key ]] ||
@@ -773,7 +879,7 @@ backup() {
   cp -a "$(k8s)" "$BACKUP_DIR/kubernetes"
   # Each file under its path on the node: /etc/default/kubelet and
   # /etc/sysconfig/kubelet share a name.
-  for file in "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files) "$ROOT/etc/hosts"; do
+  for file in $(kubelet_env_files) "$ROOT/var/lib/kubelet/config.yaml" "$ROOT/etc/hosts"; do
     [[ -f $file ]] || continue
     copy="$BACKUP_DIR/files$(node_path "$file")"
     mkdir -p "${copy%/*}"
@@ -809,7 +915,7 @@ ip_files() {
   k=$(k8s)
   {
     find "$k" \( -path "$k/pki" -o -path "$k/tmp" -o -path "$k/lifeboat-quarantine" \) -prune -o -type f -print 2>/dev/null || true
-    for file in "$ROOT/etc/hosts" "$(kubeadm_flags_file)" "$ROOT/var/lib/kubelet/config.yaml" $(extra_args_files); do
+    for file in "$ROOT/etc/hosts" "$ROOT/var/lib/kubelet/config.yaml" $(kubelet_env_files); do
       if [[ -f $file ]]; then echo "$file"; fi
     done
   } | while read -r file; do
@@ -856,23 +962,28 @@ certificates() {
   log "made the apiserver, etcd server and etcd peer certificates for $NEW_IP"
 }
 
-# kubeadm-flags.env as kubeadm writes it (phases/kubelet/flags.go):
-# KUBELET_KUBEADM_ARGS="--name=value ...", sorted by flag name.
+# KUBELET_KUBEADM_ARGS as kubeadm writes it (phases/kubelet/flags.go):
+# "--name=value ...", sorted by flag name, in the last environment file
+# that sets it (kubeadm-flags.env).
 set_kubeadm_flag() { # set_kubeadm_flag NAME VALUE
-  local file args arg kept=()
+  local file f args arg kept=()
   file=$(kubeadm_flags_file)
-  args=$(env_var "$file" KUBELET_KUBEADM_ARGS)
-  for arg in $args; do
-    [[ $arg == --$1=* ]] || kept+=("$arg")
+  for f in $(kubelet_env_files); do
+    if env_set "$f" KUBELET_KUBEADM_ARGS; then file=$f; fi
+  done
+  # shellcheck disable=SC2046 # one flag a word
+  for arg in $(joined_flags $(env_var "$file" KUBELET_KUBEADM_ARGS)); do
+    [[ $arg == --$1=* || $arg == --$1 ]] || kept+=("$arg")
   done
   kept+=("--$1=$2")
   args=$(printf '%s\n' "${kept[@]}" | LC_ALL=C sort -t= -k1,1 -k2 | paste -sd ' ')
   mkdir -p "$(dirname "$file")"
-  if grep -q '^KUBELET_KUBEADM_ARGS=' "$file" 2>/dev/null; then
-    sed -i "s|^KUBELET_KUBEADM_ARGS=.*|KUBELET_KUBEADM_ARGS=\"$args\"|" "$file"
+  if env_set "$file" KUBELET_KUBEADM_ARGS; then
+    sed -i "s|^[[:space:]]*KUBELET_KUBEADM_ARGS=.*|KUBELET_KUBEADM_ARGS=\"$args\"|" "$file"
   else
     printf 'KUBELET_KUBEADM_ARGS="%s"\n' "$args" >>"$file"
   fi
+  CHANGED+=("$(node_path "$file")")
 }
 
 # kubelet registers under --hostname-override or its host name; a replacement
@@ -889,11 +1000,10 @@ pin_node_name() {
     return 0
   fi
   set_kubeadm_flag hostname-override "$NODE"
-  CHANGED+=("$(node_path "$(kubeadm_flags_file)")")
   # An extra flags file naming another node would win over kubeadm's.
-  for file in $(extra_args_files); do
-    if grep -q -- '--hostname-override=' "$file" 2>/dev/null && [[ $(kubelet_flag hostname-override) != "$NODE" ]]; then
-      sed -i -E "s/--hostname-override=[^ \"]*/--hostname-override=$NODE/g" "$file"
+  for file in $(kubelet_env_files); do
+    if grep -Eq -- '--hostname-override[= ]' "$file" 2>/dev/null && [[ $(kubelet_flag hostname-override) != "$NODE" ]]; then
+      sed -i -E "s/--hostname-override(=|[[:space:]]+)[^ \"']*/--hostname-override=$NODE/g" "$file"
       CHANGED+=("$(node_path "$file")")
     fi
   done
@@ -963,7 +1073,7 @@ move_etcd_member() {
 
 wait_ready() {
   STEP=ready
-  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
+  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at $(api_url "$NEW_IP") within the budget"
 }
 
 # The objects (kind namespace name) in a kubectl List that name the IP.
@@ -1106,15 +1216,20 @@ worker_warning() {
 
 verify() {
   STEP=verify
-  local status missing
+  local status missing external=false why=""
   [[ $(systemctl is-active kubelet || true) == active ]] || fail "kubelet is not active"
   missing=$(missing_tools "${VERIFY_TOOLS[@]}")
   [[ -z $missing ]] || fail "kubelet is started, but the control plane cannot be verified: missing on the node: ${missing% }"
-  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at https://$NEW_IP:6443 within the budget"
+  wait_for "the apiserver" readyz "$NEW_IP" || fail "the apiserver is not ready at $(api_url "$NEW_IP") within the budget"
   wait_for "etcd" etcd_healthy || fail "etcd is not healthy (crictl exec etcdctl endpoint health)"
+  [[ $(kubelet_flag cloud-provider) != external ]] || external=true
+  if $external && $QUARANTINE && [[ $OLD_IP != "$NEW_IP" ]]; then
+    wait_for "node $NODE's address" patch_node_address || fail "cannot patch node $NODE's status address to $NEW_IP"
+  fi
   if ! wait_for "node $NODE to be Ready on $NEW_IP" node_ready_on_ip; then
     status=$(node_status || true)
-    fail "node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${status#* })"
+    ! $external || why="; kubelet runs with --cloud-provider=external, so only the cloud controller manager updates the Node's addresses (on its own period, --node-status-update-frequency) and it has not within the ${TIMEOUT}s budget: check that it runs"
+    fail "node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${status#* })$why"
   fi
   log "healthy: /readyz, etcd, node $NODE Ready on $NEW_IP"
 }
@@ -1152,37 +1267,40 @@ one_at_a_time() {
 
 # --health: the verification alone, read-only, on NODE as given.
 health() {
-  local ready=false etcd=false registered=false status="" ip problems=()
+  local ready=false etcd=false registered=false mounts=false unmounted="" status="" ip problems=() message
   STEP=health
   if ! NEW_IP=$(imds_ip) || ! valid_ip "$NEW_IP"; then
-    health_result failed false false false "" "cannot read local-ipv4 from IMDSv2 at $IMDS"
+    health_result failed false false false false "" "cannot read local-ipv4 from IMDSv2 at $IMDS"
   fi
   use_kubelet_runtime
   while true; do
     $ready || { readyz "$NEW_IP" && ready=true; }
     $etcd || { etcd_healthy && etcd=true; }
     if $ready && node_ready_on_ip; then registered=true; else registered=false; fi
-    if $ready && $etcd && $registered; then break; fi
+    unmounted=$(volumes_unmounted)
+    if [[ -z $unmounted ]]; then mounts=true; else mounts=false; fi
+    if $ready && $etcd && $registered && $mounts; then break; fi
     (($(remaining) > 0)) || break
     sleep 2
   done
   $ready && status=$(node_status || true)
   ip=${status#* }
   [[ $status == *" "* ]] || ip=""
-  if $ready && $etcd && $registered; then
-    health_result ok true true true "$ip" "node $NODE Ready on $NEW_IP; apiserver ready; etcd healthy"
+  if $ready && $etcd && $registered && $mounts; then
+    health_result ok true true true true "$ip" "node $NODE Ready on $NEW_IP; apiserver ready; etcd healthy; data volumes mounted"
   fi
-  $ready || problems+=("the apiserver is not ready at https://$NEW_IP:6443")
+  $ready || problems+=("the apiserver is not ready at $(api_url "$NEW_IP")")
   $etcd || problems+=("etcd is not healthy")
   $registered || problems+=("node $NODE is not Ready on $NEW_IP (Ready=${status%% *}, InternalIP=${ip:-none})")
-  local message
+  $mounts || problems+=("$unmounted")
   message=$(printf '%s; ' "${problems[@]}")
-  health_result failed "$ready" "$etcd" "$registered" "$ip" "${message%; }"
+  health_result failed "$ready" "$etcd" "$registered" "$mounts" "$ip" "${message%; }"
 }
 
-health_result() { # health_result RESULT READYZ ETCD NODE_READY INTERNAL_IP MESSAGE: prints it and exits
-  printf '{"result":"%s","step":"health","readyz":%s,"etcd":%s,"node_ready":%s,"internal_ip":%s,"message":%s}\n' \
-    "$1" "$2" "$3" "$4" "$(json_string "$5")" "$(json_string "$6")" >&7
+# health_result RESULT READYZ ETCD NODE_READY MOUNTS INTERNAL_IP MESSAGE: prints it and exits
+health_result() {
+  printf '{"result":"%s","step":"health","readyz":%s,"etcd":%s,"node_ready":%s,"mounts":%s,"internal_ip":%s,"message":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$(json_string "$6")" "$(json_string "$7")" >&7
   [[ $1 == ok ]] && exit 0
   exit 1
 }

@@ -113,9 +113,10 @@ host_ip() {
   echo "$HOST_IP"
 }
 host_name() { local name; read_file name "$FAKE_NODE/host/hostname"; echo "$name"; }
+# FAKE_NODE/host/ipv6: the host's IPv6 addresses, one a line (a dual-stack host).
 host_has_address() {
   [[ -n $HOST_IP ]] || read_file HOST_IP "$FAKE_NODE/host/ip"
-  [[ $1 == 127.0.0.1 || $1 == localhost || $1 == "$HOST_IP" ]]
+  [[ $1 == 127.0.0.1 || $1 == localhost || $1 == "$HOST_IP" ]] || grep -qxF "$1" "$FAKE_NODE/host/ipv6" 2>/dev/null
 }
 
 # A host name as glibc resolves it on the node: /etc/hosts first (nsswitch
@@ -206,29 +207,69 @@ kubeconfig_client_cn_now() {
 unit_state() { local s; read_file s "$FAKE_NODE/systemd/$1.state" || s=inactive; echo "${s:-inactive}"; }
 kubelet_active() { local s; read_file s "$FAKE_NODE/systemd/kubelet.state" && [[ $s == active ]]; }
 
-env_file_var() { sed -n "s/^$2=//p" "$1" | tail -n 1 | sed 's/^"\(.*\)"$/\1/'; }
+# The files that make up a unit, in the order systemd applies them: the unit
+# file, then its drop-ins (a drop-in in /etc masks one of the same name in
+# /run, which masks /usr/lib and /lib; lexical order of their names).
+unit_sources() {
+  local unit=$1 dir file base
+  local -A seen=()
+  for dir in etc/systemd/system run/systemd/system usr/lib/systemd/system lib/systemd/system; do
+    if [[ -f $FAKE_ROOT/$dir/$unit.service ]]; then
+      echo "$FAKE_ROOT/$dir/$unit.service"
+      break
+    fi
+  done
+  for dir in etc/systemd/system run/systemd/system usr/lib/systemd/system lib/systemd/system; do
+    for file in "$FAKE_ROOT/$dir/$unit.service.d"/*.conf; do
+      [[ -f $file ]] || continue
+      base=${file##*/}
+      [[ -n ${seen[$base]:-} ]] && continue
+      seen[$base]=$file
+    done
+  done
+  for base in $(printf '%s\n' "${!seen[@]}" | sort); do
+    echo "${seen[$base]}"
+  done
+}
 
-# kubelet's command line: the EnvironmentFile= files of its drop-ins, read as
-# systemd.exec(5) reads them, in ExecStart's order.
+# A variable of an environment file as systemd reads it (systemd.exec(5),
+# EnvironmentFile=; src/basic/env-file.c): the last assignment, its double or
+# single quotes removed. env_file_set: whether the file assigns it.
+env_file_set() { grep -q "^[[:space:]]*$2=" "$1"; }
+env_file_var() {
+  sed -n "s/^[[:space:]]*$2=//p" "$1" | tail -n 1 | sed -e 's/^"\(.*\)"[[:space:]]*$/\1/' -e "s/^'\\(.*\\)'[[:space:]]*\$/\\1/"
+}
+
+# kubelet's command line: the EnvironmentFile= files of its unit and
+# drop-ins (an empty assignment resets the list), read in order; ExecStart
+# (10-kubeadm.conf) expands $KUBELET_KUBEADM_ARGS, then $KUBELET_EXTRA_ARGS,
+# each as the last file that sets it left it.
 kubelet_args() {
-  local dropin file kubeadm_args="" extra_args=""
-  for dropin in "$FAKE_ROOT"/{etc,run,usr/lib,lib}/systemd/system/kubelet.service.d/10-kubeadm.conf; do
-    [[ -f $dropin ]] || continue
-    while read -r file; do
-      file=${file#-}
-      [[ -f $FAKE_ROOT$file ]] || continue
-      kubeadm_args+=" $(env_file_var "$FAKE_ROOT$file" KUBELET_KUBEADM_ARGS)"
-      extra_args+=" $(env_file_var "$FAKE_ROOT$file" KUBELET_EXTRA_ARGS)"
-    done < <(sed -n 's/^EnvironmentFile=//p' "$dropin")
-    break
+  local src line files=() file kubeadm_args="" extra_args=""
+  while read -r src; do
+    while IFS= read -r line; do
+      case $line in
+        EnvironmentFile=) files=() ;;
+        EnvironmentFile=*) files+=("${line#EnvironmentFile=}") ;;
+      esac
+    done <"$src"
+  done < <(unit_sources kubelet)
+  for file in "${files[@]}"; do
+    file=$FAKE_ROOT${file#-}
+    [[ -f $file ]] || continue
+    if env_file_set "$file" KUBELET_KUBEADM_ARGS; then kubeadm_args=$(env_file_var "$file" KUBELET_KUBEADM_ARGS); fi
+    if env_file_set "$file" KUBELET_EXTRA_ARGS; then extra_args=$(env_file_var "$file" KUBELET_EXTRA_ARGS); fi
   done
   echo "$kubeadm_args $extra_args"
 }
 
+# A flag's value, --name=value or --name value as kubelet's flag parser
+# (spf13/pflag, flag.go parseLongArg) takes them; the last one wins.
 kubelet_flag() { # kubelet_flag NAME [ARGS]
-  local arg value="" args=${2-$(kubelet_args)}
+  local arg value="" args=${2-$(kubelet_args)} next=false
   for arg in $args; do
-    [[ $arg == --$1=* ]] && value=${arg#--"$1"=}
+    if $next; then value=$arg next=false; continue; fi
+    if [[ $arg == --$1=* ]]; then value=${arg#--"$1"=}; elif [[ $arg == "--$1" ]]; then next=true; fi
   done
   echo "$value"
 }
@@ -483,6 +524,11 @@ apiserver_check() { # apiserver_check HOST [--kubeconfig FILE | --cacert FILE]
   apiserver_storage_ok || return 22
 }
 
+# The apiserver's port (--secure-port, 6443 by default) and whether it
+# serves anonymous requests (--anonymous-auth, true by default).
+apiserver_port() { local p; p=$(manifest_flag "$(manifest_file kube-apiserver)" secure-port); echo "${p:-6443}"; }
+apiserver_anonymous() { [[ $(manifest_flag "$(manifest_file kube-apiserver)" anonymous-auth) != false ]]; }
+
 url_host() { local h=${1#*://}; h=${h%%/*}; echo "${h%:*}"; }
 
 # The apiserver's objects, read from etcd once per stand-in call
@@ -516,12 +562,17 @@ cluster_get() { registry_load; [[ -n ${REGISTRY[$1]:-} ]] && printf '%s\n' "${RE
 cluster_put() { cluster_etcdctl put "$1" >/dev/null <<<"$2" && REGISTRY[$1]=$2; }
 
 # A Node as the apiserver stores it (the fields the scripts read).
-node_yaml() { # node_yaml NAME READY IP
-  printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\nstatus:\n  addresses:\n  - address: %s\n    type: InternalIP\n  - address: %s\n    type: Hostname\n  conditions:\n  - status: "%s"\n    type: Ready\n' \
-    "$1" "$3" "$1" "$2"
+node_yaml() { # node_yaml NAME READY IP...: one InternalIP per IP (dual-stack: two)
+  local name=$1 ready=$2 ip
+  shift 2
+  printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\nstatus:\n  addresses:\n' "$name"
+  for ip in "$@"; do printf '  - address: %s\n    type: InternalIP\n' "$ip"; done
+  printf '  - address: %s\n    type: Hostname\n  conditions:\n  - status: "%s"\n    type: Ready\n' "$name" "$ready"
 }
 node_ready() { awk '/^  conditions:/{c=1} c&&/- status:/{gsub(/"/,"",$3); s=$3} c&&/type: Ready/{print s; exit}' <<<"$1"; }
-node_internal_ip() { awk '/- address:/{a=$3} /type: InternalIP/{print a; exit}' <<<"$1"; }
+# Every InternalIP, space-separated, as jsonpath prints the matches of a
+# filter (k8s.io/client-go/util/jsonpath, jsonpath.go PrintResults).
+node_internal_ip() { awk '/- address:/{a=$3} /type: InternalIP/{printf "%s%s", sep, a; sep=" "} END{if (sep) print ""}' <<<"$1"; }
 
 # --- kubelet and controllers against the apiserver ---------------------------------
 
@@ -536,7 +587,7 @@ kubelet_reaches_apiserver() {
 # posts for, if NodeRestriction lets it.
 POSTING=""
 kubelet_post_status() {
-  local args name cn node_ip stored ip
+  local args name cn node_ip stored ip ips
   args=$(kubelet_args)
   name=$(kubelet_node_name "$args")
   cn=$(kubeconfig_client_cn "$FAKE_ROOT/etc/kubernetes/kubelet.conf")
@@ -547,16 +598,50 @@ kubelet_post_status() {
   POSTING=$name
   registry_load
   node_ip=$(kubelet_flag node-ip "$args")
-  if [[ -n $node_ip ]] && ! host_has_address "$node_ip"; then
-    model_log "kubelet: failed to validate nodeIP: node IP: \"$node_ip\" not found in the host's network interfaces"
-    return 0
-  fi
-  ip=${node_ip:-$(host_ip)}
+  for ip in ${node_ip//,/ }; do
+    if ! host_has_address "$ip"; then
+      model_log "kubelet: failed to validate nodeIP: node IP: \"$ip\" not found in the host's network interfaces"
+      return 0
+    fi
+  done
+  ips=${node_ip:-$(host_ip)} ips=${ips//,/ }
   stored=$(cluster_get "/registry/minions/$name")
-  if [[ $(node_ready "$stored") != True || $(node_internal_ip "$stored") != "$ip" ]]; then
-    cluster_put "/registry/minions/$name" "$(node_yaml "$name" True "$ip")"
-    model_log "kubelet: node $name Ready on $ip"
+  # pkg/kubelet/nodestatus/setters.go, NodeAddress: with
+  # --cloud-provider=external a Node that has addresses keeps them ("provider
+  # set addresses should take precedence"): the cloud controller manager
+  # sets them (ccm_node_addresses).
+  if [[ $(kubelet_flag cloud-provider "$args") == external && -n $(node_internal_ip "$stored") ]]; then
+    ips=$(node_internal_ip "$stored")
   fi
+  if [[ $(node_ready "$stored") != True || $(node_internal_ip "$stored") != "$ips" ]]; then
+    # shellcheck disable=SC2086 # one address a word
+    cluster_put "/registry/minions/$name" "$(node_yaml "$name" True $ips)"
+    model_log "kubelet: node $name Ready on $ips"
+  fi
+}
+
+# The cloud controller manager's node controller (k8s.io/cloud-provider
+# controllers/node/node_controller.go, UpdateNodeStatus: at its start, then
+# every --node-status-update-frequency, 5m by default) sets each Node's
+# addresses to the cloud's: here the host's IP. It runs as the static pod
+# cloud-controller-manager while the apiserver answers.
+ccm_node_addresses() {
+  local id m period stamp key name ready
+  id=$(running_pod cloud-controller-manager) || return 0
+  m=$(manifest_file cloud-controller-manager)
+  period=$(manifest_flag "$m" node-status-update-frequency)
+  period=${period:-5m} period=${period%s}
+  [[ $period == *m ]] && period=$((${period%m} * 60))
+  stamp=$FAKE_NODE/ccm-$id
+  if [[ -f $stamp ]] && ((EPOCHSECONDS - $(cat "$stamp") < period)); then return 0; fi
+  echo "$EPOCHSECONDS" >"$stamp"
+  registry_load
+  for key in $(registry_keys /registry/minions/); do
+    name=${key##*/} ready=$(node_ready "${REGISTRY[$key]}")
+    [[ $(node_internal_ip "${REGISTRY[$key]}") == "$(host_ip)" ]] && continue
+    cluster_put "$key" "$(node_yaml "$name" "${ready:-Unknown}" "$(host_ip)")"
+    model_log "cloud-node-controller: node $name addresses set to $(host_ip)"
+  done
 }
 
 node_lifecycle() { # node_lifecycle POSTING_NAME
@@ -567,7 +652,8 @@ node_lifecycle() { # node_lifecycle POSTING_NAME
     name=${key##*/}
     [[ $name == "$1" ]] && continue
     [[ $(node_ready "${REGISTRY[$key]}") == True ]] || continue
-    cluster_put "$key" "$(node_yaml "$name" Unknown "$(node_internal_ip "${REGISTRY[$key]}")")"
+    # shellcheck disable=SC2046 # one address a word
+    cluster_put "$key" "$(node_yaml "$name" Unknown $(node_internal_ip "${REGISTRY[$key]}"))"
     model_log "node-lifecycle-controller: node $name stopped posting its status: Ready=Unknown"
   done
 }
@@ -653,6 +739,7 @@ node_sync() {
   fi
   if apiserver_check 127.0.0.1; then
     node_lifecycle "$POSTING"
+    ccm_node_addresses
   fi
   return 0
 }
