@@ -62,7 +62,7 @@ SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat
 # binaries and SDK against one emulator shared by every test (each in its own
 # account).
 test: venv deps deploy-venv ## Shell, emulator, unit, flow and integration tests
-	cargo build --quiet -p lifeboat-tests --bin user_data && bats tests/repair
+	cargo build --quiet -p lifeboat-tests --bin user_data --bin sent_script && bats tests/repair
 	$(PYTHON) -m unittest discover -s tests/emulator
 	cargo build --workspace --bins --tests
 	tests/emulator/with-emulator.sh cargo nextest run --workspace --no-fail-fast

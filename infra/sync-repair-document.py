@@ -107,8 +107,10 @@ def quote(s: str) -> str:
 
 
 def script_text(doc: dict) -> str:
+    """The script as the handler sends it: the contract's text (without its
+    comment lines: lifeboat_core::ports::Script::sent_text)."""
     path = SCRIPTS / doc["script"]
-    text = path.read_text()
+    text = contract()["ssm"]["scripts"][doc["suffix"]]
     if "{{" in text or "}}" in text:
         sys.exit(f"{path}: contains '{{{{' or '}}}}', which SSM would read as a document parameter")
     if any(line.strip() == doc["delimiter"] for line in text.splitlines()):
@@ -116,6 +118,21 @@ def script_text(doc: dict) -> str:
     if not text.startswith("#!/usr/bin/env bash"):
         sys.exit(f"{path}: not a bash script")
     return text
+
+
+# SSM's quota: a document of at most 64 KB (Systems Manager endpoints and
+# quotas, "Maximum size of a document"), held here for the content both as
+# the template writes it (YAML) and as JSON.
+DOCUMENT_LIMIT = 64 * 1024
+
+
+def check_size(doc: dict) -> None:
+    yaml_text = content(doc, "")
+    command = f"bash -s -- {doc.get('mode', '')}{{{{ args }}}} <<'{doc['delimiter']}'\n{script_text(doc)}\n{doc['delimiter']}"
+    # The rest of the document (description, parameters) as JSON is under 1 KB.
+    size = max(len(yaml_text.encode()), len(json.dumps(command).encode()) + 1024)
+    if size > DOCUMENT_LIMIT:
+        sys.exit(f"the {doc['suffix']} document is {size} bytes, over SSM's {DOCUMENT_LIMIT}: shorten {SCRIPTS / doc['script']}")
 
 
 def content(doc: dict, indent: str) -> str:
@@ -155,6 +172,7 @@ def content(doc: dict, indent: str) -> str:
 def block() -> str:
     out = []
     for doc in documents():
+        check_size(doc)
         out += [
             f"  {doc['logical']}:\n",
             "    Type: AWS::SSM::Document\n",

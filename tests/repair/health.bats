@@ -84,7 +84,7 @@ repaired() {
 }
 
 @test "a tab in a message keeps the result line valid JSON" {
-  run health $'--bad\targument'
+  run health k8s-master $'--bad\targument'
   [ "$status" -eq 2 ]
   [ "$(json_field message)" = "unknown argument '--bad argument'" ]
 }

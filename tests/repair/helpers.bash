@@ -4,9 +4,18 @@
 # node: with a PATH of the tools such a node has, and the stand-ins.
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-# The script under test (LIFEBOAT_TEST_REPAIR: another version of it, e.g. an
-# older one to see which cases it fails); the health check is its --health.
-SCRIPT=${LIFEBOAT_TEST_REPAIR:-$REPO/crates/lifeboat-core/scripts/lifeboat-repair.sh}
+# The script under test: the repair as the handler sends it (the sent_script
+# binary: without its comment lines), or LIFEBOAT_TEST_REPAIR (another
+# version of it, e.g. an older one to see which cases it fails); the health
+# check is its --health.
+SENT_SCRIPT=${CARGO_TARGET_DIR:-$REPO/target}/debug/sent_script
+if [[ -n ${LIFEBOAT_TEST_REPAIR:-} ]]; then
+  SCRIPT=$LIFEBOAT_TEST_REPAIR
+else
+  SCRIPT=$BATS_FILE_TMPDIR/lifeboat-repair.sh
+  [[ -s $SCRIPT ]] || { "$SENT_SCRIPT" >"$SCRIPT" && chmod +x "$SCRIPT"; } ||
+    echo "cannot run $SENT_SCRIPT: build it (cargo build -p lifeboat-tests --bin sent_script)" >&2
+fi
 USER_DATA=${CARGO_TARGET_DIR:-$REPO/target}/debug/user_data
 
 # What a kubeadm node has on its PATH (Ubuntu or Debian with the

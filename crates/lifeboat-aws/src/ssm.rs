@@ -47,7 +47,7 @@ fn bash_command(script: Script, args: &[String]) -> String {
         .chain(args.iter().cloned())
         .map(|a| format!(" '{}'", a.replace('\'', "'\\''")))
         .collect();
-    format!("bash -s --{args} <<'LIFEBOAT_SCRIPT'\n{}\nLIFEBOAT_SCRIPT", script.text())
+    format!("bash -s --{args} <<'LIFEBOAT_SCRIPT'\n{}LIFEBOAT_SCRIPT", script.sent_text())
 }
 
 impl Ssm for AwsSsm {
@@ -145,7 +145,13 @@ mod tests {
     fn the_health_check_is_the_repair_script_in_its_health_mode() {
         let args = ["k8s-master".to_string(), "--timeout".to_string(), "120".to_string()];
         let command = bash_command(Script::Health, &args);
-        assert!(command.starts_with("bash -s -- '--health' 'k8s-master' '--timeout' '120' <<'LIFEBOAT_SCRIPT'\n#!/usr/bin/env bash\n# lifeboat-repair"), "{command}");
+        assert!(
+            command.starts_with(
+                "bash -s -- '--health' 'k8s-master' '--timeout' '120' <<'LIFEBOAT_SCRIPT'\n#!/usr/bin/env bash\n"
+            ),
+            "{command}"
+        );
+        assert!(command.contains("\nhealth() {\n"), "the repair script, sent without its comments");
         let repair = bash_command(Script::Repair, &["--timeout".to_string(), "480".to_string()]);
         assert!(repair.starts_with("bash -s -- '--timeout' '480' <<'LIFEBOAT_SCRIPT'\n"), "{repair}");
         assert!(repair.ends_with("\nLIFEBOAT_SCRIPT"));

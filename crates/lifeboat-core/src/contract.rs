@@ -1,9 +1,10 @@
 //! What lifeboat's code declares about itself for the checks of its
 //! deployment, as one JSON document: per function, its ports and the AWS
 //! operations they call ([`crate::ports::Port`]) and every tag write it makes
-//! ([`crate::tags::writes`]); the SSM commands' budgets. infra/check_stack.py
+//! ([`crate::tags::writes`]); the SSM commands' budgets and the scripts as
+//! they are sent ([`crate::ports::Script::sent_text`]). infra/check_stack.py
 //! checks the IAM policies against it (`--manifest`) and
-//! infra/sync-repair-document.py writes the SSM documents' timeouts from it;
+//! infra/sync-repair-document.py writes the SSM documents from it;
 //! lifeboat-core's `contract` example prints it. Nothing in infra/ reads
 //! Rust source.
 //!
@@ -13,14 +14,15 @@
 //!   "tag_writes": [{"what": ..., "operation": "CreateTags",
 //!   "resource_type": "instance", "keys": [...], "optional_keys": [...], "user_keys": false,
 //!   "resource_tag": "lifeboat:node"}, ...]}, ...},
-//!  "ssm": {"repair_timeout_seconds": 480, "command_timeout_seconds": 600, "health_timeout_seconds": 120}}
+//!  "ssm": {"repair_timeout_seconds": 480, "command_timeout_seconds": 600, "health_timeout_seconds": 120,
+//!          "scripts": {"repair": "#!/usr/bin/env bash\n...", "health": ...}}}
 //! ```
 //!
 //! `keys` are written every time, `optional_keys` when their value is known;
 //! `user_keys`: the user's own keys of the node's instance come along;
 //! `resource_tag` (CreateTags): the tag the resource carries already.
 
-use crate::ports::Port;
+use crate::ports::{Port, Script};
 use crate::relaunch::{COMMAND_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -62,6 +64,10 @@ pub fn manifest() -> Value {
             "repair_timeout_seconds": REPAIR_TIMEOUT_SECONDS,
             "command_timeout_seconds": COMMAND_TIMEOUT_SECONDS,
             "health_timeout_seconds": HEALTH_TIMEOUT_SECONDS,
+            "scripts": {
+                "repair": Script::Repair.sent_text(),
+                "health": Script::Health.sent_text(),
+            },
         },
     })
 }

@@ -265,6 +265,30 @@ impl Script {
         }
     }
 
+    /// The script as lifeboat sends it to a node: without its comment lines
+    /// (the shebang and every line of a here-document kept), for an SSM
+    /// document holds at most 64 KB and the repair's comments alone are a
+    /// quarter of that. The bats tests run this text; read the commented
+    /// source in crates/lifeboat-core/scripts/.
+    pub fn sent_text(self) -> String {
+        let mut out = String::with_capacity(self.text().len());
+        let mut heredoc: Option<String> = None;
+        for (i, line) in self.text().lines().enumerate() {
+            if let Some(end) = &heredoc {
+                if line.trim_start_matches('\t') == end {
+                    heredoc = None;
+                }
+            } else if i > 0 && line.trim_start().starts_with('#') {
+                continue;
+            } else {
+                heredoc = heredoc_delimiter(line);
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
     /// The script's own arguments, before lifeboat's: the stack's health
     /// document runs `bash -s -- --health {{ args }}`.
     pub const fn mode(self) -> &'static [&'static str] {
@@ -273,6 +297,26 @@ impl Script {
             Script::Health => &["--health"],
         }
     }
+}
+
+/// The delimiter of a here-document a line opens (`<<WORD`, `<<-'WORD'`,
+/// `<<"WORD"`; not a here-string, `<<<`).
+fn heredoc_delimiter(line: &str) -> Option<String> {
+    let mut rest = line;
+    while let Some(at) = rest.find("<<") {
+        let after = &rest[at + 2..];
+        if after.starts_with('<') {
+            rest = after.trim_start_matches('<');
+            continue;
+        }
+        let word = after.trim_start_matches('-').trim_start().trim_start_matches(['\'', '"']);
+        let end = word.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(word.len());
+        if end > 0 && !word.as_bytes()[0].is_ascii_digit() {
+            return Some(word[..end].to_string());
+        }
+        rest = after;
+    }
+    None
 }
 
 /// One SendCommand to one instance.
@@ -394,5 +438,33 @@ impl Port {
             }
             Port::Notifier => &["sns:Publish"],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sent_script_keeps_its_code_and_here_documents_and_drops_comment_lines() {
+        let text = Script::Repair.sent_text();
+        assert!(text.starts_with("#!/usr/bin/env bash\n"), "the shebang stays");
+        assert!(!text.lines().skip(1).any(|l| l.trim_start().starts_with('#') && !l.contains("<<")), "no comment line");
+        assert!(text.len() < Script::Repair.text().len() * 9 / 10, "{} of {}", text.len(), Script::Repair.text().len());
+        // Every line of code is there, in order.
+        let code: Vec<&str> =
+            Script::Repair.text().lines().skip(1).filter(|l| !l.trim_start().starts_with('#')).collect();
+        let sent: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(sent, code);
+    }
+
+    #[test]
+    fn here_documents_are_found_and_here_strings_are_not() {
+        assert_eq!(heredoc_delimiter("  cat <<YAML"), Some("YAML".into()));
+        assert_eq!(heredoc_delimiter("bash -s -- <<'LIFEBOAT_SCRIPT'"), Some("LIFEBOAT_SCRIPT".into()));
+        assert_eq!(heredoc_delimiter("cat <<-\"EOF\" >file"), Some("EOF".into()));
+        assert_eq!(heredoc_delimiter("base64 -d <<<\"$data\""), None);
+        assert_eq!(heredoc_delimiter("echo $((1 << 2))"), None);
+        assert_eq!(heredoc_delimiter("echo done"), None);
     }
 }
