@@ -34,7 +34,8 @@
 #   longer matches its DaemonSet's is replaced, only while the
 #   controller-manager runs. A container recreated by kubelet for the same pod
 #   keeps the pod's spec (env is immutable) but reads ConfigMaps anew.
-# - etcd: the real etcd (Debian's etcd-server) runs as the etcd container,
+# - etcd: the real etcd (Debian's etcd-server; FAKE_ETCD_DIR: another
+#   version's etcd and etcdctl) runs as the etcd container,
 #   from the manifest's own flags, its paths mapped through the manifest's
 #   hostPath volumes. Addresses the host does not have cannot be bound
 #   ("bind: cannot assign requested address").
@@ -359,7 +360,7 @@ etcd_spawn() { # etcd_spawn MANIFEST ID
   # outlives kubelet; it keeps no fd of the test or of the model's lock open.
   # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done; exec "$@"' \
-    etcd /usr/bin/etcd "${args[@]}" </dev/null >>"$(ctr "$id")/log" 2>&1 &
+    etcd "${FAKE_ETCD_DIR:-/usr/bin}/etcd" "${args[@]}" </dev/null >>"$(ctr "$id")/log" 2>&1 &
   C_PID[$id]=$!
 }
 
