@@ -53,6 +53,7 @@ deps: ## The Debian packages the shell tests and lint need (installed when root)
 	    echo "installing $(DEB_PACKAGES)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
 	  else echo "missing:$$missing; install the Debian packages $(DEB_PACKAGES)" >&2; exit 1; fi; \
 	fi
+	@tests/repair/etcd35.sh # etcd 3.5 (trixie's, unpacked apart) for the revision bump's tests
 
 SHELL_SCRIPTS := crates/lifeboat-core/scripts/lifeboat-repair.sh crates/lifeboat-core/scripts/lifeboat-guard.sh tests/repair/*.sh tests/repair/bin/* tests/repair/*.bats \
 	tests/emulator/*.sh tests/bench/*.sh .ci/run infra/package.sh

@@ -827,7 +827,7 @@ def workspace_version() -> str:
     return re.search(r'^version\s*=\s*"([^"]+)"', section, re.M).group(1)
 
 
-REPAIR_SAMPLES = ["--timeout 480", "--quarantine --timeout 480", "--dry-run --timeout 60"]
+REPAIR_SAMPLES = ["--timeout 480", "--from-image --timeout 480", "--quarantine --timeout 480", "--dry-run --timeout 60"]
 HEALTH_SAMPLES = ["k8s-master --timeout 120", "ip-10-0-1-4.eu-west-1.compute.internal --timeout 120"]
 HOSTILE = [
     "", "--timeout 480; reboot", "--timeout $(id)", "--timeout `id`", "--timeout 480 && rm -rf /",

@@ -34,11 +34,12 @@ BEGIN = "  # BEGIN GENERATED SSM DOCUMENTS\n"
 END = "  # END GENERATED SSM DOCUMENTS\n"
 
 # What the handler sends (crates/lifeboat-core/src/relaunch/{repair,drill}.rs):
-#   repair: "--timeout 480", "--quarantine --timeout 480"; operators add --dry-run
+#   repair: "--timeout 480", "--from-image --timeout 480" (the state came from
+#   an image), "--quarantine --timeout 480"; operators add --dry-run
 #   health: "<kubernetes node name> --timeout 120"
 # Node names are RFC 1123 subdomains (lowercase letters, digits, '-', '.').
 TIMEOUT = "--timeout [1-9][0-9]{0,4}"
-REPAIR_ARGS = f"^(--dry-run )?(--quarantine )?{TIMEOUT}$"
+REPAIR_ARGS = f"^(--dry-run )?(--quarantine )?(--from-image )?{TIMEOUT}$"
 HEALTH_ARGS = f"^[a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])? {TIMEOUT}$"
 EXECUTION_TIMEOUT = "^[0-9]{1,5}$"
 
@@ -78,7 +79,7 @@ def documents() -> list[dict]:
             "delimiter": "LIFEBOAT_REPAIR",
             "description": "lifeboat-repair - bring a restored kubeadm control plane back healthy, whatever its IP, and release its boot guard",
             "args": {
-                "description": "--dry-run and/or --quarantine, then --timeout SECONDS (the budget of all the script's waits)",
+                "description": "--dry-run, --quarantine, --from-image (each optional, in this order), then --timeout SECONDS (the budget of all the script's waits)",
                 "default": f"--timeout {repair}",
                 "allowedPattern": REPAIR_ARGS,
             },

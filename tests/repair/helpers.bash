@@ -22,7 +22,7 @@ USER_DATA=${CARGO_TARGET_DIR:-$REPO/target}/debug/user_data
 # pkgs.k8s.io packages: kubelet, kubeadm, kubectl, cri-tools): the host's own
 # binaries, and the stand-ins for the rest. No etcdctl: kubeadm installs none.
 STOCK_TOOLS=(bash sh env cat cp mv rm mkdir rmdir ls ln date sleep touch chmod stat find sort uniq head tail tr cut
-  wc tee dirname basename readlink mktemp du df id seq xargs grep sed awk base64 sha256sum timeout paste flock setsid
+  wc tee dirname basename readlink mktemp du df id seq xargs grep sed awk base64 sha256sum timeout paste flock setsid chown
   openssl kill ps)
 
 bats_require_minimum_version 1.5.0
@@ -85,6 +85,7 @@ node_env() {
     LIFEBOAT_ROOT="$FAKE_ROOT")
   [[ -z ${FAKE_KUBEADM_VERSION:-} ]] || NODE_ENV+=(FAKE_KUBEADM_VERSION="$FAKE_KUBEADM_VERSION")
   [[ -z ${FAKE_KUBEADM_FAIL_ONCE:-} ]] || NODE_ENV+=(FAKE_KUBEADM_FAIL_ONCE="$FAKE_KUBEADM_FAIL_ONCE")
+  [[ -z ${FAKE_ETCD_DIR:-} ]] || NODE_ENV+=(FAKE_ETCD_DIR="$FAKE_ETCD_DIR")
 }
 
 # Runs a command on the fixture node.

@@ -581,7 +581,7 @@ YAML
 
 # The member's data: a real etcd on loopback, advertising the old address.
 etcd_log=$dir/etcd-fixture.log
-/usr/bin/etcd --name "$node" --data-dir "$root/var/lib/etcd" \
+"${FAKE_ETCD_DIR:-/usr/bin}/etcd" --name "$node" --data-dir "$root/var/lib/etcd" \
   --listen-client-urls "https://127.0.0.1:$client_port" --advertise-client-urls "https://$ip:$client_port" \
   --listen-peer-urls "https://127.0.0.1:$peer_port" --initial-advertise-peer-urls "https://$ip:$peer_port" \
   --initial-cluster "$node=https://$ip:$peer_port" \

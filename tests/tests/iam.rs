@@ -42,6 +42,8 @@ fn handler_sends() -> Vec<String> {
     vec![
         format!("repair=--timeout {REPAIR_TIMEOUT_SECONDS}"),
         format!("repair=--quarantine --timeout {REPAIR_TIMEOUT_SECONDS}"),
+        // repair.rs: after an image fallback.
+        format!("repair=--from-image --timeout {REPAIR_TIMEOUT_SECONDS}"),
         // drill.rs: the Kubernetes node name, then the health check's budget.
         format!("health=k8s-master --timeout {HEALTH_TIMEOUT_SECONDS}"),
         format!("executionTimeout={COMMAND_TIMEOUT_SECONDS}"),
@@ -330,7 +332,7 @@ fn rule_7_only_the_stack_documents_with_tight_patterns() {
     fails_with(&out, "no IAM statement may name AWS-RunShellScript");
     let out = mutant(
         "template.yaml",
-        "allowedPattern: '^(--dry-run )?(--quarantine )?--timeout [1-9][0-9]{0,4}$'",
+        "allowedPattern: '^(--dry-run )?(--quarantine )?(--from-image )?--timeout [1-9][0-9]{0,4}$'",
         "allowedPattern: '^[-a-z0-9 ;$()]*$'",
     );
     fails_with(&out, "args admits '--timeout $(id)'");

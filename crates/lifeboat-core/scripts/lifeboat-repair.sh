@@ -2,7 +2,7 @@
 # lifeboat-repair: brings a restored kubeadm control plane back healthy,
 # whatever its private IP, then releases lifeboat's boot guard.
 #
-#   lifeboat-repair.sh [--dry-run] [--quarantine] [--timeout SECONDS] [--root DIR]
+#   lifeboat-repair.sh [--dry-run] [--quarantine] [--from-image] [--timeout SECONDS] [--root DIR]
 #   lifeboat-repair.sh --health NODE_NAME [--timeout SECONDS] [--root DIR]
 #
 # Sent by interruption-handler over SSM Run Command (`bash -s -- ARGS`, the
@@ -69,6 +69,9 @@
 #                   --cloud-provider=external leaves them to the cloud
 #                   controller manager; a drill holds it, so the repair
 #                   patches the Node's status itself)
+#  14 revision      (--from-image: the state came from an image) after the
+#                   backup, before release: etcd's revision bumped, see
+#                   bump_etcd_revision
 # After preflight a repair takes the node's lock (flock on
 # /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
 # detects again (and checks again if the node moved meanwhile).
@@ -83,7 +86,10 @@
 #    "node", "backup", "quarantine",
 #    "guard": "self-released|released|held|not-confirmed", "guard_reason",
 #    "released_at", "kubelet_started_at", "ready_at", "relaunch" (dry runs),
+#    "etcd_revision_bump",
 #    "changed": [...], "warnings": [...], "message"}
+# etcd_revision_bump (--from-image only): how much etcd's revision went up;
+# 0 when it could not be done, a warning says why.
 # guard: self-released (the guard released kubelet at boot: this boot runs
 # on the state lifeboat chose, or this instance was released before),
 # released (by this repair, or earlier this boot by a repair or by hand),
@@ -107,13 +113,16 @@
 # node, so tests run it against a fixture tree.
 set -Eeuo pipefail
 
-STEPS=(detect preflight stop backup quarantine rewrite certificates node-name release etcd ready cluster restart verify)
+STEPS=(detect preflight stop backup quarantine rewrite certificates node-name release etcd ready cluster restart verify revision)
 EXIT_NOTHING_TO_DO=0
 EXIT_USAGE=2
 EXIT_REPAIRED=3
 EXPIRY_WARNING_DAYS=30
 CRI_STOP_TIMEOUT=30 # seconds between SIGTERM and SIGKILL (kubelet's default grace period)
 OVERRUN=30          # seconds a run may go on past its budget before the watchdog stops it
+# Added to etcd's revision after an image fallback: far more writes than a
+# cluster makes between an image and its use (etcd's recovery guide uses 1e9).
+ETCD_REVISION_BUMP=1000000000
 
 ROOT=${LIFEBOAT_ROOT:-}
 IMDS=${LIFEBOAT_IMDS:-http://169.254.169.254}
@@ -124,6 +133,8 @@ HEALTH=false
 DEADLINE=0
 DRY_RUN=false
 QUARANTINE=false
+FROM_IMAGE=false
+ETCD_BUMP="" # the result's etcd_revision_bump (--from-image): the bump, 0 when not done
 STEP=detect
 OLD_IP=""
 NEW_IP=""
@@ -162,6 +173,7 @@ result() { # result RESULT [MESSAGE]
   [[ -z $started ]] || times+="\"kubelet_started_at\":\"$started\","
   [[ -z $READY_AT ]] || times+="\"ready_at\":\"$READY_AT\","
   [[ -z $RELAUNCH ]] || times+="\"relaunch\":$(json_string "$RELAUNCH"),"
+  [[ -z $ETCD_BUMP ]] || times+="\"etcd_revision_bump\":$ETCD_BUMP,"
   printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,%s"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
     "$(json_string "$GUARD_REASON")" "$times" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
@@ -1239,6 +1251,7 @@ repair_new_ip() {
   printf 'old_ip=%s\nnew_ip=%s\n' "$OLD_IP" "$NEW_IP" >"$(state_file)"
   stop_control_plane
   backup
+  bump_etcd_revision
   quarantine
   rewrite
   certificates
@@ -1251,6 +1264,79 @@ repair_new_ip() {
   worker_warning
   verify
   rm -f "$(state_file)"
+}
+
+# Run in the etcd image (its sh is bash-static; no grep): etcdutl or etcdctl
+# restores the member's db with the revision bumped and marked compacted
+# (etcd 3.5.10 and later; etcdctl 3.6 has no restore). Exit 3: neither can.
+# shellcheck disable=SC2016 # expanded by the image's sh
+RESTORE_SH='for t in etcdutl etcdctl; do
+  command -v "$t" >/dev/null || continue
+  case $("$t" snapshot restore --help 2>&1) in *--bump-revision*) ;; *) continue ;; esac
+  exec "$t" snapshot restore "$1/member/snap/db" --skip-hash-check --data-dir "$1/lifeboat-restore" --name "$2" \
+    --initial-advertise-peer-urls "$3" --initial-cluster "$4" --initial-cluster-token "$5" --bump-revision "$6" --mark-compacted
+done
+echo "no etcdutl or etcdctl in the etcd image has snapshot restore --bump-revision (etcd 3.5.10 and later)"
+exit 3'
+
+# --from-image: etcd's revision went back with the image while watchers
+# (kubelets, controllers) hold newer resource versions. etcd's db is restored
+# with the revision bumped by ETCD_REVISION_BUMP and compacted: every watch
+# from before gets "required revision has been compacted" and relists (WAL
+# entries the db had not applied yet, at most etcd's 100 ms batch, are lost).
+# No etcd tool on the host: the etcd image runs once under containerd's ctr,
+# etcd stopped, after the backup. Once per instance (a marker). Without a
+# way, a warning says so and the node comes up on the image's revision.
+bump_etcd_revision() {
+  $FROM_IMAGE || return 0
+  STEP=revision
+  local marker=$ROOT/var/lib/lifeboat/revision-bumped manifest dir data id token address out rc=0 why=""
+  id=$(instance_id) || id=""
+  if [[ -n $id && $(head -n 1 "$marker" 2>/dev/null) == "$id" ]]; then
+    ETCD_BUMP=$(sed -n 2p "$marker")
+    log "etcd's revision was bumped by $ETCD_BUMP on $id already"
+    return 0
+  fi
+  ETCD_BUMP=0
+  manifest=$(manifest etcd)
+  dir=$(manifest_flag "$manifest" data-dir) dir=${dir:-/var/lib/etcd} data=$ROOT$dir
+  token=$(manifest_flag "$manifest" initial-cluster-token)
+  address=${CONTAINER_RUNTIME_ENDPOINT:-unix:///run/containerd/containerd.sock} address=${address#unix://}
+  if [[ $(manifest_flag "$manifest" initial-cluster) == *,* || -n $(manifest_flag "$manifest" wal-dir) ]]; then
+    why="etcd has several members or a separate --wal-dir"
+  elif ! command -v ctr >/dev/null; then
+    why="no ctr (containerd's client) on the node to run the etcd image"
+  elif [[ $address != *containerd* ]]; then
+    why="the container runtime ($address) is not containerd"
+  fi
+  if [[ -z $why ]]; then
+    if [[ $(systemctl is-active kubelet || true) == active ]] || ! etcd_stopped; then stop_control_plane; fi
+    [[ -n $BACKUP_DIR ]] || backup
+    STEP=revision
+    rm -rf "$data/lifeboat-restore"
+    out=$(bounded ctr --address "$address" --namespace k8s.io run --rm --mount "type=bind,src=$data,dst=$dir,options=rbind:rw" \
+      "$(sed -n 's/^ *image: *//p' "$manifest" | head -n 1)" "lifeboat-revision-$$" sh -c "$RESTORE_SH" sh "$dir" \
+      "$(manifest_flag "$manifest" name)" "$(manifest_flag "$manifest" initial-advertise-peer-urls)" \
+      "$(manifest_flag "$manifest" initial-cluster)" "${token:-etcd-cluster}" "$ETCD_REVISION_BUMP" 2>&1) || rc=$?
+    if ((rc == 0)) && [[ -s $data/lifeboat-restore/member/snap/db ]]; then
+      chown -R "$(stat -c %u:%g "$data/member")" "$data/lifeboat-restore"
+      mv "$data/member" "$data/lifeboat-member-old"
+      mv "$data/lifeboat-restore/member" "$data/member" ||
+        { mv "$data/lifeboat-member-old" "$data/member"; fail "cannot move etcd's restored member into $dir"; }
+      rm -rf "$data/lifeboat-member-old" "$data/lifeboat-restore"
+      ETCD_BUMP=$ETCD_REVISION_BUMP
+      mkdir -p "${marker%/*}"
+      printf '%s\n%s\n' "$id" "$ETCD_BUMP" >"$marker"
+      CHANGED+=("etcd's revision bumped by $ETCD_BUMP and compacted: every watcher relists")
+      log "etcd's revision bumped by $ETCD_BUMP"
+      return 0
+    fi
+    rm -rf "$data/lifeboat-restore"
+    why=$(tail -n 1 <<<"$out")
+    ((rc == 3)) || why="the restore in the etcd image failed (exit $rc): $why"
+  fi
+  WARNINGS+=("etcd's revision is the image's, not bumped ($why): watchers holding newer resource versions may miss changes until they relist (restart kubelet on every node, then the controllers)")
+  log "etcd's revision not bumped: $why"
 }
 
 # One repair at a time on a node: two invocations for one instance (a retry
@@ -1307,7 +1393,7 @@ health_result() {
 
 usage() {
   echo "lifeboat-repair: $1" >&2
-  echo "usage: lifeboat-repair.sh [--dry-run] [--quarantine] [--timeout SECONDS] [--root DIR]" >&2
+  echo "usage: lifeboat-repair.sh [--dry-run] [--quarantine] [--from-image] [--timeout SECONDS] [--root DIR]" >&2
   echo "       lifeboat-repair.sh --health NODE_NAME [--timeout SECONDS] [--root DIR]" >&2
   result failed "$1"
   exit $EXIT_USAGE
@@ -1332,6 +1418,7 @@ main() {
         NODE=$2 HEALTH=true
         shift
         ;;
+      --from-image) FROM_IMAGE=true ;;
       --timeout)
         [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage "--timeout needs a number of seconds"
         TIMEOUT=$2 TIMEOUT_GIVEN=true
@@ -1371,6 +1458,7 @@ main() {
   if [[ $OLD_IP == "$NEW_IP" ]]; then
     quarantine
     pin_node_name
+    bump_etcd_revision
     release
     verify
     if ((${#CHANGED[@]})); then

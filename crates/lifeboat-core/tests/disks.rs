@@ -14,6 +14,16 @@ use lifeboat_core::ports::Market;
 use lifeboat_core::relaunch::{Outcome, Source};
 use std::time::Duration;
 
+/// The arguments of the one repair sent.
+fn repair_args(cloud: &MemoryCloud) -> Vec<String> {
+    let commands = cloud.commands();
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    commands[0].args.clone()
+}
+
+const FROM_IMAGE: [&str; 3] = ["--from-image", "--timeout", "480"];
+const OLD_VOLUMES: [&str; 2] = ["--timeout", "480"];
+
 /// The node's volumes as the old instance had them: (root, data).
 fn old_volumes(cloud: &MemoryCloud, old: &str) -> (Volume, Volume) {
     let mine: Vec<Volume> = cloud
@@ -71,6 +81,7 @@ async fn the_replacement_runs_on_the_old_instances_own_volumes() {
     assert!(cloud.volumes().iter().all(|v| v.tags["lifeboat:instance"] == new.id));
     let state = report.state.clone().unwrap();
     assert_eq!(state.source, Source::OldVolumes);
+    assert_eq!(repair_args(&cloud), OLD_VOLUMES, "nothing went back in time: no revision bump");
     assert_eq!(state.volumes.len(), 2);
     assert!(state.as_of.unwrap() >= now() + chrono::Duration::seconds(110), "the termination time");
     let steps = steps(&report);
@@ -102,6 +113,8 @@ async fn without_the_old_root_the_final_image_is_used_if_it_becomes_available_in
     let final_image = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "final").unwrap();
     assert_eq!(state.image_id.as_deref(), Some(final_image.id.as_str()));
     assert!(state.fallback.unwrap().contains("no preserved root volume"));
+    // etcd's revision went back with the image: the repair bumps it.
+    assert_eq!(repair_args(&cloud), FROM_IMAGE);
     // An image's state stays held for the repair: the guard cannot tell it.
     let new = &replacements(&cloud, &old)[0];
     let user_data = cloud.user_data(&new.id).unwrap();
@@ -125,6 +138,7 @@ async fn a_final_image_still_pending_after_the_wait_falls_back_to_the_newest_bac
     let scheduled = cloud.images().into_iter().find(|i| i.tags["lifeboat:kind"] == "scheduled").unwrap();
     assert_eq!(state.image_id, Some(scheduled.id));
     assert_eq!(state.as_of, scheduled.creation_date);
+    assert_eq!(repair_args(&cloud), FROM_IMAGE);
     let user_data = cloud.user_data(&replacements(&cloud, &old)[0].id).unwrap();
     assert!(user_data.contains("ROOT_VOLUME=''"), "a backup's state stays on the repair's release");
 }
@@ -171,6 +185,8 @@ async fn a_root_swap_that_fails_keeps_the_image_root_and_says_so() {
     assert!(state.fallback.unwrap().contains("ended Failed"));
     let new = cloud.instance(&replacements(&cloud, &old)[0].id).unwrap();
     assert_eq!(new.tags["lifeboat:state-source"], "backup", "a retry reads the truth");
+    // Planned on the old volumes, repaired as what it is: an image's state.
+    assert_eq!(repair_args(&cloud), FROM_IMAGE);
     assert_ne!(volume_at(&cloud, &new, "/dev/xvda").id, root.id);
     assert!(
         cloud.volumes().iter().any(|v| v.id == root.id && v.state == VolumeState::Available),
@@ -301,7 +317,8 @@ async fn a_crash_between_swap_and_repair_resumes_without_a_second_swap() {
     assert_eq!(report.outcome, Outcome::Resumed);
     let new = replacements(&cloud, &old);
     assert_eq!(cloud.root_tasks_of(&new[0].id).len(), 1);
-    assert_eq!(cloud.commands().len(), 1);
+    // Resumed from its tags on the old volumes: no revision bump.
+    assert_eq!(repair_args(&cloud), OLD_VOLUMES);
     assert_eq!(volume_at(&cloud, &cloud.instance(&new[0].id).unwrap(), "/dev/xvda").id, root.id);
 }
 

@@ -38,7 +38,8 @@
 #   (pkg/kubelet/kubelet_pods.go makeEnvironmentVariables, at each start).
 #   A Deployment has one replica, on this node only when it tolerates the
 #   control-plane taint (deployment_here).
-# - etcd: the real etcd (Debian's etcd-server) runs as the etcd container,
+# - etcd: the real etcd (Debian's etcd-server; FAKE_ETCD_DIR: another
+#   version's etcd and etcdctl) runs as the etcd container,
 #   from the manifest's own flags, its paths mapped through the manifest's
 #   hostPath volumes. Addresses the host does not have cannot be bound
 #   ("bind: cannot assign requested address").
@@ -404,7 +405,7 @@ etcd_spawn() { # etcd_spawn MANIFEST ID
   # outlives kubelet; it keeps no fd of the test or of the model's lock open.
   # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done; exec "$@"' \
-    etcd /usr/bin/etcd "${args[@]}" </dev/null >>"$(ctr "$id")/log" 2>&1 &
+    etcd "${FAKE_ETCD_DIR:-/usr/bin}/etcd" "${args[@]}" </dev/null >>"$(ctr "$id")/log" 2>&1 &
   C_PID[$id]=$!
 }
 

@@ -26,7 +26,7 @@ pub use drill::fence_addresses;
 pub use event::{Request, parse_event};
 pub use failure::{Failure, RelaunchError};
 pub use launch::{can_replace_root, client_token, fallback_tags, launch_plan, replacement_tags, self_release};
-pub use repair::{NotHealthy, repair_verdict};
+pub use repair::{NotHealthy, repair_args, repair_verdict};
 pub use report::{
     Attempt, CommandReport, Guard, OldInstance, Outcome, RelaunchReport, Replacement, Source, StateReport, Step,
 };

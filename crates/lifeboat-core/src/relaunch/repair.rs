@@ -2,7 +2,7 @@
 //! script (which also releases the boot guard), read its result line.
 
 use super::failure::Failure;
-use super::report::{CommandReport, Guard, Outcome};
+use super::report::{CommandReport, Guard, Outcome, Source};
 use super::wait::{COMMAND_TIMEOUT_SECONDS, REPAIR_TIMEOUT_SECONDS, wait_for};
 use super::{Flow, RelaunchCloud};
 use crate::model::ErrorKind;
@@ -45,6 +45,17 @@ pub fn repair_verdict(state: &CommandState) -> (Option<Value>, Result<(), NotHea
         (None, CommandState::InProgress) => unreachable!("handled above"),
     };
     (line, verdict)
+}
+
+/// The repair's arguments for a node whose state came from `source`:
+/// `--from-image` when it came from an image (the final one or a backup), so
+/// the repair bumps etcd's revision, which went back with the image, and
+/// every watcher relists. Never on the old volumes (nothing went back), nor
+/// when the source is unknown (a replacement launched without its tag).
+pub fn repair_args(source: Option<Source>) -> Vec<String> {
+    let from_image = matches!(source, Some(Source::FinalImage | Source::Backup));
+    let flag = from_image.then(|| "--from-image".to_string());
+    flag.into_iter().chain(["--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()]).collect()
 }
 
 /// What the repair says the boot guard did, and why (`guard`,
@@ -113,7 +124,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 return self.finish_repair(id, state, done);
             }
             _ => {
-                let args = vec!["--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
+                let args = repair_args(self.report.state.as_ref().map(|s| s.source));
                 self.run_script(replacement, Script::Repair, &comment, args).await?
             }
         };
@@ -195,6 +206,16 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_state_from_an_image_asks_the_repair_to_bump_etcds_revision() {
+        let timeout = ["--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
+        assert_eq!(repair_args(Some(Source::OldVolumes)), timeout);
+        assert_eq!(repair_args(None), timeout);
+        for source in [Source::FinalImage, Source::Backup] {
+            assert_eq!(repair_args(Some(source)), [&["--from-image".to_string()][..], &timeout].concat());
+        }
+    }
 
     #[test]
     fn the_guard_is_what_the_node_says_it_did_with_its_reason() {
