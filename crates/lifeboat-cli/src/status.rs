@@ -123,14 +123,8 @@ pub struct NodeStatus {
 /// Reads `passed 2026-11-30T03:00:00Z` (or `failed ...`), the value a drill
 /// puts on the image it proved.
 pub fn parse_drill(value: &str) -> Option<(DrillOutcome, DateTime<Utc>)> {
-    let (outcome, at) = value.trim().split_once(' ')?;
-    let outcome = match outcome {
-        "passed" => DrillOutcome::Passed,
-        "failed" => DrillOutcome::Failed,
-        _ => return None,
-    };
-    let at = DateTime::parse_from_rfc3339(at.trim()).ok()?.with_timezone(&Utc);
-    Some((outcome, at))
+    let record = tags::DrillRecord::parse(value)?;
+    Some((if record.passed { DrillOutcome::Passed } else { DrillOutcome::Failed }, record.at))
 }
 
 /// The instance that stands for the node: the newest running one, else the

@@ -5,7 +5,8 @@
 //! other key is fixed. Which function writes which keys where is declared
 //! in [`writes`].
 
-use crate::model::Tags;
+use crate::model::{Tags, Volume};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 pub mod writes;
 
@@ -87,8 +88,60 @@ pub const DRILL_OF: &str = "lifeboat:drill-of";
 pub const INSTANCE: &str = "lifeboat:instance";
 /// On a node's EBS volume: its device name on that instance.
 pub const DEVICE: &str = "lifeboat:device";
-/// On a node's EBS volume: `root` or `data`.
+/// On a node's EBS volume: `root` or `data` ([`VolumeRole`]).
 pub const VOLUME_ROLE: &str = "lifeboat:volume";
+
+/// A node's volume as [`VOLUME_ROLE`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeRole {
+    Root,
+    Data,
+}
+
+impl VolumeRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VolumeRole::Root => "root",
+            VolumeRole::Data => "data",
+        }
+    }
+
+    /// The role the volume's tag records, if any.
+    pub fn of(volume: &Volume) -> Option<VolumeRole> {
+        match volume.tags.get(VOLUME_ROLE).map(String::as_str) {
+            Some("root") => Some(VolumeRole::Root),
+            Some("data") => Some(VolumeRole::Data),
+            _ => None,
+        }
+    }
+}
+
+/// The value of [`DRILL`] on an image: `passed <RFC 3339 time>` or
+/// `failed <time>`, written by a drill, read by `lifeboat status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrillRecord {
+    pub passed: bool,
+    pub at: DateTime<Utc>,
+}
+
+impl DrillRecord {
+    pub fn value(&self) -> String {
+        let outcome = if self.passed { "passed" } else { "failed" };
+        format!("{outcome} {}", self.at.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+
+    /// The record a tag value holds; `None` for anything else.
+    pub fn parse(value: &str) -> Option<DrillRecord> {
+        let (outcome, at) = value.trim().split_once(' ')?;
+        let passed = match outcome {
+            "passed" => true,
+            "failed" => false,
+            _ => return None,
+        };
+        let at = DateTime::parse_from_rfc3339(at.trim()).ok()?.with_timezone(&Utc);
+        Some(DrillRecord { passed, at })
+    }
+}
 
 /// The tags of a scheduled (or final, or early) backup, for the image and
 /// for its snapshots.
@@ -108,7 +161,7 @@ pub fn volume(node_tag: &str, node: &str, instance_id: &str, device: &str, root:
         (node_tag.to_string(), node.to_string()),
         (INSTANCE.to_string(), instance_id.to_string()),
         (DEVICE.to_string(), device.to_string()),
-        (VOLUME_ROLE.to_string(), if root { "root" } else { "data" }.to_string()),
+        (VOLUME_ROLE.to_string(), if root { VolumeRole::Root } else { VolumeRole::Data }.as_str().to_string()),
     ])
 }
 
@@ -127,4 +180,44 @@ pub fn is_generation_marker(key: &str) -> bool {
             | MARKET_FALLBACK
             | MARKET_FALLBACK_REASON
     )
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_drill_record_reads_back_what_it_writes_and_nothing_else() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
+        for passed in [true, false] {
+            let record = DrillRecord { passed, at };
+            assert_eq!(DrillRecord::parse(&record.value()), Some(record));
+        }
+        assert_eq!(DrillRecord { passed: true, at }.value(), "passed 2026-11-29T03:00:00Z");
+        assert_eq!(DrillRecord::parse("failed 2026-11-29T04:00:00+01:00"), Some(DrillRecord { passed: false, at }));
+        for bad in ["passed", "passed yesterday", "ok 2026-11-29T03:00:00Z", ""] {
+            assert_eq!(DrillRecord::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_volume_role_is_what_its_tag_says_and_nothing_else() {
+        let tagged = |role: Option<&str>| Volume {
+            id: "vol-1".into(),
+            state: crate::model::VolumeState::Available,
+            availability_zone: "eu-west-1a".into(),
+            encrypted: false,
+            size_gib: 8,
+            create_time: None,
+            attached_to: None,
+            tags: role.map(|r| Tags::from([(VOLUME_ROLE.to_string(), r.to_string())])).unwrap_or_default(),
+        };
+        assert_eq!(VolumeRole::of(&tagged(Some("root"))), Some(VolumeRole::Root));
+        assert_eq!(VolumeRole::of(&tagged(Some("data"))), Some(VolumeRole::Data));
+        assert_eq!(VolumeRole::of(&tagged(Some("Root"))), None);
+        assert_eq!(VolumeRole::of(&tagged(None)), None);
+        let written = volume("lifeboat:node", "k8s-master", "i-1", "/dev/sdf", false);
+        assert_eq!(written[VOLUME_ROLE], VolumeRole::Data.as_str());
+    }
 }

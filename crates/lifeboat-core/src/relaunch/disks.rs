@@ -166,7 +166,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 break;
             }
         }
-        let data = preserved.into_iter().filter(|v| v.tags.get(tags::VOLUME_ROLE).map(String::as_str) == Some("data"));
+        let data = preserved.into_iter().filter(|v| tags::VolumeRole::of(v) == Some(tags::VolumeRole::Data));
         for volume in data {
             let Some(device) = volume.tags.get(tags::DEVICE) else { continue };
             match (volume.state, volume.attached_to.as_deref()) {

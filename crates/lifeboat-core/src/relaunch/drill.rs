@@ -104,9 +104,8 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     /// The image remembers its last drill, for `lifeboat status`; a failure
     /// to tag is logged, not the drill's outcome.
     async fn record_on_image(&mut self, image_id: &str, passed: bool) {
-        let when = self.wall_now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let value = format!("{} {when}", if passed { "passed" } else { "failed" });
-        let tag = Tags::from([(tags::DRILL.to_string(), value)]);
+        let record = tags::DrillRecord { passed, at: self.wall_now() };
+        let tag = Tags::from([(tags::DRILL.to_string(), record.value())]);
         if let Err(e) = self.ec2.tag(&[image_id.to_string()], &tag).await {
             tracing::warn!(image = image_id, error = %e, "could not record the drill on the image");
         }

@@ -337,7 +337,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let volumes = self.ec2.volumes_tagged(&self.config.node_tag, Some(node.as_str())).await?;
         let root = volumes
             .iter()
-            .filter(|v| v.tags.get(tags::VOLUME_ROLE).map(String::as_str) == Some("root"))
+            .filter(|v| tags::VolumeRole::of(v) == Some(tags::VolumeRole::Root))
             .filter(|v| v.state == crate::model::VolumeState::Available)
             .max_by_key(|v| v.create_time);
         if let Some(owner) = root.and_then(|v| v.tags.get(tags::INSTANCE)) {

@@ -10,7 +10,7 @@ use super::{Dead, Flow, RelaunchCloud};
 use crate::model::{CloudError, Image, ImageState, Instance, RootTaskState, Volume, VolumeState};
 use crate::node::NodeName;
 use crate::ports::{DeviceOverride, Ssm};
-use crate::tags;
+use crate::tags::{self, VolumeRole};
 use chrono::{DateTime, Utc};
 
 /// The newest `available` image of the node.
@@ -67,8 +67,7 @@ pub enum Unusable {
 /// Availability Zone the kept interface pins (CreateReplaceRootVolumeTask
 /// and AttachVolume take nothing else). Otherwise why not.
 pub fn old_disks(preserved: &[Volume], zone: Option<&str>) -> Result<OldDisks, Unusable> {
-    let role = |v: &Volume| v.tags.get(tags::VOLUME_ROLE).cloned().unwrap_or_default();
-    let roots: Vec<&Volume> = preserved.iter().filter(|v| role(v) == "root").collect();
+    let roots: Vec<&Volume> = preserved.iter().filter(|v| VolumeRole::of(v) == Some(VolumeRole::Root)).collect();
     let root = match roots.as_slice() {
         [] => return Err(Unusable::NoRoot),
         [root] => (*root).clone(),
@@ -88,7 +87,7 @@ pub fn old_disks(preserved: &[Volume], zone: Option<&str>) -> Result<OldDisks, U
             });
         }
     }
-    let data = preserved.iter().filter(|v| role(v) == "data").cloned().collect();
+    let data = preserved.iter().filter(|v| VolumeRole::of(v) == Some(VolumeRole::Data)).cloned().collect();
     Ok(OldDisks { root, data })
 }
 
