@@ -13,7 +13,8 @@ setup() {
   node_setup
   make_fixture "$OLD"
   node_host "$NEW" ip-127-0-0-77
-  node_boot --cloud-init
+  # A drill clone: fenced off the live node (OLD).
+  node_boot --fence "$OLD" --vpc 10.0.0.0/16
 }
 
 teardown() {

@@ -809,9 +809,20 @@ pin_node_name() {
 # repair runs after boot, not in cloud-init's ordering, so it cannot
 # deadlock, and it returns once the start job ran, so is-active below tells
 # whether kubelet runs (a start systemd skips for an unmet condition exits 0).
+# A drill clone (--quarantine) is released only behind the fence its boothook
+# applied and checked this boot.
+fence_holds() {
+  $QUARANTINE || return 0
+  [[ $(status_field fence) != ok ]] || return 0
+  local why
+  why=$(status_field fence_reason)
+  fail "the drill fence is not in place this boot (${why:-no fence recorded in $(node_path "$(guard_status)")}): refusing to release kubelet"
+}
+
 release() {
   STEP=release
   local id
+  fence_holds
   if [[ -f $(guard_dropin) ]]; then
     if id=$(instance_id); then
       mkdir -p "$(dirname "$(guard_marker)")"

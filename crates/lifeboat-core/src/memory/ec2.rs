@@ -1,6 +1,6 @@
 //! The EC2 ports of the in-memory cloud.
 
-use super::{Due, Machine, MemoryCloud, State, Task, ZONE, delays, error, stamp};
+use super::{Due, Machine, MemoryCloud, State, Task, VPC_BLOCK, ZONE, delays, error, stamp};
 use crate::model::{
     AttachedVolume, Attachment, CloudError, ErrorKind, Image, ImageDevice, ImageState, Instance, InstanceState,
     NetworkInterface, Refusal, RootTask, RootTaskState, Snapshot, SnapshotState, Tags, Volume, VolumeState,
@@ -317,6 +317,14 @@ impl Launching for MemoryCloud {
     async fn network_interface(&self, interface_id: &str) -> Result<Option<NetworkInterface>, CloudError> {
         let s = self.call("DescribeNetworkInterfaces")?;
         Ok(s.interfaces.get(interface_id).map(|n| n.eni.clone()))
+    }
+
+    async fn vpc_blocks(&self, subnet_id: &str) -> Result<Vec<String>, CloudError> {
+        let s = self.call("DescribeSubnets")?;
+        if !s.interfaces.values().any(|n| n.eni.subnet_id == subnet_id) {
+            return Err(error("DescribeSubnets", ErrorKind::NotFound, "InvalidSubnetID.NotFound", subnet_id));
+        }
+        Ok(vec![VPC_BLOCK.to_string()])
     }
 
     async fn run_instance(&self, request: &LaunchRequest) -> Result<Instance, CloudError> {
