@@ -122,7 +122,9 @@ fn cidr(block: &str) -> Option<(IpAddr, u8)> {
     let addr: IpAddr = addr.parse().ok()?;
     let len: u8 = len.parse().ok()?;
     let masked = match addr {
-        IpAddr::V4(a) if len <= 32 => IpAddr::V4((u32::from(a) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)).into()),
+        IpAddr::V4(a) if len <= 32 => {
+            IpAddr::V4((u32::from(a) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)).into())
+        }
         IpAddr::V6(a) if len <= 128 => {
             IpAddr::V6((u128::from(a) & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)).into())
         }
@@ -216,10 +218,19 @@ mod tests {
     }
 
     fn placeholders(data: &str) -> Vec<&str> {
-        ["@ROOT_VOLUME@", "@DATA_VOLUMES@", "@PRIVATE_IP@", "@FENCE_IPS@", "@VPC_CIDRS@", "@RESOLVER@", "@SSM_HOSTS@", "@GUARD_SCRIPT@"]
-            .into_iter()
-            .filter(|p| data.contains(p))
-            .collect()
+        [
+            "@ROOT_VOLUME@",
+            "@DATA_VOLUMES@",
+            "@PRIVATE_IP@",
+            "@FENCE_IPS@",
+            "@VPC_CIDRS@",
+            "@RESOLVER@",
+            "@SSM_HOSTS@",
+            "@GUARD_SCRIPT@",
+        ]
+        .into_iter()
+        .filter(|p| data.contains(p))
+        .collect()
     }
 
     #[test]
@@ -260,8 +271,12 @@ mod tests {
     #[test]
     fn a_clone_is_fenced_off_every_live_address_and_never_releases_itself() {
         let r = release(&[]).unwrap();
-        let f = fence(&["10.0.1.4", "203.0.113.7", "2600:1f18::4"], &["10.0.0.0/16", "100.64.0.0/20", "2600:1f18::/56"], Some("eu-west-1"))
-            .unwrap();
+        let f = fence(
+            &["10.0.1.4", "203.0.113.7", "2600:1f18::4"],
+            &["10.0.0.0/16", "100.64.0.0/20", "2600:1f18::/56"],
+            Some("eu-west-1"),
+        )
+        .unwrap();
         let data = render(Some(&r), Some(&f));
         assert!(data.contains("FENCE='10.0.1.4 203.0.113.7 2600:1f18::4'"));
         assert!(data.contains("VPC='10.0.0.0/16 100.64.0.0/20 2600:1f18::/56'"));
@@ -279,7 +294,10 @@ mod tests {
         assert!(f.ssm_hosts.is_empty(), "no region: only HTTPS outside the VPC reaches SSM");
         assert!(fence(&[], &["10.0.0.0/16"], None).is_err(), "no live address");
         assert!(fence(&["10.0.1.4"], &[], None).is_err(), "no VPC block");
-        assert!(fence(&["10.0.1.4"], &["2600:1f18::/56", "10.0.0.0/16"], None).is_err(), "the primary IPv4 block first");
+        assert!(
+            fence(&["10.0.1.4"], &["2600:1f18::/56", "10.0.0.0/16"], None).is_err(),
+            "the primary IPv4 block first"
+        );
         for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/16", "10.0.0.0/16; reboot", "2600::/129"] {
             assert!(fence(&["10.0.1.4"], &["10.0.0.0/16", bad], None).is_err(), "{bad}");
         }
