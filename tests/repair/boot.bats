@@ -298,10 +298,10 @@ SH
 # LIVE), it runs on a new address.
 LIVE=10.0.1.4 PUBLIC=203.0.113.7 LIVE6=2600:1f18::4
 CLONE=(--fence "$LIVE" --fence "$PUBLIC" --fence "$LIVE6" --vpc 10.0.0.0/16 --vpc 2600:1f18::/56 --region eu-west-1)
-drill_clone() {
+drill_clone() { # drill_clone [make-fixture options]
   rm -rf "$FIXTURE"
   node_setup
-  make_fixture "$LIVE"
+  make_fixture "$LIVE" "$@"
   node_host 127.0.0.5 ip-127-0-0-5
   printf '%s\n' "ssm.eu-west-1.amazonaws.com 10.0.9.9" "ssmmessages.eu-west-1.amazonaws.com 10.0.9.10" \
     "ec2messages.eu-west-1.amazonaws.com 10.0.9.11" >"$FAKE_NODE/host/dns"
@@ -431,6 +431,39 @@ exec "$REAL" "$@"
 BODY
   node_boot "${CLONE[@]}"
   assert_unfenced "iptables -t mangle -S FORWARD: * of the fence's * rules head the chain"
+}
+
+# A clone whose kubeconfigs name the control plane k8s.example.com, which
+# /etc/hosts does not map: the VPC's DNS answers with the live node's address.
+named_clone() {
+  drill_clone --endpoint k8s.example.com
+  sed -i '/k8s\.example\.com/d' "$FAKE_ROOT/etc/hosts"
+  echo "k8s.example.com $LIVE" >>"$FAKE_NODE/host/dns"
+  node_boot "${CLONE[@]}"
+  [ "$(on_node getent hosts k8s.example.com)" = "$LIVE        k8s.example.com" ]
+}
+
+@test "a drill clone's names resolve to itself: the repair pins each name of its kubeconfigs in /etc/hosts" {
+  named_clone
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 3 ]
+  [ "$(head -n 1 "$FAKE_ROOT/etc/hosts")" = "127.0.0.5 k8s.example.com" ]
+  [[ $(json_field changed) == *"/etc/hosts: k8s.example.com pinned to 127.0.0.5"* ]]
+  [ "$(on_node getent ahosts k8s.example.com | awk '{ print $1 }' | sort -u)" = 127.0.0.5 ]
+  # kubelet and kubectl reach the clone's own apiserver by that name.
+  run health k8s-master --timeout 30
+  [ "$status" -eq 0 ]
+}
+
+@test "a drill clone whose name also resolves elsewhere is not released" {
+  named_clone
+  # A load balancer's address kept in /etc/hosts: glibc's files backend
+  # returns every line that names the host.
+  echo "10.0.1.100 k8s.example.com" >>"$FAKE_ROOT/etc/hosts"
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "k8s.example.com resolves to 10.0.1.100 127.0.0.5, not only to the clone's 127.0.0.5: refusing to release kubelet (see /etc/hosts)" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
 }
 
 @test "a quarantined repair without a fence this boot does not release kubelet" {

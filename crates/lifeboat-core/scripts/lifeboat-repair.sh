@@ -819,10 +819,30 @@ fence_holds() {
   fail "the drill fence is not in place this boot (${why:-no fence recorded in $(node_path "$(guard_status)")}): refusing to release kubelet"
 }
 
+# A drill clone dials only itself: each server host of /etc/kubernetes/*.conf
+# that is a name is mapped to the clone's address in /etc/hosts (read before
+# DNS), and must resolve to nothing else.
+pin_names() {
+  $QUARANTINE || return 0
+  local host hosts=$ROOT/etc/hosts got
+  while read -r host; do
+    if [[ $host == \[* ]] || valid_ip "$host"; then continue; fi
+    if ! grep -Eq "^${NEW_IP//./\\.}[[:space:]]+${host//./\\.}([[:space:]]|$)" "$hosts" 2>/dev/null; then
+      { echo "$NEW_IP $host"; cat "$hosts" 2>/dev/null; } >"$hosts.lifeboat"
+      cat "$hosts.lifeboat" >"$hosts" && rm "$hosts.lifeboat"
+      CHANGED+=("/etc/hosts: $host pinned to $NEW_IP")
+    fi
+    got=$(getent ahosts "$host" 2>/dev/null | awk '{ print $1 }' | sort -u | paste -sd ' ') || true
+    [[ $got == "$NEW_IP" ]] ||
+      fail "$host resolves to ${got:-nothing}, not only to the clone's $NEW_IP: refusing to release kubelet (see /etc/hosts)"
+  done < <(sed -n 's|^ *server: https\{0,1\}://\([^:/]*\).*|\1|p' "$(k8s)"/*.conf 2>/dev/null | sort -u)
+}
+
 release() {
   STEP=release
   local id
   fence_holds
+  pin_names
   if [[ -f $(guard_dropin) ]]; then
     if id=$(instance_id); then
       mkdir -p "$(dirname "$(guard_marker)")"

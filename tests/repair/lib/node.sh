@@ -116,7 +116,10 @@ host_has_address() {
 
 # A host name as glibc resolves it on the node (nsswitch "hosts: files dns"):
 # /etc/hosts first, then the fixture's DNS (FAKE_NODE/host/dns, "NAME
-# ADDRESS" lines, the answers of the VPC's resolver); the first address.
+# ADDRESS" lines, the answers of the VPC's resolver). resolve_all prints
+# every address of every /etc/hosts line naming it, as the files backend
+# collects them (nss/nss_files/files-hosts.c, gethostbyname4); resolve_host
+# the first, the one a client dials.
 resolve_host() { resolve_all "$1" | head -n 1 | grep .; }
 resolve_all() {
   local address names name found=false
