@@ -305,7 +305,9 @@ drill_clone() { # drill_clone [make-fixture options]
   node_host 127.0.0.5 ip-127-0-0-5
   printf '%s\n' "ssm.eu-west-1.amazonaws.com 10.0.9.9" "ssmmessages.eu-west-1.amazonaws.com 10.0.9.10" \
     "ec2messages.eu-west-1.amazonaws.com 10.0.9.11" >"$FAKE_NODE/host/dns"
+  echo "$DRILL_PROFILE" >"$FAKE_NODE/host/instance-profile"
 }
+DRILL_PROFILE=arn:aws:iam::123456789012:instance-profile/lifeboat-drill
 
 # verdict [--forward] DST PROTO PORT: what the clone's kernel does to a new
 # connection (tests/repair/lib/node.sh packet_verdict).
@@ -368,6 +370,8 @@ CONNECTIONS
   run repair --quarantine --timeout 120
   [ "$status" -eq 3 ]
   [ "$(json_field guard)" = released ]
+  # Proven from the clone before the release, and reported.
+  [ "$(json_field isolation)" = "{\"live_unreachable\": [\"$LIVE:6443\", \"$LIVE:2379\", \"$PUBLIC:6443\", \"$PUBLIC:2379\", \"$LIVE6:6443\", \"$LIVE6:2379\"], \"instance_profile\": \"$DRILL_PROFILE\"}" ]
   assert_fenced
   # The kernel's rules are gone with the reboot; the boothook puts them back,
   # and a clone never releases itself, even released before, even handed
@@ -464,6 +468,25 @@ named_clone() {
   [ "$status" -eq 18 ]
   [ "$(json_field message)" = "k8s.example.com resolves to 10.0.1.100 127.0.0.5, not only to the clone's 127.0.0.5: refusing to release kubelet (see /etc/hosts)" ]
   [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+}
+
+@test "a clone proves it is cut off: the live node does not answer, the credentials are the drill's, before the release" {
+  drill_clone
+  node_boot "${CLONE[@]}"
+  # The fence's rules for the apiserver's port are gone (say, flushed by
+  # hand), and the live node listens: the repair finds out from the clone.
+  echo "$LIVE:6443" >"$FAKE_NODE/host/answers"
+  on_node iptables -w -t mangle -F OUTPUT
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "the live node's $LIVE:6443 answers from the clone (curl exit 0): refusing to release kubelet" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+  # Without an instance profile the clone cannot say whose credentials it has.
+  node_boot "${CLONE[@]}"
+  rm "$FAKE_NODE/host/instance-profile"
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "the instance metadata names no instance profile (iam/info): cannot tell whose credentials the clone has" ]
 }
 
 @test "a quarantined repair without a fence this boot does not release kubelet" {

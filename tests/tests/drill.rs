@@ -13,7 +13,7 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
     let node = emu.backed_up_node().await;
     let node_before = emu.instance(&node.instance).await;
     emu.command_results(&[
-        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        &emu.drill_repaired(),
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
@@ -98,7 +98,7 @@ async fn a_kept_clone_runs_on_a_volume_made_from_the_images_root_snapshot() {
     let emu = Emulator::new();
     let node = emu.backed_up_node().await;
     emu.command_results(&[
-        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        &emu.drill_repaired(),
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
     let mut env = emu.function_env("interruption-handler");

@@ -60,7 +60,8 @@
 #   {"result": "ok|repaired|failed|dry-run", "step", "old_ip", "new_ip",
 #    "node", "backup", "quarantine",
 #    "guard": "self-released|released|held|not-confirmed", "guard_reason",
-#    "released_at", "kubelet_started_at", "ready_at",
+#    "released_at", "kubelet_started_at", "ready_at", "isolation" (--quarantine:
+#    {"live_unreachable": ["IP:PORT", ...], "instance_profile": ARN}),
 #    "changed": [...], "warnings": [...], "message"}
 # guard: self-released (the guard released kubelet at boot: this boot runs
 # on the state lifeboat chose, or this instance was released before),
@@ -108,7 +109,8 @@ KUBEADM_CONFIG=""
 RELEASED_AT=""
 READY_AT=""
 READY_NOTED=false
-APISERVER_UP_BEFORE=false # kubelet ran before the repair touched anything
+APISERVER_UP_BEFORE=false
+ISOLATION="" # --quarantine: what the clone proved of its isolation (result's "isolation") # kubelet ran before the repair touched anything
 
 log() { printf '%s lifeboat-repair [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
 
@@ -127,6 +129,7 @@ result() { # result RESULT [MESSAGE]
   [[ -z $RELEASED_AT ]] || times+="\"released_at\":\"$RELEASED_AT\","
   [[ -z $started ]] || times+="\"kubelet_started_at\":\"$started\","
   [[ -z $READY_AT ]] || times+="\"ready_at\":\"$READY_AT\","
+  times+=$ISOLATION
   printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,%s"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
     "$(json_string "$GUARD_REASON")" "$times" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
@@ -819,6 +822,32 @@ fence_holds() {
   fail "the drill fence is not in place this boot (${why:-no fence recorded in $(node_path "$(guard_status)")}): refusing to release kubelet"
 }
 
+# Proven from the clone, not assumed (--quarantine): no address of the live
+# node (the fence's, /run/lifeboat/guard.conf) answers on the apiserver's or
+# etcd's port, and the instance metadata serves the credentials of an
+# instance profile (iam/info), reported for the drill to compare.
+prove_isolation() {
+  $QUARANTINE || return 0
+  local live ip port rc token info profile tried=()
+  live=$(sed -n "s/^FENCE='\(.*\)'\$/\1/p" "$ROOT/run/lifeboat/guard.conf" 2>/dev/null)
+  [[ -n $live ]] || fail "no live address in /run/lifeboat/guard.conf: cannot prove the clone is cut off"
+  for ip in $live; do
+    for port in 6443 2379; do
+      rc=0
+      curl -sk --max-time 3 -o /dev/null "https://$([[ $ip == *:* ]] && echo "[$ip]" || echo "$ip"):$port/" 2>/dev/null || rc=$?
+      [[ $rc == 7 || $rc == 28 ]] || fail "the live node's $ip:$port answers from the clone (curl exit $rc): refusing to release kubelet"
+      tried+=("$ip:$port")
+    done
+  done
+  if ! token=$(curl -sf --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$IMDS/latest/api/token") ||
+    ! info=$(curl -sf --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/iam/info"); then
+    fail "the instance metadata names no instance profile (iam/info): cannot tell whose credentials the clone has"
+  fi
+  profile=$(sed -n 's/.*"InstanceProfileArn" *: *"\([^"]*\)".*/\1/p' <<<"$info" | head -n 1)
+  ISOLATION="\"isolation\":{\"live_unreachable\":$(json_array "${tried[@]}"),\"instance_profile\":$(json_string "$profile")},"
+  log "the live node does not answer (${tried[*]}); credentials of ${profile:-no instance profile}"
+}
+
 # A drill clone dials only itself: each server host of /etc/kubernetes/*.conf
 # that is a name is mapped to the clone's address in /etc/hosts (read before
 # DNS), and must resolve to nothing else.
@@ -843,6 +872,7 @@ release() {
   local id
   fence_holds
   pin_names
+  prove_isolation
   if [[ -f $(guard_dropin) ]]; then
     if id=$(instance_id); then
       mkdir -p "$(dirname "$(guard_marker)")"

@@ -90,6 +90,7 @@ async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans
             "command-sent",
             "repaired",
             "released",
+            "isolated",
             "command-sent",
             "healthy",
             "cleaned-up"
@@ -110,7 +111,7 @@ async fn an_unhealthy_drill_fails_and_still_cleans_up() {
         CommandState::Failed {
             ssm_status: "Failed".into(),
             exit_code: 3,
-            output: "{\"result\":\"repaired\",\"guard\":\"released\"}".into(),
+            output: format!(r#"{{"result":"repaired","guard":"released","isolation":{{"instance_profile":"{DRILL_PROFILE}"}}}}"#),
             error: String::new(),
         },
         CommandState::Failed {
@@ -295,4 +296,25 @@ async fn a_drill_without_its_own_profile_or_group_refuses_and_launches_nothing()
         "{reason}"
     );
     assert!(clones(&cloud).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_with_another_identity_than_the_drills_fails_before_its_health_check() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    for isolation in [
+        r#","isolation":{"live_unreachable":["10.0.1.4:6443"],"instance_profile":"arn:aws:iam::123456789012:instance-profile/k8s-node"}"#,
+        "",
+    ] {
+        cloud.command_results(vec![CommandState::Failed {
+            ssm_status: "Failed".into(),
+            exit_code: 3,
+            output: format!(r#"{{"result":"repaired","guard":"released"{isolation}}}"#),
+            error: String::new(),
+        }]);
+        let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
+        let reason = report.reason.as_deref().unwrap();
+        assert!(reason.contains(&format!("not of the drill's instance profile {DRILL_PROFILE}")), "{reason}");
+        assert!(cloud.commands().iter().all(|c| c.script == Script::Repair), "no health check");
+    }
 }

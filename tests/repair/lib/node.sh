@@ -622,7 +622,7 @@ apiserver_check() { # apiserver_check HOST [--kubeconfig FILE | --cacert FILE]
   apiserver_storage_ok || return 22
 }
 
-url_host() { local h=${1#*://}; h=${h%%/*}; echo "${h%:*}"; }
+url_host() { local h=${1#*://}; h=${h%%/*}; h=${h%:*}; h=${h#[}; echo "${h%]}"; }
 
 # The apiserver's objects, read from etcd once per stand-in call
 # (REGISTRY[key] = value; keys are the lines that start with /registry/, which

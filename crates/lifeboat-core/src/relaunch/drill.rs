@@ -240,12 +240,38 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let args = vec!["--quarantine".to_string(), "--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
         let (id, state) = self.run_script(clone, Script::Repair, &node.comment("drill-repair"), args).await?;
         self.finish_repair(id, state, "the clone was repaired in quarantine".into())?;
+        self.check_isolation()?;
         let args = vec![self.kubernetes_node_name(node), "--timeout".to_string(), HEALTH_TIMEOUT_SECONDS.to_string()];
         let (id, state) = self.run_script(clone, Script::Health, &node.comment("drill-health"), args).await?;
         let (result, verdict) = super::repair_verdict(&state);
         self.report.health = Some(super::CommandReport { command_id: id, state, result });
         verdict.map_err(Failure::Unhealthy)?;
         self.step("healthy", "apiserver ready, etcd healthy, the node Ready on the clone's address");
+        Ok(())
+    }
+
+    /// Proven from the clone, not assumed: the repair's `isolation` says
+    /// which of the live node's addresses did not answer, and the instance
+    /// profile whose credentials the clone's instance metadata serves: the
+    /// drill's, or the drill fails.
+    fn check_isolation(&mut self) -> Result<(), Failure> {
+        let result = self.report.command.as_ref().and_then(|c| c.result.as_ref());
+        let isolation = result.map(|r| r["isolation"].clone()).unwrap_or_default();
+        let profile = isolation["instance_profile"].as_str().unwrap_or_default().to_string();
+        let expected = self.config.drill_instance_profile.clone().unwrap_or_default();
+        let name = |p: &str| p.rsplit('/').next().unwrap_or_default().to_string();
+        if profile.is_empty() || !(profile == expected || name(&profile) == name(&expected)) {
+            return Err(Failure::Drill(format!(
+                "the clone's instance credentials are those of {}, not of the drill's instance profile {expected}",
+                if profile.is_empty() { "no reported instance profile" } else { &profile }
+            )));
+        }
+        let unreachable: Vec<&str> =
+            isolation["live_unreachable"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+        self.step(
+            "isolated",
+            format!("from the clone: {} did not answer; credentials of {profile}", unreachable.join(", ")),
+        );
         Ok(())
     }
 
