@@ -292,41 +292,209 @@ SH
   [ "$(tail -n 1 "$FAKE_ROOT/dev/console")" = "lifeboat-guard: released: released by hand" ]
 }
 
-@test "a drill clone's fence blocks the live node's IP from the first boot, survives the release, and is back after a reboot" {
-  LIVE=10.0.1.4
-  # The clone's disk is the live node's: configured for LIVE; it runs on a
-  # new address.
+# A drill clone of the node at LIVE (its public address PUBLIC, its IPv6
+# LIVE6) in VPC 10.0.0.0/16 + 2600:1f18::/56, whose SSM endpoints are
+# interface endpoints in the VPC: the disk is the live node's (configured for
+# LIVE), it runs on a new address.
+LIVE=10.0.1.4 PUBLIC=203.0.113.7 LIVE6=2600:1f18::4
+CLONE=(--fence "$LIVE" --fence "$PUBLIC" --fence "$LIVE6" --vpc 10.0.0.0/16 --vpc 2600:1f18::/56 --region eu-west-1)
+drill_clone() { # drill_clone [make-fixture options]
   rm -rf "$FIXTURE"
   node_setup
-  make_fixture "$LIVE"
+  make_fixture "$LIVE" "$@"
   node_host 127.0.0.5 ip-127-0-0-5
-  fence_rules() {
-    on_node iptables -w -t mangle -C POSTROUTING -d "$LIVE" -m comment --comment lifeboat-fence -j DROP &&
-      on_node iptables -w -C OUTPUT -d "$LIVE" -m comment --comment lifeboat-fence -j REJECT &&
-      on_node iptables -w -C FORWARD -d "$LIVE" -m comment --comment lifeboat-fence -j REJECT
-  }
-  rule_count() { { on_node iptables -S; on_node iptables -t mangle -S; } | grep -c lifeboat-fence; }
-  node_boot --fence "$LIVE"
-  fence_rules
-  [ "$(rule_count)" -eq 3 ]
+  printf '%s\n' "ssm.eu-west-1.amazonaws.com 10.0.9.9" "ssmmessages.eu-west-1.amazonaws.com 10.0.9.10" \
+    "ec2messages.eu-west-1.amazonaws.com 10.0.9.11" >"$FAKE_NODE/host/dns"
+  echo "$DRILL_PROFILE" >"$FAKE_NODE/host/instance-profile"
+}
+DRILL_PROFILE=arn:aws:iam::123456789012:instance-profile/lifeboat-drill
+
+# verdict [--forward] DST PROTO PORT: what the clone's kernel does to a new
+# connection (tests/repair/lib/node.sh packet_verdict).
+# shellcheck disable=SC2016
+verdict() { on_node bash -c 'source "$0"; packet_verdict "$@"' "$BATS_TEST_DIRNAME/lib/node.sh" "$@"; }
+
+# Everything the fence must do, connection by connection.
+assert_fenced() {
+  [ "$(guard_status fence)" = ok ]
+  local v want args
+  while read -r want args; do
+    # shellcheck disable=SC2086
+    v=$(verdict $args)
+    [ "$v" = "$want" ] || { echo "$args: $v, not $want" >&2; return 1; }
+  done <<'CONNECTIONS'
+DROP 10.0.1.4 tcp 6443
+DROP 10.0.1.4 udp 53
+DROP 203.0.113.7 tcp 443
+DROP 2600:1f18::4 tcp 443
+DROP 10.0.1.200 tcp 443
+DROP 10.0.0.2 tcp 443
+DROP 8.8.8.8 udp 53
+DROP 52.94.1.1 tcp 80
+DROP 2600:1f18::99 tcp 443
+DROP 10.0.9.9 tcp 22
+ACCEPT 127.0.0.5 tcp 2379
+ACCEPT 127.0.0.1 tcp 2379
+ACCEPT 10.0.0.2 udp 53
+ACCEPT 10.0.0.2 tcp 53
+ACCEPT 169.254.169.253 udp 53
+ACCEPT 10.0.9.9 tcp 443
+ACCEPT 10.0.9.10 tcp 443
+ACCEPT 10.0.9.11 tcp 443
+ACCEPT 52.94.1.1 tcp 443
+ACCEPT 2a05:d018::1 tcp 443
+ACCEPT 169.254.169.254 tcp 80
+ACCEPT fd00:ec2::254 tcp 80
+ACCEPT fd00:ec2::253 udp 53
+DROP --forward 10.0.1.4 tcp 6443
+DROP --forward 203.0.113.7 tcp 443
+DROP --forward 169.254.169.254 tcp 80
+DROP --forward fd00:ec2::254 tcp 80
+DROP --forward 52.94.1.1 tcp 443
+DROP --forward 10.0.0.2 udp 53
+DROP --forward 2a05:d018::1 tcp 443
+CONNECTIONS
+}
+
+# shellcheck disable=SC2030 # bats' run sets status
+@test "a drill clone is fenced default-deny from the first boot, IPv4 and IPv6, and stays so after the release and a reboot" {
+  drill_clone
+  node_boot "${CLONE[@]}"
+  assert_fenced
+  # The live node's addresses are dropped ahead of any allow rule.
+  [ "$(on_node iptables -t mangle -S OUTPUT | sed -n 2p)" = "-A OUTPUT -d $LIVE/32 -m comment --comment lifeboat-fence -j DROP" ]
+  [ "$(on_node ip6tables -t mangle -S FORWARD | sed -n 2p)" = "-A FORWARD -d $LIVE6/128 -m comment --comment lifeboat-fence -j DROP" ]
   assert_held "a fenced drill clone: only lifeboat's repair releases it"
   run on_node curl -sf --max-time 5 -k "https://$LIVE:6443/readyz"
-  [ "$status" -eq 7 ]
+  [ "$status" -eq 28 ]
   run repair --quarantine --timeout 120
   [ "$status" -eq 3 ]
   [ "$(json_field guard)" = released ]
-  fence_rules
-  [ "$(rule_count)" -eq 3 ]
-  run on_node curl -sf --max-time 5 -k "https://$LIVE:6443/readyz"
-  [ "$status" -eq 7 ]
+  # Proven from the clone before the release, and reported.
+  [ "$(json_field isolation)" = "{\"live_unreachable\": [\"$LIVE:6443\", \"$LIVE:2379\", \"$PUBLIC:6443\", \"$PUBLIC:2379\", \"$LIVE6:6443\", \"$LIVE6:2379\"], \"instance_profile\": \"$DRILL_PROFILE\"}" ]
+  assert_fenced
   # The kernel's rules are gone with the reboot; the boothook puts them back,
   # and a clone never releases itself, even released before, even handed
   # self-release settings.
-  node_boot --fence "$LIVE" --root-volume "$ROOT_VOL" --ip 127.0.0.5
-  fence_rules
-  [ "$(rule_count)" -eq 3 ]
+  node_boot "${CLONE[@]}" --root-volume "$ROOT_VOL" --ip 127.0.0.5
+  assert_fenced
   assert_held "a fenced drill clone: only lifeboat's repair releases it"
   grep -qxF "ROOT_VOLUME=''" "$FAKE_ROOT/run/lifeboat/guard.conf"
+}
+
+# assert_unfenced REASON: the boothook recorded the fence's failure (REASON,
+# a glob), and the repair refuses to release kubelet for it.
+assert_unfenced() {
+  [ "$(guard_status fence)" = failed ]
+  # shellcheck disable=SC2053
+  [[ $(guard_status fence_reason) == $1 ]]
+  assert_held "a fenced drill clone: only lifeboat's repair releases it"
+  run repair --quarantine --timeout 120
+  # shellcheck disable=SC2031 # bats' run sets status
+  [ "$status" -eq 18 ]
+  [ "$(json_field step)" = release ]
+  # shellcheck disable=SC2027
+  [[ $(json_field message) == "the drill fence is not in place this boot ("$1"): refusing to release kubelet" ]]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+  [ "$(kubelet_state)" = inactive ]
+}
+
+@test "a clone without ip6tables is not released" {
+  drill_clone
+  rm "$STOCK_BIN/ip6tables"
+  node_boot "${CLONE[@]}"
+  assert_unfenced "no ip6tables: the clone is not fenced"
+}
+
+@test "a clone whose kernel refuses a fence rule is not released" {
+  drill_clone
+  # A kernel without xt_conntrack: the match cannot be loaded.
+  wrap_tool iptables <<'BODY'
+[[ " $* " == *" -I "*" conntrack "* ]] && { echo "iptables: No chain/target/match by that name." >&2; exit 1; }
+exec "$REAL" "$@"
+BODY
+  node_boot "${CLONE[@]}"
+  assert_unfenced "iptables -t mangle -I OUTPUT 4 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT refused: iptables: No chain/target/match by that name."
+}
+
+@test "a clone whose fence does not list back as applied is not released" {
+  drill_clone
+  # The insert says done, the rule is not there.
+  wrap_tool ip6tables <<'BODY'
+[[ " $* " == *" -I OUTPUT "*" 443 "* ]] && exit 0
+exec "$REAL" "$@"
+BODY
+  node_boot "${CLONE[@]}"
+  assert_unfenced "ip6tables -t mangle -C OUTPUT -p tcp --dport 443 -j ACCEPT: ip6tables: Bad rule (does a matching rule exist in that chain?)."
+  # A rule put ahead of the fence while it was applied is found by the
+  # listing.
+  drill_clone
+  wrap_tool iptables <<'BODY'
+[[ " $* " == *" -C FORWARD -j DROP "* ]] && "$REAL" -w -t mangle -I FORWARD -j ACCEPT
+exec "$REAL" "$@"
+BODY
+  node_boot "${CLONE[@]}"
+  assert_unfenced "iptables -t mangle -S FORWARD: * of the fence's * rules head the chain"
+}
+
+# A clone whose kubeconfigs name the control plane k8s.example.com, which
+# /etc/hosts does not map: the VPC's DNS answers with the live node's address.
+named_clone() {
+  drill_clone --endpoint k8s.example.com
+  sed -i '/k8s\.example\.com/d' "$FAKE_ROOT/etc/hosts"
+  echo "k8s.example.com $LIVE" >>"$FAKE_NODE/host/dns"
+  node_boot "${CLONE[@]}"
+  [ "$(on_node getent hosts k8s.example.com)" = "$LIVE        k8s.example.com" ]
+}
+
+@test "a drill clone's names resolve to itself: the repair pins each name of its kubeconfigs in /etc/hosts" {
+  named_clone
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 3 ]
+  [ "$(head -n 1 "$FAKE_ROOT/etc/hosts")" = "127.0.0.5 k8s.example.com" ]
+  [[ $(json_field changed) == *"/etc/hosts: k8s.example.com pinned to 127.0.0.5"* ]]
+  [ "$(on_node getent ahosts k8s.example.com | awk '{ print $1 }' | sort -u)" = 127.0.0.5 ]
+  # kubelet and kubectl reach the clone's own apiserver by that name.
+  run health k8s-master --timeout 30
+  [ "$status" -eq 0 ]
+}
+
+@test "a drill clone whose name also resolves elsewhere is not released" {
+  named_clone
+  # A load balancer's address kept in /etc/hosts: glibc's files backend
+  # returns every line that names the host.
+  echo "10.0.1.100 k8s.example.com" >>"$FAKE_ROOT/etc/hosts"
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "k8s.example.com resolves to 10.0.1.100 127.0.0.5, not only to the clone's 127.0.0.5: refusing to release kubelet (see /etc/hosts)" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+}
+
+@test "a clone proves it is cut off: the live node does not answer, the credentials are the drill's, before the release" {
+  drill_clone
+  node_boot "${CLONE[@]}"
+  # The fence's rules for the apiserver's port are gone (say, flushed by
+  # hand), and the live node listens: the repair finds out from the clone.
+  echo "$LIVE:6443" >"$FAKE_NODE/host/answers"
+  on_node iptables -w -t mangle -F OUTPUT
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "the live node's $LIVE:6443 answers from the clone (curl exit 0): refusing to release kubelet" ]
+  [ ! -e "$FAKE_ROOT/run/lifeboat/released" ]
+  # Without an instance profile the clone cannot say whose credentials it has.
+  node_boot "${CLONE[@]}"
+  rm "$FAKE_NODE/host/instance-profile"
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "the instance metadata names no instance profile (iam/info): cannot tell whose credentials the clone has" ]
+}
+
+@test "a quarantined repair without a fence this boot does not release kubelet" {
+  drill_clone
+  node_boot --cloud-init
+  run repair --quarantine --timeout 120
+  [ "$status" -eq 18 ]
+  [ "$(json_field message)" = "the drill fence is not in place this boot (no fence recorded in /run/lifeboat/status): refusing to release kubelet" ]
 }
 
 @test "the stand-in iptables refuses what iptables refuses: REJECT outside the filter table, a rule that is not there" {
@@ -340,6 +508,35 @@ SH
   on_node iptables -w -D OUTPUT -d 10.0.1.4 -m comment --comment lifeboat-fence -j REJECT
   run on_node iptables -w -D OUTPUT -d 10.0.1.4 -m comment --comment lifeboat-fence -j REJECT
   [ "$status" -eq 1 ]
+}
+
+@test "the stand-ins iptables and ip6tables parse, print and refuse as the real ones" {
+  # Printed as iptables-save prints: addresses masked to their prefix, the
+  # protocol's match loaded by -p, conntrack states in the kernel's order.
+  on_node iptables -w -t mangle -A OUTPUT -d 10.0.7.9/16 -p udp --dport 53 -j ACCEPT
+  on_node iptables -w -t mangle -A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  on_node ip6tables -w -t mangle -A FORWARD -d 2600:1F18:0:0::0004 -j DROP
+  [ "$(on_node iptables -t mangle -S OUTPUT)" = "-P OUTPUT ACCEPT
+-A OUTPUT -d 10.0.0.0/16 -p udp -m udp --dport 53 -j ACCEPT
+-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" ]
+  [ "$(on_node ip6tables -t mangle -S FORWARD)" = "-P FORWARD ACCEPT
+-A FORWARD -d 2600:1f18::4/128 -j DROP" ]
+  on_node iptables -w -t mangle -C OUTPUT -d 10.0.0.0/16 -p udp -m udp --dport 53 -j ACCEPT
+  [ "$(on_node iptables -t mangle -S FORWARD)" = "-P FORWARD ACCEPT" ]
+  # Refused: each family's addresses only, -i on the way out, --dport without
+  # its protocol, an unknown connection state.
+  for refused in "iptables -t mangle -A OUTPUT -d fd00:ec2::254 -j ACCEPT" \
+    "ip6tables -t mangle -A OUTPUT -d 169.254.169.254 -j ACCEPT" \
+    "iptables -t mangle -A OUTPUT -d 10.0.0.300 -j DROP" \
+    "iptables -t mangle -A OUTPUT -i eth0 -j DROP" \
+    "iptables -t mangle -A PREROUTING -o lo -j DROP" \
+    "iptables -t mangle -A OUTPUT --dport 443 -j ACCEPT" \
+    "iptables -t mangle -A OUTPUT -m conntrack --ctstate OPEN -j ACCEPT"; do
+    # shellcheck disable=SC2086
+    run on_node $refused
+    [ "$status" -eq 2 ] || { echo "accepted: $refused" >&2; return 1; }
+  done
+  [ "$(on_node iptables -t mangle -S OUTPUT | wc -l)" -eq 3 ]
 }
 
 # A time of the result line, "" when the field is left out.

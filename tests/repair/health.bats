@@ -13,7 +13,9 @@ setup() {
   node_setup
   make_fixture "$OLD"
   node_host "$NEW" ip-127-0-0-77
-  node_boot --cloud-init
+  # A drill clone: fenced off the live node (OLD), with the drill's profile.
+  echo arn:aws:iam::123456789012:instance-profile/lifeboat-drill >"$FAKE_NODE/host/instance-profile"
+  node_boot --fence "$OLD" --vpc 10.0.0.0/16
 }
 
 teardown() {

@@ -169,7 +169,7 @@ boot_devices() {
 
 # node_boot [--cloud-init] [--instance ID] [USER DATA OPTIONS]: powers the
 # node off and on. The user data options (those of the user_data binary:
-# --root-volume, --data, --ip, --fence) imply --cloud-init. The processes die,
+# --root-volume, --data, --ip, --fence, --vpc, --region) imply --cloud-init. The processes die,
 # /run (a tmpfs) and the kernel's iptables rules are gone, containerd's
 # containers are stopped, the devices and mounts are those of this boot
 # (boot_devices). systemd loads its units and queues the boot's jobs
@@ -183,7 +183,7 @@ node_boot() {
     case $1 in
       --cloud-init) cloud_init=true ;;
       --instance) instance=$2; shift ;;
-      --fence | --root-volume | --data | --ip) user_data+=("$1" "$2"); cloud_init=true; shift ;;
+      --fence | --vpc | --region | --root-volume | --data | --ip) user_data+=("$1" "$2"); cloud_init=true; shift ;;
       *) echo "node_boot: unknown option $1" >&2; return 1 ;;
     esac
     shift
@@ -194,7 +194,7 @@ node_boot() {
       "$FAKE_NODE/containers.tsv" >"$FAKE_NODE/containers.tsv.new"
     mv "$FAKE_NODE/containers.tsv.new" "$FAKE_NODE/containers.tsv"
   fi
-  rm -rf "$FAKE_ROOT/run" "$FAKE_NODE/iptables" "$FAKE_NODE/systemd" "$FAKE_NODE/pods"
+  rm -rf "$FAKE_ROOT/run" "$FAKE_NODE/iptables" "$FAKE_NODE/ip6tables" "$FAKE_NODE/systemd" "$FAKE_NODE/pods"
   mkdir -p "$FAKE_ROOT/run"
   boot_devices
   on_node systemctl daemon-reload

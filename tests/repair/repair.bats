@@ -437,7 +437,8 @@ SH
 @test "quarantine: the controllers never start, kube-proxy is restarted through the CRI" {
   relaunched
   touch "$FAKE_ROOT/etc/kubernetes/manifests/cloud-controller-manager.yaml"
-  node_boot --cloud-init
+  echo arn:aws:iam::123456789012:instance-profile/lifeboat-drill >"$FAKE_NODE/host/instance-profile"
+  node_boot --fence "$OLD" --vpc 10.0.0.0/16
   run repair --quarantine --timeout 120
   [[ $(last_json) == *'"quarantine":true'* ]]
   assert_repaired

@@ -486,6 +486,15 @@ impl Emulator {
     }
 
     /// The next commands' results: the repair's or the health check's JSON line.
+    /// A quarantined repair's result line on a drill clone: repaired, the
+    /// live node unreachable, the drill profile's credentials.
+    pub fn drill_repaired(&self) -> String {
+        format!(
+            r#"{{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true,"isolation":{{"live_unreachable":["10.0.1.4:6443"],"instance_profile":"{}"}}}}"#,
+            self.drill_instance_profile()
+        )
+    }
+
     pub fn command_results(&self, lines: &[&str]) {
         let results: Vec<Value> = lines.iter().map(|l| serde_json::json!({"status": "Success", "stdout": l})).collect();
         self.control("POST", "/lifeboat/config", &serde_json::json!({"command_results": results}));

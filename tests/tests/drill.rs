@@ -13,7 +13,7 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
     let node = emu.backed_up_node().await;
     let node_before = emu.instance(&node.instance).await;
     emu.command_results(&[
-        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        &emu.drill_repaired(),
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
@@ -29,10 +29,14 @@ async fn a_drill_is_fenced_swaps_its_root_like_a_relaunch_and_leaves_nothing_beh
     assert_eq!(clone.image_id(), Some(node.image.as_str()));
     assert!(!tag_pairs(clone.tags()).iter().any(|(k, _)| k == "lifeboat:node"));
     assert_ne!(report["replacement"]["private_ip"], node.private_ip.as_str(), "an address of its own");
-    // Guarded and fenced off the live node from the first instruction.
+    // Guarded and fenced from the first instruction: off the live node and
+    // the rest of its VPC (DescribeSubnets, DescribeVpcs), the VPC's
+    // resolver and the region's SSM endpoints let through.
     let user_data = emu.user_data(clone_id).await;
     assert!(user_data.contains("ConditionPathExists=/run/lifeboat/released"));
-    assert!(user_data.contains(&format!("for ip in {}; do", node.private_ip)), "{user_data}");
+    assert!(user_data.contains(&format!("FENCE='{}'", node.private_ip)), "{user_data}");
+    assert!(user_data.contains("VPC='10.0.0.0/16'") && user_data.contains("RESOLVER='10.0.0.2'"), "{user_data}");
+    assert!(user_data.contains("SSM_HOSTS='ssm.eu-west-1.amazonaws.com "), "{user_data}");
     // Its root was replaced with a volume made from the image's root snapshot.
     let tasks = emu.root_tasks(clone_id).await;
     assert_eq!(tasks.len(), 1);
@@ -94,7 +98,7 @@ async fn a_kept_clone_runs_on_a_volume_made_from_the_images_root_snapshot() {
     let emu = Emulator::new();
     let node = emu.backed_up_node().await;
     emu.command_results(&[
-        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        &emu.drill_repaired(),
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
     let mut env = emu.function_env("interruption-handler");

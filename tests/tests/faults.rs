@@ -200,7 +200,7 @@ mod planted_iam_faults {
         let node = emu.backed_up_node().await;
         emu.plant_policy("interruption-handler", |statements| statements.retain(|s| s["Sid"] != "TagDrillResults"));
         emu.command_results(&[
-            r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+            &emu.drill_repaired(),
             r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
         ]);
         let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});
@@ -227,7 +227,7 @@ async fn what_iam_enforcement_cannot_judge_is_this_short_list() {
     let run = invoke("interruption-handler", &handler, &[warning(&node.instance)], TIMEOUT);
     assert_eq!(run.invocations[0].clone().response()["outcome"], "relaunched");
     emu.command_results(&[
-        r#"{"result":"repaired","step":"verify","guard":"released","node":"k8s-master","quarantine":true}"#,
+        &emu.drill_repaired(),
         r#"{"result":"ok","step":"health","readyz":true,"etcd":true,"node_ready":true}"#,
     ]);
     let drill = json!({"action": "test-restore", "node": "k8s-master", "keep": false});

@@ -39,6 +39,40 @@ impl Launching for AwsEc2 {
         }
     }
 
+    async fn vpc_blocks(&self, subnet_id: &str) -> Result<Vec<String>, CloudError> {
+        let subnets = self
+            .client
+            .describe_subnets()
+            .subnet_ids(subnet_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error("DescribeSubnets", e))?;
+        let Some(vpc_id) = subnets.subnets().iter().find_map(|s| s.vpc_id()) else {
+            return Ok(Vec::new());
+        };
+        let vpcs =
+            self.client.describe_vpcs().vpc_ids(vpc_id).send().await.map_err(|e| cloud_error("DescribeVpcs", e))?;
+        let Some(vpc) = vpcs.vpcs().first() else { return Ok(Vec::new()) };
+        let associated = |state: Option<&str>| state == Some("associated");
+        let mut blocks: Vec<String> = vpc.cidr_block().map(str::to_string).into_iter().collect();
+        for a in vpc.cidr_block_association_set() {
+            if associated(a.cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str()))
+                && let Some(block) = a.cidr_block()
+                && !blocks.iter().any(|b| b == block)
+            {
+                blocks.push(block.to_string());
+            }
+        }
+        for a in vpc.ipv6_cidr_block_association_set() {
+            if associated(a.ipv6_cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str()))
+                && let Some(block) = a.ipv6_cidr_block()
+            {
+                blocks.push(block.to_string());
+            }
+        }
+        Ok(blocks)
+    }
+
     async fn run_instance(&self, request: &LaunchRequest) -> Result<Instance, CloudError> {
         let mut call = self
             .client

@@ -86,7 +86,8 @@
 #    "node", "backup", "quarantine",
 #    "guard": "self-released|released|held|not-confirmed", "guard_reason",
 #    "released_at", "kubelet_started_at", "ready_at", "relaunch" (dry runs),
-#    "etcd_revision_bump",
+#    "etcd_revision_bump", "isolation" (--quarantine:
+#    {"live_unreachable": ["IP:PORT", ...], "instance_profile": ARN}),
 #    "changed": [...], "warnings": [...], "message"}
 # etcd_revision_bump (--from-image only): how much etcd's revision went up;
 # 0 when it could not be done, a warning says why.
@@ -154,6 +155,7 @@ APISERVER_UP_BEFORE=false # kubelet ran before the repair touched anything
 RELAUNCH=""               # a dry run: what a move to a new IP would lack, or ok
 CHECKING_RELAUNCH=false   # preflight_new_ip only reports (a dry run on the same IP)
 VERIFY_TOOLS=(curl kubectl crictl)
+ISOLATION="" # --quarantine: what the clone proved of its isolation (result's "isolation")
 
 log() { printf '%s lifeboat-repair [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
 
@@ -174,6 +176,7 @@ result() { # result RESULT [MESSAGE]
   [[ -z $READY_AT ]] || times+="\"ready_at\":\"$READY_AT\","
   [[ -z $RELAUNCH ]] || times+="\"relaunch\":$(json_string "$RELAUNCH"),"
   [[ -z $ETCD_BUMP ]] || times+="\"etcd_revision_bump\":$ETCD_BUMP,"
+  times+=$ISOLATION
   printf '{"result":"%s","step":"%s","old_ip":"%s","new_ip":"%s","node":%s,"backup":%s,"quarantine":%s,"guard":"%s","guard_reason":%s,%s"changed":%s,"warnings":%s,"message":%s}\n' \
     "$1" "$STEP" "$OLD_IP" "$NEW_IP" "$(json_string "$NODE")" "$(json_string "$(node_path "$BACKUP_DIR")")" "$QUARANTINE" "$GUARD" \
     "$(json_string "$GUARD_REASON")" "$times" "$(json_array "${CHANGED[@]}")" "$(json_array "${WARNINGS[@]}")" "$(json_string "${2:-}")" >&7
@@ -1030,9 +1033,67 @@ pin_node_name() {
 # repair runs after boot, not in cloud-init's ordering, so it cannot
 # deadlock, and it returns once the start job ran, so is-active below tells
 # whether kubelet runs (a start systemd skips for an unmet condition exits 0).
+# A drill clone (--quarantine) is released only behind the fence its boothook
+# applied and checked this boot.
+fence_holds() {
+  $QUARANTINE || return 0
+  [[ $(status_field fence) != ok ]] || return 0
+  local why
+  why=$(status_field fence_reason)
+  fail "the drill fence is not in place this boot (${why:-no fence recorded in $(node_path "$(guard_status)")}): refusing to release kubelet"
+}
+
+# Proven from the clone, not assumed (--quarantine): no address of the live
+# node (the fence's, /run/lifeboat/guard.conf) answers on the apiserver's or
+# etcd's port, and the instance metadata serves the credentials of an
+# instance profile (iam/info), reported for the drill to compare.
+prove_isolation() {
+  $QUARANTINE || return 0
+  local live ip port rc token info profile tried=()
+  live=$(sed -n "s/^FENCE='\(.*\)'\$/\1/p" "$ROOT/run/lifeboat/guard.conf" 2>/dev/null)
+  [[ -n $live ]] || fail "no live address in /run/lifeboat/guard.conf: cannot prove the clone is cut off"
+  for ip in $live; do
+    for port in 6443 2379; do
+      rc=0
+      curl -sk --max-time 3 -o /dev/null "https://$([[ $ip == *:* ]] && echo "[$ip]" || echo "$ip"):$port/" 2>/dev/null || rc=$?
+      [[ $rc == 7 || $rc == 28 ]] || fail "the live node's $ip:$port answers from the clone (curl exit $rc): refusing to release kubelet"
+      tried+=("$ip:$port")
+    done
+  done
+  if ! token=$(curl -sf --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$IMDS/latest/api/token") ||
+    ! info=$(curl -sf --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/iam/info"); then
+    fail "the instance metadata names no instance profile (iam/info): cannot tell whose credentials the clone has"
+  fi
+  profile=$(sed -n 's/.*"InstanceProfileArn" *: *"\([^"]*\)".*/\1/p' <<<"$info" | head -n 1)
+  ISOLATION="\"isolation\":{\"live_unreachable\":$(json_array "${tried[@]}"),\"instance_profile\":$(json_string "$profile")},"
+  log "the live node does not answer (${tried[*]}); credentials of ${profile:-no instance profile}"
+}
+
+# A drill clone dials only itself: each server host of /etc/kubernetes/*.conf
+# that is a name is mapped to the clone's address in /etc/hosts (read before
+# DNS), and must resolve to nothing else.
+pin_names() {
+  $QUARANTINE || return 0
+  local host hosts=$ROOT/etc/hosts got
+  while read -r host; do
+    if [[ $host == \[* ]] || valid_ip "$host"; then continue; fi
+    if ! grep -Eq "^${NEW_IP//./\\.}[[:space:]]+${host//./\\.}([[:space:]]|$)" "$hosts" 2>/dev/null; then
+      { echo "$NEW_IP $host"; cat "$hosts" 2>/dev/null; } >"$hosts.lifeboat"
+      cat "$hosts.lifeboat" >"$hosts" && rm "$hosts.lifeboat"
+      CHANGED+=("/etc/hosts: $host pinned to $NEW_IP")
+    fi
+    got=$(getent ahosts "$host" 2>/dev/null | awk '{ print $1 }' | sort -u | paste -sd ' ') || true
+    [[ $got == "$NEW_IP" ]] ||
+      fail "$host resolves to ${got:-nothing}, not only to the clone's $NEW_IP: refusing to release kubelet (see /etc/hosts)"
+  done < <(sed -n 's|^ *server: https\{0,1\}://\([^:/]*\).*|\1|p' "$(k8s)"/*.conf 2>/dev/null | sort -u)
+}
+
 release() {
   STEP=release
   local id
+  fence_holds
+  pin_names
+  prove_isolation
   if [[ -f $(guard_dropin) ]]; then
     if id=$(instance_id); then
       mkdir -p "$(dirname "$(guard_marker)")"

@@ -43,6 +43,9 @@ pub struct Config {
     /// running (`"keep": true`). Off: a kept clone is a full copy of the
     /// cluster and its secrets.
     pub drill_allow_keep: bool,
+    /// `AWS_REGION` (Lambda sets it): a drill clone's fence lets HTTPS
+    /// through to the region's SSM endpoints, also inside the VPC.
+    pub region: Option<String>,
     /// `LIFEBOAT_FINAL_IMAGE_WAIT` (seconds, default 300): when the old
     /// instance's disks cannot be used, how long after its creation the
     /// final image is waited for before the newest backup is used instead.
@@ -72,6 +75,7 @@ impl Default for Config {
             drill_security_group: None,
             drill_instance_profile: None,
             drill_allow_keep: false,
+            region: None,
             final_image_wait: chrono::Duration::seconds(300),
             ssm_documents: None,
         }
@@ -132,6 +136,7 @@ impl Config {
         if let Some(v) = get("LIFEBOAT_FINAL_BACKUP") {
             config.final_backup = parse_bool("LIFEBOAT_FINAL_BACKUP", &v)?;
         }
+        config.region = get("AWS_REGION");
         if let Some(v) = get("LIFEBOAT_DRILL_ALLOW_KEEP") {
             config.drill_allow_keep = parse_bool("LIFEBOAT_DRILL_ALLOW_KEEP", &v)?;
         }

@@ -204,6 +204,11 @@ pub trait Launching: Send + Sync {
         interface_id: &str,
     ) -> impl Future<Output = Result<Option<NetworkInterface>, CloudError>> + Send;
 
+    /// The CIDR blocks of the subnet's VPC (DescribeSubnets, DescribeVpcs):
+    /// its primary IPv4 block first, then its other associated IPv4 and IPv6
+    /// blocks. A drill clone's fence keeps it off all of them.
+    fn vpc_blocks(&self, subnet_id: &str) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+
     /// RunInstances for one instance; returns it as launched. `NoCapacity`
     /// to try another type or market, `InUse` while the old address or
     /// interface is still being released, `AlreadyExists` when the token was
@@ -430,6 +435,8 @@ impl Port {
                 "ec2:CreateVolume",
                 "ec2:DescribeNetworkInterfaces",
                 "ec2:DescribeReplaceRootVolumeTasks",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
                 "ec2:RunInstances",
                 "ec2:TerminateInstances",
             ],

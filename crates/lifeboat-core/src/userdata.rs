@@ -4,11 +4,12 @@
 //! written to /run/lifeboat/guard). The guard releases kubelet by itself when
 //! the machine boots from the state lifeboat chose ([`SelfRelease`]) or when
 //! this instance was released before; otherwise lifeboat's repair releases
-//! it. On drill clones a fence drops all traffic to the live node's
-//! addresses, and the guard never releases itself.
+//! it. On drill clones a default-deny fence ([`Fence`]) drops all traffic
+//! but what the clone needs, the live node's addresses first, and the guard
+//! never releases itself.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 const BOOTHOOK: &str = include_str!("../scripts/lifeboat-boothook.sh");
 const GUARD: &str = include_str!("../scripts/lifeboat-guard.sh");
@@ -102,13 +103,88 @@ impl SelfRelease {
     }
 }
 
+/// What a drill clone's fence lets through and what it drops: the live
+/// node's addresses first, then every address of the VPC but the Amazon
+/// resolver (the primary IPv4 block's base plus two) and the addresses the
+/// SSM endpoints' names resolve to (in-VPC interface endpoints), HTTPS
+/// outside the VPC, nothing else. Built only by [`Fence::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    live: Vec<IpAddr>,
+    vpc: Vec<String>,
+    resolver: Ipv4Addr,
+    ssm_hosts: Vec<String>,
+}
+
+/// A CIDR block as `a.b.c.d/n` or `x:y::/n`, masked to its prefix.
+fn cidr(block: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = block.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let masked = match addr {
+        IpAddr::V4(a) if len <= 32 => {
+            IpAddr::V4((u32::from(a) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)).into())
+        }
+        IpAddr::V6(a) if len <= 128 => {
+            IpAddr::V6((u128::from(a) & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)).into())
+        }
+        _ => return None,
+    };
+    Some((masked, len))
+}
+
+impl Fence {
+    /// `live`: the live node's addresses (never empty); `vpc`: the VPC's
+    /// CIDR blocks, its primary IPv4 block first; `region`: where the SSM
+    /// endpoints are (`ssm`, `ssmmessages`, `ec2messages`).
+    pub fn new(live: &[IpAddr], vpc: &[String], region: Option<&str>) -> Result<Self, InvalidSelfRelease> {
+        let invalid = |what: String| Err(InvalidSelfRelease(what));
+        if live.is_empty() {
+            return invalid("no address of the live node: a clone cannot be fenced off it".into());
+        }
+        let mut blocks = Vec::new();
+        for block in vpc {
+            match cidr(block) {
+                Some((addr, len)) => blocks.push((addr, len)),
+                None => return invalid(format!("VPC block {block:?} is not a CIDR block")),
+            }
+        }
+        let Some(IpAddr::V4(base)) = blocks.first().map(|b| b.0) else {
+            return invalid(format!("the VPC's blocks {vpc:?} do not start with its primary IPv4 block"));
+        };
+        let resolver = Ipv4Addr::from(u32::from(base) + 2);
+        let mut ssm_hosts = Vec::new();
+        if let Some(region) = region {
+            if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return invalid(format!("region {region:?} is not a region name"));
+            }
+            ssm_hosts = ["ssm", "ssmmessages", "ec2messages"].map(|s| format!("{s}.{region}.amazonaws.com")).to_vec();
+        }
+        let vpc = blocks.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+        Ok(Self { live: live.to_vec(), vpc, resolver, ssm_hosts })
+    }
+
+    pub fn resolver(&self) -> Ipv4Addr {
+        self.resolver
+    }
+}
+
 /// The boothook with its settings: `release` lets the guard release kubelet
 /// by itself (None: only this instance's earlier release or lifeboat's repair
-/// does); `fence` fences a drill clone off those addresses (empty: no fence).
-/// A fenced clone never releases itself: with a fence, `release` is left out.
-pub fn render(release: Option<&SelfRelease>, fence: &[Ipv4Addr]) -> String {
-    let release = if fence.is_empty() { release } else { None };
-    let ips: Vec<String> = fence.iter().map(Ipv4Addr::to_string).collect();
+/// does); `fence` fences a drill clone (None: no fence). A fenced clone never
+/// releases itself: with a fence, `release` is left out.
+pub fn render(release: Option<&SelfRelease>, fence: Option<&Fence>) -> String {
+    let release = if fence.is_some() { None } else { release };
+    let join = |items: Vec<String>| items.join(" ");
+    let (live, vpc, resolver, ssm) = match fence {
+        Some(f) => (
+            join(f.live.iter().map(IpAddr::to_string).collect()),
+            f.vpc.join(" "),
+            f.resolver.to_string(),
+            f.ssm_hosts.join(" "),
+        ),
+        None => Default::default(),
+    };
     let (root, data, ip) = match release {
         Some(r) => (
             r.root_volume.clone(),
@@ -122,7 +198,10 @@ pub fn render(release: Option<&SelfRelease>, fence: &[Ipv4Addr]) -> String {
         .replace("@ROOT_VOLUME@", &root)
         .replace("@DATA_VOLUMES@", &data)
         .replace("@PRIVATE_IP@", &ip)
-        .replace("@FENCE_IPS@", &ips.join(" "))
+        .replace("@FENCE_IPS@", &live)
+        .replace("@VPC_CIDRS@", &vpc)
+        .replace("@RESOLVER@", &resolver)
+        .replace("@SSM_HOSTS@", &ssm)
         .replace("@GUARD_SCRIPT@", GUARD.trim_end())
 }
 
@@ -139,26 +218,35 @@ mod tests {
     }
 
     fn placeholders(data: &str) -> Vec<&str> {
-        ["@ROOT_VOLUME@", "@DATA_VOLUMES@", "@PRIVATE_IP@", "@FENCE_IPS@", "@GUARD_SCRIPT@"]
-            .into_iter()
-            .filter(|p| data.contains(p))
-            .collect()
+        [
+            "@ROOT_VOLUME@",
+            "@DATA_VOLUMES@",
+            "@PRIVATE_IP@",
+            "@FENCE_IPS@",
+            "@VPC_CIDRS@",
+            "@RESOLVER@",
+            "@SSM_HOSTS@",
+            "@GUARD_SCRIPT@",
+        ]
+        .into_iter()
+        .filter(|p| data.contains(p))
+        .collect()
     }
 
     #[test]
     fn a_replacement_is_guarded_and_not_fenced() {
-        let data = render(None, &[]);
+        let data = render(None, None);
         assert!(data.starts_with("#cloud-boothook\n#!/bin/sh\n"));
         assert!(data.contains("ConditionPathExists=/run/lifeboat/released"));
         assert!(data.contains("Before=kubelet.service"));
-        assert!(data.contains("FENCE=''") && data.contains("for ip in ; do"), "no address to fence");
+        assert!(data.contains("FENCE=''") && data.contains("VPC=''"), "no fence");
         assert!(data.contains("ROOT_VOLUME=''"), "no self-release");
         assert!(placeholders(&data).is_empty(), "every placeholder is filled");
     }
 
     #[test]
     fn the_guard_script_is_written_whole() {
-        let data = render(None, &[]);
+        let data = render(None, None);
         assert!(data.contains(GUARD.trim_end()));
         assert!(!GUARD.lines().any(|l| l == GUARD_END), "the guard never ends the boothook's heredoc");
         assert!(data.contains(&format!("<<'{GUARD_END}'\n{}\n{GUARD_END}\n", GUARD.trim_end())));
@@ -168,20 +256,54 @@ mod tests {
     #[test]
     fn a_replacement_carries_what_its_self_release_checks() {
         let r = release(&[("vol-0d0d0d0d0d0d00003", "/dev/sdf"), ("vol-0e0e", "/dev/xvdg")]).unwrap();
-        let data = render(Some(&r), &[]);
+        let data = render(Some(&r), None);
         assert!(data.contains("ROOT_VOLUME='vol-0a1b2c3d4e5f60001'"));
         assert!(data.contains("DATA_VOLUMES='vol-0d0d0d0d0d0d00003=/dev/sdf vol-0e0e=/dev/xvdg'"));
         assert!(data.contains("PRIVATE_IP='10.0.1.4'"));
         assert!(placeholders(&data).is_empty());
     }
 
+    fn fence(live: &[&str], vpc: &[&str], region: Option<&str>) -> Result<Fence, InvalidSelfRelease> {
+        let live: Vec<IpAddr> = live.iter().map(|a| a.parse().unwrap()).collect();
+        Fence::new(&live, &vpc.iter().map(|b| b.to_string()).collect::<Vec<_>>(), region)
+    }
+
     #[test]
     fn a_clone_is_fenced_off_every_live_address_and_never_releases_itself() {
         let r = release(&[]).unwrap();
-        let data = render(Some(&r), &["10.0.1.4".parse().unwrap(), "203.0.113.7".parse().unwrap()]);
-        assert!(data.contains("FENCE='10.0.1.4 203.0.113.7'"));
-        assert!(data.contains("for ip in 10.0.1.4 203.0.113.7; do"));
+        let f = fence(
+            &["10.0.1.4", "203.0.113.7", "2600:1f18::4"],
+            &["10.0.0.0/16", "100.64.0.0/20", "2600:1f18::/56"],
+            Some("eu-west-1"),
+        )
+        .unwrap();
+        let data = render(Some(&r), Some(&f));
+        assert!(data.contains("FENCE='10.0.1.4 203.0.113.7 2600:1f18::4'"));
+        assert!(data.contains("VPC='10.0.0.0/16 100.64.0.0/20 2600:1f18::/56'"));
+        assert!(data.contains("RESOLVER='10.0.0.2'"));
+        assert!(data.contains("SSM_HOSTS='ssm.eu-west-1.amazonaws.com ssmmessages.eu-west-1.amazonaws.com ec2messages.eu-west-1.amazonaws.com'"));
         assert!(data.contains("ROOT_VOLUME=''") && data.contains("PRIVATE_IP=''"));
+        assert!(placeholders(&data).is_empty());
+    }
+
+    #[test]
+    fn the_fence_takes_blocks_masked_the_resolver_from_the_primary_block_and_refuses_what_is_not_a_network() {
+        let f = fence(&["10.1.2.3"], &["10.1.7.9/16", "2600:1f18:1:2ff::/56"], None).unwrap();
+        assert_eq!(f.vpc, ["10.1.0.0/16", "2600:1f18:1:200::/56"]);
+        assert_eq!(f.resolver(), "10.1.0.2".parse::<Ipv4Addr>().unwrap());
+        assert!(f.ssm_hosts.is_empty(), "no region: only HTTPS outside the VPC reaches SSM");
+        assert!(fence(&[], &["10.0.0.0/16"], None).is_err(), "no live address");
+        assert!(fence(&["10.0.1.4"], &[], None).is_err(), "no VPC block");
+        assert!(
+            fence(&["10.0.1.4"], &["2600:1f18::/56", "10.0.0.0/16"], None).is_err(),
+            "the primary IPv4 block first"
+        );
+        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/16", "10.0.0.0/16; reboot", "2600::/129"] {
+            assert!(fence(&["10.0.1.4"], &["10.0.0.0/16", bad], None).is_err(), "{bad}");
+        }
+        for bad in ["EU-WEST-1", "eu-west-1'", ""] {
+            assert!(fence(&["10.0.1.4"], &["10.0.0.0/16"], Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -207,9 +329,13 @@ mod tests {
         let data: Vec<(String, String)> =
             (0..26).map(|i| (format!("vol-0{:016x}", i + 1), format!("/dev/sd{}", (b'a' + i as u8) as char))).collect();
         let r = SelfRelease::new("vol-0a1b2c3d4e5f60001", &data, "10.0.1.4".parse().unwrap()).unwrap();
-        let fence: Vec<Ipv4Addr> =
-            ["10.0.1.4", "203.0.113.7", "198.51.100.1", "192.0.2.9"].map(|a| a.parse().unwrap()).to_vec();
-        for rendered in [render(None, &[]), render(Some(&r), &[]), render(None, &fence)] {
+        let f = fence(
+            &["10.0.1.4", "203.0.113.7", "198.51.100.1", "2600:1f18:1:2ff:1234:5678:9abc:def0"],
+            &["10.0.0.0/16", "100.64.0.0/16", "172.16.0.0/16", "2600:1f18:1:200::/56"],
+            Some("ap-southeast-2"),
+        )
+        .unwrap();
+        for rendered in [render(None, None), render(Some(&r), None), render(None, Some(&f))] {
             assert!(rendered.len() < USER_DATA_LIMIT, "{} bytes", rendered.len());
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use lifeboat_core::config::Config;
 use lifeboat_core::memory::MemoryCloud;
-use lifeboat_core::model::{Instance, InstanceState};
+use lifeboat_core::model::{ErrorKind, Instance, InstanceState, Refusal};
 use lifeboat_core::ports::{CommandState, Network, Script};
 use lifeboat_core::relaunch::{self, Cloud, Outcome, RelaunchError, Timing};
 use lifeboat_core::tags::{DRILL_OF, REPLACES};
@@ -52,11 +52,14 @@ async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans
     assert!(
         matches!(&replacement.network, Some(Network::Address { private_ip: None, security_group_ids, .. }) if security_group_ids == &["sg-0drill"])
     );
-    // Guarded and fenced off the live node's address from its first boot.
+    // Guarded and fenced from its first boot: off the live node's address
+    // and the rest of its VPC, with the VPC's resolver.
     let user_data = cloud.user_data(&clone.id).unwrap();
     let live_ip = node_before.private_ip.clone().unwrap();
     assert!(user_data.contains("ConditionPathExists=/run/lifeboat/released"));
-    assert!(user_data.contains(&format!("for ip in {live_ip}; do")), "{user_data}");
+    assert!(user_data.contains(&format!("FENCE='{live_ip}'")), "{user_data}");
+    assert!(user_data.contains("VPC='10.0.0.0/16'") && user_data.contains("RESOLVER='10.0.0.2'"));
+    assert!(user_data.contains("SSM_HOSTS=''"), "no region configured: SSM only through HTTPS outside the VPC");
     // The root was swapped for a volume made from the image's root snapshot.
     assert_eq!(cloud.root_tasks_of(&clone.id).len(), 1);
     // The repair ran in quarantine, then the health check; both on the clone.
@@ -87,6 +90,7 @@ async fn a_healthy_drill_goes_through_the_relaunchs_mechanisms_fenced_and_cleans
             "command-sent",
             "repaired",
             "released",
+            "isolated",
             "command-sent",
             "healthy",
             "cleaned-up"
@@ -107,7 +111,7 @@ async fn an_unhealthy_drill_fails_and_still_cleans_up() {
         CommandState::Failed {
             ssm_status: "Failed".into(),
             exit_code: 3,
-            output: "{\"result\":\"repaired\",\"guard\":\"released\"}".into(),
+            output: format!(r#"{{"result":"repaired","guard":"released","isolation":{{"instance_profile":"{DRILL_PROFILE}"}}}}"#),
             error: String::new(),
         },
         CommandState::Failed {
@@ -149,7 +153,32 @@ async fn a_clone_is_fenced_off_the_live_nodes_public_address_too() {
     let live_ip = cloud.instance(&node).unwrap().private_ip.unwrap();
     run(&cloud, &drill_config(), &drill(false)).await.unwrap();
     let user_data = cloud.user_data(&clones(&cloud)[0].id).unwrap();
-    assert!(user_data.contains(&format!("for ip in {live_ip} 203.0.113.7; do")), "{user_data}");
+    assert!(user_data.contains(&format!("FENCE='{live_ip} 203.0.113.7'")), "{user_data}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_in_a_region_reaches_its_ssm_endpoints_through_the_fence() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    let config = Config { region: Some("eu-west-1".into()), ..drill_config() };
+    run(&cloud, &config, &drill(false)).await.unwrap();
+    let user_data = cloud.user_data(&clones(&cloud)[0].id).unwrap();
+    assert!(
+        user_data.contains(
+            "SSM_HOSTS='ssm.eu-west-1.amazonaws.com ssmmessages.eu-west-1.amazonaws.com ec2messages.eu-west-1.amazonaws.com'"
+        ),
+        "{user_data}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_whose_vpc_cannot_be_read_is_never_launched() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    cloud.fail_next("DescribeSubnets", ErrorKind::Refused(Refusal::Authorization), "UnauthorizedOperation", 1);
+    let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
+    assert!(report.reason.as_deref().unwrap().contains("DescribeSubnets"), "{:?}", report.reason);
+    assert!(clones(&cloud).is_empty(), "no clone without its fence");
 }
 
 #[tokio::test(start_paused = true)]
@@ -269,4 +298,25 @@ async fn a_drill_without_its_own_profile_or_group_refuses_and_launches_nothing()
         "{reason}"
     );
     assert!(clones(&cloud).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_with_another_identity_than_the_drills_fails_before_its_health_check() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    for isolation in [
+        r#","isolation":{"live_unreachable":["10.0.1.4:6443"],"instance_profile":"arn:aws:iam::123456789012:instance-profile/k8s-node"}"#,
+        "",
+    ] {
+        cloud.command_results(vec![CommandState::Failed {
+            ssm_status: "Failed".into(),
+            exit_code: 3,
+            output: format!(r#"{{"result":"repaired","guard":"released"{isolation}}}"#),
+            error: String::new(),
+        }]);
+        let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
+        let reason = report.reason.as_deref().unwrap();
+        assert!(reason.contains(&format!("not of the drill's instance profile {DRILL_PROFILE}")), "{reason}");
+        assert!(cloud.commands().iter().all(|c| c.script == Script::Repair), "no health check");
+    }
 }

@@ -120,36 +120,179 @@ host_has_address() {
   [[ $1 == 127.0.0.1 || $1 == localhost || $1 == "$HOST_IP" ]] || grep -qxF "$1" "$FAKE_NODE/host/ipv6" 2>/dev/null
 }
 
-# A host name as glibc resolves it on the node: /etc/hosts first (nsswitch
-# "files dns"); the fixture has no DNS server, so other names do not resolve.
-resolve_host() {
-  local address names name
-  if [[ $1 =~ ^[0-9.]+$ ]]; then echo "$1"; return; fi
+# A host name as glibc resolves it on the node (nsswitch "hosts: files dns"):
+# /etc/hosts first, then the fixture's DNS (FAKE_NODE/host/dns, "NAME
+# ADDRESS" lines, the answers of the VPC's resolver). resolve_all prints
+# every address of every /etc/hosts line naming it, as the files backend
+# collects them (nss/nss_files/files-hosts.c, gethostbyname4); resolve_host
+# the first, the one a client dials.
+resolve_host() { resolve_all "$1" | head -n 1 | grep .; }
+resolve_all() {
+  local address names name found=false
+  if [[ $1 =~ ^[0-9.]+$ || $1 == *:* ]]; then echo "$1"; return; fi
   [[ $1 == localhost ]] && { echo 127.0.0.1; return; }
-  [[ -f $FAKE_ROOT/etc/hosts ]] || return 1
-  while read -r address names; do
-    [[ $address == \#* ]] && continue
-    for name in $names; do
-      [[ $name == "$1" ]] && { echo "$address"; return; }
-    done
-  done <"$FAKE_ROOT/etc/hosts"
-  return 1
+  if [[ -f $FAKE_ROOT/etc/hosts ]]; then
+    while read -r address names; do
+      [[ $address == \#* ]] && continue
+      for name in $names; do
+        [[ $name == "$1" ]] && { echo "$address"; found=true; }
+      done
+    done <"$FAKE_ROOT/etc/hosts"
+  fi
+  $found && return 0
+  [[ -f $FAKE_NODE/host/dns ]] && awk -v n="$1" '$1 == n { print $2; f = 1 } END { exit !f }' "$FAKE_NODE/host/dns"
 }
 
-# What the kernel does to traffic to $1, from the rules the iptables stand-in
-# keeps: filter OUTPUT, then mangle POSTROUTING. Prints DROP, REJECT or nothing.
-fence_verdict() {
-  local ip=$1 file line
-  for file in "$FAKE_NODE/iptables/filter/OUTPUT" "$FAKE_NODE/iptables/mangle/POSTROUTING"; do
-    [[ -f $file ]] || continue
-    while read -r line; do
-      [[ " $line " == *" -d $ip/32 "* ]] || continue
-      case $line in
-        *" -j REJECT"*) echo REJECT; return ;;
-        *" -j DROP"*) echo DROP; return ;;
-      esac
-    done <"$file"
+# --- the kernel's packet filter ---------------------------------------------
+
+# ipt_cidr 4|6 ADDRESS[/PREFIX]: the network as iptables keeps it (masked to
+# its prefix, /32 or /128 by default, IPv6 in inet_ntop's compressed form);
+# fails for anything that is no address of that family.
+ipt_cidr() {
+  local fam=$1 a=${2%/*} n=${2#*/} max=32 hex
+  [[ $2 == */* ]] || n=""
+  [[ $fam == 6 ]] && max=128
+  [[ -z $n ]] && n=$max
+  [[ $n =~ ^[0-9]+$ ]] && ((n <= max)) || return 1
+  hex=$(ip_hex "$fam" "$a") || return 1
+  hex=$(hex_mask "$hex" "$n")
+  if [[ $fam == 4 ]]; then
+    printf '%d.%d.%d.%d/%d\n' "0x${hex:0:2}" "0x${hex:2:2}" "0x${hex:4:2}" "0x${hex:6:2}" "$n"
+  else
+    echo "$(ip6_text "$hex")/$n"
+  fi
+}
+
+# ip_hex 4|6 ADDRESS: the address as 8 or 32 hex digits.
+ip_hex() {
+  local a=$2 out="" g head tail groups i
+  if [[ $1 == 4 ]]; then
+    [[ $a =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || return 1
+    for i in 1 2 3 4; do
+      ((BASH_REMATCH[i] <= 255)) || return 1
+      out+=$(printf %02x "${BASH_REMATCH[i]}")
+    done
+    echo "$out"
+    return
+  fi
+  [[ $a =~ ^[0-9a-fA-F:]+$ && $a == *:* && $a != *:::* ]] || return 1
+  if [[ $a == *::* ]]; then
+    head=${a%%::*} tail=${a#*::}
+    [[ $tail != *::* ]] || return 1
+    groups=$(( (${#head} ? $(tr -cd : <<<"$head" | wc -c) + 1 : 0) + (${#tail} ? $(tr -cd : <<<"$tail" | wc -c) + 1 : 0) ))
+    ((groups <= 7)) || return 1
+    a=$head
+    for ((i = groups; i < 8; i++)); do a+=:0; done
+    a=${a#:}:$tail
+    a=${a%:}
+  fi
+  IFS=: read -ra g <<<"$a"
+  ((${#g[@]} == 8)) || return 1
+  for i in "${g[@]}"; do
+    [[ $i =~ ^[0-9a-fA-F]{1,4}$ ]] || return 1
+    out+=$(printf %04x "0x$i")
   done
+  echo "$out"
+}
+
+# hex_mask HEX PREFIX: HEX with every bit past PREFIX cleared.
+hex_mask() {
+  local hex=$1 n=$2 out="" i d keep
+  for ((i = 0; i < ${#hex}; i++)); do
+    keep=$((n - 4 * i))
+    d=$((0x${hex:i:1}))
+    if ((keep <= 0)); then d=0; elif ((keep < 4)); then d=$((d & (0xf << (4 - keep)) & 0xf)); fi
+    out+=$(printf %x "$d")
+  done
+  echo "$out"
+}
+
+# ip6_text HEX32: inet_ntop's text (RFC 5952: the longest run of two or more
+# zero groups, the first of equals, becomes "::").
+ip6_text() {
+  local g=() i best=-1 bestlen=1 run=0 start=0 out=""
+  for ((i = 0; i < 8; i++)); do g+=("$(printf %x "0x${1:4*i:4}")"); done
+  for ((i = 0; i <= 8; i++)); do
+    if ((i < 8)) && [[ ${g[i]} == 0 ]]; then
+      ((run == 0)) && start=$i
+      run=$((run + 1))
+    else
+      if ((run > bestlen)); then best=$start bestlen=$run; fi
+      run=0
+    fi
+  done
+  for ((i = 0; i < 8; i++)); do
+    if ((i == best)); then out+="::"; i=$((best + bestlen - 1)); continue; fi
+    [[ $out == "" || $out == *:: ]] || out+=:
+    out+=${g[i]}
+  done
+  echo "$out"
+}
+
+# in_cidr 4|6 ADDRESS CIDR: ADDRESS is in the network CIDR.
+in_cidr() {
+  local net=${3%/*} n=${3#*/} a
+  a=$(ipt_cidr "$1" "$2/$n") || return 1
+  [[ ${a%/*} == "$net" ]]
+}
+
+# packet_verdict [--forward] DST PROTO DPORT: what the kernel does to a new
+# connection to DST (a local process's, or with --forward one a pod's that
+# the node routes), from the rules the iptables stand-ins keep. The tables
+# at one hook run in priority order (include/uapi/linux/netfilter_ipv4.h:
+# NF_IP_PRI_MANGLE -150 before NF_IP_PRI_FILTER 0): local traffic mangle
+# OUTPUT, filter OUTPUT, then mangle POSTROUTING; routed traffic mangle
+# FORWARD, filter FORWARD, mangle POSTROUTING. In each chain the first rule
+# that matches decides: ACCEPT ends that table's chain, DROP and REJECT the
+# packet; a chain without a verdict falls to its policy (ACCEPT). Traffic to
+# a local address (127.0.0.0/8, ::1, the host's) leaves through lo; the
+# connection is NEW. Prints DROP, REJECT or ACCEPT.
+packet_verdict() {
+  local forward=false fam=4 dir=iptables dst proto port out=eth0 chains c file
+  [[ $1 == --forward ]] && { forward=true; shift; }
+  dst=$1 proto=$2 port=$3
+  [[ $dst == *:* ]] && fam=6 dir=ip6tables
+  if ! $forward && { [[ $dst == 127.* || $dst == ::1 ]] || host_has_address "$dst"; }; then out=lo; fi
+  chains="mangle/OUTPUT filter/OUTPUT mangle/POSTROUTING"
+  $forward && chains="mangle/FORWARD filter/FORWARD mangle/POSTROUTING"
+  for c in $chains; do
+    file=$FAKE_NODE/$dir/$c
+    [[ -f $file ]] || continue
+    case $(chain_verdict "$file" "$fam" "$dst" "$proto" "$port" "$out" "$forward") in
+      DROP) echo DROP; return ;;
+      REJECT) echo REJECT; return ;;
+    esac
+  done
+  echo ACCEPT
+}
+
+chain_verdict() { # chain_verdict FILE FAMILY DST PROTO DPORT OUT_IFACE FORWARDED
+  local line w
+  while read -ra w; do
+    local i=2 match=true verdict=""
+    while ((i < ${#w[@]})); do
+      case ${w[i]} in
+        -d) in_cidr "$2" "$3" "${w[i + 1]}" || match=false ;;
+        -s) [[ $7 == false ]] && host_has_address "${w[i + 1]%/*}" || match=false ;;
+        -o) [[ ${w[i + 1]} == "$6" ]] || match=false ;;
+        -i) [[ $7 == true && ${w[i + 1]} != lo ]] || match=false ;;
+        -p) [[ ${w[i + 1]} == "$4" ]] || match=false ;;
+        --dport) [[ ${w[i + 1]} == "$5" ]] || match=false ;;
+        --ctstate) [[ ,${w[i + 1]}, == *,NEW,* ]] || match=false ;;
+        -j) verdict=${w[i + 1]} ;;
+      esac
+      i=$((i + 1))
+    done
+    if $match; then echo "$verdict"; return; fi
+  done <"$1"
+}
+
+# What the kernel does to a local process's TCP connection to $1 on port $2
+# (default 6443): DROP, REJECT or nothing.
+fence_verdict() {
+  local v
+  v=$(packet_verdict "$1" tcp "${2:-6443}")
+  [[ $v == ACCEPT ]] || echo "$v"
 }
 
 # --- files on the node -------------------------------------------------------
@@ -530,7 +673,7 @@ apiserver_check() { # apiserver_check HOST [--kubeconfig FILE | --cacert FILE]
 apiserver_port() { local p; p=$(manifest_flag "$(manifest_file kube-apiserver)" secure-port); echo "${p:-6443}"; }
 apiserver_anonymous() { [[ $(manifest_flag "$(manifest_file kube-apiserver)" anonymous-auth) != false ]]; }
 
-url_host() { local h=${1#*://}; h=${h%%/*}; echo "${h%:*}"; }
+url_host() { local h=${1#*://}; h=${h%%/*}; h=${h%:*}; h=${h#[}; echo "${h%]}"; }
 
 # The apiserver's objects, read from etcd once per stand-in call
 # (REGISTRY[key] = value; keys are the lines that start with /registry/, which

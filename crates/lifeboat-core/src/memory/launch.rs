@@ -2,7 +2,7 @@
 //! network and volumes an instance starts with, attached and created
 //! volumes, root-volume replacement tasks.
 
-use super::{Due, Machine, MemoryCloud, State, Task, ZONE, delays, error, not_found, stamp};
+use super::{Due, Machine, MemoryCloud, State, Task, VPC_BLOCK, ZONE, delays, error, not_found, stamp};
 use crate::model::{
     AttachedVolume, Attachment, CloudError, ErrorKind, Image, ImageState, Instance, InstanceState, NetworkInterface,
     Refusal, RootTask, RootTaskState, VolumeState,
@@ -86,6 +86,14 @@ impl Launching for MemoryCloud {
     async fn network_interface(&self, interface_id: &str) -> Result<Option<NetworkInterface>, CloudError> {
         let s = self.call("DescribeNetworkInterfaces")?;
         Ok(s.interfaces.get(interface_id).map(|n| n.eni.clone()))
+    }
+
+    async fn vpc_blocks(&self, subnet_id: &str) -> Result<Vec<String>, CloudError> {
+        let s = self.call("DescribeSubnets")?;
+        if !s.interfaces.values().any(|n| n.eni.subnet_id == subnet_id) {
+            return Err(error("DescribeSubnets", ErrorKind::NotFound, "InvalidSubnetID.NotFound", subnet_id));
+        }
+        Ok(vec![VPC_BLOCK.to_string()])
     }
 
     async fn run_instance(&self, request: &LaunchRequest) -> Result<Instance, CloudError> {

@@ -58,6 +58,8 @@ pub mod delays {
 }
 
 pub const ZONE: &str = "eu-west-1a";
+/// The one VPC of every subnet (its interfaces get 10.0.1.x).
+pub const VPC_BLOCK: &str = "10.0.0.0/16";
 
 #[derive(Debug, Default)]
 pub struct MemoryCloud {

@@ -24,8 +24,17 @@ impl Ssm for MemoryCloud {
             return Err(error("SendCommand", ErrorKind::Other, "InvalidInstanceId", &request.instance_id));
         }
         let id = s.id("cmd");
+        // A quarantined repair reports the profile whose credentials the
+        // instance's metadata serves: the one it was launched with.
+        let isolation =
+            match s.instances.get(&request.instance_id).and_then(|i| i.instance.instance_profile_arn.clone()) {
+                Some(arn) if request.args.iter().any(|a| a == "--quarantine") => {
+                    format!(",\"isolation\":{{\"live_unreachable\":[],\"instance_profile\":\"{arn}\"}}")
+                }
+                _ => String::new(),
+            };
         let result = s.command_results.pop_front().unwrap_or(CommandState::Success {
-            output: "{\"result\":\"ok\",\"step\":\"verify\",\"guard\":\"released\"}".into(),
+            output: format!("{{\"result\":\"ok\",\"step\":\"verify\",\"guard\":\"released\"{isolation}}}"),
         });
         let now = Instant::now();
         let runs = s.command_duration.unwrap_or(delays::COMMAND);

@@ -21,8 +21,9 @@ use crate::model::{ErrorKind, Image, Instance, InstanceState, RootTaskState, Tag
 use crate::node::NodeName;
 use crate::ports::{Network, RootSource, Script, Ssm, VolumeRequest};
 use crate::spec::LaunchSpec;
+use crate::userdata::Fence;
 use crate::{tags, userdata};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Longer than any invocation (Lambda's 15 minutes): a clone this old is
 /// a leftover.
@@ -45,8 +46,8 @@ fn clone_tags(node: &NodeName, image: &Image) -> (Tags, Tags) {
 }
 
 /// The live node's addresses a clone must never reach.
-pub fn fence_addresses(live: Option<&Instance>, spec: &LaunchSpec) -> Vec<Ipv4Addr> {
-    let mut ips: Vec<Ipv4Addr> = live
+pub fn fence_addresses(live: Option<&Instance>, spec: &LaunchSpec) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = live
         .into_iter()
         .flat_map(|i| [i.private_ip.as_deref(), i.public_ip.as_deref()])
         .chain([spec.private_ip.as_deref()])
@@ -165,10 +166,13 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             Some(seen) => seen.completed_by(recorded),
             None => recorded.ok_or(Failure::NoSpec { node: node.to_string(), image: image.id.clone() })?,
         };
-        let fence = fence_addresses(live, &spec);
-        if fence.is_empty() {
+        let live_ips = fence_addresses(live, &spec);
+        if live_ips.is_empty() {
             return Err(Failure::Drill(format!("no address of node {node} is known: a clone cannot be fenced off it")));
         }
+        let blocks = self.ec2.vpc_blocks(&spec.subnet_id).await?;
+        let fence = Fence::new(&live_ips, &blocks, self.config.region.as_deref())
+            .map_err(|e| Failure::Drill(format!("the clone cannot be fenced in subnet {}: {e}", spec.subnet_id)))?;
         // The stack's IAM allows a launch tagged as a drill only with the
         // drill profile and a hop limit of 1: a container (one hop further)
         // cannot reach the instance's credentials.
@@ -184,7 +188,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             image_id: image.id.clone(),
             network: network.clone(),
             devices: launch_devices(image, &[], true),
-            user_data: userdata::render(None, &fence),
+            user_data: userdata::render(None, Some(&fence)),
             tags: instance_tags,
             volume_tags: drill_tag,
             // Unique per drill: a drill never resumes another's clone (each
@@ -204,10 +208,16 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             network: Some(network),
         });
         let clone = self.launch(&launch).await?;
-        let ips: Vec<String> = fence.iter().map(Ipv4Addr::to_string).collect();
+        let ips: Vec<String> = live_ips.iter().map(IpAddr::to_string).collect();
         self.step(
             "guarded",
-            format!("kubelet held until released; traffic to {} dropped, on every boot", ips.join(", ")),
+            format!(
+                "kubelet held until released; default deny on every boot: {} and the rest of {} dropped, \
+                 HTTPS outside the VPC, the resolver {} and instance metadata allowed",
+                ips.join(", "),
+                blocks.join(", "),
+                fence.resolver()
+            ),
         );
         Ok(clone.id)
     }
@@ -230,12 +240,38 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
         let args = vec!["--quarantine".to_string(), "--timeout".to_string(), REPAIR_TIMEOUT_SECONDS.to_string()];
         let (id, state) = self.run_script(clone, Script::Repair, &node.comment("drill-repair"), args).await?;
         self.finish_repair(id, state, "the clone was repaired in quarantine".into())?;
+        self.check_isolation()?;
         let args = vec![self.kubernetes_node_name(node), "--timeout".to_string(), HEALTH_TIMEOUT_SECONDS.to_string()];
         let (id, state) = self.run_script(clone, Script::Health, &node.comment("drill-health"), args).await?;
         let (result, verdict) = super::repair_verdict(&state);
         self.report.health = Some(super::CommandReport { command_id: id, state, result });
         verdict.map_err(|e| Failure::Unhealthy(e.to_string()))?;
         self.step("healthy", "apiserver ready, etcd healthy, the node Ready on the clone's address");
+        Ok(())
+    }
+
+    /// Proven from the clone, not assumed: the repair's `isolation` says
+    /// which of the live node's addresses did not answer, and the instance
+    /// profile whose credentials the clone's instance metadata serves: the
+    /// drill's, or the drill fails.
+    fn check_isolation(&mut self) -> Result<(), Failure> {
+        let result = self.report.command.as_ref().and_then(|c| c.result.as_ref());
+        let isolation = result.map(|r| r["isolation"].clone()).unwrap_or_default();
+        let profile = isolation["instance_profile"].as_str().unwrap_or_default().to_string();
+        let expected = self.config.drill_instance_profile.clone().unwrap_or_default();
+        let name = |p: &str| p.rsplit('/').next().unwrap_or_default().to_string();
+        if profile.is_empty() || !(profile == expected || name(&profile) == name(&expected)) {
+            return Err(Failure::Drill(format!(
+                "the clone's instance credentials are those of {}, not of the drill's instance profile {expected}",
+                if profile.is_empty() { "no reported instance profile" } else { &profile }
+            )));
+        }
+        let unreachable: Vec<&str> =
+            isolation["live_unreachable"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+        self.step(
+            "isolated",
+            format!("from the clone: {} did not answer; credentials of {profile}", unreachable.join(", ")),
+        );
         Ok(())
     }
 

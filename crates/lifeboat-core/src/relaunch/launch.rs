@@ -193,7 +193,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             network,
             // The replacement is the node now: its disks are kept from the start.
             devices: launch_devices(&plan.image, &taken, false),
-            user_data: userdata::render(release.as_ref(), &[]),
+            user_data: userdata::render(release.as_ref(), None),
             tags: replacement_tags(dead.instance.as_ref(), &dead.id, &self.config.node_tag, &dead.node, plan),
             volume_tags: Tags::from([(self.config.node_tag.clone(), dead.node.to_string())]),
             token: dead.id.clone(),
