@@ -304,17 +304,25 @@ async fn a_drill_without_its_own_profile_or_group_refuses_and_launches_nothing()
 async fn a_clone_with_another_identity_than_the_drills_fails_before_its_health_check() {
     let cloud = MemoryCloud::new();
     prepared_node(&cloud).await;
-    for isolation in [
+    for (hour, isolation) in [
         r#","isolation":{"live_unreachable":["10.0.1.4:6443"],"instance_profile":"arn:aws:iam::123456789012:instance-profile/k8s-node"}"#,
         "",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         cloud.command_results(vec![CommandState::Failed {
             ssm_status: "Failed".into(),
             exit_code: 3,
             output: format!(r#"{{"result":"repaired","guard":"released"{isolation}}}"#),
             error: String::new(),
         }]);
-        let report = failed(run(&cloud, &drill_config(), &drill(false)).await);
+        // Each drill a separate invocation, an hour apart (its launch token
+        // is the invocation's time).
+        let handler = Cloud { ec2: &cloud, ssm: &cloud, notifier: &cloud };
+        let at = now() + chrono::Duration::hours(hour as i64);
+        let report =
+            failed(relaunch::handle(handler, &drill_config(), Timing::default(), &drill(false), at, None).await);
         let reason = report.reason.as_deref().unwrap();
         assert!(reason.contains(&format!("not of the drill's instance profile {DRILL_PROFILE}")), "{reason}");
         assert!(cloud.commands().iter().all(|c| c.script == Script::Repair), "no health check");
