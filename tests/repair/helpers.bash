@@ -5,7 +5,7 @@
 
 REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 # The script under test: the repair as the handler sends it (the sent_script
-# binary: without its comment lines), or LIFEBOAT_TEST_REPAIR (another
+# binary: its comment lines emptied), or LIFEBOAT_TEST_REPAIR (another
 # version of it, e.g. an older one to see which cases it fails); the health
 # check is its --health.
 SENT_SCRIPT=${CARGO_TARGET_DIR:-$REPO/target}/debug/sent_script

@@ -270,8 +270,9 @@ impl Script {
         }
     }
 
-    /// The script as lifeboat sends it to a node: without its comment lines
-    /// (the shebang and every line of a here-document kept), for an SSM
+    /// The script as lifeboat sends it to a node: its comment lines emptied
+    /// (the shebang and every line of a here-document kept, line numbers
+    /// unchanged), for an SSM
     /// document holds at most 64 KB and the repair's comments alone are a
     /// quarter of that. The bats tests run this text; read the commented
     /// source in crates/lifeboat-core/scripts/.
@@ -284,6 +285,9 @@ impl Script {
                     heredoc = None;
                 }
             } else if i > 0 && line.trim_start().starts_with('#') {
+                // An empty line in its place: the line numbers bash reports
+                // ("line N") stay those of the source.
+                out.push('\n');
                 continue;
             } else {
                 heredoc = heredoc_delimiter(line);
@@ -458,11 +462,14 @@ mod tests {
         assert!(text.starts_with("#!/usr/bin/env bash\n"), "the shebang stays");
         assert!(!text.lines().skip(1).any(|l| l.trim_start().starts_with('#') && !l.contains("<<")), "no comment line");
         assert!(text.len() < Script::Repair.text().len() * 9 / 10, "{} of {}", text.len(), Script::Repair.text().len());
-        // Every line of code is there, in order.
-        let code: Vec<&str> =
-            Script::Repair.text().lines().skip(1).filter(|l| !l.trim_start().starts_with('#')).collect();
-        let sent: Vec<&str> = text.lines().skip(1).collect();
-        assert_eq!(sent, code);
+        // Every line of code is there, on its own line number.
+        let source: Vec<&str> = Script::Repair.text().lines().collect();
+        let sent: Vec<&str> = text.lines().collect();
+        assert_eq!(sent.len(), source.len());
+        for (sent, source) in sent.iter().zip(&source).skip(1) {
+            let comment = source.trim_start().starts_with('#');
+            assert_eq!(*sent, if comment { "" } else { *source });
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Prints the repair script exactly as interruption-handler sends it to a
-//! node (`Script::sent_text`: without its comment lines). The shell tests
+//! node (`Script::sent_text`: its comment lines emptied). The shell tests
 //! run this text, so what they prove is what a node runs.
 
 fn main() {
