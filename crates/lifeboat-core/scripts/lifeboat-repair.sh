@@ -75,7 +75,8 @@
 # After preflight a repair takes the node's lock (flock on
 # /run/lifeboat/repair.lock): one repair at a time, the next one waits, then
 # detects again (and checks again if the node moved meanwhile).
-# On the same IP: detect, preflight, quarantine, node-name, release, verify.
+# On the same IP: detect, preflight, quarantine, node-name, (--from-image:
+# stop, backup, revision), release, verify.
 # Other nodes are not reached: when they joined through the old IP, a
 # warning names them and the command to run on each.
 # A failure after kubelet was stopped starts it again; a guard that holds
@@ -223,6 +224,7 @@ step_code() {
 
 fail() {
   trap - ERR
+  if $HEALTH; then health_result failed false false false false "" "$*"; fi
   log "FAILED: $*"
   restart_kubelet_after_failure
   result failed "$*"
@@ -271,7 +273,8 @@ watchdog() { # watchdog PID SECONDS MARK
     fi
     sleep 1
   done
-  [[ -f $3 ]] || exit 0
+  # Only this repair's mark: another one may hold the lock with kubelet stopped.
+  [[ $(cat "$3" 2>/dev/null) == "$1" ]] || exit 0
   timeout 30 systemctl start kubelet && rm -f "$3"
   echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) lifeboat-repair (pid $1) died with kubelet stopped: started it again" >>"${3%/*}/repair-watchdog.log"
 }
@@ -790,7 +793,10 @@ refuse() {
 preflight() {
   STEP=preflight
   local etcd_pki missing tools=(systemctl openssl hostname timeout base64 flock setsid ps)
-  if $DRY_RUN || [[ $OLD_IP != "$NEW_IP" ]]; then tools+=("${VERIFY_TOOLS[@]}"); fi
+  # A move, and the revision bump (which stops the control plane), need crictl
+  # before anything is stopped; a drill's name pinning needs getent.
+  if $DRY_RUN || $FROM_IMAGE || [[ $OLD_IP != "$NEW_IP" ]]; then tools+=("${VERIFY_TOOLS[@]}"); fi
+  if $DRY_RUN || $QUARANTINE; then tools+=(getent); fi
   require_tools "${tools[@]}"
   missing=$(etcd_data_missing)
   [[ -z $missing ]] ||
@@ -869,7 +875,7 @@ stop_control_plane() {
   APISERVER_UP_BEFORE=false
   if [[ $(systemctl is-active kubelet || true) == active ]]; then
     KUBELET_STOPPED=true
-    touch "$(kubelet_mark)"
+    echo "$$" >"$(kubelet_mark)"
     bounded systemctl stop kubelet || fail "cannot stop kubelet"
   fi
   ids=$(crictl ps -q --name '^(kube-apiserver|etcd|kube-controller-manager|kube-scheduler|cloud-controller-manager)$' \
@@ -1025,14 +1031,6 @@ pin_node_name() {
   log "the host name is $host: kubelet pinned to node $NODE (--hostname-override)"
 }
 
-# Releases lifeboat's boot guard: the flag its drop-in's ConditionPathExists=
-# waits for (/run: this boot), and the marker naming this instance on its
-# disk, so the guard lets every later boot of this instance through (while
-# etcd's data is in place) and holds the next instance on this disk again.
-# Then a start of kubelet: a blocking start (bounded by the budget); the
-# repair runs after boot, not in cloud-init's ordering, so it cannot
-# deadlock, and it returns once the start job ran, so is-active below tells
-# whether kubelet runs (a start systemd skips for an unmet condition exits 0).
 # A drill clone (--quarantine) is released only behind the fence its boothook
 # applied and checked this boot.
 fence_holds() {
@@ -1088,6 +1086,14 @@ pin_names() {
   done < <(sed -n 's|^ *server: https\{0,1\}://\([^:/]*\).*|\1|p' "$(k8s)"/*.conf 2>/dev/null | sort -u)
 }
 
+# Releases lifeboat's boot guard: the flag its drop-in's ConditionPathExists=
+# waits for (/run: this boot), and the marker naming this instance on its
+# disk, so the guard lets every later boot of this instance through (while
+# etcd's data is in place) and holds the next instance on this disk again.
+# Then a start of kubelet: a blocking start (bounded by the budget); the
+# repair runs after boot, not in cloud-init's ordering, so it cannot
+# deadlock, and it returns once the start job ran, so is-active below tells
+# whether kubelet runs (a start systemd skips for an unmet condition exits 0).
 release() {
   STEP=release
   local id
@@ -1490,7 +1496,7 @@ main() {
         ROOT=$2
         shift
         ;;
-      -h | --help) sed -n '2,80p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null || true; exit 0 ;;
+      -h | --help) sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]:-$0}" 2>/dev/null | sed '$d' || true; exit 0 ;;
       *) usage "unknown argument '$1'" ;;
     esac
     shift
