@@ -628,7 +628,8 @@ YAML
   web_deployment
   workers 2
   relaunched --cni tigera
-  node_boot --cloud-init
+  echo arn:aws:iam::123456789012:instance-profile/lifeboat-drill >"$FAKE_NODE/host/instance-profile"
+  node_boot --fence "$OLD" --vpc 10.0.0.0/16
   run repair --quarantine --timeout 120
   assert_repaired
   run ! grep -q "rollout restart" "$FAKE_LOG"
@@ -1206,7 +1207,8 @@ external_cloud_provider() {
 @test "external cloud provider on a drill: the cloud controller manager is held, the repair patches the Node's address" {
   relaunched
   external_cloud_provider --ccm
-  node_boot --cloud-init
+  echo arn:aws:iam::123456789012:instance-profile/lifeboat-drill >"$FAKE_NODE/host/instance-profile"
+  node_boot --fence "$OLD" --vpc 10.0.0.0/16
   run repair --quarantine --timeout 120
   [ "$status" -eq 3 ]
   [ -f "$FAKE_ROOT/etc/kubernetes/lifeboat-quarantine/cloud-controller-manager.yaml" ]
