@@ -8,6 +8,7 @@ use crate::ports::{
 use crate::preflight::dry_run;
 use crate::preflight::probe::SCRIPT;
 use aws_sdk_ec2::types::Filter;
+use aws_sdk_ssm::operation::send_command::builders::SendCommandFluentBuilder;
 use lifeboat_core::model::{CloudError, ErrorKind, Image, Instance, Refusal, RootTaskState};
 use lifeboat_core::ports::{CommandState, Describe, Launching, Ssm};
 use lifeboat_core::tags;
@@ -230,19 +231,13 @@ impl Probe for Aws {
     }
 
     async fn run(&self, instance_id: &str, timeout_seconds: u64) -> Result<String, CloudError> {
-        let out = self
+        let send = self
             .ssm_client
             .send_command()
-            .instance_ids(instance_id)
             .document_name("AWS-RunShellScript")
             .comment("lifeboat preflight (read-only)")
-            .parameters("commands", vec![SCRIPT.to_string()])
-            .parameters("executionTimeout", vec![timeout_seconds.to_string()])
-            .send()
-            .await
-            .map_err(|e| cloud_error("SendCommand", e))?;
-        let id = out.command().and_then(|c| c.command_id()).unwrap_or_default().to_string();
-        match self.finished(&id, instance_id, timeout_seconds).await? {
+            .parameters("commands", vec![SCRIPT.to_string()]);
+        match self.sent_and_finished(send, instance_id, timeout_seconds).await? {
             CommandState::Success { output } => Ok(output),
             other => Err(not_success(other)),
         }
@@ -254,21 +249,15 @@ impl Probe for Aws {
         document: &str,
         timeout_seconds: u64,
     ) -> Result<String, CloudError> {
-        let out = self
+        let send = self
             .ssm_client
             .send_command()
-            .instance_ids(instance_id)
             .document_name(document)
             // The newest version, as interruption-handler sends it.
             .document_version("$LATEST")
             .comment("lifeboat preflight (the repair's dry run)")
-            .parameters("args", vec![dry_run::ARGS.to_string()])
-            .parameters("executionTimeout", vec![timeout_seconds.to_string()])
-            .send()
-            .await
-            .map_err(|e| cloud_error("SendCommand", e))?;
-        let id = out.command().and_then(|c| c.command_id()).unwrap_or_default().to_string();
-        match self.finished(&id, instance_id, timeout_seconds).await? {
+            .parameters("args", vec![dry_run::ARGS.to_string()]);
+        match self.sent_and_finished(send, instance_id, timeout_seconds).await? {
             CommandState::Success { output } => Ok(output),
             // A refusal of its preflight exits non-zero: its result line says why.
             CommandState::Failed { output, .. } if dry_run::parse(&output).is_some() => Ok(output),
@@ -286,6 +275,24 @@ fn not_success(state: CommandState) -> CloudError {
 }
 
 impl Aws {
+    /// Sends a command to one instance with this executionTimeout, then
+    /// waits for it to end.
+    async fn sent_and_finished(
+        &self,
+        send: SendCommandFluentBuilder,
+        instance_id: &str,
+        timeout_seconds: u64,
+    ) -> Result<CommandState, CloudError> {
+        let out = send
+            .instance_ids(instance_id)
+            .parameters("executionTimeout", vec![timeout_seconds.to_string()])
+            .send()
+            .await
+            .map_err(|e| cloud_error("SendCommand", e))?;
+        let id = out.command().and_then(|c| c.command_id()).unwrap_or_default().to_string();
+        self.finished(&id, instance_id, timeout_seconds).await
+    }
+
     /// Waits (at most `timeout_seconds` and a margin) for a command to end.
     async fn finished(&self, id: &str, instance_id: &str, timeout_seconds: u64) -> Result<CommandState, CloudError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_seconds + 30);
