@@ -453,6 +453,30 @@ async fn a_manual_restore_refuses_a_live_node_and_relaunches_a_dead_one() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_restore_cut_short_resumes_its_replacement_when_retried_and_a_second_one_finds_it_done() {
+    let cloud = MemoryCloud::new();
+    let old = prepared_node(&cloud).await;
+    cloud.terminate_in(&old, Duration::ZERO);
+    let restore = json!({"action": "restore", "node": "k8s-master"});
+    // The first invocation launches, then runs out of time (Lambda retries it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(35);
+    let report = failed(run_until(&cloud, &Config::default(), &restore, deadline.into()).await);
+    assert_eq!(report.outcome, Outcome::Failed);
+    let first = replacements(&cloud, &old);
+    assert_eq!(first.len(), 1);
+    // The retry finds the node's live instance is that replacement: it resumes it.
+    let report = run(&cloud, &Config::default(), &restore).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Resumed, "{report:?}");
+    assert_eq!(replacements(&cloud, &old).iter().map(|i| &i.id).collect::<Vec<_>>(), [&first[0].id]);
+    // The same restore once more: done already, nothing launched or sent.
+    let commands = cloud.commands().len();
+    let report = run(&cloud, &Config::default(), &restore).await.unwrap();
+    assert_eq!(report.outcome, Outcome::AlreadyDone, "{report:?}");
+    assert_eq!(replacements(&cloud, &old).len(), 1);
+    assert_eq!(cloud.commands().len(), commands);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_relaunch_from_the_state_change_alone_has_everything_the_dead_instance_no_longer_shows() {
     let cloud = MemoryCloud::new();
     let old = prepared_node(&cloud).await;

@@ -303,13 +303,22 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
     }
 
     /// For a manual restore: the node's last instance. Refused while an
-    /// instance of the node is alive (a relaunch would fight it for its IP).
+    /// instance of the node is alive (a relaunch would fight it for its IP),
+    /// unless that instance is the replacement lifeboat launched for a gone
+    /// one (a restore cut short and retried, or sent twice): then the gone
+    /// one, so the relaunch resumes its replacement, as it does for the same
+    /// warning twice.
     async fn restorable(&mut self, node: NodeName) -> Result<Dead, failure::Failure> {
         self.report.node = Some(node.to_string());
         let tagged = self.ec2.instances_with_tag(&self.config.node_tag).await?;
         let mut mine: Vec<Instance> =
             tagged.into_iter().filter(|i| i.tags.get(&self.config.node_tag) == Some(&node.to_string())).collect();
         if let Some(alive) = mine.iter().find(|i| !i.state.is_gone()) {
+            let replaced = alive.tags.get(tags::REPLACES);
+            if let Some(old) = replaced.filter(|old| !mine.iter().any(|i| &i.id == *old && !i.state.is_gone())) {
+                let described = mine.iter().find(|i| &i.id == old).cloned();
+                return Ok(Dead::new(node, old.clone(), described));
+            }
             return Err(failure::Failure::NodeAlive {
                 node: node.to_string(),
                 instance: alive.id.clone(),
