@@ -185,6 +185,20 @@ launch_and_swap() {
   assert_held "expired certificates: /etc/kubernetes/pki/apiserver-etcd-client.crt "
 }
 
+@test "a name pinned as --hostname-override NAME in a single-quoted value releases itself, as the repair reads it" {
+  node_host "$OLD" ip-127-0-0-10
+  printf "KUBELET_KUBEADM_ARGS='--container-runtime-endpoint unix:///var/run/containerd/containerd.sock --hostname-override k8s-master'\n" \
+    >"$FAKE_ROOT/var/lib/kubelet/kubeadm-flags.env"
+  launch_and_swap
+  node_boot "${SELF_RELEASE[@]}"
+  [ "$(guard_status guard)" = self-released ]
+  [ "$(kubelet_state)" = active ]
+  # The repair agrees: nothing to pin.
+  run repair --timeout 120
+  [ "$status" -eq 0 ]
+  [ "$(json_field changed)" = "[]" ]
+}
+
 @test "an ordinary reboot after a completed recovery starts kubelet; the next replacement on the same disk is held again" {
   node_boot --cloud-init
   [ "$(kubelet_state)" = inactive ]

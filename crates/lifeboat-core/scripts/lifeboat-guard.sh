@@ -116,12 +116,14 @@ name_mismatch() {
   [ -n "$node" ] || { echo "cannot tell the node's name from /etc/kubernetes/kubelet.conf"; return; }
   # kubelet's environment files as its unit names them (systemctl show, as
   # lifeboat-repair.sh's kubelet_env_files reads them), else kubeadm's and the
-  # packages'; the flag as --hostname-override=NAME or --hostname-override
-  # NAME, quoted or not, the last one winning (pflag).
+  # packages'; a value in double or single quotes as systemd reads it
+  # (systemd.exec(5), EnvironmentFile=), then split at spaces as ExecStart=
+  # splits $VAR; the flag as --hostname-override=NAME or --hostname-override
+  # NAME, the last one winning (pflag).
   files=$(systemctl show -p EnvironmentFiles kubelet 2>/dev/null | sed -n 's/^EnvironmentFiles=\(.*\) (ignore_errors=[a-z]*)$/\1/p')
   [ -n "$files" ] || files="/var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet"
   name=$(for f in $files; do sed -n -E 's/^[[:space:]]*KUBELET_(KUBEADM|EXTRA)_ARGS=//p' "$R$f" 2>/dev/null; done |
-    tr "\"'" '  ' | tr ' ' '\n' | grep . |
+    sed -e 's/^"\(.*\)"[[:space:]]*$/\1/' -e "s/^'\\(.*\\)'[[:space:]]*\$/\\1/" | tr ' ' '\n' | grep . |
     awk 'p { n = $0; p = 0; next } /^--hostname-override=/ { n = substr($0, 21) } $0 == "--hostname-override" { p = 1 } END { print n }')
   [ -n "$name" ] || name=$(hostname)
   name=$(echo "$name" | tr '[:upper:]' '[:lower:]')
