@@ -371,6 +371,24 @@ SH
   [ "$(find "$FAKE_ROOT/var/lib/lifeboat" -maxdepth 1 -name 'backup-*' | wc -l)" -eq 2 ]
 }
 
+@test "a move cut short and its node relaunched on a third address is refused, naming both and the backup" {
+  relaunched
+  node_boot
+  export FAKE_KUBEADM_FAIL_ONCE=$BATS_TEST_TMPDIR/kubeadm-failed
+  run repair --timeout 120
+  [ "$status" -eq 16 ]
+  backup=$(json_field backup)
+  [ -n "$backup" ]
+  # The instance is lost and relaunched from these disks on another address.
+  node_host 127.0.0.88 ip-127-0-0-88
+  before=$(cat "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml")
+  run repair --timeout 120
+  [ "$status" -eq 10 ]
+  [ "$(json_field step)" = detect ]
+  [[ $(json_field message) == *"a move from $OLD to $NEW stopped half way, and this instance is on 127.0.0.88"*"from $backup, remove"* ]]
+  [ "$(cat "$FAKE_ROOT/etc/kubernetes/manifests/kube-apiserver.yaml")" = "$before" ]
+}
+
 @test "an unexpected failure after kubelet was stopped (a full disk during the backup) goes through the ERR trap and starts kubelet again" {
   relaunched
   node_boot

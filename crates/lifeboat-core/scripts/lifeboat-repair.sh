@@ -758,8 +758,17 @@ detect() {
   [[ -f $manifest && -f $(manifest etcd) ]] ||
     fail "$(node_path "$(k8s)")/manifests/kube-apiserver.yaml or etcd.yaml is missing: not a kubeadm control plane with local etcd"
   if [[ -f $(state_file) ]]; then
-    # An earlier run stopped half way: finish it.
+    # An earlier run stopped half way: finish it, unless it was a move to
+    # another address than this instance's (it was relaunched meanwhile):
+    # the node's files and etcd's member may name either, and the apiserver
+    # may have taken writes since the backup, so a person decides.
+    local moving_to backup
     OLD_IP=$(sed -n 's/^old_ip=//p' "$(state_file)")
+    moving_to=$(sed -n 's/^new_ip=//p' "$(state_file)")
+    backup=$(sed -n 's/^backup=//p' "$(state_file)")
+    if [[ -n $moving_to && $moving_to != "$NEW_IP" ]]; then
+      fail "a move from $OLD_IP to $moving_to stopped half way, and this instance is on $NEW_IP: its files and etcd's member may name $OLD_IP or $moving_to; restore /etc/kubernetes, kubelet's flags and etcd's data from ${backup:-the backup of that move}, remove $(node_path "$(state_file)"), then run the repair again"
+    fi
     log "resuming the repair from $OLD_IP"
   else
     OLD_IP=$(manifest_flag "$manifest" advertise-address)
@@ -898,6 +907,7 @@ backup() {
   [[ -e $BACKUP_DIR ]] && BACKUP_DIR="$BACKUP_DIR-$$"
   mkdir -p "$BACKUP_DIR"
   cp -a "$(k8s)" "$BACKUP_DIR/kubernetes"
+  [[ ! -f $(state_file) ]] || echo "backup=$(node_path "$BACKUP_DIR")" >>"$(state_file)"
   # Each file under its path on the node: /etc/default/kubelet and
   # /etc/sysconfig/kubelet share a name.
   for file in $(kubelet_env_files) "$ROOT/var/lib/kubelet/config.yaml" "$ROOT/etc/hosts"; do
