@@ -34,6 +34,20 @@ async fn a_restore_of_a_live_node_is_answered_with_its_report_not_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_drill_the_deployment_gives_no_identity_is_answered_not_configured_and_launches_nothing() {
+    let cloud = MemoryCloud::new();
+    prepared_node(&cloud).await;
+    let before = cloud.instances().len();
+    let drill = json!({"action": "test-restore", "node": "k8s-master"});
+    let answer = Answer::of(run(&cloud, &Config::default(), &drill).await);
+    let Answer::Refused { error_type, message, .. } = &answer else { panic!("{answer:?}") };
+    assert_eq!(*error_type, "NotConfigured");
+    assert!(message.contains("LIFEBOAT_DRILL_INSTANCE_PROFILE"), "{message}");
+    assert!(counts_a_permanent_failure(&answer));
+    assert_eq!(cloud.instances().len(), before, "no clone");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_node_without_a_backup_is_answered_no_image() {
     let topic = "arn:aws:sns:eu-west-1:123456789012:lifeboat";
     let config = Config { notify_topic_arn: Some(topic.into()), ..Config::default() };

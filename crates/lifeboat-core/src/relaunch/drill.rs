@@ -135,7 +135,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                          node's security groups",
                     );
                 }
-                Err(Failure::Drill(format!("the drill refuses to launch a clone: {}", missing.join("; "))))
+                Err(Failure::NotConfigured(format!("the drill refuses to launch a clone: {}", missing.join("; "))))
             }
         }
     }

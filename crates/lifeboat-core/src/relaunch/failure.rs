@@ -47,6 +47,10 @@ pub enum Failure {
     /// A drill could not go on.
     #[error("{0}")]
     Drill(String),
+    /// The deployment lacks what this needs (a drill's own identity and
+    /// network): no retry changes the deployment's settings.
+    #[error("{0}")]
+    NotConfigured(String),
     /// A drill could not remove what it made (and why it failed before, if it did).
     #[error("{0}")]
     Cleanup(String),
@@ -69,14 +73,19 @@ impl Failure {
             Failure::Preparation { .. } => "PreparationFailed",
             Failure::Unhealthy(_) => "Unhealthy",
             Failure::Drill(_) => "DrillFailed",
+            Failure::NotConfigured(_) => "NotConfigured",
             Failure::Cleanup(_) => "CleanupFailed",
         }
     }
 
-    /// No retry can mend it: what AWS shows would not change by itself
-    /// (a person makes a backup, records a spec, or ends the node).
+    /// No retry can mend it: what AWS shows, or the deployment's settings,
+    /// would not change by itself (a person makes a backup, records a spec,
+    /// ends the node, or sets what a drill needs).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Failure::NoImage { .. } | Failure::NoSpec { .. } | Failure::NodeAlive { .. })
+        matches!(
+            self,
+            Failure::NoImage { .. } | Failure::NoSpec { .. } | Failure::NodeAlive { .. } | Failure::NotConfigured(_)
+        )
     }
 }
 
