@@ -48,11 +48,13 @@ impl Launching for AwsEc2 {
             .await
             .map_err(|e| cloud_error("DescribeSubnets", e))?;
         let Some(vpc_id) = subnets.subnets().iter().find_map(|s| s.vpc_id()) else {
-            return Ok(Vec::new());
+            return Err(crate::no_answer("DescribeSubnets", "the subnet's VPC is not described"));
         };
         let vpcs =
             self.client.describe_vpcs().vpc_ids(vpc_id).send().await.map_err(|e| cloud_error("DescribeVpcs", e))?;
-        let Some(vpc) = vpcs.vpcs().first() else { return Ok(Vec::new()) };
+        let Some(vpc) = vpcs.vpcs().first() else {
+            return Err(crate::no_answer("DescribeVpcs", "the subnet's VPC is not described"));
+        };
         let associated = |state: Option<&str>| state == Some("associated");
         let mut blocks: Vec<String> = vpc.cidr_block().map(str::to_string).into_iter().collect();
         for a in vpc.cidr_block_association_set() {

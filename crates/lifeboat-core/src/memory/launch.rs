@@ -93,6 +93,9 @@ impl Launching for MemoryCloud {
         if !s.interfaces.values().any(|n| n.eni.subnet_id == subnet_id) {
             return Err(error("DescribeSubnets", ErrorKind::NotFound, "InvalidSubnetID.NotFound", subnet_id));
         }
+        drop(s);
+        // As the adapter: the subnet's VPC, then its blocks.
+        let _vpc = self.call("DescribeVpcs")?;
         Ok(vec![VPC_BLOCK.to_string()])
     }
 
