@@ -196,7 +196,6 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             token: format!("drill-{}-{}", image.id, self.wall_now().timestamp_nanos_opt().unwrap_or_default()),
             // The clone's root is swapped as a relaunch swaps the old root.
             root_swap: true,
-            record_fallback: false,
             spec,
         };
         self.report.replacement = Some(super::Replacement {

@@ -124,9 +124,14 @@ pub(super) struct Launch {
     pub token: String,
     /// Its root is swapped after the launch: only types that allow it.
     pub root_swap: bool,
+}
+
+impl Launch {
     /// An on-demand launch after every spot pool refused is tagged so (see
     /// [`fallback_tags`]): a node's replacement, not a drill's clone.
-    pub record_fallback: bool,
+    fn records_fallback(&self) -> bool {
+        !self.tags.contains_key(tags::DRILL_OF)
+    }
 }
 
 /// EC2 tag values hold at most 256 characters.
@@ -198,7 +203,6 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
             volume_tags: Tags::from([(self.config.node_tag.clone(), dead.node.to_string())]),
             token: dead.id.clone(),
             root_swap: plan.disks.is_some(),
-            record_fallback: true,
             spec,
         };
         let instance = self.launch(&launch).await?;
@@ -293,7 +297,7 @@ impl<E: RelaunchCloud, S: Ssm> Flow<'_, E, S> {
                 continue;
             }
             let mut tags = launch.tags.clone();
-            if launch.record_fallback && market == Market::OnDemand && !refused_spot.is_empty() {
+            if launch.records_fallback() && market == Market::OnDemand && !refused_spot.is_empty() {
                 tags.extend(fallback_tags(self.wall_now(), &refused_spot));
             }
             let request = LaunchRequest {

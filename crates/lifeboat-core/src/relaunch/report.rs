@@ -243,8 +243,9 @@ impl RelaunchReport {
             && self.replacement.as_ref().is_some_and(|r| r.market == Some(Market::OnDemand))
         {
             lines.push(format!(
-                "Market: ON-DEMAND, spot refused ({}); the instance is tagged lifeboat:market-fallback.",
-                refused_spot.join(", ")
+                "Market: ON-DEMAND, spot refused ({}); the instance is tagged {}.",
+                refused_spot.join(", "),
+                crate::tags::MARKET_FALLBACK
             ));
         }
         match self.guard {
