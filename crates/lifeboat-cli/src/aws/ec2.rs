@@ -220,7 +220,7 @@ fn permission(error: Option<CloudError>) -> Permission {
     match error {
         None => Permission::Allowed,
         Some(e) if e.is(ErrorKind::DryRunPassed) => Permission::Allowed,
-        Some(e) if e.code.as_deref() == Some("UnauthorizedOperation") => Permission::Denied { message: e.message },
+        Some(e) if e.refusal() == Some(Refusal::Authorization) => Permission::Denied { message: e.message },
         Some(e) => Permission::Unknown { message: e.to_string() },
     }
 }
