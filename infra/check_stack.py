@@ -935,7 +935,7 @@ def drill_group_wiring(stack: Stack, handler: str, problems: list):
         problems.append(f"{handler}: LIFEBOAT_DRILL_SECURITY_GROUP must be DrillSecurityGroup, or the stack's DrillQuarantineGroup")
 
 
-def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, problems: list, samples: dict):
+def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, problems: list, samples: dict, manifest=None):
     t, s = stack.t, stack.s
     fns = template_functions(stack)
     handler = fns.get("interruption-handler")
@@ -1046,6 +1046,20 @@ def template_rules(stack: Stack, template_text: str, sar: Sar, roles: dict, prob
             problems.append("the no-backup alarm must treat missing data as missing: breaching alarms a new stack, ignore/notBreaching hide stopped backups")
         if not set(topic_arns) & set(p.get("InsufficientDataActions", [])) or not set(topic_arns) & set(p.get("AlarmActions", [])):
             problems.append("the no-backup alarm must notify on ALARM and on INSUFFICIENT_DATA (backups that stopped)")
+
+    # 5b. The failures the code answers rather than raises (not retried, so no
+    # Errors alarm sees them) have the alarm on the metric the code counts
+    # them in (the manifest's "permanent_failure_metric").
+    metric = (manifest or {}).get("permanent_failure_metric")
+    if metric:
+        topic_arns = [stack.physical(k) for k in topics]
+        found = [stack.resolve(a["Properties"]) for a in of_type(stack, "AWS::CloudWatch::Alarm").values()
+                 if a["Properties"].get("MetricName") == metric]
+        if not any(p.get("Namespace") == "lifeboat" and p.get("Statistic") == "Sum" and p.get("Dimensions") in (None, [])
+                   and p.get("ComparisonOperator") == "GreaterThanOrEqualToThreshold" and float(p.get("Threshold", 0)) == 1
+                   and set(topic_arns) & set(p.get("AlarmActions", [])) for p in found):
+            problems.append(f"expected an alarm summing lifeboat/{metric} without dimensions, >= 1, notifying the topic: "
+                            "the failures the functions answer rather than raise reach no other alarm")
 
     # 6. The node tag is fixed.
     for name in params:
@@ -1225,7 +1239,7 @@ def check_template(path, sar, operations, samples, problems, manifest=None):
                     check_tag_writes_allowed(function, manifest, policy, sar, scenario, local, role)
         for label, statements in resource_policies(stack):
             analyze(statements, sar, stack, label, False, local)
-        template_rules(stack, text, sar, roles, local, samples)
+        template_rules(stack, text, sar, roles, local, samples, manifest)
         problems += [f"{where} {p}" for p in dict.fromkeys(local)]
 
 

@@ -295,6 +295,13 @@ fn rule_5_the_no_backup_alarm_waits_for_a_backup_to_be_expected() {
 }
 
 #[test]
+fn rule_5b_the_failures_answered_rather_than_raised_have_their_alarm() {
+    // The metric as the code names it (lifeboat_core::answer::PERMANENT_FAILURE, via the manifest).
+    let out = mutant("template.yaml", "      MetricName: PermanentFailure\n", "      MetricName: PermanentFailures\n");
+    fails_with(&out, "expected an alarm summing lifeboat/PermanentFailure without dimensions");
+}
+
+#[test]
 fn rule_6_the_node_tag_is_fixed_and_guards_every_destructive_grant() {
     let out = mutant(
         "template.yaml",

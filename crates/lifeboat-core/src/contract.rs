@@ -15,7 +15,8 @@
 //!   "resource_type": "instance", "keys": [...], "optional_keys": [...], "user_keys": false,
 //!   "resource_tag": "lifeboat:node"}, ...]}, ...},
 //!  "ssm": {"repair_timeout_seconds": 480, "command_timeout_seconds": 600, "health_timeout_seconds": 120,
-//!          "scripts": {"repair": "#!/usr/bin/env bash\n...", "health": ...}}}
+//!          "scripts": {"repair": "#!/usr/bin/env bash\n...", "health": ...}},
+//!  "permanent_failure_metric": "PermanentFailure"}
 //! ```
 //!
 //! `keys` are written every time, `optional_keys` when their value is known;
@@ -60,6 +61,7 @@ pub fn manifest() -> Value {
         .collect();
     json!({
         "functions": functions,
+        "permanent_failure_metric": crate::answer::PERMANENT_FAILURE,
         "ssm": {
             "repair_timeout_seconds": REPAIR_TIMEOUT_SECONDS,
             "command_timeout_seconds": COMMAND_TIMEOUT_SECONDS,
